@@ -1,0 +1,99 @@
+/*
+ * cli.h - what the `chash` commands share: option parsing with one-line
+ * errors, the membership options every command takes, and key generation.
+ * The CLI is a client of the public API only (<chash.h>).
+ *
+ * Exit codes: 0 success, 1 a failure while running, 2 bad usage or input.
+ */
+#ifndef CHASH_CLI_H
+#define CHASH_CLI_H
+
+#include <chash.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE 2
+
+/* Prints "chash CMD: message" to stderr and returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints "chash CMD: message" to stderr and returns CLI_EXIT_FAILURE. */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses a decimal integer in [min, max] for `--flag`; prints why not. */
+bool cli_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t min,
+                   uint64_t max, uint64_t *out);
+
+/* A membership as read from the command line or a nodes file. */
+typedef struct cli_nodes {
+    char **names;
+    size_t *name_lens;
+    uint32_t *weights;
+    size_t count;
+    size_t capacity;
+} cli_nodes;
+
+bool cli_nodes_push(cli_nodes *n, const char *name, size_t len, uint32_t weight);
+void cli_nodes_free(cli_nodes *n);
+/* Reads `name [weight]` lines; '#' starts a comment. Prints errors with the
+ * line number. */
+bool cli_nodes_read_file(const char *cmd, const char *path, cli_nodes *out);
+
+/* The options that choose a placement, shared by every command. */
+typedef struct cli_placement {
+    chash_config config;
+    uint64_t node_count; /* --nodes N: node-0 .. node-(N-1) */
+    const char *names_csv;
+    const char *nodes_file;
+    int membership_flags; /* how many of the three above were given */
+} cli_placement;
+
+enum {
+    CLI_OPT_ALGO = 1000,
+    CLI_OPT_SCHEME,
+    CLI_OPT_VNODES,
+    CLI_OPT_NODES,
+    CLI_OPT_NAMES,
+    CLI_OPT_NODES_FILE,
+    CLI_OPT_FIRST_FREE
+};
+
+#define CLI_PLACEMENT_LONG_OPTIONS                                   \
+    {"algo", required_argument, NULL, CLI_OPT_ALGO},                 \
+        {"scheme", required_argument, NULL, CLI_OPT_SCHEME},         \
+        {"vnodes", required_argument, NULL, CLI_OPT_VNODES},         \
+        {"nodes", required_argument, NULL, CLI_OPT_NODES},           \
+        {"names", required_argument, NULL, CLI_OPT_NAMES},           \
+    {                                                                \
+        "nodes-file", required_argument, NULL, CLI_OPT_NODES_FILE    \
+    }
+
+/* Handles a placement option; false (after printing why) on a bad value. */
+bool cli_placement_option(const char *cmd, cli_placement *p, int opt, const char *arg);
+/* The membership the options name (default_count nodes when none given). */
+bool cli_placement_nodes(const char *cmd, const cli_placement *p, uint64_t default_count,
+                         cli_nodes *out);
+/* A placement with the options' config and these nodes; prints why not. */
+bool cli_build(const char *cmd, const chash_config *config, const cli_nodes *nodes,
+               chash **out);
+
+/* Reports getopt's complaint about argv[optind - 1] and returns 2. */
+int cli_bad_option(const char *cmd, int argc, char **argv);
+
+/* Writes the i-th generated key for `seed` to buf; returns its length. */
+size_t cli_key(uint64_t seed, uint64_t i, char *buf, size_t buf_len);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t cli_now_ns(void);
+
+/* Writes s as a JSON string literal (quotes included). */
+void cli_json_string(FILE *f, const char *s, size_t len);
+
+int cmd_lookup(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

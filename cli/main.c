@@ -1,0 +1,39 @@
+/*
+ * main.c - `chash`: dispatch to a command.
+ */
+#include "cli.h"
+
+#include <string.h>
+
+static const char usage[] =
+    "usage: chash COMMAND [OPTIONS]\n"
+    "\n"
+    "Consistent hashing: see how keys spread and move, look keys up, measure.\n"
+    "\n"
+    "commands:\n"
+    "  simulate   modulo vs ring: keys moved on a membership change, load balance\n"
+    "  lookup     the node (or replica list) of each key\n"
+    "  bench      lookup speed, build time and memory\n"
+    "\n"
+    "'chash COMMAND --help' describes each. 'chash --version' prints the version.\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("chash %s\n", chash_version());
+        return 0;
+    }
+    if (strcmp(cmd, "lookup") == 0) return cmd_lookup(argc - 1, argv + 1);
+    if (strcmp(cmd, "simulate") == 0) return cmd_simulate(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
+    fprintf(stderr, "chash: unknown command '%s' (see 'chash --help')\n", cmd);
+    return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,203 @@
+/*
+ * options.c - one-line errors, integer flags and the placement options that
+ * every command shares.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void vreport(const char *cmd, const char *fmt, va_list ap) {
+    fprintf(stderr, "chash %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(cmd, fmt, ap);
+    va_end(ap);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(cmd, fmt, ap);
+    va_end(ap);
+    return CLI_EXIT_FAILURE;
+}
+
+bool cli_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t min,
+                   uint64_t max, uint64_t *out) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = (text[0] >= '0' && text[0] <= '9') ? strtoull(text, &end, 10) : 0;
+    if (!end || *end != '\0' || errno != 0 || v < min || v > max) {
+        cli_usage_error(cmd, "%s: expected an integer from %llu to %llu, got '%s'", flag,
+                        (unsigned long long)min, (unsigned long long)max, text);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int cli_bad_option(const char *cmd, int argc, char **argv) {
+    const char *arg = (optind > 0 && optind <= argc) ? argv[optind - 1] : "?";
+    if (optopt && optopt < 256)
+        return cli_usage_error(cmd, "bad option '-%c' or missing value (see 'chash %s --help')",
+                               optopt, cmd);
+    return cli_usage_error(cmd, "bad option '%s' or missing value (see 'chash %s --help')", arg,
+                           cmd);
+}
+
+bool cli_placement_option(const char *cmd, cli_placement *p, int opt, const char *arg) {
+    uint64_t v;
+    switch (opt) {
+    case CLI_OPT_ALGO:
+        if (chash_algo_from_name(arg, &p->config.algo) != CHASH_OK) {
+            cli_usage_error(cmd, "--algo: unknown algorithm '%s' (ring, modulo)", arg);
+            return false;
+        }
+        return true;
+    case CLI_OPT_SCHEME:
+        if (chash_scheme_from_name(arg, &p->config.scheme) != CHASH_OK) {
+            cli_usage_error(cmd, "--scheme: unknown scheme '%s' (native, groupcache)", arg);
+            return false;
+        }
+        return true;
+    case CLI_OPT_VNODES:
+        if (!cli_parse_u64(cmd, "--vnodes", arg, 1, CHASH_VNODES_MAX, &v)) return false;
+        p->config.vnodes = (uint32_t)v;
+        return true;
+    case CLI_OPT_NODES:
+        if (!cli_parse_u64(cmd, "--nodes", arg, 1, 1000000, &p->node_count)) return false;
+        p->membership_flags++;
+        return true;
+    case CLI_OPT_NAMES:
+        p->names_csv = arg;
+        p->membership_flags++;
+        return true;
+    case CLI_OPT_NODES_FILE:
+        p->nodes_file = arg;
+        p->membership_flags++;
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool cli_placement_nodes(const char *cmd, const cli_placement *p, uint64_t default_count,
+                         cli_nodes *out) {
+    memset(out, 0, sizeof *out);
+    if (p->membership_flags > 1) {
+        cli_usage_error(cmd, "give only one of --nodes, --names and --nodes-file");
+        return false;
+    }
+    if (p->nodes_file) return cli_nodes_read_file(cmd, p->nodes_file, out);
+    if (p->names_csv) {
+        const char *s = p->names_csv;
+        for (;;) {
+            const char *comma = strchr(s, ',');
+            size_t len = comma ? (size_t)(comma - s) : strlen(s);
+            if (len == 0) {
+                cli_usage_error(cmd, "--names: empty node name in '%s'", p->names_csv);
+                cli_nodes_free(out);
+                return false;
+            }
+            if (!cli_nodes_push(out, s, len, 1)) {
+                cli_fail(cmd, "out of memory");
+                cli_nodes_free(out);
+                return false;
+            }
+            if (!comma) return true;
+            s = comma + 1;
+        }
+    }
+    uint64_t count = p->node_count ? p->node_count : default_count;
+    for (uint64_t i = 0; i < count; i++) {
+        char name[32];
+        int len = snprintf(name, sizeof name, "node-%llu", (unsigned long long)i);
+        if (!cli_nodes_push(out, name, (size_t)len, 1)) {
+            cli_fail(cmd, "out of memory");
+            cli_nodes_free(out);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool cli_build(const char *cmd, const chash_config *config, const cli_nodes *nodes,
+               chash **out) {
+    chash *c = NULL;
+    int rc = chash_create(config, &c);
+    if (rc != CHASH_OK) {
+        cli_usage_error(cmd, "cannot create the placement: %s", chash_strerror(rc));
+        return false;
+    }
+    chash_node_spec *specs = calloc(nodes->count ? nodes->count : 1, sizeof *specs);
+    if (!specs) {
+        chash_free(c);
+        cli_fail(cmd, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < nodes->count; i++)
+        specs[i] = (chash_node_spec){nodes->names[i], nodes->name_lens[i], nodes->weights[i]};
+    rc = chash_add_many(c, specs, nodes->count);
+    free(specs);
+    if (rc != CHASH_OK) {
+        /* Name the offending node where the error is about one. */
+        if (rc == CHASH_EEXIST || rc == CHASH_ENAME || rc == CHASH_EWEIGHT) {
+            for (size_t i = 0; i < nodes->count; i++) {
+                int one = chash_add(c, nodes->names[i], nodes->name_lens[i], nodes->weights[i]);
+                if (one != CHASH_OK) {
+                    cli_usage_error(cmd, "node '%.*s': %s", (int)nodes->name_lens[i],
+                                    nodes->names[i], chash_strerror(one));
+                    chash_free(c);
+                    return false;
+                }
+            }
+        }
+        cli_usage_error(cmd, "cannot build the placement: %s", chash_strerror(rc));
+        chash_free(c);
+        return false;
+    }
+    *out = c;
+    return true;
+}
+
+size_t cli_key(uint64_t seed, uint64_t i, char *buf, size_t buf_len) {
+    /* splitmix64 of (seed, i): keys differ in every character, as real ones do. */
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + i * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    int n = snprintf(buf, buf_len, "key-%016llx", (unsigned long long)z);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+uint64_t cli_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void cli_json_string(FILE *f, const char *s, size_t len) {
+    fputc('"', f);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20 || ch >= 0x7f)
+            fprintf(f, "\\u%04x", ch); /* bytes as code points: lossless for ASCII */
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}

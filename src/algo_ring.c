@@ -1,0 +1,360 @@
+/*
+ * algo_ring.c - the virtual-node ring (Karger et al., STOC 1997): each node
+ * owns weight * vnodes points on a 32-bit circle; a key belongs to the first
+ * point at or after its hash, wrapping past the top to the first point.
+ * Adding a node moves only the keys its new points capture (~1/(N+1)), all to
+ * it; removing one moves only its own keys.
+ *
+ * Invariant: points[] is sorted by hash, equal hashes in the scheme's tie
+ * order (native: node name; groupcache: the node added last first), so the
+ * first of equal points is the one that owns them. index[k] is the first
+ * point whose hash is >= k << shift, for k = 0 .. bucket_count, which makes a
+ * lookup one index read and a short scan (about 2 points) instead of a
+ * binary search over every point.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+typedef struct ring_point {
+    uint32_t hash;
+    uint32_t node;
+} ring_point;
+
+typedef struct ring_state {
+    ring_point *points;
+    size_t count;
+    uint32_t *index;
+    size_t bucket_count;
+    unsigned shift;
+} ring_state;
+
+/* True when, at equal hashes, node a's point must come before node b's. */
+static bool tie_first(const algo_ctx *ctx, const algo_nodes *nodes, uint32_t a, uint32_t b) {
+    if (ctx->scheme == CHASH_SCHEME_GROUPCACHE) return a > b; /* later Add wins */
+    return chash_name_cmp(&nodes->nodes[a], &nodes->nodes[b]) < 0;
+}
+
+/* ---- sorting ----------------------------------------------------------- */
+
+/* Stable sort by hash; returns whichever of a and tmp holds the result. */
+static ring_point *sort_points(ring_point *a, ring_point *tmp, size_t n) {
+    if (n < 64) {
+        for (size_t i = 1; i < n; i++) {
+            ring_point p = a[i];
+            size_t j = i;
+            for (; j > 0 && a[j - 1].hash > p.hash; j--) a[j] = a[j - 1];
+            a[j] = p;
+        }
+        return a;
+    }
+    /* LSD radix, 11 + 11 + 10 bits: stable, so tie order survives. */
+    static const unsigned shifts[3] = {0, 11, 22};
+    uint32_t counts[2048];
+    for (int pass = 0; pass < 3; pass++) {
+        unsigned shift = shifts[pass];
+        memset(counts, 0, sizeof counts);
+        for (size_t i = 0; i < n; i++) counts[(a[i].hash >> shift) & 2047u]++;
+        uint32_t sum = 0;
+        for (size_t d = 0; d < 2048; d++) {
+            uint32_t c = counts[d];
+            counts[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) tmp[counts[(a[i].hash >> shift) & 2047u]++] = a[i];
+        ring_point *t = a;
+        a = tmp;
+        tmp = t;
+    }
+    return a;
+}
+
+/* ---- the index --------------------------------------------------------- */
+
+static int index_build(const algo_ctx *ctx, ring_state *s) {
+    /* About two points a bucket: <= 2 bytes a point, a scan of ~2 entries. */
+    unsigned bits = 1;
+    while (bits < 30 && ((size_t)4 << bits) <= s->count) bits++;
+    s->bucket_count = (size_t)1 << bits;
+    s->shift = 32 - bits;
+    s->index = chash_mem_alloc(ctx->alloc, (s->bucket_count + 1) * sizeof *s->index);
+    if (!s->index) return CHASH_ENOMEM;
+    size_t i = 0;
+    for (size_t k = 0; k < s->bucket_count; k++) {
+        uint64_t lo = (uint64_t)k << s->shift;
+        while (i < s->count && s->points[i].hash < lo) i++;
+        s->index[k] = (uint32_t)i;
+    }
+    s->index[s->bucket_count] = (uint32_t)s->count;
+    return CHASH_OK;
+}
+
+static void ring_free(const algo_ctx *ctx, void *state) {
+    ring_state *s = state;
+    if (!s) return;
+    chash_mem_free(ctx->alloc, s->points);
+    chash_mem_free(ctx->alloc, s->index);
+    chash_mem_free(ctx->alloc, s);
+}
+
+static ring_state *state_new(const algo_ctx *ctx) {
+    ring_state *s = chash_mem_alloc(ctx->alloc, sizeof *s);
+    if (s) memset(s, 0, sizeof *s);
+    return s;
+}
+
+/* Takes ownership of points[0..count-1]; frees them on failure. */
+static int state_finish(const algo_ctx *ctx, ring_point *points, size_t count, void **out) {
+    ring_state *s = state_new(ctx);
+    if (!s) {
+        chash_mem_free(ctx->alloc, points);
+        return CHASH_ENOMEM;
+    }
+    s->points = points;
+    s->count = count;
+    int rc = index_build(ctx, s);
+    if (rc != CHASH_OK) {
+        ring_free(ctx, s);
+        return rc;
+    }
+    *out = s;
+    return CHASH_OK;
+}
+
+/* ---- building ---------------------------------------------------------- */
+
+static int total_points(const algo_ctx *ctx, const algo_nodes *nodes, size_t *total) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < nodes->count; i++) {
+        sum += chash_scheme_point_count(ctx, &nodes->nodes[i]);
+        if (sum > CHASH_POINTS_MAX) return CHASH_ETOOBIG;
+    }
+    *total = (size_t)sum;
+    return CHASH_OK;
+}
+
+/* Appends node `n`'s points to out; scratch holds its point count of hashes. */
+static size_t emit_points(const algo_ctx *ctx, const algo_nodes *nodes, size_t n,
+                          uint32_t *scratch, ring_point *out) {
+    const chash_node_rec *rec = &nodes->nodes[n];
+    size_t m = (size_t)chash_scheme_point_count(ctx, rec);
+    chash_scheme_points(ctx, rec, scratch);
+    for (size_t j = 0; j < m; j++) out[j] = (ring_point){scratch[j], (uint32_t)n};
+    return m;
+}
+
+static int name_order(const void *a, const void *b) {
+    return chash_name_cmp(*(const chash_node_rec *const *)a, *(const chash_node_rec *const *)b);
+}
+
+/* Node numbers in tie order (names are unique, so any sort is stable). */
+static void tie_order(const algo_ctx *ctx, const algo_nodes *nodes, uint32_t *order,
+                      const chash_node_rec **by_name) {
+    if (ctx->scheme == CHASH_SCHEME_GROUPCACHE) {
+        for (size_t i = 0; i < nodes->count; i++) order[i] = (uint32_t)(nodes->count - 1 - i);
+        return;
+    }
+    for (size_t i = 0; i < nodes->count; i++) by_name[i] = &nodes->nodes[i];
+    qsort(by_name, nodes->count, sizeof *by_name, name_order);
+    for (size_t i = 0; i < nodes->count; i++) order[i] = (uint32_t)(by_name[i] - nodes->nodes);
+}
+
+static int build(const algo_ctx *ctx, const algo_nodes *nodes, void **out) {
+    size_t total;
+    int rc = total_points(ctx, nodes, &total);
+    if (rc != CHASH_OK) return rc;
+    if (total == 0) return state_finish(ctx, NULL, 0, out);
+
+    size_t max_node_points = 0;
+    for (size_t i = 0; i < nodes->count; i++) {
+        size_t m = (size_t)chash_scheme_point_count(ctx, &nodes->nodes[i]);
+        if (m > max_node_points) max_node_points = m;
+    }
+    ring_point *points = chash_mem_alloc(ctx->alloc, total * sizeof *points);
+    ring_point *tmp = chash_mem_alloc(ctx->alloc, total * sizeof *tmp);
+    uint32_t *scratch = chash_mem_alloc(ctx->alloc, max_node_points * sizeof *scratch);
+    uint32_t *order = chash_mem_alloc(ctx->alloc, nodes->count * sizeof *order);
+    const chash_node_rec **by_name =
+        chash_mem_alloc(ctx->alloc, nodes->count * sizeof *by_name);
+    if (!points || !tmp || !scratch || !order || !by_name) {
+        rc = CHASH_ENOMEM;
+        goto done;
+    }
+    /* Emit nodes in tie order; the stable sort by hash then keeps it. */
+    tie_order(ctx, nodes, order, by_name);
+    size_t at = 0;
+    for (size_t i = 0; i < nodes->count; i++)
+        at += emit_points(ctx, nodes, order[i], scratch, points + at);
+    ring_point *sorted = sort_points(points, tmp, total);
+    if (sorted == tmp) {
+        tmp = points;
+        points = sorted;
+    }
+    rc = state_finish(ctx, points, total, out);
+    points = NULL;
+done:
+    chash_mem_free(ctx->alloc, points);
+    chash_mem_free(ctx->alloc, tmp);
+    chash_mem_free(ctx->alloc, scratch);
+    chash_mem_free(ctx->alloc, order);
+    chash_mem_free(ctx->alloc, (void *)by_name);
+    return rc;
+}
+
+/*
+ * The new state from the old one: old points of node `drop` are left out
+ * (none when drop == SIZE_MAX), later node numbers shift down when
+ * `renumber`, and node `add`'s fresh points (none when add == SIZE_MAX) are
+ * merged in. O(points): nothing already in place is sorted again.
+ */
+static int rebuild(const algo_ctx *ctx, const ring_state *old, const algo_nodes *nodes,
+                   size_t drop, bool renumber, size_t add, void **out) {
+    size_t total;
+    int rc = total_points(ctx, nodes, &total);
+    if (rc != CHASH_OK) return rc;
+    size_t fresh_count = add == SIZE_MAX
+                             ? 0
+                             : (size_t)chash_scheme_point_count(ctx, &nodes->nodes[add]);
+    ring_point *fresh = NULL, *fresh_tmp = NULL, *points = NULL;
+    uint32_t *scratch = NULL;
+    rc = CHASH_ENOMEM;
+    if (fresh_count) {
+        fresh = chash_mem_alloc(ctx->alloc, fresh_count * sizeof *fresh);
+        fresh_tmp = chash_mem_alloc(ctx->alloc, fresh_count * sizeof *fresh_tmp);
+        scratch = chash_mem_alloc(ctx->alloc, fresh_count * sizeof *scratch);
+        if (!fresh || !fresh_tmp || !scratch) goto done;
+    }
+    if (total) {
+        points = chash_mem_alloc(ctx->alloc, total * sizeof *points);
+        if (!points) goto done;
+    }
+    const ring_point *sorted_fresh = fresh;
+    if (fresh_count) {
+        emit_points(ctx, nodes, add, scratch, fresh);
+        sorted_fresh = sort_points(fresh, fresh_tmp, fresh_count);
+    }
+    size_t i = 0, j = 0, at = 0;
+    while (i < old->count || j < fresh_count) {
+        if (i < old->count) {
+            ring_point p = old->points[i];
+            if (p.node == drop) {
+                i++;
+                continue;
+            }
+            if (renumber && drop != SIZE_MAX && p.node > drop) p.node--;
+            if (j == fresh_count || p.hash < sorted_fresh[j].hash ||
+                (p.hash == sorted_fresh[j].hash &&
+                 tie_first(ctx, nodes, p.node, sorted_fresh[j].node))) {
+                points[at++] = p;
+                i++;
+                continue;
+            }
+        }
+        points[at++] = sorted_fresh[j++];
+    }
+    rc = state_finish(ctx, points, at, out);
+    points = NULL;
+done:
+    chash_mem_free(ctx->alloc, points);
+    chash_mem_free(ctx->alloc, fresh);
+    chash_mem_free(ctx->alloc, fresh_tmp);
+    chash_mem_free(ctx->alloc, scratch);
+    return rc;
+}
+
+static int added(const algo_ctx *ctx, const void *old, const algo_nodes *nodes, size_t index,
+                 void **out) {
+    return rebuild(ctx, old, nodes, SIZE_MAX, false, index, out);
+}
+
+static int removed(const algo_ctx *ctx, const void *old, const algo_nodes *nodes, size_t index,
+                   void **out) {
+    return rebuild(ctx, old, nodes, index, true, SIZE_MAX, out);
+}
+
+static int reweighted(const algo_ctx *ctx, const void *old, const algo_nodes *nodes,
+                      size_t index, void **out) {
+    return rebuild(ctx, old, nodes, index, false, index, out);
+}
+
+static int ring_clone(const algo_ctx *ctx, const void *state, void **out) {
+    const ring_state *s = state;
+    ring_point *points = NULL;
+    if (s->count) {
+        points = chash_mem_alloc(ctx->alloc, s->count * sizeof *points);
+        if (!points) return CHASH_ENOMEM;
+        memcpy(points, s->points, s->count * sizeof *points);
+    }
+    return state_finish(ctx, points, s->count, out);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+/* Position of the first point at or after h, wrapping to 0. */
+static inline size_t find_point(const ring_state *s, uint32_t h) {
+    size_t k = h >> s->shift;
+    size_t i = s->index[k], end = s->index[k + 1];
+    while (i < end && s->points[i].hash < h) i++;
+    return i == s->count ? 0 : i;
+}
+
+static size_t lookup(const void *state, uint64_t hash) {
+    const ring_state *s = state;
+    return s->points[find_point(s, (uint32_t)hash)].node;
+}
+
+static size_t lookup_n(const void *state, uint64_t hash, size_t want, size_t *nodes) {
+    const ring_state *s = state;
+    size_t i = find_point(s, (uint32_t)hash), found = 0;
+    /* Every node has a point, so one lap finds `want` <= node count nodes. */
+    for (size_t walked = 0; walked < s->count && found < want; walked++) {
+        size_t n = s->points[i].node;
+        bool seen = false;
+        for (size_t f = 0; f < found && !seen; f++) seen = nodes[f] == n;
+        if (!seen) nodes[found++] = n;
+        if (++i == s->count) i = 0;
+    }
+    return found;
+}
+
+static uint64_t ownership(const void *state, uint64_t *shares, size_t node_count) {
+    const ring_state *s = state;
+    (void)node_count;
+    /* Point i owns (hash[i-1], hash[i]]; point 0 also owns past the top. */
+    uint64_t space = (uint64_t)1 << 32;
+    shares[s->points[0].node] += space - (s->points[s->count - 1].hash - s->points[0].hash);
+    for (size_t i = 1; i < s->count; i++)
+        shares[s->points[i].node] += s->points[i].hash - s->points[i - 1].hash;
+    return space;
+}
+
+static size_t point_count(const void *state) { return ((const ring_state *)state)->count; }
+
+static int point(const void *state, size_t index, uint32_t *hash, size_t *node) {
+    const ring_state *s = state;
+    if (index >= s->count) return CHASH_ENOENT;
+    if (hash) *hash = s->points[index].hash;
+    if (node) *node = s->points[index].node;
+    return CHASH_OK;
+}
+
+static size_t memory(const void *state) {
+    const ring_state *s = state;
+    return sizeof *s + s->count * sizeof *s->points +
+           (s->index ? (s->bucket_count + 1) * sizeof *s->index : 0);
+}
+
+const algo_ops chash_algo_ring = {
+    .build = build,
+    .added = added,
+    .removed = removed,
+    .reweighted = reweighted,
+    .clone = ring_clone,
+    .free = ring_free,
+    .lookup = lookup,
+    .lookup_n = lookup_n,
+    .ownership = ownership,
+    .point_count = point_count,
+    .point = point,
+    .memory = memory,
+};

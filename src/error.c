@@ -1,0 +1,66 @@
+/*
+ * error.c - messages for error codes, and the names of algorithms and schemes.
+ *
+ * chash_strerror() switches without a default so the compiler flags a code
+ * that has no message.
+ */
+#include "chash.h"
+
+#include <string.h>
+
+const char *chash_version(void) { return CHASH_VERSION_STRING; }
+
+const char *chash_strerror(int err) {
+    switch ((chash_error)err) {
+    case CHASH_OK: return "success";
+    case CHASH_EINVAL: return "invalid argument";
+    case CHASH_ENOMEM: return "out of memory";
+    case CHASH_EEMPTY: return "no nodes";
+    case CHASH_EEXIST: return "a node of that name already exists";
+    case CHASH_ENOENT: return "no such node";
+    case CHASH_ENAME: return "node name is empty or too long";
+    case CHASH_EWEIGHT: return "weight must be between 1 and 65535";
+    case CHASH_ETOOBIG: return "too many nodes or points";
+    case CHASH_ENOTSUP: return "not supported by this algorithm or scheme";
+    case CHASH_EUNKNOWN: return "unknown algorithm or scheme name";
+    }
+    return "unknown error code";
+}
+
+static const char *const algo_names[CHASH_ALGO__COUNT] = {
+    [CHASH_ALGO_RING] = "ring",
+    [CHASH_ALGO_MODULO] = "modulo",
+};
+
+static const char *const scheme_names[CHASH_SCHEME__COUNT] = {
+    [CHASH_SCHEME_NATIVE] = "native",
+    [CHASH_SCHEME_GROUPCACHE] = "groupcache",
+};
+
+const char *chash_algo_name(chash_algo algo) {
+    return (unsigned)algo < CHASH_ALGO__COUNT ? algo_names[algo] : NULL;
+}
+
+const char *chash_scheme_name(chash_scheme scheme) {
+    return (unsigned)scheme < CHASH_SCHEME__COUNT ? scheme_names[scheme] : NULL;
+}
+
+int chash_algo_from_name(const char *name, chash_algo *out) {
+    if (!name || !out) return CHASH_EINVAL;
+    for (int i = 0; i < CHASH_ALGO__COUNT; i++)
+        if (strcmp(name, algo_names[i]) == 0) {
+            *out = (chash_algo)i;
+            return CHASH_OK;
+        }
+    return CHASH_EUNKNOWN;
+}
+
+int chash_scheme_from_name(const char *name, chash_scheme *out) {
+    if (!name || !out) return CHASH_EINVAL;
+    for (int i = 0; i < CHASH_SCHEME__COUNT; i++)
+        if (strcmp(name, scheme_names[i]) == 0) {
+            *out = (chash_scheme)i;
+            return CHASH_OK;
+        }
+    return CHASH_EUNKNOWN;
+}
