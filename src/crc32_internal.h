@@ -14,8 +14,16 @@
 /* The table path alone (slicing-by-8), whatever the CPU offers. */
 uint32_t chash_crc32_portable(uint32_t crc, const void *buf, size_t len);
 
-/* Which instructions chash_crc32 uses on this CPU: "pclmul", "armv8-crc", or
- * NULL when it has only the tables. Cheap: reads flags the C runtime cached. */
+/* The x86-64 128-bit PCLMULQDQ folding alone (tables below 32 bytes and for
+ * the last 0..15), which chash_crc32 leaves for VPCLMULQDQ on long inputs
+ * when the CPU has it. Call only when chash_crc32_pclmul_supported() returns
+ * nonzero; it returns 0 on every other architecture. */
+int chash_crc32_pclmul_supported(void);
+uint32_t chash_crc32_pclmul(uint32_t crc, const void *buf, size_t len);
+
+/* The fastest instructions chash_crc32 uses on this CPU: "vpclmulqdq",
+ * "pclmul", "armv8-crc", or NULL when it has only the tables. Cheap: reads
+ * flags the C runtime cached. */
 const char *chash_crc32_accel_name(void);
 
 #endif

@@ -1,10 +1,12 @@
 /*
  * test_crc32.c - chash_crc32 against zlib crc32(), the definition we promise.
  *
- * Every path is checked on its own: chash_crc32 (PCLMULQDQ or ARMv8 CRC on
- * long inputs when the CPU has them) and chash_crc32_portable (the tables),
- * at every buffer alignment, with chaining, and the constants in
- * crc32_tables.h are derived again here from the polynomial alone.
+ * Every path is checked on its own: chash_crc32 (VPCLMULQDQ, PCLMULQDQ or
+ * ARMv8 CRC on long inputs when the CPU has them), chash_crc32_pclmul (the
+ * 128-bit fold, which chash_crc32 skips when it has VPCLMULQDQ) and
+ * chash_crc32_portable (the tables), at every buffer alignment, with
+ * chaining; the constants in crc32_tables.h are derived again here from the
+ * polynomial alone.
  * Invariant: deterministic (fixed seeds), and well under 5 s with ASan.
  */
 #include <zlib.h>
@@ -19,6 +21,7 @@
 #define RANDOM_INPUT_COUNT 100000
 
 static _Alignas(64) unsigned char pool[POOL_BYTES];
+static int has_pclmul;
 
 static uint32_t zlib_crc32(uint32_t crc, const unsigned char *buf, size_t len) {
     return (uint32_t)crc32(crc, buf, (uInt)len);
@@ -66,6 +69,10 @@ static void test_tables(void) {
             ASSERT_UEQ(crc32_table[k][b], bitwise_crc32_raw(0, msg, (size_t)k + 1));
         }
     }
+    ASSERT_UEQ(CRC32_FOLD_1024_LO, fold_constant(1056));
+    ASSERT_UEQ(CRC32_FOLD_1024_HI, fold_constant(992));
+    ASSERT_UEQ(CRC32_FOLD_256_LO, fold_constant(288));
+    ASSERT_UEQ(CRC32_FOLD_256_HI, fold_constant(224));
     ASSERT_UEQ(CRC32_FOLD_512_LO, fold_constant(544));
     ASSERT_UEQ(CRC32_FOLD_512_HI, fold_constant(480));
     ASSERT_UEQ(CRC32_FOLD_128_LO, fold_constant(160));
@@ -84,6 +91,7 @@ static void check_known(const char *text, uint32_t want) {
     size_t len = strlen(text);
     ASSERT_UEQ(chash_crc32(0, text, len), want);
     ASSERT_UEQ(chash_crc32_portable(0, text, len), want);
+    if (has_pclmul) ASSERT_UEQ(chash_crc32_pclmul(0, text, len), want);
     ASSERT_UEQ(zlib_crc32(0, (const unsigned char *)text, len), want);
 }
 
@@ -99,6 +107,8 @@ static void test_known_answers(void) {
     /* 1 MiB of zeros reaches the folding loop's steady state. */
     static unsigned char zeros[1 << 20];
     ASSERT_UEQ(chash_crc32(0, zeros, sizeof zeros), zlib_crc32(0, zeros, sizeof zeros));
+    if (has_pclmul)
+        ASSERT_UEQ(chash_crc32_pclmul(0, zeros, sizeof zeros), zlib_crc32(0, zeros, sizeof zeros));
 }
 
 static void check_against_zlib(uint32_t seed, const unsigned char *buf, size_t len) {
@@ -112,13 +122,19 @@ static void check_against_zlib(uint32_t seed, const unsigned char *buf, size_t l
         TEST_FAIL_AT("chash_crc32_portable(0x%08x, pool+%zu, %zu) = 0x%08x, zlib 0x%08x",
                      (unsigned)seed, (size_t)(buf - pool), len, (unsigned)got, (unsigned)want);
     testlib_checks += 2;
+    if (!has_pclmul) return;
+    got = chash_crc32_pclmul(seed, buf, len);
+    if (got != want)
+        TEST_FAIL_AT("chash_crc32_pclmul(0x%08x, pool+%zu, %zu) = 0x%08x, zlib 0x%08x",
+                     (unsigned)seed, (size_t)(buf - pool), len, (unsigned)got, (unsigned)want);
+    testlib_checks++;
 }
 
-/* Every length up to a few folds at every alignment: the boundaries at 8, 16
- * and 64 bytes are where the paths hand over. */
+/* Every length up to a few folds at every alignment: 8, 16, 32, 64, 128 and
+ * 256 bytes are where the paths hand over or add a step. */
 static void test_all_short_lengths(void) {
     for (size_t align = 0; align < 16; align++)
-        for (size_t len = 0; len <= 300; len++) check_against_zlib(0, pool + align, len);
+        for (size_t len = 0; len <= 600; len++) check_against_zlib(0, pool + align, len);
 }
 
 static void test_random_inputs(uint64_t *rng) {
@@ -147,9 +163,14 @@ static void test_chaining(uint64_t *rng) {
         uint32_t crc = 0;
         size_t done = 0;
         for (int piece = 0; done < len; piece++) {
-            size_t piece_len = piece == 7 ? len - done : (size_t)(test_rand(rng) % (len - done + 1));
-            crc = (piece & 1) ? chash_crc32_portable(crc, buf + done, piece_len)
-                              : chash_crc32(crc, buf + done, piece_len);
+            size_t piece_len =
+                piece == 7 ? len - done : (size_t)(test_rand(rng) % (len - done + 1));
+            if (piece % 3 == 1)
+                crc = chash_crc32_portable(crc, buf + done, piece_len);
+            else if (piece % 3 == 2 && has_pclmul)
+                crc = chash_crc32_pclmul(crc, buf + done, piece_len);
+            else
+                crc = chash_crc32(crc, buf + done, piece_len);
             done += piece_len;
         }
         ASSERT_UEQ(crc, whole);
@@ -160,6 +181,7 @@ int main(void) {
     uint64_t rng = 0x5eed0c4c32ull;
     for (size_t i = 0; i < POOL_BYTES; i++) pool[i] = (unsigned char)test_rand(&rng);
 
+    has_pclmul = chash_crc32_pclmul_supported();
     const char *accel = chash_crc32_accel_name();
     printf("test_crc32: hardware path: %s\n", accel ? accel : "none (tables only)");
 

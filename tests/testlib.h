@@ -6,12 +6,13 @@
 #define CHASH_TESTLIB_H
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int testlib_checks;
+static _Atomic int testlib_checks; /* atomic: threads assert too */
 
 #define TEST_FAIL_AT(...)                                                    \
     do {                                                                     \
@@ -70,7 +71,7 @@ static inline uint64_t test_rand(uint64_t *state) {
 
 #define TEST_DONE()                                                          \
     do {                                                                     \
-        printf("%s: %d checks passed\n", __FILE__, testlib_checks);          \
+        printf("%s: %d checks passed\n", __FILE__, (int)testlib_checks);          \
         return 0;                                                            \
     } while (0)
 

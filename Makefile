@@ -1,0 +1,50 @@
+# Wrappers around CMake for the README's commands. `make check` is what CI runs.
+# Debian 12 packages the build and the tests need (installed by `make deps`):
+DEB_PACKAGES = build-essential cmake clang pkg-config zlib1g-dev python3 \
+               golang-go golang-github-golang-groupcache-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build demo check test test-gcc test-clang test-asan test-tsan bench clean
+
+all: build
+
+deps:
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PACKAGES)
+
+build:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build build -j$(JOBS)
+
+# The README's demo: 10 nodes -> 11, modulo vs ring, 1,000,000 keys.
+demo: deps build
+	./build/chash simulate
+
+# Every test, in every build CI promises: gcc and clang warning-free with
+# -Werror, the whole suite under ASan+UBSan, the threads test under TSan.
+check: deps test
+
+test: test-gcc test-clang test-asan test-tsan
+
+define run_suite
+	cmake -S . -B $(1) -DCHASH_WERROR=ON $(2)
+	cmake --build $(1) -j$(JOBS)
+	cd $(1) && ctest --output-on-failure -j$(JOBS) $(3)
+endef
+
+test-gcc:
+	$(call run_suite,build-gcc,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo,)
+test-clang:
+	$(call run_suite,build-clang,-DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo,)
+test-asan:
+	$(call run_suite,build-asan,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DCHASH_SANITIZE=ON,)
+test-tsan:
+	$(call run_suite,build-tsan,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHASH_TSAN=ON,-R test_threads)
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf build build-gcc build-clang build-asan build-tsan
