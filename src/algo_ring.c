@@ -397,6 +397,10 @@ static uint64_t ownership(const void *state, uint64_t *shares, size_t node_count
     return space;
 }
 
+static size_t point_index(const void *state, uint64_t hash) {
+    return find_point(state, (uint32_t)hash);
+}
+
 static size_t point_count(const void *state) { return ((const ring_state *)state)->count; }
 
 static int point(const void *state, size_t index, uint32_t *hash, size_t *node) {
@@ -423,6 +427,7 @@ const algo_ops chash_algo_ring = {
     .lookup = lookup,
     .lookup_n = lookup_n,
     .ownership = ownership,
+    .point_index = point_index,
     .point_count = point_count,
     .point = point,
     .memory = memory,

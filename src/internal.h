@@ -59,6 +59,9 @@ typedef struct algo_ops {
     size_t (*lookup_n)(const void *state, uint64_t hash, size_t want, size_t *nodes);
     /* shares[0..node_count-1] zeroed by the caller. Returns the space size. */
     uint64_t (*ownership)(const void *state, uint64_t *shares, size_t node_count);
+    /* Ring-like algorithms: the first point at or after hash (wrapping);
+     * NULL elsewhere. Lets an algorithm built on the ring walk its points. */
+    size_t (*point_index)(const void *state, uint64_t hash);
     size_t (*point_count)(const void *state);
     int (*point)(const void *state, size_t index, uint32_t *hash, size_t *node);
     size_t (*memory)(const void *state);
