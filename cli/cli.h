@@ -95,5 +95,7 @@ void cli_json_string(FILE *f, const char *s, size_t len);
 int cmd_lookup(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_ownership(int argc, char **argv);
 
 #endif

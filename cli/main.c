@@ -13,6 +13,8 @@ static const char usage[] =
     "commands:\n"
     "  simulate   modulo vs ring: keys moved on a membership change, load balance\n"
     "  lookup     the node (or replica list) of each key\n"
+    "  plan       the exact key ranges (and keys) that move between two memberships\n"
+    "  ownership  each node's exact share of the key space\n"
     "  bench      lookup speed, build time and memory\n"
     "\n"
     "'chash COMMAND --help' describes each. 'chash --version' prints the version.\n";
@@ -34,6 +36,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "lookup") == 0) return cmd_lookup(argc - 1, argv + 1);
     if (strcmp(cmd, "simulate") == 0) return cmd_simulate(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "plan") == 0) return cmd_plan(argc - 1, argv + 1);
+    if (strcmp(cmd, "ownership") == 0) return cmd_ownership(argc - 1, argv + 1);
     fprintf(stderr, "chash: unknown command '%s' (see 'chash --help')\n", cmd);
     return CLI_EXIT_USAGE;
 }

@@ -262,6 +262,37 @@ CHASH_API int chash_point(const chash *c, size_t index, uint32_t *hash, size_t *
 CHASH_API size_t chash_memory(const chash *c);
 
 /*
+ * chash_get_config - the configuration c was created with, defaults filled
+ * in (vnodes 0 becomes 160, and so on). Errors: CHASH_EINVAL. Cost: O(1).
+ */
+CHASH_API int chash_get_config(const chash *c, chash_config *out);
+
+/* One maximal run of hash values whose owner differs between two placements. */
+typedef struct chash_range {
+    uint32_t first; /* inclusive */
+    uint32_t last;  /* inclusive */
+    size_t from;    /* owner's node index in the old placement */
+    size_t to;      /* owner's node index in the new placement */
+} chash_range;
+
+/* Called once per range, in ascending order; non-zero stops the walk. */
+typedef int (*chash_range_fn)(void *user, const chash_range *range);
+
+/*
+ * chash_diff - the exact migration plan from `from` to `to`: every range of
+ * the 32-bit key-hash space whose owner changes, nodes matched by name.
+ * Summing (last - first + 1) over the ranges, divided by 2^32, gives the
+ * exact fraction of keys that move; no sampling.
+ *
+ * Both placements must use the ring algorithm and the same scheme (so keys
+ * land at the same positions), else CHASH_ENOTSUP. Either may be empty only
+ * if both are (CHASH_EEMPTY otherwise). Returns CHASH_OK, CHASH_EINVAL (NULL
+ * argument), or the first non-zero value fn returned. Does not allocate.
+ * Cost: O((points of from + points of to) * name length).
+ */
+CHASH_API int chash_diff(const chash *from, const chash *to, chash_range_fn fn, void *user);
+
+/*
  * Publishing changes (copy-on-write). Readers share one immutable snapshot:
  *
  *     _Atomic(chash *) live;                 // readers: atomic_load, lookup

@@ -420,3 +420,9 @@ size_t chash_memory(const chash *c) {
     return sizeof *c + c->node_capacity * sizeof *c->nodes + c->name_bytes +
            c->name_slot_count * sizeof *c->name_slots + c->ops->memory(c->state);
 }
+
+int chash_get_config(const chash *c, chash_config *out) {
+    if (!c || !out) return CHASH_EINVAL;
+    *out = c->config;
+    return CHASH_OK;
+}

@@ -39,7 +39,7 @@ usage_error() {
 # --- help and dispatch
 expect_exit 0 --help && grep -q simulate "$TMP/out" && ok || bad "--help lists commands"
 expect_exit 0 --version && grep -q '^chash [0-9]' "$TMP/out" && ok || bad "--version"
-for c in lookup simulate bench; do
+for c in lookup simulate bench plan ownership; do
     expect_exit 0 "$c" --help && grep -q "usage: chash $c" "$TMP/out" && ok || bad "$c --help"
 done
 expect_exit 2
@@ -173,6 +173,52 @@ for r in rows:
         assert f in r, (f, r)
     assert r["ns_per_lookup"] > 0
 EOF
+
+# --- plan: exact ranges; their total equals simulate's measured movement
+for i in $(seq 0 9); do echo "node-$i"; done >"$TMP/ten"
+{ cat "$TMP/ten"; echo node-10; } >"$TMP/eleven"
+expect_exit 0 plan --from "$TMP/ten" --to "$TMP/eleven" --json
+"$CHASH" simulate --json >"$TMP/sim.json"
+python3 - "$TMP/out" "$TMP/sim.json" <<'EOF2' && ok || bad "plan moved_fraction = simulate's within 0.2 points"
+import json, sys
+p = json.load(open(sys.argv[1]))
+s = json.load(open(sys.argv[2]))
+ring = [r for r in s["results"] if r["algo"] == "ring"][0]
+assert p["exact"] is True and p["range_count"] == len(p["ranges"]) > 0
+assert abs(p["moved_fraction"] - ring["moved_fraction"]) < 0.002, (p["moved_fraction"], ring["moved_fraction"])
+total = sum(r["last"] - r["first"] + 1 for r in p["ranges"])
+assert abs(total / 2**32 - p["moved_fraction"]) < 1e-9
+assert abs(sum(x["fraction"] for x in p["pairs"]) - p["moved_fraction"]) < 1e-9
+assert all(x["to"] == "node-10" for x in p["pairs"])
+EOF2
+expect_exit 0 plan --from "$TMP/ten" --to "$TMP/eleven"
+grep -v '^#' "$TMP/out" | awk 'NF != 4 || $1 > $2 || $4 != "node-10" { bad = 1 } END { exit bad }' &&
+    ok || bad "plan text lines are 'first last from to'"
+printf 'k1\nk2\nk3\nk4\nk5\nk6\nk7\nk8\nk9\nk10\nk11\nk12\nk13\nk14\nk15\nk16\nk17\nk18\nk19\nk20\n' >"$TMP/keys"
+expect_exit 0 plan --from "$TMP/ten" --to "$TMP/eleven" --keys "$TMP/keys"
+grep -P '^k[0-9]+\t' "$TMP/out" >"$TMP/moved_keys" || true
+while IFS=$'\t' read -r key from to; do
+    [ "$("$CHASH" lookup --nodes-file "$TMP/ten" "$key" | cut -f2)" = "$from" ] &&
+        [ "$("$CHASH" lookup --nodes-file "$TMP/eleven" "$key" | cut -f2)" = "$to" ] && ok ||
+        bad "plan --keys: $key $from -> $to"
+done <"$TMP/moved_keys"
+grep -q "^# keys: $(wc -l <"$TMP/moved_keys") of 20 move" "$TMP/out" && ok || bad "plan --keys count"
+expect_exit 0 plan --from "$TMP/ten" --to "$TMP/eleven" --algo modulo --json
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['exact'] is False and 0.85 < d['moved_fraction'] < 0.95" "$TMP/out" &&
+    ok || bad "plan for modulo is a sampled estimate"
+usage_error plan --from "$TMP/ten"
+usage_error plan --from "$TMP/ten" --to "$TMP/missing"
+usage_error plan --from "$TMP/ten" --to "$TMP/eleven" --nodes 3
+
+# --- ownership: exact shares that sum to 1, weights respected
+expect_exit 0 ownership --nodes-file "$TMP/nodes" --json
+python3 - "$TMP/out" <<'EOF2' && ok || bad "ownership shares"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert sum(n["hashes"] for n in d["nodes"]) == d["space"] == 2**32
+b = [n for n in d["nodes"] if n["name"] == "cache-b"][0]
+assert abs(b["ideal"] - 0.6) < 1e-9 and abs(b["share"] - 0.6) < 0.05
+EOF2
 
 # --- write errors are failures, not silence
 if [ -w /dev/full ]; then
