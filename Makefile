@@ -1,6 +1,7 @@
 # Wrappers around CMake for the README's commands. `make check` is what CI runs.
 # Debian 12 packages the build and the tests need (installed by `make deps`):
 DEB_PACKAGES = build-essential cmake clang pkg-config zlib1g-dev python3 \
+               chromium python3-pil \
                golang-go golang-github-golang-groupcache-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS ?= 2

@@ -7,16 +7,18 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "simulate.h"
 
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char help[] =
     "usage: chash simulate [--nodes N | --names a,b | --nodes-file F] [--add A] [--remove R]\n"
     "                      [--keys K] [--algo LIST] [--scheme S] [--vnodes V] [--seed S]\n"
-    "                      [--json]\n"
+    "                      [--json] [--report FILE.html] [--svg FILE.svg] [--quiet]\n"
     "\n"
     "Changes the membership (adds A nodes named node-<n>, removes the last R) and\n"
     "reports, per algorithm: the fraction of K keys that change owner beside the\n"
@@ -25,25 +27,13 @@ static const char help[] =
     "table. Keys are key-<hex> strings derived from the seed.\n"
     "\n"
     "Defaults: 10 nodes, --add 1, 1000000 keys, --algo modulo,ring, scheme native,\n"
-    "160 vnodes, seed 1. --algo takes a comma-separated list, or 'all'.\n";
-
-typedef struct algo_run {
-    chash_algo algo;
-    chash *before, *after;
-    size_t *global_before, *global_after; /* local node index -> union index */
-    uint64_t *load_before, *load_after;   /* per union index */
-    uint64_t moved;
-    double max_over_mean, min_over_mean, stddev_over_mean;
-} algo_run;
-
-typedef struct sim {
-    cli_nodes all;      /* union of before and after, before's nodes first */
-    size_t before_count;
-    size_t removed;     /* the last `removed` of before are not in after */
-    bool *in_after;
-    algo_run runs[CHASH_ALGO__COUNT];
-    size_t run_count;
-} sim;
+    "160 vnodes, seed 1. --algo takes a comma-separated list, or 'all'.\n"
+    "\n"
+    "--report writes one self-contained HTML page (inline SVG, readable offline):\n"
+    "the ring with the arcs that change owner, load per node before and after,\n"
+    "keys moved per algorithm against the ideal, and balance and movement over\n"
+    "vnodes 1..1000. --svg writes the ring chart alone. Progress goes to stderr\n"
+    "when it is a terminal and the run takes over a second; --quiet silences it.\n";
 
 static bool parse_algos(const char *arg, chash_algo *algos, size_t *count) {
     *count = 0;
@@ -99,7 +89,7 @@ static void load_figures(algo_run *r, const sim *s, uint64_t keys) {
     r->stddev_over_mean = sqrt(fmax(0.0, sum_sq / (double)n - mean * mean));
 }
 
-static double ideal_moved(const sim *s) {
+double sim_ideal_moved(const sim *s) {
     /* Each surviving node can keep at most the smaller of its two shares. */
     double wb = 0, wa = 0, kept = 0;
     for (size_t g = 0; g < s->all.count; g++) {
@@ -141,7 +131,7 @@ static void print_text(const sim *s, const chash_config *cfg, uint64_t keys, uin
     printf("), %llu keys, scheme %s, %u vnodes, seed %llu\n\n", (unsigned long long)keys,
            chash_scheme_name(cfg->scheme), cfg->vnodes ? cfg->vnodes : CHASH_VNODES_DEFAULT,
            (unsigned long long)seed);
-    double ideal = ideal_moved(s);
+    double ideal = sim_ideal_moved(s);
     printf("%-10s %9s %9s %9s %9s %9s %12s\n", "algo", "moved", "ideal", "moved/id", "max/mean",
            "min/mean", "stddev/mean");
     for (size_t i = 0; i < s->run_count; i++) {
@@ -180,50 +170,93 @@ static void print_text(const sim *s, const chash_config *cfg, uint64_t keys, uin
     }
 }
 
-static void print_json(const sim *s, const chash_config *cfg, uint64_t keys, uint64_t seed) {
+void sim_write_json(FILE *f, const sim *s) {
+    const chash_config *cfg = &s->config;
+    uint64_t keys = s->keys, seed = s->seed;
     size_t after_count = 0;
     for (size_t g = 0; g < s->all.count; g++) after_count += s->in_after[g];
-    double ideal = ideal_moved(s);
-    printf("{\"command\":\"simulate\",\"nodes_before\":%zu,\"nodes_after\":%zu,\"keys\":%llu,"
+    double ideal = sim_ideal_moved(s);
+    fprintf(f, "{\"command\":\"simulate\",\"nodes_before\":%zu,\"nodes_after\":%zu,\"keys\":%llu,"
            "\"scheme\":\"%s\",\"vnodes\":%u,\"seed\":%llu,\"ideal_moved_fraction\":%.6f,"
            "\"added\":[",
            s->before_count, after_count, (unsigned long long)keys,
            chash_scheme_name(cfg->scheme), cfg->vnodes ? cfg->vnodes : CHASH_VNODES_DEFAULT,
            (unsigned long long)seed, ideal);
     for (size_t g = s->before_count; g < s->all.count; g++) {
-        if (g > s->before_count) putchar(',');
-        cli_json_string(stdout, s->all.names[g], s->all.name_lens[g]);
+        if (g > s->before_count) fputc(',', f);
+        cli_json_string(f, s->all.names[g], s->all.name_lens[g]);
     }
-    printf("],\"removed\":[");
+    fprintf(f, "],\"removed\":[");
     for (size_t g = s->before_count - s->removed; g < s->before_count; g++) {
-        if (g > s->before_count - s->removed) putchar(',');
-        cli_json_string(stdout, s->all.names[g], s->all.name_lens[g]);
+        if (g > s->before_count - s->removed) fputc(',', f);
+        cli_json_string(f, s->all.names[g], s->all.name_lens[g]);
     }
-    printf("],\"results\":[");
+    fprintf(f, "],\"results\":[");
     for (size_t i = 0; i < s->run_count; i++) {
         const algo_run *r = &s->runs[i];
-        printf("%s{\"algo\":\"%s\",\"moved_fraction\":%.6f,\"ideal_moved_fraction\":%.6f,"
+        fprintf(f, "%s{\"algo\":\"%s\",\"moved_fraction\":%.6f,\"ideal_moved_fraction\":%.6f,"
                "\"max_over_mean\":%.6f,\"min_over_mean\":%.6f,\"stddev_over_mean\":%.6f,"
                "\"nodes\":[",
                i ? "," : "", chash_algo_name(r->algo), (double)r->moved / (double)keys, ideal,
                r->max_over_mean, r->min_over_mean, r->stddev_over_mean);
         for (size_t g = 0; g < s->all.count; g++) {
-            printf("%s{\"name\":", g ? "," : "");
-            cli_json_string(stdout, s->all.names[g], s->all.name_lens[g]);
-            printf(",\"weight\":%u", s->all.weights[g]);
+            fprintf(f, "%s{\"name\":", g ? "," : "");
+            cli_json_string(f, s->all.names[g], s->all.name_lens[g]);
+            fprintf(f, ",\"weight\":%u", s->all.weights[g]);
             if (g < s->before_count)
-                printf(",\"keys_before\":%llu", (unsigned long long)r->load_before[g]);
+                fprintf(f, ",\"keys_before\":%llu", (unsigned long long)r->load_before[g]);
             if (s->in_after[g])
-                printf(",\"keys_after\":%llu", (unsigned long long)r->load_after[g]);
-            putchar('}');
+                fprintf(f, ",\"keys_after\":%llu", (unsigned long long)r->load_after[g]);
+            fputc('}', f);
         }
-        printf("]}");
+        fprintf(f, "]}");
     }
-    printf("]}\n");
+    fprintf(f, "]}\n");
+}
+
+/*
+ * Progress on stderr for runs longer than about a second, only when stderr
+ * is a terminal (so logs and pipes stay clean) and not --quiet.
+ */
+typedef struct progress {
+    uint64_t total, start_ns;
+    bool enabled, shown;
+} progress;
+
+static void progress_start(progress *p, uint64_t total, bool quiet) {
+    p->total = total;
+    p->start_ns = cli_now_ns();
+    p->enabled = !quiet && isatty(STDERR_FILENO);
+    p->shown = false;
+}
+
+static void progress_update(progress *p, uint64_t done) {
+    if (!p->enabled || done == 0) return;
+    double elapsed = (double)(cli_now_ns() - p->start_ns) / 1e9;
+    if (elapsed < 1.0) return;
+    double rate = (double)done / elapsed;
+    fprintf(stderr, "\rhashed %llu / %llu keys, %.2fM keys/s, %.0fs left   ",
+            (unsigned long long)done, (unsigned long long)p->total, rate / 1e6,
+            (double)(p->total - done) / rate);
+    p->shown = true;
+}
+
+static void progress_done(progress *p) {
+    if (p->shown) fputs("\r\033[K", stderr);
 }
 
 int cmd_simulate(int argc, char **argv) {
-    enum { OPT_KEYS = CLI_OPT_FIRST_FREE, OPT_ADD, OPT_REMOVE, OPT_SEED, OPT_JSON, OPT_HELP };
+    enum {
+        OPT_KEYS = CLI_OPT_FIRST_FREE,
+        OPT_ADD,
+        OPT_REMOVE,
+        OPT_SEED,
+        OPT_JSON,
+        OPT_REPORT,
+        OPT_SVG,
+        OPT_QUIET,
+        OPT_HELP
+    };
     static const struct option longopts[] = {
         CLI_PLACEMENT_LONG_OPTIONS,
         {"keys", required_argument, NULL, OPT_KEYS},
@@ -231,13 +264,17 @@ int cmd_simulate(int argc, char **argv) {
         {"remove", required_argument, NULL, OPT_REMOVE},
         {"seed", required_argument, NULL, OPT_SEED},
         {"json", no_argument, NULL, OPT_JSON},
+        {"report", required_argument, NULL, OPT_REPORT},
+        {"svg", required_argument, NULL, OPT_SVG},
+        {"quiet", no_argument, NULL, OPT_QUIET},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "simulate";
     cli_placement p = {0};
     uint64_t keys = 1000000, add = 0, remove = 0, seed = 1;
-    bool add_given = false, remove_given = false, json = false;
+    bool add_given = false, remove_given = false, json = false, quiet = false;
+    const char *report_path = NULL, *svg_path = NULL;
     chash_algo algos[CHASH_ALGO__COUNT] = {CHASH_ALGO_MODULO, CHASH_ALGO_RING};
     size_t algo_count = 2;
     int opt;
@@ -264,6 +301,9 @@ int cmd_simulate(int argc, char **argv) {
                 return CLI_EXIT_USAGE;
             break;
         case OPT_JSON: json = true; break;
+        case OPT_REPORT: report_path = optarg; break;
+        case OPT_SVG: svg_path = optarg; break;
+        case OPT_QUIET: quiet = true; break;
         case CLI_OPT_ALGO:
             if (!parse_algos(optarg, algos, &algo_count))
                 return cli_usage_error(cmd, "--algo: expected 'all' or a list of distinct "
@@ -276,10 +316,19 @@ int cmd_simulate(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!add_given && !remove_given) add = 1;
+    if (svg_path) {
+        bool has_ring = false;
+        for (size_t i = 0; i < algo_count; i++) has_ring |= algos[i] == CHASH_ALGO_RING;
+        if (!has_ring) return cli_usage_error(cmd, "--svg draws the ring: include 'ring' in --algo");
+    }
 
     sim s = {0};
     if (!cli_placement_nodes(cmd, &p, 10, &s.all)) return CLI_EXIT_USAGE;
     s.before_count = s.all.count;
+    s.config = p.config;
+    if (s.config.vnodes == 0) s.config.vnodes = CHASH_VNODES_DEFAULT;
+    s.keys = keys;
+    s.seed = seed;
     if (remove >= s.before_count) {
         cli_nodes_free(&s.all);
         return cli_usage_error(cmd, "--remove %llu would leave no nodes of %zu",
@@ -339,7 +388,10 @@ int cmd_simulate(int argc, char **argv) {
     cli_nodes_free(&after_nodes);
     if (rc != 0) goto out;
 
+    progress prog;
+    progress_start(&prog, keys, quiet);
     for (uint64_t k = 0; k < keys; k++) {
+        if ((k & 0xffff) == 0) progress_update(&prog, k);
         char key[64];
         size_t len = cli_key(seed, k, key, sizeof key);
         /* One scheme for all runs, so one key hash serves them all. */
@@ -355,9 +407,18 @@ int cmd_simulate(int argc, char **argv) {
             r->moved += gb != ga;
         }
     }
+    progress_done(&prog);
     for (size_t i = 0; i < s.run_count; i++) load_figures(&s.runs[i], &s, keys);
+    if (report_path && !report_write_html(report_path, &s)) {
+        rc = CLI_EXIT_FAILURE;
+        goto out;
+    }
+    if (svg_path && !report_write_svg(svg_path, &s)) {
+        rc = CLI_EXIT_FAILURE;
+        goto out;
+    }
     if (json)
-        print_json(&s, &p.config, keys, seed);
+        sim_write_json(stdout, &s);
     else
         print_text(&s, &p.config, keys, seed);
     if (fflush(stdout) != 0 || ferror(stdout)) rc = cli_fail(cmd, "write error on stdout");

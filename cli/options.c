@@ -194,7 +194,7 @@ void cli_json_string(FILE *f, const char *s, size_t len) {
         unsigned char ch = (unsigned char)s[i];
         if (ch == '"' || ch == '\\')
             fprintf(f, "\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
+        else if (ch < 0x20 || ch >= 0x7f || ch == '<' || ch == '&') /* safe inside HTML too */
             fprintf(f, "\\u%04x", ch); /* bytes as code points: lossless for ASCII */
         else
             fputc(ch, f);
