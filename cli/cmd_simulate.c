@@ -219,21 +219,23 @@ void sim_write_json(FILE *f, const sim *s) {
  * is a terminal (so logs and pipes stay clean) and not --quiet.
  */
 typedef struct progress {
-    uint64_t total, start_ns;
+    uint64_t total, start_ns, last_ns;
     bool enabled, shown;
 } progress;
 
 static void progress_start(progress *p, uint64_t total, bool quiet) {
     p->total = total;
-    p->start_ns = cli_now_ns();
+    p->start_ns = p->last_ns = cli_now_ns();
     p->enabled = !quiet && isatty(STDERR_FILENO);
     p->shown = false;
 }
 
 static void progress_update(progress *p, uint64_t done) {
     if (!p->enabled || done == 0) return;
-    double elapsed = (double)(cli_now_ns() - p->start_ns) / 1e9;
-    if (elapsed < 1.0) return;
+    uint64_t now = cli_now_ns();
+    double elapsed = (double)(now - p->start_ns) / 1e9;
+    if (elapsed < 1.0 || now - p->last_ns < 100000000) return; /* 10 updates a second */
+    p->last_ns = now;
     double rate = (double)done / elapsed;
     fprintf(stderr, "\rhashed %llu / %llu keys, %.2fM keys/s, %.0fs left   ",
             (unsigned long long)done, (unsigned long long)p->total, rate / 1e6,

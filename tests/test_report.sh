@@ -77,6 +77,16 @@ size=$(stat -c %s "$TMP/big.html")
 "$CHASH" simulate --keys 1000 --algo modulo --svg "$TMP/x.svg" >/dev/null 2>"$TMP/err"
 [ $? -eq 2 ] && ok || bad "--svg without the ring exits 2"
 
+# Progress: on a terminal for long runs, never into pipes or with --quiet.
+"$CHASH" simulate --keys 8000000 --json >/dev/null 2>"$TMP/piped"
+[ ! -s "$TMP/piped" ] && ok || bad "no progress when stderr is not a terminal"
+if command -v script >/dev/null; then
+    script -qec "$CHASH simulate --keys 20000000 --algo ring >/dev/null" /dev/null >"$TMP/tty" 2>&1
+    grep -q 'hashed [0-9]* / 20000000 keys' "$TMP/tty" && ok || bad "progress shown on a terminal: $(head -c 300 "$TMP/tty")"
+    script -qec "$CHASH simulate --keys 20000000 --algo ring --quiet >/dev/null" /dev/null >"$TMP/tty_quiet" 2>&1
+    ! grep -q 'hashed' "$TMP/tty_quiet" && ok || bad "--quiet silences progress"
+fi
+
 # The browser: headless Chromium renders the page; the picture is not blank.
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
