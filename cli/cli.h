@@ -38,8 +38,8 @@ typedef struct cli_nodes {
 
 bool cli_nodes_push(cli_nodes *n, const char *name, size_t len, uint32_t weight);
 void cli_nodes_free(cli_nodes *n);
-/* Reads `name [weight]` lines; '#' starts a comment. Prints errors with the
- * line number. */
+/* Reads `name [weight]` lines into *out (initialised here; free it with
+ * cli_nodes_free); '#' starts a comment. Prints errors with the line number. */
 bool cli_nodes_read_file(const char *cmd, const char *path, cli_nodes *out);
 
 /* The options that choose a placement, shared by every command. */

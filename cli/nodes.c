@@ -46,6 +46,7 @@ void cli_nodes_free(cli_nodes *n) {
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
 bool cli_nodes_read_file(const char *cmd, const char *path, cli_nodes *out) {
+    memset(out, 0, sizeof *out);
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) {
         cli_usage_error(cmd, "%s: %s", path, strerror(errno));
