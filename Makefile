@@ -2,7 +2,8 @@
 # Debian 12 packages the build and the tests need (installed by `make deps`):
 DEB_PACKAGES = build-essential cmake clang pkg-config zlib1g-dev python3 \
                chromium python3-pil \
-               golang-go golang-github-golang-groupcache-dev
+               golang-go golang-github-golang-groupcache-dev \
+               libmemcached-dev libssl-dev libyaml-dev nutcracker redis-server nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS ?= 2
 CMAKE_FLAGS ?=

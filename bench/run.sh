@@ -13,6 +13,10 @@ echo "== chash bench (ring, bare CRC32, binary-search ring)" >&2
 "$build/chash" bench --json | tee -a "$out" >/dev/null
 echo "== bench_crc32 (chash_crc32 vs zlib crc32)" >&2
 "$build/bench/bench_crc32" | grep '^{' | tee -a "$out" >/dev/null
+if [ -x "$build/bench/bench_ketama" ]; then
+    echo "== bench_ketama (ketama preset vs libmemcached memcached_generate_hash)" >&2
+    "$build/bench/bench_ketama" | tee /dev/stderr | grep '^{' >>"$out"
+fi
 echo "== Go groupcache consistenthash" >&2
 "$here/groupcache/run.sh" | grep '^{' | tee -a "$out" >/dev/null
 python3 - "$out" <<'PY'

@@ -42,6 +42,22 @@ void cli_nodes_free(cli_nodes *n);
  * cli_nodes_free); '#' starts a comment. Prints errors with the line number. */
 bool cli_nodes_read_file(const char *cmd, const char *path, cli_nodes *out);
 
+/* What a nodes file may say besides its nodes: a nutcracker pool's hash,
+ * hash_tag and distribution. */
+typedef struct cli_file_settings {
+    bool has_hash, has_hash_tag, has_algo;
+    chash_hash hash;
+    char hash_tag[4];
+    chash_algo algo;
+} cli_file_settings;
+
+/* As cli_nodes_read_file, and also the syntax of the scheme's peer (see
+ * nodes.c): twemproxy server lines or a nutcracker YAML config (its pool
+ * `pool`, which may be NULL when it has one; settings may be NULL), nginx
+ * `server` lines. */
+bool cli_nodes_read_file_as(const char *cmd, const char *path, chash_scheme scheme,
+                            const char *pool, cli_file_settings *settings, cli_nodes *out);
+
 /* The options that choose a placement, shared by every command. */
 typedef struct cli_placement {
     chash_config config;
@@ -49,6 +65,8 @@ typedef struct cli_placement {
     const char *names_csv;
     const char *nodes_file;
     int membership_flags; /* how many of the three above were given */
+    const char *pool;     /* --pool: the pool of a nutcracker YAML nodes file */
+    bool has_algo, has_hash, has_hash_tag; /* given on the command line */
 } cli_placement;
 
 enum {
@@ -58,6 +76,12 @@ enum {
     CLI_OPT_NODES,
     CLI_OPT_NAMES,
     CLI_OPT_NODES_FILE,
+    CLI_OPT_HASH,
+    CLI_OPT_HASH_TAG,
+    CLI_OPT_POOL,
+    CLI_OPT_MAGLEV_SIZE,
+    CLI_OPT_PROBES,
+    CLI_OPT_EPSILON,
     CLI_OPT_FIRST_FREE
 };
 
@@ -67,14 +91,29 @@ enum {
         {"vnodes", required_argument, NULL, CLI_OPT_VNODES},         \
         {"nodes", required_argument, NULL, CLI_OPT_NODES},           \
         {"names", required_argument, NULL, CLI_OPT_NAMES},           \
+        {"hash", required_argument, NULL, CLI_OPT_HASH},             \
+        {"hash-tag", required_argument, NULL, CLI_OPT_HASH_TAG},     \
+        {"pool", required_argument, NULL, CLI_OPT_POOL},             \
+        {"maglev-size", required_argument, NULL, CLI_OPT_MAGLEV_SIZE}, \
+        {"probes", required_argument, NULL, CLI_OPT_PROBES},         \
+        {"epsilon", required_argument, NULL, CLI_OPT_EPSILON},       \
     {                                                                \
         "nodes-file", required_argument, NULL, CLI_OPT_NODES_FILE    \
     }
 
+/* "ring, modulo, jump, ...": every algorithm name, for messages. */
+const char *cli_algo_list(void);
+/* "all" or a comma-separated list of distinct algorithm names into
+ * algos[CHASH_ALGO__COUNT]; false on an unknown or repeated name. */
+bool cli_parse_algo_list(const char *arg, chash_algo *algos, size_t *count);
+
 /* Handles a placement option; false (after printing why) on a bad value. */
 bool cli_placement_option(const char *cmd, cli_placement *p, int opt, const char *arg);
-/* The membership the options name (default_count nodes when none given). */
-bool cli_placement_nodes(const char *cmd, const cli_placement *p, uint64_t default_count,
+/* The membership the options name (default_count nodes when none given).
+ * Settings of a nutcracker YAML nodes file go to p->config unless the
+ * command line gave them; for twemproxy the nodes come in nutcracker's
+ * server order (by name, shorter names first). */
+bool cli_placement_nodes(const char *cmd, cli_placement *p, uint64_t default_count,
                          cli_nodes *out);
 /* A placement with the options' config and these nodes; prints why not. */
 bool cli_build(const char *cmd, const chash_config *config, const cli_nodes *nodes,

@@ -10,13 +10,32 @@
 #include <string.h>
 
 static const char help[] =
-    "usage: chash lookup [--algo ring|modulo] [--scheme native|groupcache] [--vnodes V]\n"
-    "                    (--nodes N | --names a,b,c | --nodes-file F) [--replicas n] [KEY...]\n"
+    "usage: chash lookup [--algo A] [--scheme S] [--vnodes V] [--hash H]\n"
+    "                    [--hash-tag XY] (--nodes N | --names a,b,c | --nodes-file F\n"
+    "                    [--pool P]) [--replicas n] [KEY...]\n"
     "\n"
     "Prints 'key<TAB>node' for each KEY, or for each line of stdin when no KEY is\n"
-    "given. With --replicas n, prints n distinct nodes in ring order, comma-separated\n"
-    "(the owner first). --nodes N names nodes node-0 .. node-(N-1); a nodes file\n"
-    "holds 'name [weight]' lines. Defaults: ring, native, 160 vnodes.\n";
+    "given. With --replicas n, prints n distinct nodes in preference order,\n"
+    "comma-separated (the owner first; ring, rendezvous, multiprobe and bounded have\n"
+    "one). --nodes N names nodes node-0 .. node-(N-1); a nodes file holds\n"
+    "'name [weight]' lines. Defaults: ring, native, 160 vnodes.\n"
+    "\n"
+    "Algorithms (docs/algorithms.md): ring, modulo, jump, rendezvous, maglev\n"
+    "[--maglev-size PRIME, default 65537], multiprobe [--probes K, default 21],\n"
+    "bounded [--epsilon E, default 0.25; lookup alone gives the ring's owner, as no\n"
+    "loads are known], memento.\n"
+    "\n"
+    "Schemes: native, groupcache, and the drop-in presets, which place keys exactly\n"
+    "as their peer does (docs/compat.md):\n"
+    "  ketama     libmemcached weighted ketama; names are 'host:port'\n"
+    "  twemproxy  nutcracker ketama; the nodes file may also hold its\n"
+    "             'host:port:weight [name]' lines or be a nutcracker YAML config\n"
+    "             (--pool P picks a pool; its hash, hash_tag and distribution apply\n"
+    "             unless --hash, --hash-tag or --algo say otherwise)\n"
+    "  nginx      'hash $key consistent'; the nodes file may hold 'server ADDR\n"
+    "             weight=N;' lines; names are the server addresses\n"
+    "--hash picks the key hash (twemproxy's names: md5, fnv1a_64, crc32a, ...);\n"
+    "--hash-tag XY hashes only what lies between X and Y, as twemproxy's hash_tag.\n";
 
 static int print_one(const chash *c, const char *key, size_t key_len, size_t replicas,
                      size_t *buf) {
@@ -71,9 +90,13 @@ int cmd_lookup(int argc, char **argv) {
     bool built = cli_build("lookup", &p.config, &nodes, &c);
     cli_nodes_free(&nodes);
     if (!built) return CLI_EXIT_USAGE;
-    if (replicas > 1 && p.config.algo == CHASH_ALGO_MODULO) {
-        chash_free(c);
-        return cli_usage_error("lookup", "--replicas: the modulo algorithm has no replica order");
+    if (replicas > 1 && chash_node_count(c) > 0) {
+        size_t probe[1], found;
+        if (chash_lookup_n(c, "", 0, 1, probe, &found) == CHASH_ENOTSUP) {
+            chash_free(c);
+            return cli_usage_error("lookup", "--replicas: the %s algorithm has no replica order",
+                                   chash_algo_name(p.config.algo));
+        }
     }
     if (replicas > chash_node_count(c)) replicas = chash_node_count(c);
 

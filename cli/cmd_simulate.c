@@ -27,33 +27,14 @@ static const char help[] =
     "table. Keys are key-<hex> strings derived from the seed.\n"
     "\n"
     "Defaults: 10 nodes, --add 1, 1000000 keys, --algo modulo,ring, scheme native,\n"
-    "160 vnodes, seed 1. --algo takes a comma-separated list, or 'all'.\n"
+    "160 vnodes, seed 1. --algo takes a comma-separated list, or 'all': ring, modulo,\n"
+    "jump, rendezvous, maglev, multiprobe, bounded, memento (docs/algorithms.md).\n"
     "\n"
     "--report writes one self-contained HTML page (inline SVG, readable offline):\n"
     "the ring with the arcs that change owner, load per node before and after,\n"
     "keys moved per algorithm against the ideal, and balance and movement over\n"
     "vnodes 1..1000. --svg writes the ring chart alone. Progress goes to stderr\n"
     "when it is a terminal and the run takes over a second; --quiet silences it.\n";
-
-static bool parse_algos(const char *arg, chash_algo *algos, size_t *count) {
-    *count = 0;
-    if (strcmp(arg, "all") == 0) {
-        for (int a = 0; a < CHASH_ALGO__COUNT; a++) algos[(*count)++] = (chash_algo)a;
-        return true;
-    }
-    char buf[256];
-    if (strlen(arg) >= sizeof buf) return false;
-    strcpy(buf, arg);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        chash_algo a;
-        if (chash_algo_from_name(tok, &a) != CHASH_OK) return false;
-        for (size_t i = 0; i < *count; i++)
-            if (algos[i] == a) return false;
-        algos[(*count)++] = a;
-    }
-    return *count > 0;
-}
 
 /* Maps each local node of c to its index in the union list. */
 static size_t *map_to_union(const chash *c, const cli_nodes *all) {
@@ -110,6 +91,8 @@ static void free_sim(sim *s) {
         free(r->global_after);
         free(r->load_before);
         free(r->load_after);
+        chash_loads_free(r->loads_before);
+        chash_loads_free(r->loads_after);
     }
     free(s->in_after);
     cli_nodes_free(&s->all);
@@ -307,9 +290,9 @@ int cmd_simulate(int argc, char **argv) {
         case OPT_SVG: svg_path = optarg; break;
         case OPT_QUIET: quiet = true; break;
         case CLI_OPT_ALGO:
-            if (!parse_algos(optarg, algos, &algo_count))
+            if (!cli_parse_algo_list(optarg, algos, &algo_count))
                 return cli_usage_error(cmd, "--algo: expected 'all' or a list of distinct "
-                                            "names from ring, modulo; got '%s'", optarg);
+                                            "names from %s; got '%s'", cli_algo_list(), optarg);
             break;
         case '?': return cli_bad_option(cmd, argc, argv);
         default:
@@ -382,6 +365,12 @@ int cmd_simulate(int argc, char **argv) {
         r->global_after = map_to_union(r->after, &s.all);
         r->load_before = calloc(s.all.count, sizeof *r->load_before);
         r->load_after = calloc(s.all.count, sizeof *r->load_after);
+        if (r->algo == CHASH_ALGO_BOUNDED &&
+            (chash_loads_create(r->before, &r->loads_before) != CHASH_OK ||
+             chash_loads_create(r->after, &r->loads_after) != CHASH_OK)) {
+            rc = cli_fail(cmd, "out of memory");
+            break;
+        }
         if (!r->global_before || !r->global_after || !r->load_before || !r->load_after) {
             rc = cli_fail(cmd, "out of memory");
             break;
@@ -401,8 +390,17 @@ int cmd_simulate(int argc, char **argv) {
         for (size_t i = 0; i < s.run_count; i++) {
             algo_run *r = &s.runs[i];
             size_t nb, na;
-            chash_lookup_hash(r->before, h, &nb);
-            chash_lookup_hash(r->after, h, &na);
+            if (r->loads_before) {
+                /* Bounded loads: every key is a unit of live load, placed
+                 * in key order against the loads so far. */
+                chash_lookup_bounded(r->before, r->loads_before, key, len, &nb);
+                chash_lookup_bounded(r->after, r->loads_after, key, len, &na);
+                chash_loads_acquire(r->loads_before, nb);
+                chash_loads_acquire(r->loads_after, na);
+            } else {
+                chash_lookup_hash(r->before, h, &nb);
+                chash_lookup_hash(r->after, h, &na);
+            }
             size_t gb = r->global_before[nb], ga = r->global_after[na];
             r->load_before[gb]++;
             r->load_after[ga]++;

@@ -57,21 +57,105 @@ int cli_bad_option(const char *cmd, int argc, char **argv) {
                            cmd);
 }
 
+const char *cli_algo_list(void) {
+    static char list[256];
+    if (list[0]) return list;
+    size_t at = 0;
+    for (int a = 0; a < CHASH_ALGO__COUNT && at < sizeof list; a++)
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", a ? ", " : "",
+                               chash_algo_name((chash_algo)a));
+    return list;
+}
+
+bool cli_parse_algo_list(const char *arg, chash_algo *algos, size_t *count) {
+    *count = 0;
+    if (strcmp(arg, "all") == 0) {
+        for (int a = 0; a < CHASH_ALGO__COUNT; a++) algos[(*count)++] = (chash_algo)a;
+        return true;
+    }
+    char buf[256];
+    if (strlen(arg) >= sizeof buf) return false;
+    strcpy(buf, arg);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        chash_algo a;
+        if (chash_algo_from_name(tok, &a) != CHASH_OK) return false;
+        for (size_t i = 0; i < *count; i++)
+            if (algos[i] == a) return false;
+        if (*count == CHASH_ALGO__COUNT) return false;
+        algos[(*count)++] = a;
+    }
+    return *count > 0;
+}
+
 bool cli_placement_option(const char *cmd, cli_placement *p, int opt, const char *arg) {
     uint64_t v;
     switch (opt) {
     case CLI_OPT_ALGO:
         if (chash_algo_from_name(arg, &p->config.algo) != CHASH_OK) {
-            cli_usage_error(cmd, "--algo: unknown algorithm '%s' (ring, modulo)", arg);
+            cli_usage_error(cmd, "--algo: unknown algorithm '%s' (%s)", arg, cli_algo_list());
             return false;
         }
+        p->has_algo = true;
         return true;
     case CLI_OPT_SCHEME:
         if (chash_scheme_from_name(arg, &p->config.scheme) != CHASH_OK) {
-            cli_usage_error(cmd, "--scheme: unknown scheme '%s' (native, groupcache)", arg);
+            cli_usage_error(cmd,
+                            "--scheme: unknown scheme '%s' (native, groupcache, ketama, "
+                            "twemproxy, nginx)",
+                            arg);
             return false;
         }
         return true;
+    case CLI_OPT_HASH:
+        if (chash_hash_from_name(arg, &p->config.key_hash) != CHASH_OK) {
+            cli_usage_error(cmd,
+                            "--hash: unknown key hash '%s' (md5, crc16, crc32, crc32a, "
+                            "fnv1_64, fnv1a_64, fnv1_32, fnv1a_32, hsieh, murmur, jenkins, "
+                            "one_at_a_time, default)",
+                            arg);
+            return false;
+        }
+        p->has_hash = true;
+        return true;
+    case CLI_OPT_HASH_TAG:
+        if (strlen(arg) != 2) {
+            cli_usage_error(cmd, "--hash-tag: expected two characters such as '{}', got '%s'",
+                            arg);
+            return false;
+        }
+        memcpy(p->config.hash_tag, arg, 3);
+        p->has_hash_tag = true;
+        return true;
+    case CLI_OPT_POOL:
+        p->pool = arg;
+        return true;
+    case CLI_OPT_MAGLEV_SIZE:
+        if (!cli_parse_u64(cmd, "--maglev-size", arg, 2, CHASH_MAGLEV_TABLE_MAX, &v))
+            return false;
+        for (uint64_t d = 2; d * d <= v; d++)
+            if (v % d == 0) {
+                cli_usage_error(cmd, "--maglev-size: expected a prime such as 65537, got %s", arg);
+                return false;
+            }
+        p->config.maglev_table_size = (uint32_t)v;
+        return true;
+    case CLI_OPT_PROBES:
+        if (!cli_parse_u64(cmd, "--probes", arg, 1, CHASH_PROBES_MAX, &v)) return false;
+        p->config.probe_count = (uint32_t)v;
+        return true;
+    case CLI_OPT_EPSILON: {
+        char *end = NULL;
+        errno = 0;
+        double e = strtod(arg, &end);
+        if (end == arg || *end != '\0' || errno != 0 || !(e > 0 && e <= CHASH_LOAD_EPSILON_MAX)) {
+            cli_usage_error(cmd, "--epsilon: expected a number above 0, at most %g, got '%s'",
+                            CHASH_LOAD_EPSILON_MAX, arg);
+            return false;
+        }
+        p->config.load_epsilon = e;
+        return true;
+    }
     case CLI_OPT_VNODES:
         if (!cli_parse_u64(cmd, "--vnodes", arg, 1, CHASH_VNODES_MAX, &v)) return false;
         p->config.vnodes = (uint32_t)v;
@@ -93,14 +177,27 @@ bool cli_placement_option(const char *cmd, cli_placement *p, int opt, const char
     }
 }
 
-bool cli_placement_nodes(const char *cmd, const cli_placement *p, uint64_t default_count,
-                         cli_nodes *out) {
+static bool membership(const char *cmd, cli_placement *p, uint64_t default_count,
+                       cli_nodes *out) {
     memset(out, 0, sizeof *out);
     if (p->membership_flags > 1) {
         cli_usage_error(cmd, "give only one of --nodes, --names and --nodes-file");
         return false;
     }
-    if (p->nodes_file) return cli_nodes_read_file(cmd, p->nodes_file, out);
+    if (p->pool && !p->nodes_file) {
+        cli_usage_error(cmd, "--pool names a pool of a nutcracker config: give --nodes-file");
+        return false;
+    }
+    if (p->nodes_file) {
+        cli_file_settings set;
+        if (!cli_nodes_read_file_as(cmd, p->nodes_file, p->config.scheme, p->pool, &set, out))
+            return false;
+        /* The command line wins over the file. */
+        if (set.has_hash && !p->has_hash) p->config.key_hash = set.hash;
+        if (set.has_hash_tag && !p->has_hash_tag) memcpy(p->config.hash_tag, set.hash_tag, 4);
+        if (set.has_algo && !p->has_algo) p->config.algo = set.algo;
+        return true;
+    }
     if (p->names_csv) {
         const char *s = p->names_csv;
         for (;;) {
@@ -133,11 +230,60 @@ bool cli_placement_nodes(const char *cmd, const cli_placement *p, uint64_t defau
     return true;
 }
 
+/* One node while sorting a membership. */
+typedef struct node_ref {
+    char *name;
+    size_t len;
+    uint32_t weight;
+} node_ref;
+
+/* nutcracker's server order: shorter names first, then bytewise. */
+static int nutcracker_order(const void *a, const void *b) {
+    const node_ref *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return memcmp(x->name, y->name, x->len);
+}
+
+bool cli_placement_nodes(const char *cmd, cli_placement *p, uint64_t default_count,
+                         cli_nodes *out) {
+    if (!membership(cmd, p, default_count, out)) return false;
+    if (p->config.scheme != CHASH_SCHEME_TWEMPROXY || out->count < 2) return true;
+    /* The order decides the slots of `distribution: modula` (the ring does
+     * not care): sort as nutcracker sorts its servers. */
+    node_ref *refs = malloc(out->count * sizeof *refs);
+    if (!refs) {
+        cli_nodes_free(out);
+        cli_fail(cmd, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < out->count; i++)
+        refs[i] = (node_ref){out->names[i], out->name_lens[i], out->weights[i]};
+    qsort(refs, out->count, sizeof *refs, nutcracker_order);
+    for (size_t i = 0; i < out->count; i++) {
+        out->names[i] = refs[i].name;
+        out->name_lens[i] = refs[i].len;
+        out->weights[i] = refs[i].weight;
+    }
+    free(refs);
+    return true;
+}
+
 bool cli_build(const char *cmd, const chash_config *config, const cli_nodes *nodes,
                chash **out) {
     chash *c = NULL;
     int rc = chash_create(config, &c);
     if (rc != CHASH_OK) {
+        /* Name the pair when the algorithm is fine with the native scheme. */
+        chash_config native = *config;
+        native.scheme = CHASH_SCHEME_NATIVE;
+        if (rc == CHASH_EINVAL && config->scheme != CHASH_SCHEME_NATIVE &&
+            chash_create(&native, &c) == CHASH_OK) {
+            chash_free(c);
+            cli_usage_error(cmd, "cannot create the placement: the %s algorithm cannot use the %s "
+                                 "scheme",
+                            chash_algo_name(config->algo), chash_scheme_name(config->scheme));
+            return false;
+        }
         cli_usage_error(cmd, "cannot create the placement: %s", chash_strerror(rc));
         return false;
     }

@@ -13,6 +13,8 @@ typedef struct algo_run {
     chash *before, *after;
     size_t *global_before, *global_after; /* local node index -> union index */
     uint64_t *load_before, *load_after;   /* per union index */
+    /* bounded only: live loads, each key acquired where it was placed */
+    chash_loads *loads_before, *loads_after;
     uint64_t moved;
     double max_over_mean, min_over_mean, stddev_over_mean;
 } algo_run;

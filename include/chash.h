@@ -59,12 +59,69 @@ typedef enum chash_error {
 /* Points of one ring, all nodes together; keeps point indexes in 32 bits. */
 #define CHASH_POINTS_MAX (1u << 30)
 
-/* The placement algorithm. */
+/*
+ * The placement algorithm. All take the same calls; where one cannot do
+ * something it says CHASH_ENOTSUP. In short (docs/algorithms.md has figures):
+ *
+ *   algo        lookup       add / remove / set_weight   lookup_n  ownership
+ *   ring        O(1)         any                          yes       exact
+ *   modulo      O(1)         any, but moves ~all keys      no        exact
+ *   jump        O(log N)     append / the last node only  no        -
+ *   rendezvous  O(N)         any                          yes       -
+ *   maglev      O(1)         any, moves a bit more         no        exact
+ *   multiprobe  O(k log N)   any                          yes       -
+ *   bounded     ring + walk  any                          yes       exact*
+ *   memento     ~ jump       any (history-dependent)      no        -
+ *
+ * "-": chash_ownership returns CHASH_ENOTSUP (no cheap exact answer).
+ * Keys land at the 32-bit key hash of the scheme (chash_key_hash) for every
+ * algorithm; the ones that need 64 bits widen it with a bijective mix, so
+ * the scheme and key hash options apply to all of them. The ring schemes'
+ * point rules matter only to ring, multiprobe and bounded.
+ */
 typedef enum chash_algo {
     CHASH_ALGO_RING = 0, /* virtual-node ring (default) */
     CHASH_ALGO_MODULO,   /* hash(key) % total weight: the baseline that storms */
+    /* Jump consistent hash (Lamping & Veach 2014): no table, exact balance,
+     * minimal disruption. Nodes are buckets in insertion order; a node of
+     * weight w owns w consecutive buckets. Only the last node may be removed
+     * or reweighted (else CHASH_ENOTSUP); adding appends. */
+    CHASH_ALGO_JUMP,
+    /* Weighted rendezvous / highest random weight (Thaler & Ravishankar
+     * 1998): each node scores -w / ln(U(key, node)), the highest wins. Any
+     * change moves only the keys it must; O(N) per lookup. */
+    CHASH_ALGO_RENDEZVOUS,
+    /* Maglev (Eisenbud et al., NSDI 2016): a prime-sized table
+     * (maglev_table_size, default 65537) filled by per-node permutations,
+     * weights as turn frequency. O(1) lookup, slots within one of even;
+     * rebuilt on every change, which moves somewhat more than the minimum. */
+    CHASH_ALGO_MAGLEV,
+    /* Multi-probe consistent hashing (Appleton & O'Reilly 2015): one ring
+     * point per unit of weight, probe_count (default 21) probes per key, the
+     * point nearest after any probe wins. Schemes: native, groupcache,
+     * nginx. */
+    CHASH_ALGO_MULTIPROBE,
+    /* Consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam
+     * 2018) on the ring: chash_lookup_bounded() skips, clockwise, nodes whose
+     * live load (chash_loads) is at the cap ceil((1 + load_epsilon) * mean).
+     * chash_lookup and *ownership ignore loads: they are the ring's. */
+    CHASH_ALGO_BOUNDED,
+    /* MementoHash (Coluzzi et al. 2023): jump plus a record of removed
+     * buckets, so any node can be removed with minimal disruption; adding
+     * a node restores the most recently removed bucket first (LIFO). The
+     * placement depends on the order of changes, not only on the
+     * membership: publish clones of one object rather than rebuilding. */
+    CHASH_ALGO_MEMENTO,
     CHASH_ALGO__COUNT
 } chash_algo;
+
+/* Defaults and limits of the algorithms' options in chash_config. */
+#define CHASH_MAGLEV_TABLE_DEFAULT 65537u
+#define CHASH_MAGLEV_TABLE_MAX ((1u << 30) - 35u) /* the largest prime below 2^30 */
+#define CHASH_PROBES_DEFAULT 21u
+#define CHASH_PROBES_MAX 4096u
+#define CHASH_LOAD_EPSILON_DEFAULT 0.25
+#define CHASH_LOAD_EPSILON_MAX 1000.0
 
 /*
  * How points and keys are hashed onto the ring. Presets reproduce other
@@ -79,8 +136,50 @@ typedef enum chash_scheme {
     /* Go groupcache consistenthash: point i = CRC32(decimal(i) || name),
      * key at CRC32(key), equal points owned by the node added last. */
     CHASH_SCHEME_GROUPCACHE,
+    /* libmemcached weighted ketama (MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED).
+     * Node names are "host:port"; a node hashes "host-k" when the port is
+     * 11211 (or missing), else "host:port-k", k = 0, 1, ...; each MD5 digest
+     * gives 4 points (little-endian words). Points per node
+     * floor(float32(w / W * vnodes / 4 * N)) * 4 for weight w of W over N
+     * nodes, so every change rebuilds the ring. Keys at MD5 word 0 by
+     * default. Equal points: the lower node index first. No server limit. */
+    CHASH_SCHEME_KETAMA,
+    /* twemproxy (nutcracker 0.5.0) ketama: points as CHASH_SCHEME_KETAMA
+     * but from "name-k" for the node name as given (nutcracker's server
+     * name: its explicit name, else "host" for port 11211, else
+     * "host:port"). Keys at fnv1a_64 by default; a key that is empty after
+     * the hash tag lands at 0. Equal points: nutcracker's server order first
+     * (shorter name, then bytewise lower), whatever the insertion order. */
+    CHASH_SCHEME_TWEMPROXY,
+    /* nginx `hash $key consistent`: node names are the `server` strings;
+     * weight * vnodes points chained by CRC-32 from "host\0port"; keys at
+     * CRC-32. Equal points: the lower node index first. */
+    CHASH_SCHEME_NGINX,
     CHASH_SCHEME__COUNT
 } chash_scheme;
+
+/*
+ * Key hashes (the twemproxy / libhashkit set), for chash_config.key_hash and
+ * chash_hash32(). All return 32 bits. Names as in a twemproxy `hash:` line.
+ * Where the peers widen a byte >= 0x80 through a signed char (x86), so do we,
+ * on every CPU: see docs/compat.md.
+ */
+typedef enum chash_hash {
+    CHASH_HASH_DEFAULT = 0,   /* "default": the scheme's own key hash */
+    CHASH_HASH_CRC32A,        /* "crc32a": CRC-32 (chash_crc32) */
+    CHASH_HASH_MD5,           /* "md5": MD5 digest bytes 0..3, little-endian */
+    CHASH_HASH_FNV1A_64,      /* "fnv1a_64": twemproxy's, really 32-bit FNV-1a */
+    CHASH_HASH_FNV1_64,       /* "fnv1_64": low 32 bits of 64-bit FNV-1 */
+    CHASH_HASH_FNV1A_32,      /* "fnv1a_32" */
+    CHASH_HASH_FNV1_32,       /* "fnv1_32" */
+    CHASH_HASH_CRC32_15,      /* "crc32": libmemcached's, (CRC-32 >> 16) & 0x7fff */
+    CHASH_HASH_ONE_AT_A_TIME, /* "one_at_a_time": Jenkins one-at-a-time */
+    CHASH_HASH_MURMUR,        /* "murmur": MurmurHash2, seed 0xdeadbeef * len */
+    CHASH_HASH_JENKINS,       /* "jenkins": lookup3 hashlittle, initval 13 */
+    CHASH_HASH_HSIEH,         /* "hsieh": SuperFastHash from 0 */
+    CHASH_HASH_CRC16,         /* "crc16": twemproxy's unmasked XMODEM loop */
+    CHASH_HASH__COUNT
+} chash_hash;
 
 /*
  * A per-object allocator, inherited by clones. Any field NULL means the whole
@@ -97,8 +196,28 @@ typedef struct chash_allocator {
 typedef struct chash_config {
     chash_algo algo;          /* default CHASH_ALGO_RING */
     chash_scheme scheme;      /* default CHASH_SCHEME_NATIVE */
-    uint32_t vnodes;          /* ring points per unit of weight; 0 = 160 */
+    /* Ring points per unit of weight (ketama and twemproxy: per node at
+     * average weight); 0 = 160, the value the peer presets need. */
+    uint32_t vnodes;
     chash_allocator allocator;
+    /* How keys are hashed; default (0) the scheme's own: CRC-32 for native,
+     * groupcache and nginx, md5 for ketama, fnv1a_64 for twemproxy. */
+    chash_hash key_hash;
+    /* twemproxy's hash_tag: "" for none, or two characters such as "{}".
+     * When the key holds the first and, after it, the second with at least
+     * one byte between them, only the bytes between are hashed. */
+    char hash_tag[4];
+    /* Maglev: lookup table entries, a prime from the node count up to
+     * CHASH_MAGLEV_TABLE_MAX; 0 = 65537. Keep it >= 100 * nodes for slot
+     * shares within 1 % of even. */
+    uint32_t maglev_table_size;
+    /* Multi-probe: probes per lookup, 1..CHASH_PROBES_MAX; 0 = 21 (peak
+     * load about 1.05 x the mean). */
+    uint32_t probe_count;
+    /* Bounded loads: a node takes a key only while its load is below
+     * ceil((1 + load_epsilon) * (total load + 1) * weight / total weight);
+     * 0 = 0.25, else in (0, CHASH_LOAD_EPSILON_MAX]. */
+    double load_epsilon;
 } chash_config;
 
 typedef struct chash chash;
@@ -110,9 +229,11 @@ CHASH_API const char *chash_version(void);
 CHASH_API const char *chash_strerror(int err);
 
 /*
- * Names of algorithms and schemes ("ring", "modulo"; "native", "groupcache")
- * and back. The *_name functions return NULL for a value out of range; the
- * *_from_name functions return CHASH_EUNKNOWN for a name they do not know.
+ * Names of algorithms and schemes ("ring", "modulo", "jump", "rendezvous",
+ * "maglev", "multiprobe", "bounded", "memento"; "native", "groupcache",
+ * "ketama", "twemproxy", "nginx") and back. The *_name functions return NULL
+ * for a value out of range; the *_from_name functions return CHASH_EUNKNOWN
+ * for a name they do not know.
  */
 CHASH_API const char *chash_algo_name(chash_algo algo);
 CHASH_API const char *chash_scheme_name(chash_scheme scheme);
@@ -130,12 +251,30 @@ CHASH_API int chash_scheme_from_name(const char *name, chash_scheme *out);
  */
 CHASH_API uint32_t chash_crc32(uint32_t crc, const void *buf, size_t len);
 
+/* chash_md5 - the MD5 digest (RFC 1321) of buf[0..len-1] into digest[16].
+ * buf may be NULL only when len is 0. Cost: O(len); no allocation. */
+CHASH_API void chash_md5(const void *buf, size_t len, uint8_t digest[16]);
+
+/*
+ * chash_hash32 - key hash `hash` of buf[0..len-1], exactly as the peers
+ * compute it (CHASH_HASH_DEFAULT gives CRC-32). No hash tag is applied.
+ * Returns 0 for a value out of range. Cost: O(len); no allocation.
+ */
+CHASH_API uint32_t chash_hash32(chash_hash hash, const void *buf, size_t len);
+
+/* Names of key hashes ("md5", "fnv1a_64", ...; "default") and back: NULL for
+ * a value out of range, CHASH_EUNKNOWN for a name we do not know. */
+CHASH_API const char *chash_hash_name(chash_hash hash);
+CHASH_API int chash_hash_from_name(const char *name, chash_hash *out);
+
 /*
  * chash_create - a placement with no nodes.
  *
  * cfg may be NULL for all defaults. On success *out owns the new object;
- * release it with chash_free(). Errors: CHASH_EINVAL (out NULL, unknown algo
- * or scheme, vnodes above CHASH_VNODES_MAX, a scheme the algo cannot use),
+ * release it with chash_free(). Errors: CHASH_EINVAL (out NULL, unknown algo,
+ * scheme or key hash, vnodes above CHASH_VNODES_MAX, a hash tag that is not
+ * two characters, a scheme the algo cannot use, an algorithm option out of
+ * range: maglev_table_size not a prime, probe_count, load_epsilon),
  * CHASH_ENOMEM. Cost: O(1).
  */
 CHASH_API int chash_create(const chash_config *cfg, chash **out);
@@ -155,9 +294,13 @@ CHASH_API int chash_clone(const chash *c, chash **out);
  * chash_add - make a node a member with the given weight (1..CHASH_WEIGHT_MAX).
  *
  * name is copied. The ring gains weight * vnodes points, merged into place
- * without re-sorting the rest. Errors: CHASH_EINVAL (c NULL, name NULL),
+ * without re-sorting the rest (ketama and twemproxy, whose point counts
+ * depend on every weight, rebuild the ring: O(points log points)).
+ * Errors: CHASH_EINVAL (c NULL, name NULL),
  * CHASH_ENAME, CHASH_EWEIGHT, CHASH_EEXIST, CHASH_ETOOBIG (points would pass
- * CHASH_POINTS_MAX), CHASH_ENOMEM. Cost: O(points).
+ * CHASH_POINTS_MAX; jump and memento: total weight past CHASH_POINTS_MAX;
+ * maglev: more nodes than table entries), CHASH_ENOMEM. Cost: O(points);
+ * the other algorithms O(nodes) or O(buckets), maglev O(table log table).
  */
 CHASH_API int chash_add(chash *c, const void *name, size_t name_len, uint32_t weight);
 
@@ -170,23 +313,26 @@ typedef struct chash_node_spec {
 
 /*
  * chash_add_many - add several nodes at once, in array order, rebuilding the
- * lookup structure once. All or nothing: on any error (as for chash_add, and
- * CHASH_EEXIST also for a name repeated inside the array) no node is added.
+ * lookup structure once (memento, whose placement depends on the order of
+ * changes, adds them one by one). All or nothing: on any error (as for
+ * chash_add, and CHASH_EEXIST also for a name repeated inside the array) no
+ * node is added.
  * Cost: O(points log points).
  */
 CHASH_API int chash_add_many(chash *c, const chash_node_spec *nodes, size_t count);
 
 /*
  * chash_remove - drop a member and its points. Indexes of the nodes after it
- * shift down by one. Errors: CHASH_EINVAL, CHASH_ENOENT, CHASH_ENOMEM.
- * Cost: O(points).
+ * shift down by one. Errors: CHASH_EINVAL, CHASH_ENOENT, CHASH_ENOMEM,
+ * CHASH_ENOTSUP (jump: any node but the last). Cost: O(points).
  */
 CHASH_API int chash_remove(chash *c, const void *name, size_t name_len);
 
 /*
  * chash_set_weight - change a member's weight; its points are recomputed,
  * every other node keeps its own. Errors: CHASH_EINVAL, CHASH_ENOENT,
- * CHASH_EWEIGHT, CHASH_ETOOBIG, CHASH_ENOMEM. Cost: O(points).
+ * CHASH_EWEIGHT, CHASH_ETOOBIG, CHASH_ENOMEM, CHASH_ENOTSUP (jump: any node
+ * but the last). Cost: O(points).
  */
 CHASH_API int chash_set_weight(chash *c, const void *name, size_t name_len, uint32_t weight);
 
@@ -208,8 +354,8 @@ CHASH_API int chash_find(const chash *c, const void *name, size_t name_len, size
 
 /*
  * chash_key_hash - where a key lands: its position in the algorithm's hash
- * space (for the ring schemes, a 32-bit value). Pure function of the scheme
- * and the key bytes. key may be NULL when key_len is 0.
+ * space (for the ring schemes, a 32-bit value). Pure function of the scheme,
+ * key hash, hash tag and the key bytes. key may be NULL when key_len is 0.
  */
 CHASH_API uint64_t chash_key_hash(const chash *c, const void *key, size_t key_len);
 
@@ -228,36 +374,108 @@ CHASH_API int chash_lookup_hash(const chash *c, uint64_t hash, size_t *node);
 /*
  * chash_lookup_n - a replica preference list: up to `want` distinct nodes,
  * the owner first, then the next distinct nodes clockwise. Writes them to
- * nodes[0..*found-1]; *found = min(want, node count). Errors: as chash_lookup,
- * and CHASH_ENOTSUP for an algorithm with no natural order (modulo).
- * Cost: O(want^2 + points walked); no allocation.
+ * nodes[0..*found-1]; *found = min(want, node count), fewer only when some
+ * node has no point (ketama and twemproxy give none to a node whose weight is
+ * below about 1/40 of the mean). Errors: as chash_lookup,
+ * and CHASH_ENOTSUP for an algorithm with no natural order (modulo, jump,
+ * maglev, memento). Rendezvous lists nodes by falling score; multiprobe
+ * walks clockwise from the winning point; bounded is the ring's list.
+ * Cost: O(want^2 + points walked), rendezvous O(nodes * log want); no
+ * allocation.
  */
 CHASH_API int chash_lookup_n(const chash *c, const void *key, size_t key_len, size_t want,
                              size_t *nodes, size_t *found);
 
 /*
+ * Bounded loads (CHASH_ALGO_BOUNDED). A chash_loads holds one live load
+ * counter per node of the placement it was created for (the node indexes of
+ * that snapshot): requests, connections, whatever the caller balances. The
+ * counters are atomic, so any number of threads may acquire, release and
+ * look up at once; the placement itself stays const and lock-free. After a
+ * membership change, create a tracker for the new snapshot.
+ *
+ *     chash_loads *loads;
+ *     chash_loads_create(c, &loads);
+ *     chash_lookup_bounded(c, loads, key, key_len, &node);
+ *     chash_loads_acquire(loads, node);   // when the request starts
+ *     ...
+ *     chash_loads_release(loads, node);   // when it ends
+ *
+ * Two threads that pick the same nearly full node at the same moment may
+ * each acquire it, so under concurrency a cap can be passed by at most the
+ * number of racing threads.
+ */
+typedef struct chash_loads chash_loads;
+
+/*
+ * chash_loads_create - zeroed load counters for every node of c, allocated
+ * with c's allocator. c need not use the bounded algorithm. Errors:
+ * CHASH_EINVAL (NULL argument), CHASH_ENOMEM. Cost: O(nodes).
+ */
+CHASH_API int chash_loads_create(const chash *c, chash_loads **out);
+
+/* Frees the counters; chash_loads_free(NULL) does nothing. */
+CHASH_API void chash_loads_free(chash_loads *loads);
+
+/*
+ * chash_loads_acquire / chash_loads_release - one more / one less unit of
+ * load on a node. Atomic. Errors: CHASH_EINVAL (loads NULL, or release of
+ * a load that is already 0), CHASH_ENOENT (no such node). Cost: O(1).
+ */
+CHASH_API int chash_loads_acquire(chash_loads *loads, size_t node);
+CHASH_API int chash_loads_release(chash_loads *loads, size_t node);
+
+/* chash_loads_set - feed a node's live load as counted elsewhere. Atomic.
+ * Errors: CHASH_EINVAL, CHASH_ENOENT. Cost: O(1). */
+CHASH_API int chash_loads_set(chash_loads *loads, size_t node, uint64_t load);
+
+/* A node's current load (0 for NULL or a node out of range), and the total
+ * over all nodes. */
+CHASH_API uint64_t chash_loads_get(const chash_loads *loads, size_t node);
+CHASH_API uint64_t chash_loads_total(const chash_loads *loads);
+
+/*
+ * chash_lookup_bounded - the node a new unit of load for this key should go
+ * to: the first node clockwise from the key (the ring owner first) whose
+ * load is below its cap ceil((1 + load_epsilon) * (total + 1) * weight /
+ * total weight). Reads the counters, changes nothing: acquire the node
+ * after. Does not allocate or lock. Errors: as chash_lookup, CHASH_ENOTSUP
+ * (c is not CHASH_ALGO_BOUNDED), CHASH_EINVAL (loads NULL or made for a
+ * different node count). Cost: O(points walked), about 1/epsilon^2 nodes
+ * when the loads are near their caps, O(1) when they are not.
+ */
+CHASH_API int chash_lookup_bounded(const chash *c, const chash_loads *loads, const void *key,
+                                   size_t key_len, size_t *node);
+
+/*
  * chash_ownership - each node's exact share of the hash space, from the arc
  * lengths (no sampling). shares[i] is node i's count of hash values; they sum
  * to `*space` (2^32 for the ring schemes). node_count must be at least
- * chash_node_count(c). Errors: CHASH_EINVAL, CHASH_EEMPTY. Cost: O(points).
+ * chash_node_count(c). Errors: CHASH_EINVAL, CHASH_EEMPTY, CHASH_ENOTSUP
+ * (jump, rendezvous, multiprobe, memento: no exact answer short of trying
+ * all 2^32 key hashes). Maglev counts the hashes of each table entry;
+ * bounded gives the ring's shares, those of chash_lookup. Cost: O(points),
+ * maglev O(table).
  */
 CHASH_API int chash_ownership(const chash *c, uint64_t *shares, size_t node_count,
                               uint64_t *space);
 
-/* Number of points on the ring (0 for algorithms without points). */
+/* Number of points on the ring (0 for algorithms without points; multiprobe
+ * has one per unit of weight, bounded the ring's). */
 CHASH_API size_t chash_point_count(const chash *c);
 
 /*
  * chash_point - point `index` in clockwise order (ascending hash; equal hashes
  * in owner order). Point i owns the hashes after point i-1 up to and
  * including its own (point 0 also owns the wrap-around from the last point).
- * Errors: CHASH_EINVAL, CHASH_ENOENT (index out of range). Cost: O(1).
+ * Errors: CHASH_EINVAL, CHASH_ENOENT (index out of range), CHASH_ENOTSUP
+ * (an algorithm without points). Cost: O(1).
  */
 CHASH_API int chash_point(const chash *c, size_t index, uint32_t *hash, size_t *node);
 
 /*
- * chash_memory - bytes of heap the object holds (nodes, names, points and
- * index). Cost: O(1).
+ * chash_memory - bytes of heap the object holds (nodes, names and the
+ * algorithm's structure: points and index, table, buckets). Cost: O(1).
  */
 CHASH_API size_t chash_memory(const chash *c);
 
@@ -284,8 +502,8 @@ typedef int (*chash_range_fn)(void *user, const chash_range *range);
  * Summing (last - first + 1) over the ranges, divided by 2^32, gives the
  * exact fraction of keys that move; no sampling.
  *
- * Both placements must use the ring algorithm and the same scheme (so keys
- * land at the same positions), else CHASH_ENOTSUP. Either may be empty only
+ * Both placements must use the ring algorithm and the same scheme, key hash
+ * and hash tag (so keys land at the same positions), else CHASH_ENOTSUP. Either may be empty only
  * if both are (CHASH_EEMPTY otherwise). Returns CHASH_OK, CHASH_EINVAL (NULL
  * argument), or the first non-zero value fn returned. Does not allocate.
  * Cost: O((points of from + points of to) * name length).

@@ -6,8 +6,10 @@
  * it; removing one moves only its own keys.
  *
  * Invariant: points[] is sorted by hash, equal hashes in the scheme's tie
- * order (native: node name; groupcache: the node added last first), so the
- * first of equal points is the one that owns them. index[k] is the first
+ * order (native: node name; groupcache: the node added last first; ketama,
+ * nginx: the lower node index first; twemproxy: the shorter name, then the
+ * bytewise lower one, nutcracker's server order), so the first of equal
+ * points is the one that owns them. index[k] is the first
  * point whose hash is >= k << shift, for k = 0 .. bucket_count, which makes a
  * lookup one index read and a count over a short window (about 4 points) instead of a
  * binary search over every point.
@@ -32,10 +34,27 @@ typedef struct ring_state {
     unsigned shift;
 } ring_state;
 
+/* Schemes whose peers let the earlier server win a tie. */
+static bool ties_by_index(chash_scheme scheme) {
+    return scheme == CHASH_SCHEME_KETAMA || scheme == CHASH_SCHEME_NGINX;
+}
+
+/* nutcracker sorts its servers by name, shorter names first, before it
+ * builds the ring, so its earlier server is the one lower in this order. */
+static int length_first_cmp(const chash_node_rec *a, const chash_node_rec *b) {
+    if (a->name_len != b->name_len) return a->name_len < b->name_len ? -1 : 1;
+    return memcmp(a->name, b->name, a->name_len);
+}
+
+static int tie_cmp(chash_scheme scheme, const chash_node_rec *a, const chash_node_rec *b) {
+    return scheme == CHASH_SCHEME_TWEMPROXY ? length_first_cmp(a, b) : chash_name_cmp(a, b);
+}
+
 /* True when, at equal hashes, node a's point must come before node b's. */
 static bool tie_first(const algo_ctx *ctx, const algo_nodes *nodes, uint32_t a, uint32_t b) {
     if (ctx->scheme == CHASH_SCHEME_GROUPCACHE) return a > b; /* later Add wins */
-    return chash_name_cmp(&nodes->nodes[a], &nodes->nodes[b]) < 0;
+    if (ties_by_index(ctx->scheme)) return a < b;
+    return tie_cmp(ctx->scheme, &nodes->nodes[a], &nodes->nodes[b]) < 0;
 }
 
 /* ---- sorting ----------------------------------------------------------- */
@@ -147,10 +166,11 @@ static int state_finish(const algo_ctx *ctx, ring_point *points, size_t count, u
 
 /* ---- building ---------------------------------------------------------- */
 
-static int total_points(const algo_ctx *ctx, const algo_nodes *nodes, size_t *total) {
+static int total_points(const algo_ctx *ctx, const algo_nodes *nodes,
+                        const scheme_totals *totals, size_t *total) {
     uint64_t sum = 0;
     for (size_t i = 0; i < nodes->count; i++) {
-        sum += chash_scheme_point_count(ctx, &nodes->nodes[i]);
+        sum += chash_scheme_point_count(ctx, totals, &nodes->nodes[i]);
         if (sum > CHASH_POINTS_MAX) return CHASH_ETOOBIG;
     }
     *total = (size_t)sum;
@@ -158,17 +178,23 @@ static int total_points(const algo_ctx *ctx, const algo_nodes *nodes, size_t *to
 }
 
 /* Appends node `n`'s points to out; scratch holds its point count of hashes. */
-static size_t emit_points(const algo_ctx *ctx, const algo_nodes *nodes, size_t n,
-                          uint32_t *scratch, ring_point *out) {
+static size_t emit_points(const algo_ctx *ctx, const algo_nodes *nodes,
+                          const scheme_totals *totals, size_t n, uint32_t *scratch,
+                          ring_point *out) {
     const chash_node_rec *rec = &nodes->nodes[n];
-    size_t m = (size_t)chash_scheme_point_count(ctx, rec);
-    chash_scheme_points(ctx, rec, scratch);
+    size_t m = (size_t)chash_scheme_point_count(ctx, totals, rec);
+    chash_scheme_points(ctx, totals, rec, scratch);
     for (size_t j = 0; j < m; j++) out[j] = (ring_point){scratch[j], (uint32_t)n};
     return m;
 }
 
 static int name_order(const void *a, const void *b) {
     return chash_name_cmp(*(const chash_node_rec *const *)a, *(const chash_node_rec *const *)b);
+}
+
+static int length_first_order(const void *a, const void *b) {
+    return length_first_cmp(*(const chash_node_rec *const *)a,
+                            *(const chash_node_rec *const *)b);
 }
 
 /* Node numbers in tie order (names are unique, so any sort is stable). */
@@ -178,8 +204,13 @@ static void tie_order(const algo_ctx *ctx, const algo_nodes *nodes, uint32_t *or
         for (size_t i = 0; i < nodes->count; i++) order[i] = (uint32_t)(nodes->count - 1 - i);
         return;
     }
+    if (ties_by_index(ctx->scheme)) {
+        for (size_t i = 0; i < nodes->count; i++) order[i] = (uint32_t)i;
+        return;
+    }
     for (size_t i = 0; i < nodes->count; i++) by_name[i] = &nodes->nodes[i];
-    qsort(by_name, nodes->count, sizeof *by_name, name_order);
+    qsort(by_name, nodes->count, sizeof *by_name,
+          ctx->scheme == CHASH_SCHEME_TWEMPROXY ? length_first_order : name_order);
     for (size_t i = 0; i < nodes->count; i++) order[i] = (uint32_t)(by_name[i] - nodes->nodes);
 }
 
@@ -194,13 +225,14 @@ static void tie_order(const algo_ctx *ctx, const algo_nodes *nodes, uint32_t *or
  */
 static int build(const algo_ctx *ctx, const algo_nodes *nodes, void **out) {
     size_t total;
-    int rc = total_points(ctx, nodes, &total);
+    scheme_totals totals = chash_scheme_totals(nodes);
+    int rc = total_points(ctx, nodes, &totals, &total);
     if (rc != CHASH_OK) return rc;
     if (total == 0) return state_finish(ctx, NULL, 0, NULL, out);
 
     size_t max_node_points = 0;
     for (size_t i = 0; i < nodes->count; i++) {
-        size_t m = (size_t)chash_scheme_point_count(ctx, &nodes->nodes[i]);
+        size_t m = (size_t)chash_scheme_point_count(ctx, &totals, &nodes->nodes[i]);
         if (m > max_node_points) max_node_points = m;
     }
     unsigned bits = index_bits(total), shift = 32 - bits;
@@ -219,8 +251,8 @@ static int build(const algo_ctx *ctx, const algo_nodes *nodes, void **out) {
     memset(index, 0, (buckets + 1) * sizeof *index);
     for (size_t i = 0; i < nodes->count; i++) {
         const chash_node_rec *rec = &nodes->nodes[order[i]];
-        size_t m = (size_t)chash_scheme_point_count(ctx, rec);
-        chash_scheme_points(ctx, rec, scratch);
+        size_t m = (size_t)chash_scheme_point_count(ctx, &totals, rec);
+        chash_scheme_points(ctx, &totals, rec, scratch);
         for (size_t j = 0; j < m; j++) index[(scratch[j] >> shift) + 1]++;
     }
     for (size_t k = 0; k < buckets; k++) index[k + 1] += index[k];
@@ -228,8 +260,8 @@ static int build(const algo_ctx *ctx, const algo_nodes *nodes, void **out) {
      * starts come back by shifting one place. */
     for (size_t i = 0; i < nodes->count; i++) {
         const chash_node_rec *rec = &nodes->nodes[order[i]];
-        size_t m = (size_t)chash_scheme_point_count(ctx, rec);
-        chash_scheme_points(ctx, rec, scratch);
+        size_t m = (size_t)chash_scheme_point_count(ctx, &totals, rec);
+        chash_scheme_points(ctx, &totals, rec, scratch);
         for (size_t j = 0; j < m; j++)
             points[index[scratch[j] >> shift]++] = (ring_point){scratch[j], order[i]};
     }
@@ -266,16 +298,18 @@ done:
  * The new state from the old one: old points of node `drop` are left out
  * (none when drop == SIZE_MAX), later node numbers shift down when
  * `renumber`, and node `add`'s fresh points (none when add == SIZE_MAX) are
- * merged in. O(points): nothing already in place is sorted again.
+ * merged in. O(points): nothing already in place is sorted again. Schemes
+ * whose point counts depend on every node build afresh instead.
  */
 static int rebuild(const algo_ctx *ctx, const ring_state *old, const algo_nodes *nodes,
                    size_t drop, bool renumber, size_t add, void **out) {
+    if (chash_scheme_counts_are_global(ctx->scheme)) return build(ctx, nodes, out);
     size_t total;
-    int rc = total_points(ctx, nodes, &total);
+    scheme_totals totals = chash_scheme_totals(nodes);
+    int rc = total_points(ctx, nodes, &totals, &total);
     if (rc != CHASH_OK) return rc;
-    size_t fresh_count = add == SIZE_MAX
-                             ? 0
-                             : (size_t)chash_scheme_point_count(ctx, &nodes->nodes[add]);
+    size_t fresh_count =
+        add == SIZE_MAX ? 0 : (size_t)chash_scheme_point_count(ctx, &totals, &nodes->nodes[add]);
     ring_point *fresh = NULL, *fresh_tmp = NULL, *points = NULL;
     uint32_t *scratch = NULL;
     rc = CHASH_ENOMEM;
@@ -291,7 +325,7 @@ static int rebuild(const algo_ctx *ctx, const ring_state *old, const algo_nodes 
     }
     const ring_point *sorted_fresh = fresh;
     if (fresh_count) {
-        emit_points(ctx, nodes, add, scratch, fresh);
+        emit_points(ctx, nodes, &totals, add, scratch, fresh);
         sorted_fresh = sort_points(fresh, fresh_tmp, fresh_count);
     }
     size_t i = 0, j = 0, at = 0;
@@ -375,7 +409,8 @@ static size_t lookup(const void *state, uint64_t hash) {
 static size_t lookup_n(const void *state, uint64_t hash, size_t want, size_t *nodes) {
     const ring_state *s = state;
     size_t i = find_point(s, (uint32_t)hash), found = 0;
-    /* Every node has a point, so one lap finds `want` <= node count nodes. */
+    /* One lap finds `want` <= node count nodes unless some node has no point
+     * (ketama gives none to a very light node): then it finds fewer. */
     for (size_t walked = 0; walked < s->count && found < want; walked++) {
         size_t n = s->points[i].node;
         bool seen = false;

@@ -95,7 +95,9 @@ static bool find_index(const chash *c, const void *name, size_t len, size_t *ind
 /* ---- helpers ----------------------------------------------------------- */
 
 static algo_ctx ctx_of(const chash *c) {
-    algo_ctx ctx = {c->config.scheme, c->config.vnodes, &c->config.allocator};
+    algo_ctx ctx = {c->config.scheme,           c->config.vnodes,
+                    &c->config.allocator,        c->config.maglev_table_size,
+                    c->config.probe_count,       c->config.load_epsilon};
     return ctx;
 }
 
@@ -138,9 +140,33 @@ static const algo_ops *ops_for(chash_algo algo) {
     switch (algo) {
     case CHASH_ALGO_RING: return &chash_algo_ring;
     case CHASH_ALGO_MODULO: return &chash_algo_modulo;
+    case CHASH_ALGO_JUMP: return &chash_algo_jump;
+    case CHASH_ALGO_RENDEZVOUS: return &chash_algo_rendezvous;
+    case CHASH_ALGO_MAGLEV: return &chash_algo_maglev;
+    case CHASH_ALGO_MULTIPROBE: return &chash_algo_multiprobe;
+    case CHASH_ALGO_BOUNDED: return &chash_algo_bounded;
+    case CHASH_ALGO_MEMENTO: return &chash_algo_memento;
     case CHASH_ALGO__COUNT: break;
     }
     return NULL;
+}
+
+static bool is_prime(uint32_t n) {
+    if (n < 2) return false;
+    for (uint32_t d = 2; d <= n / d; d++)
+        if (n % d == 0) return false;
+    return true;
+}
+
+/* Fills the defaults of the algorithms' options; false for one out of range.
+ * Checked whatever the algorithm, so a config is valid or not on its own. */
+static bool algo_options_normalise(chash_config *config) {
+    if (config->maglev_table_size == 0) config->maglev_table_size = CHASH_MAGLEV_TABLE_DEFAULT;
+    if (config->probe_count == 0) config->probe_count = CHASH_PROBES_DEFAULT;
+    if (config->load_epsilon == 0) config->load_epsilon = CHASH_LOAD_EPSILON_DEFAULT;
+    return config->maglev_table_size <= CHASH_MAGLEV_TABLE_MAX &&
+           is_prime(config->maglev_table_size) && config->probe_count <= CHASH_PROBES_MAX &&
+           config->load_epsilon > 0 && config->load_epsilon <= CHASH_LOAD_EPSILON_MAX;
 }
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -152,6 +178,13 @@ int chash_create(const chash_config *cfg, chash **out) {
     if (config.vnodes == 0) config.vnodes = CHASH_VNODES_DEFAULT;
     if (config.vnodes > CHASH_VNODES_MAX) return CHASH_EINVAL;
     if ((unsigned)config.scheme >= CHASH_SCHEME__COUNT) return CHASH_EINVAL;
+    if ((unsigned)config.key_hash >= CHASH_HASH__COUNT) return CHASH_EINVAL;
+    if (!chash_hash_tag_valid(config.hash_tag)) return CHASH_EINVAL;
+    if (config.key_hash == CHASH_HASH_DEFAULT)
+        config.key_hash = chash_scheme_default_hash(config.scheme);
+    if (config.hash_tag[0] == '\0') memset(config.hash_tag, 0, sizeof config.hash_tag);
+    config.hash_tag[3] = '\0';
+    if (!algo_options_normalise(&config)) return CHASH_EINVAL;
     const algo_ops *ops = ops_for(config.algo);
     if (!ops) return CHASH_EINVAL;
     if (!has_custom_allocator(&config.allocator)) {
@@ -272,10 +305,21 @@ int chash_add_many(chash *c, const chash_node_spec *specs, size_t count) {
 
     algo_ctx ctx = ctx_of(c);
     algo_nodes view = {c->nodes, total};
-    if (count == 1 && old_count > 0 && c->ops->added)
+    if (count == 1 && old_count > 0 && c->ops->added) {
         rc = c->ops->added(&ctx, c->state, &view, old_count, &state);
-    else
+    } else if (old_count > 0 && c->ops->has_history) {
+        /* One node at a time, as chash_add would: the placement remembers. */
+        rc = CHASH_OK;
+        for (size_t i = old_count; i < total && rc == CHASH_OK; i++) {
+            algo_nodes part = {c->nodes, i + 1};
+            void *next = NULL;
+            rc = c->ops->added(&ctx, state ? state : c->state, &part, i, &next);
+            if (state) c->ops->free(&ctx, state);
+            state = next;
+        }
+    } else {
         rc = c->ops->build(&ctx, &view, &state);
+    }
     if (rc != CHASH_OK) goto fail;
 
     chash_mem_free(a, c->name_slots);
@@ -369,7 +413,7 @@ int chash_find(const chash *c, const void *name, size_t name_len, size_t *index)
 
 uint64_t chash_key_hash(const chash *c, const void *key, size_t key_len) {
     if (!c || (!key && key_len > 0)) return 0;
-    return chash_scheme_key_hash(c->config.scheme, key, key_len);
+    return chash_config_key_hash(&c->config, key, key_len);
 }
 
 int chash_lookup_hash(const chash *c, uint64_t hash, size_t *node) {
@@ -382,7 +426,7 @@ int chash_lookup_hash(const chash *c, uint64_t hash, size_t *node) {
 int chash_lookup(const chash *c, const void *key, size_t key_len, size_t *node) {
     if (!c || !node || (!key && key_len > 0)) return CHASH_EINVAL;
     if (c->node_count == 0) return CHASH_EEMPTY;
-    *node = c->ops->lookup(c->state, chash_scheme_key_hash(c->config.scheme, key, key_len));
+    *node = c->ops->lookup(c->state, chash_config_key_hash(&c->config, key, key_len));
     return CHASH_OK;
 }
 
@@ -392,7 +436,7 @@ int chash_lookup_n(const chash *c, const void *key, size_t key_len, size_t want,
     if (c->node_count == 0) return CHASH_EEMPTY;
     if (!c->ops->lookup_n) return CHASH_ENOTSUP;
     if (want > c->node_count) want = c->node_count;
-    uint64_t h = chash_scheme_key_hash(c->config.scheme, key, key_len);
+    uint64_t h = chash_config_key_hash(&c->config, key, key_len);
     *found = want ? c->ops->lookup_n(c->state, h, want, nodes) : 0;
     return CHASH_OK;
 }
@@ -400,8 +444,20 @@ int chash_lookup_n(const chash *c, const void *key, size_t key_len, size_t want,
 int chash_ownership(const chash *c, uint64_t *shares, size_t node_count, uint64_t *space) {
     if (!c || !shares || !space || node_count < c->node_count) return CHASH_EINVAL;
     if (c->node_count == 0) return CHASH_EEMPTY;
+    if (!c->ops->ownership) return CHASH_ENOTSUP;
     memset(shares, 0, node_count * sizeof *shares);
     *space = c->ops->ownership(c->state, shares, c->node_count);
+    return CHASH_OK;
+}
+
+int chash_lookup_bounded(const chash *c, const chash_loads *loads, const void *key,
+                         size_t key_len, size_t *node) {
+    if (!c || !loads || !node || (!key && key_len > 0)) return CHASH_EINVAL;
+    if (c->config.algo != CHASH_ALGO_BOUNDED) return CHASH_ENOTSUP;
+    if (c->node_count == 0) return CHASH_EEMPTY;
+    if (chash_loads_node_count(loads) != c->node_count) return CHASH_EINVAL;
+    *node = chash_bounded_lookup(c->state, chash_config_key_hash(&c->config, key, key_len),
+                                 loads);
     return CHASH_OK;
 }
 

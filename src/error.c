@@ -30,11 +30,20 @@ const char *chash_strerror(int err) {
 static const char *const algo_names[CHASH_ALGO__COUNT] = {
     [CHASH_ALGO_RING] = "ring",
     [CHASH_ALGO_MODULO] = "modulo",
+    [CHASH_ALGO_JUMP] = "jump",
+    [CHASH_ALGO_RENDEZVOUS] = "rendezvous",
+    [CHASH_ALGO_MAGLEV] = "maglev",
+    [CHASH_ALGO_MULTIPROBE] = "multiprobe",
+    [CHASH_ALGO_BOUNDED] = "bounded",
+    [CHASH_ALGO_MEMENTO] = "memento",
 };
 
 static const char *const scheme_names[CHASH_SCHEME__COUNT] = {
     [CHASH_SCHEME_NATIVE] = "native",
     [CHASH_SCHEME_GROUPCACHE] = "groupcache",
+    [CHASH_SCHEME_KETAMA] = "ketama",
+    [CHASH_SCHEME_TWEMPROXY] = "twemproxy",
+    [CHASH_SCHEME_NGINX] = "nginx",
 };
 
 const char *chash_algo_name(chash_algo algo) {

@@ -30,6 +30,10 @@ typedef struct algo_ctx {
     chash_scheme scheme;
     uint32_t vnodes;
     const chash_allocator *alloc;
+    /* Options of the other algorithms, defaults filled in (chash_config). */
+    uint32_t maglev_table_size;
+    uint32_t probe_count;
+    double load_epsilon;
 } algo_ctx;
 
 /*
@@ -65,6 +69,9 @@ typedef struct algo_ops {
     size_t (*point_count)(const void *state);
     int (*point)(const void *state, size_t index, uint32_t *hash, size_t *node);
     size_t (*memory)(const void *state);
+    /* The state depends on the order of changes, not only on the membership
+     * (memento): chash_add_many then applies `added` node by node. */
+    bool has_history;
 } algo_ops;
 
 /*
@@ -72,14 +79,64 @@ typedef struct algo_ops {
  * a node's points all at once because some schemes derive several points
  * from one digest or chain each point from the previous one.
  */
+/* Where a key lands under the scheme's own key hash, no hash tag. */
 uint32_t chash_scheme_key_hash(chash_scheme scheme, const void *key, size_t key_len);
-/* Points node `rec` gets: weight * vnodes for the schemes so far. */
-uint64_t chash_scheme_point_count(const algo_ctx *ctx, const chash_node_rec *rec);
+/* Where a key lands under a config: its hash tag, its key hash (or the
+ * scheme's), and the scheme's rule for empty keys (hash_keys.c). */
+uint32_t chash_config_key_hash(const chash_config *cfg, const void *key, size_t key_len);
+chash_hash chash_scheme_default_hash(chash_scheme scheme);
+/* "" or exactly two characters. */
+bool chash_hash_tag_valid(const char tag[4]);
+
+/* What the weighted schemes (ketama, twemproxy) need of the whole membership
+ * to count one node's points. */
+typedef struct scheme_totals {
+    size_t node_count;
+    uint64_t weight_sum;
+} scheme_totals;
+scheme_totals chash_scheme_totals(const algo_nodes *nodes);
+/* True when a node's point count depends on the other nodes (ketama,
+ * twemproxy): any change of membership or weight moves every node's points,
+ * so the ring rebuilds instead of merging. */
+bool chash_scheme_counts_are_global(chash_scheme scheme);
+/* Points node `rec` gets: weight * vnodes, or the ketama formula. */
+uint64_t chash_scheme_point_count(const algo_ctx *ctx, const scheme_totals *totals,
+                                  const chash_node_rec *rec);
 /* Writes chash_scheme_point_count() points of `rec` to out, in point order. */
-void chash_scheme_points(const algo_ctx *ctx, const chash_node_rec *rec, uint32_t *out);
+void chash_scheme_points(const algo_ctx *ctx, const scheme_totals *totals,
+                         const chash_node_rec *rec, uint32_t *out);
+
+/* The hashkit key hashes (hash_hashkit.c); see chash_hash in chash.h. */
+uint32_t chash_hash_one_at_a_time(const uint8_t *key, size_t len);
+uint32_t chash_hash_fnv1_64(const uint8_t *key, size_t len);
+uint32_t chash_hash_fnv1a_64(const uint8_t *key, size_t len);
+uint32_t chash_hash_fnv1_32(const uint8_t *key, size_t len);
+uint32_t chash_hash_fnv1a_32(const uint8_t *key, size_t len);
+uint32_t chash_hash_crc32_15(const uint8_t *key, size_t len);
+uint32_t chash_hash_crc16(const uint8_t *key, size_t len);
+uint32_t chash_hash_murmur(const uint8_t *key, size_t len);
+uint32_t chash_hash_jenkins(const uint8_t *key, size_t len);
+uint32_t chash_hash_hsieh(const uint8_t *key, size_t len);
 
 extern const algo_ops chash_algo_ring;
 extern const algo_ops chash_algo_modulo;
+extern const algo_ops chash_algo_jump;
+extern const algo_ops chash_algo_rendezvous;
+extern const algo_ops chash_algo_maglev;
+extern const algo_ops chash_algo_multiprobe;
+extern const algo_ops chash_algo_bounded;
+extern const algo_ops chash_algo_memento;
+
+/* Jump consistent hash as Lamping & Veach give it: the bucket in
+ * [0, bucket_count) of a 64-bit key (algo_jump.c). bucket_count >= 1. */
+int32_t chash_jump_bucket(uint64_t key, int32_t bucket_count);
+/* A 64-bit hash of a node's name, to seed per-node choices (rendezvous
+ * scores, maglev permutations): FNV-1a 64 then fmix64 (algo_rendezvous.c). */
+uint64_t chash_name_hash64(const chash_node_rec *rec);
+/* Bounded loads (algo_bounded.c): the first node clockwise from the key
+ * whose load is below its cap; loads has a counter for every node. */
+size_t chash_bounded_lookup(const void *state, uint64_t hash, const chash_loads *loads);
+size_t chash_loads_node_count(const chash_loads *loads);
 
 /* Allocation through the object's allocator (libc when none was given). */
 void *chash_mem_alloc(const chash_allocator *a, size_t size);
@@ -102,6 +159,21 @@ static inline uint32_t chash_mix32(uint32_t h) {
     h *= 0xc2b2ae35u;
     h ^= h >> 16;
     return h;
+}
+
+/*
+ * A bijective 64-bit finaliser (MurmurHash3 fmix64). The algorithms that
+ * need a 64-bit key (jump, memento, rendezvous, multi-probe) widen the 32-bit
+ * key hash with it: distinct key hashes stay distinct, and every output bit
+ * depends on every input bit.
+ */
+static inline uint64_t chash_mix64(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return k;
 }
 
 /* Bytewise order on names, a shorter name first on a common prefix. */

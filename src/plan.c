@@ -46,7 +46,9 @@ int chash_diff(const chash *from, const chash *to, chash_range_fn fn, void *user
     chash_config ca, cb;
     chash_get_config(from, &ca);
     chash_get_config(to, &cb);
-    if (ca.algo != CHASH_ALGO_RING || cb.algo != CHASH_ALGO_RING || ca.scheme != cb.scheme)
+    /* Keys must land at the same positions in both. */
+    if (ca.algo != CHASH_ALGO_RING || cb.algo != CHASH_ALGO_RING || ca.scheme != cb.scheme ||
+        ca.key_hash != cb.key_hash || memcmp(ca.hash_tag, cb.hash_tag, sizeof ca.hash_tag) != 0)
         return CHASH_ENOTSUP;
     size_t na = chash_point_count(from), nb = chash_point_count(to);
     if (na == 0 && nb == 0) return CHASH_OK;

@@ -1,30 +1,46 @@
 /*
- * scheme.c - where keys and points land on the 32-bit circle, per scheme.
+ * scheme.c - where a node's points land on the 32-bit circle, per scheme
+ * (keys: hash_keys.c). The peer presets live in preset_*.c, each opening with
+ * its exact rule and the quirks it copies.
  *
- * native:     key at CRC32(key); point i of a node at
- *             mix32(CRC32(name || LE32(i))). The 4-byte little-endian suffix
- *             makes (name, i) -> bytes injective, and mix32 undoes CRC32's
- *             linearity, which otherwise clumps the points of one node.
- * groupcache: key at CRC32(key); point i at CRC32(decimal(i) || name), as
- *             Go's groupcache consistenthash does (its collisions included,
- *             e.g. "11" || "node" == "1" || "1node").
+ * native:     point i of a node at mix32(CRC32(name || LE32(i))). The 4-byte
+ *             little-endian suffix makes (name, i) -> bytes injective, and
+ *             mix32 undoes CRC32's linearity, which otherwise clumps the
+ *             points of one node.
+ * groupcache: point i at CRC32(decimal(i) || name), as Go's groupcache
+ *             consistenthash does (its collisions included, e.g.
+ *             "11" || "node" == "1" || "1node").
+ * ketama, twemproxy: preset_ketama.c, preset_twemproxy.c.
+ * nginx:      preset_nginx.c.
+ *
+ * Invariant: chash_scheme_points() writes exactly chash_scheme_point_count()
+ * points, and both depend only on the node and `totals`.
  */
-#include "internal.h"
+#include "preset.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 
-uint32_t chash_scheme_key_hash(chash_scheme scheme, const void *key, size_t key_len) {
-    (void)scheme; /* both schemes so far put keys at their plain CRC32 */
-    return chash_crc32(0, key, key_len);
+scheme_totals chash_scheme_totals(const algo_nodes *nodes) {
+    scheme_totals t = {nodes->count, 0};
+    for (size_t i = 0; i < nodes->count; i++) t.weight_sum += nodes->nodes[i].weight;
+    return t;
 }
 
-uint64_t chash_scheme_point_count(const algo_ctx *ctx, const chash_node_rec *rec) {
+bool chash_scheme_counts_are_global(chash_scheme scheme) {
+    return scheme == CHASH_SCHEME_KETAMA || scheme == CHASH_SCHEME_TWEMPROXY;
+}
+
+uint64_t chash_scheme_point_count(const algo_ctx *ctx, const scheme_totals *totals,
+                                  const chash_node_rec *rec) {
+    if (chash_scheme_counts_are_global(ctx->scheme))
+        return chash_ketama_point_count(ctx->vnodes, totals, rec->weight);
     return (uint64_t)rec->weight * ctx->vnodes;
 }
 
-void chash_scheme_points(const algo_ctx *ctx, const chash_node_rec *rec, uint32_t *out) {
-    uint64_t count = chash_scheme_point_count(ctx, rec);
+void chash_scheme_points(const algo_ctx *ctx, const scheme_totals *totals,
+                         const chash_node_rec *rec, uint32_t *out) {
+    uint64_t count = chash_scheme_point_count(ctx, totals, rec);
     switch (ctx->scheme) {
     case CHASH_SCHEME_NATIVE: {
         /* CRC32 continues over the suffix, so the name is hashed once. */
@@ -43,7 +59,9 @@ void chash_scheme_points(const algo_ctx *ctx, const chash_node_rec *rec, uint32_
             out[i] = chash_crc32(chash_crc32(0, dec, (size_t)n), rec->name, rec->name_len);
         }
         return;
-    case CHASH_SCHEME__COUNT:
-        break;
+    case CHASH_SCHEME_KETAMA: chash_preset_ketama_points(rec, count, out); return;
+    case CHASH_SCHEME_TWEMPROXY: chash_preset_twemproxy_points(rec, count, out); return;
+    case CHASH_SCHEME_NGINX: chash_preset_nginx_points(rec, count, out); return;
+    case CHASH_SCHEME__COUNT: break;
     }
 }

@@ -4,6 +4,13 @@
  * library must agree with a naive reference written from the documented
  * rules alone (its own bitwise CRC32, a sorted point list, linear search):
  * nodes, points, lookups, replica lists, ownership and error codes.
+ *
+ * The peer presets (ketama, twemproxy, nginx) run too, their name pools
+ * seeded with two names whose points collide (searched at start), so the
+ * tie orders - lower index first, or nutcracker's name order - and the
+ * rebuilds of the weight-dependent schemes are exercised on every change.
+ * MD5 comes from chash_md5 (checked against OpenSSL elsewhere); the rest of
+ * each rule is written out here from the documented text.
  */
 #include "testlib.h"
 
@@ -29,7 +36,7 @@ typedef struct model {
     uint32_t vnodes;
     ref_node nodes[MAX_NODES]; /* insertion order, like the library */
     size_t count;
-    ref_point points[MAX_NODES * 4 * 5];
+    ref_point points[MAX_NODES * 4 * 48];
     size_t point_count;
 } model;
 
@@ -57,19 +64,100 @@ static int name_cmp(const ref_node *a, const ref_node *b) {
     return r ? r : (a->len > b->len) - (a->len < b->len);
 }
 
+static int length_first_cmp(const ref_node *a, const ref_node *b) {
+    if (a->len != b->len) return a->len < b->len ? -1 : 1;
+    return memcmp(a->name, b->name, a->len);
+}
+
 static const model *sort_model;
 static int point_cmp(const void *x, const void *y) {
     const ref_point *a = x, *b = y;
     if (a->hash != b->hash) return a->hash < b->hash ? -1 : 1;
-    if (sort_model->scheme == CHASH_SCHEME_GROUPCACHE) /* later-added first */
+    switch (sort_model->scheme) {
+    case CHASH_SCHEME_GROUPCACHE: /* later-added first */
         return (a->node < b->node) - (a->node > b->node);
-    return name_cmp(&sort_model->nodes[a->node], &sort_model->nodes[b->node]);
+    case CHASH_SCHEME_KETAMA: /* earlier server first */
+    case CHASH_SCHEME_NGINX:
+        return (a->node > b->node) - (a->node < b->node);
+    case CHASH_SCHEME_TWEMPROXY: /* nutcracker's server order */
+        return length_first_cmp(&sort_model->nodes[a->node], &sort_model->nodes[b->node]);
+    default:
+        return name_cmp(&sort_model->nodes[a->node], &sort_model->nodes[b->node]);
+    }
+}
+
+static uint32_t le32(const uint8_t *d) {
+    return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+}
+
+/* ketama and twemproxy: floor(float32(w / W * V / 4 * N)) * 4 points, four
+ * from each MD5("name-k"). Model names hold no ':', so the name is ketama's
+ * host too. */
+static size_t ref_ketama(const model *m, size_t n, ref_point *out) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < m->count; i++) total += m->nodes[i].weight;
+    float pct = (float)m->nodes[n].weight / (float)total;
+    float x = pct * (float)m->vnodes;
+    x = x / 4;
+    x = x * (float)m->count;
+    size_t digests = (size_t)x, got = 0;
+    for (size_t k = 0; k < digests; k++) {
+        uint8_t buf[32], d[16];
+        memcpy(buf, m->nodes[n].name, m->nodes[n].len);
+        size_t len = m->nodes[n].len + (size_t)sprintf((char *)buf + m->nodes[n].len, "-%zu", k);
+        chash_md5(buf, len, d);
+        for (int w = 0; w < 4; w++) out[got++] = (ref_point){le32(d + 4 * w), n};
+    }
+    return got;
+}
+
+/* nginx: weight * V points, each CRC-32(name "\0" prev-as-LE32), chained.
+ * Model names hold no ':', so the host is the whole name, no port. */
+static size_t ref_nginx(const model *m, size_t n, ref_point *out) {
+    uint32_t prev = 0;
+    size_t count = (size_t)m->nodes[n].weight * m->vnodes;
+    for (size_t j = 0; j < count; j++) {
+        uint8_t buf[16];
+        memcpy(buf, m->nodes[n].name, m->nodes[n].len);
+        buf[m->nodes[n].len] = 0;
+        for (int b = 0; b < 4; b++)
+            buf[m->nodes[n].len + 1 + (size_t)b] = (uint8_t)(prev >> (8 * b));
+        prev = ref_crc32(0, buf, m->nodes[n].len + 5);
+        out[j] = (ref_point){prev, n};
+    }
+    return count;
+}
+
+static uint32_t ref_key_hash(const model *m, const uint8_t *key, size_t len) {
+    if (m->scheme == CHASH_SCHEME_KETAMA) {
+        uint8_t d[16];
+        chash_md5(key, len, d);
+        return le32(d);
+    }
+    if (m->scheme == CHASH_SCHEME_TWEMPROXY) {
+        if (len == 0) return 0;
+        uint32_t h = 0x84222325u; /* 32-bit FNV-1a from fnv1a_64's low bits */
+        for (size_t i = 0; i < len; i++) {
+            h ^= key[i] >= 0x80 ? 0xffffff00u | key[i] : key[i];
+            h *= 0x1b3u;
+        }
+        return h;
+    }
+    return ref_crc32(0, key, len);
 }
 
 static void ref_rebuild(model *m) {
     m->point_count = 0;
     if (m->algo != CHASH_ALGO_RING) return;
     for (size_t n = 0; n < m->count; n++) {
+        if (m->scheme == CHASH_SCHEME_KETAMA || m->scheme == CHASH_SCHEME_TWEMPROXY) {
+            m->point_count += ref_ketama(m, n, m->points + m->point_count);
+            continue;
+        }
+        if (m->scheme == CHASH_SCHEME_NGINX) {
+            m->point_count += ref_nginx(m, n, m->points + m->point_count);
+            continue;
+        }
         const ref_node *r = &m->nodes[n];
         for (uint32_t i = 0; i < r->weight * m->vnodes; i++) {
             uint8_t buf[32];
@@ -150,7 +238,7 @@ static void check(const model *m, const chash *c, uint64_t *seed) {
         uint8_t key[12];
         size_t key_len = (size_t)(test_rand(seed) % sizeof key);
         for (size_t i = 0; i < key_len; i++) key[i] = (uint8_t)test_rand(seed);
-        uint32_t h = ref_crc32(0, key, key_len);
+        uint32_t h = ref_key_hash(m, key, key_len);
         ASSERT_UEQ(chash_key_hash(c, key, key_len), h);
         size_t n;
         ASSERT_OK(chash_lookup(c, key, key_len, &n));
@@ -195,10 +283,17 @@ static void check(const model *m, const chash *c, uint64_t *seed) {
     }
 }
 
-static void random_name(uint64_t *seed, uint8_t *name, size_t *len) {
+/* Two names per preset whose points collide. */
+static char tie_names[CHASH_SCHEME__COUNT][2][8];
+static size_t ties_seen[CHASH_SCHEME__COUNT];
+
+static void random_name(uint64_t *seed, chash_scheme scheme, uint8_t *name, size_t *len) {
     /* A small pool, so duplicates and re-adds happen; some binary names. */
     unsigned id = (unsigned)(test_rand(seed) % POOL);
-    if (id < 4) {
+    if (id >= POOL - 2 && tie_names[scheme][0][0]) {
+        *len = strlen(tie_names[scheme][id - (POOL - 2)]);
+        memcpy(name, tie_names[scheme][id - (POOL - 2)], *len);
+    } else if (id < 4) {
         name[0] = (uint8_t)(0x80 + id);
         name[1] = 0;
         name[2] = (uint8_t)id;
@@ -216,7 +311,7 @@ static void run_sequence(uint64_t seed, chash_algo algo, chash_scheme scheme, ui
     for (int step = 0; step < 40; step++) {
         uint8_t name[8];
         size_t len;
-        random_name(&seed, name, &len);
+        random_name(&seed, scheme, name, &len);
         uint32_t weight = 1 + (uint32_t)(test_rand(&seed) % 4);
         size_t at = ref_find(&m, name, len);
         switch (test_rand(&seed) % 6) {
@@ -236,7 +331,7 @@ static void run_sequence(uint64_t seed, chash_algo algo, chash_scheme scheme, ui
             chash_node_spec specs[2];
             uint8_t second[8];
             size_t second_len;
-            random_name(&seed, second, &second_len);
+            random_name(&seed, scheme, second, &second_len);
             specs[0] = (chash_node_spec){name, len, weight};
             specs[1] = (chash_node_spec){second, second_len, 1};
             bool ok = at == SIZE_MAX && ref_find(&m, second, second_len) == SIZE_MAX &&
@@ -280,13 +375,86 @@ static void run_sequence(uint64_t seed, chash_algo algo, chash_scheme scheme, ui
         }
         }
         ref_rebuild(&m);
+        for (size_t i = 1; i < m.point_count; i++)
+            ties_seen[scheme] += m.points[i].hash == m.points[i - 1].hash &&
+                                 m.points[i].node != m.points[i - 1].node;
         check(&m, c, &seed);
     }
     chash_free(c);
 }
 
+typedef struct seen_point {
+    uint32_t hash;
+    uint32_t id;
+} seen_point;
+
+static int seen_cmp(const void *x, const void *y) {
+    const seen_point *a = x, *b = y;
+    return (a->hash > b->hash) - (a->hash < b->hash);
+}
+
+/* Candidate id: 5 to 7 letters. (CRC-32 never maps two strings that differ
+ * only within 4 bytes to one value, so decimal ids would rarely collide.) */
+static int tie_candidate(uint32_t id, char *buf) {
+    uint64_t r = id;
+    uint64_t bits = test_rand(&r);
+    int len = 5 + (int)(bits % 3);
+    for (int i = 0; i < len; i++) buf[i] = (char)('a' + (bits >> (8 + 5 * i)) % 26);
+    buf[len] = '\0';
+    return len;
+}
+
+/* Names whose first points collide under the scheme (for ketama and
+ * twemproxy the four points of digest 0; for nginx the first of the chain). */
+static void find_tie(chash_scheme scheme) {
+    enum { NAMES = 400000 };
+    seen_point *pts = malloc(sizeof *pts * NAMES * 4);
+    ASSERT_TRUE(pts != NULL);
+    size_t n = 0, names = scheme == CHASH_SCHEME_NGINX ? NAMES : NAMES / 8;
+    for (uint32_t id = 0; id < names; id++) {
+        char buf[24];
+        int len = tie_candidate(id, buf);
+        if (scheme == CHASH_SCHEME_NGINX) {
+            memset(buf + len, 0, 5);
+            pts[n++] = (seen_point){ref_crc32(0, (uint8_t *)buf, (size_t)len + 5), id};
+        } else {
+            uint8_t d[16];
+            len += sprintf(buf + len, "-0");
+            chash_md5(buf, (size_t)len, d);
+            for (int w = 0; w < 4; w++) pts[n++] = (seen_point){le32(d + 4 * w), id};
+        }
+    }
+    qsort(pts, n, sizeof *pts, seen_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (pts[i].hash == pts[i - 1].hash && pts[i].id != pts[i - 1].id) {
+            tie_candidate(pts[i - 1].id, tie_names[scheme][0]);
+            tie_candidate(pts[i].id, tie_names[scheme][1]);
+            /* Two ids may give one name: that is no tie. */
+            if (strcmp(tie_names[scheme][0], tie_names[scheme][1]) == 0) continue;
+            free(pts);
+            return;
+        }
+    TEST_FAIL_AT("no colliding names for %s", chash_scheme_name(scheme));
+}
+
 int main(void) {
     int sequences = 0;
+    static const chash_scheme presets[] = {CHASH_SCHEME_KETAMA, CHASH_SCHEME_TWEMPROXY,
+                                           CHASH_SCHEME_NGINX};
+    for (size_t p = 0; p < 3; p++) find_tie(presets[p]);
+    for (uint64_t s = 1; s <= 300; s++) {
+        uint32_t vnodes = 4 * (1 + (uint32_t)(s % 10));
+        for (size_t p = 0; p < 3; p++) {
+            run_sequence(s * 31 + p, CHASH_ALGO_RING, presets[p], vnodes);
+            sequences++;
+        }
+        run_sequence(s * 131, CHASH_ALGO_MODULO, CHASH_SCHEME_TWEMPROXY, vnodes);
+        sequences++;
+    }
+    for (size_t p = 0; p < 3; p++) {
+        printf("%s: %zu tied points seen\n", chash_scheme_name(presets[p]), ties_seen[presets[p]]);
+        ASSERT_TRUE(ties_seen[presets[p]] > 0);
+    }
     for (uint64_t s = 1; s <= 900; s++) {
         uint32_t vnodes = 1 + (uint32_t)(s % 5);
         run_sequence(s, CHASH_ALGO_RING, CHASH_SCHEME_NATIVE, vnodes);

@@ -1,0 +1,117 @@
+/*
+ * hash_keys.c - the key hashes by enum and by name, and where a key lands
+ * under a config: hash tag first, then the key hash, then the scheme's rule
+ * for empty keys.
+ *
+ * Invariant: hash_names[] and chash_hash32() cover every chash_hash value
+ * below CHASH_HASH__COUNT (the switch has no default, so the compiler flags a
+ * missing one).
+ */
+#include "internal.h"
+
+static const char *const hash_names[CHASH_HASH__COUNT] = {
+    [CHASH_HASH_DEFAULT] = "default",
+    [CHASH_HASH_CRC32A] = "crc32a",
+    [CHASH_HASH_MD5] = "md5",
+    [CHASH_HASH_FNV1A_64] = "fnv1a_64",
+    [CHASH_HASH_FNV1_64] = "fnv1_64",
+    [CHASH_HASH_FNV1A_32] = "fnv1a_32",
+    [CHASH_HASH_FNV1_32] = "fnv1_32",
+    [CHASH_HASH_CRC32_15] = "crc32",
+    [CHASH_HASH_ONE_AT_A_TIME] = "one_at_a_time",
+    [CHASH_HASH_MURMUR] = "murmur",
+    [CHASH_HASH_JENKINS] = "jenkins",
+    [CHASH_HASH_HSIEH] = "hsieh",
+    [CHASH_HASH_CRC16] = "crc16",
+};
+
+const char *chash_hash_name(chash_hash hash) {
+    return (unsigned)hash < CHASH_HASH__COUNT ? hash_names[hash] : NULL;
+}
+
+int chash_hash_from_name(const char *name, chash_hash *out) {
+    if (!name || !out) return CHASH_EINVAL;
+    for (int i = 0; i < CHASH_HASH__COUNT; i++)
+        if (strcmp(name, hash_names[i]) == 0) {
+            *out = (chash_hash)i;
+            return CHASH_OK;
+        }
+    return CHASH_EUNKNOWN;
+}
+
+/* MD5 digest bytes 0..3 as a little-endian word, as both peers read it. */
+static uint32_t md5_word0(const void *buf, size_t len) {
+    uint8_t d[16];
+    chash_md5(buf, len, d);
+    return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+}
+
+uint32_t chash_hash32(chash_hash hash, const void *buf, size_t len) {
+    const uint8_t *p = buf;
+    if (!p && len > 0) return 0;
+    switch (hash) {
+    case CHASH_HASH_DEFAULT:
+    case CHASH_HASH_CRC32A: return chash_crc32(0, p, len);
+    case CHASH_HASH_MD5: return md5_word0(p, len);
+    case CHASH_HASH_FNV1A_64: return chash_hash_fnv1a_64(p, len);
+    case CHASH_HASH_FNV1_64: return chash_hash_fnv1_64(p, len);
+    case CHASH_HASH_FNV1A_32: return chash_hash_fnv1a_32(p, len);
+    case CHASH_HASH_FNV1_32: return chash_hash_fnv1_32(p, len);
+    case CHASH_HASH_CRC32_15: return chash_hash_crc32_15(p, len);
+    case CHASH_HASH_ONE_AT_A_TIME: return chash_hash_one_at_a_time(p, len);
+    case CHASH_HASH_MURMUR: return chash_hash_murmur(p, len);
+    case CHASH_HASH_JENKINS: return chash_hash_jenkins(p, len);
+    case CHASH_HASH_HSIEH: return chash_hash_hsieh(p, len);
+    case CHASH_HASH_CRC16: return chash_hash_crc16(p, len);
+    case CHASH_HASH__COUNT: break;
+    }
+    return 0;
+}
+
+chash_hash chash_scheme_default_hash(chash_scheme scheme) {
+    switch (scheme) {
+    case CHASH_SCHEME_KETAMA: return CHASH_HASH_MD5;
+    case CHASH_SCHEME_TWEMPROXY: return CHASH_HASH_FNV1A_64;
+    case CHASH_SCHEME_NATIVE:
+    case CHASH_SCHEME_GROUPCACHE:
+    case CHASH_SCHEME_NGINX:
+    case CHASH_SCHEME__COUNT: break;
+    }
+    return CHASH_HASH_CRC32A;
+}
+
+bool chash_hash_tag_valid(const char tag[4]) {
+    if (tag[0] == '\0') return tag[1] == '\0';
+    return tag[1] != '\0' && tag[2] == '\0';
+}
+
+uint32_t chash_config_key_hash(const chash_config *cfg, const void *key, size_t len) {
+    const uint8_t *p = key;
+    if (cfg->hash_tag[0] != '\0' && len > 0) {
+        /* twemproxy: the first open mark, then the first close mark after
+         * it; an empty or unclosed tag leaves the key whole. */
+        const uint8_t *open = memchr(p, (unsigned char)cfg->hash_tag[0], len);
+        if (open) {
+            size_t after = (size_t)(open - p) + 1;
+            const uint8_t *close =
+                memchr(open + 1, (unsigned char)cfg->hash_tag[1], len - after);
+            if (close && close - open > 1) {
+                p = open + 1;
+                len = (size_t)(close - p);
+            }
+        }
+    }
+    /* twemproxy hashes no empty key: it lands at 0 (the lowest point). */
+    if (len == 0 && cfg->scheme == CHASH_SCHEME_TWEMPROXY) return 0;
+    chash_hash h = cfg->key_hash != CHASH_HASH_DEFAULT ? cfg->key_hash
+                                                      : chash_scheme_default_hash(cfg->scheme);
+    /* The common cases first, without the switch's indirect jump. */
+    if (h == CHASH_HASH_CRC32A) return chash_crc32(0, p, len);
+    if (h == CHASH_HASH_MD5) return md5_word0(p, len);
+    return chash_hash32(h, p, len);
+}
+
+uint32_t chash_scheme_key_hash(chash_scheme scheme, const void *key, size_t key_len) {
+    chash_config cfg = {.scheme = scheme};
+    return chash_config_key_hash(&cfg, key, key_len);
+}
