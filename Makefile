@@ -3,7 +3,8 @@
 DEB_PACKAGES = build-essential cmake clang pkg-config zlib1g-dev python3 \
                chromium python3-pil \
                golang-go golang-github-golang-groupcache-dev \
-               libmemcached-dev libssl-dev libyaml-dev nutcracker redis-server nginx
+               libmemcached-dev libssl-dev libyaml-dev libhiredis-dev \
+               nutcracker redis-server memcached nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS ?= 2
 CMAKE_FLAGS ?=

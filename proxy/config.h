@@ -1,0 +1,95 @@
+/*
+ * config.h - twemproxy (nutcracker) YAML configuration, as is, plus our keys.
+ *
+ * The file is a map of pools; each pool has one listen address and its
+ * servers. conf_parse checks every key and value and reports the first
+ * problem as "FILE:LINE: message"; the result is read-only afterwards and
+ * shared by all workers.
+ */
+#ifndef PROXY_CONFIG_H
+#define PROXY_CONFIG_H
+
+#include <chash.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONF_ERR_MAX 512
+
+typedef enum conf_dist {
+    CONF_DIST_KETAMA,  /* nutcracker's ring: the library's twemproxy preset */
+    CONF_DIST_MODULA,  /* nutcracker's modula: CHASH_ALGO_MODULO */
+    CONF_DIST_RANDOM,  /* any live server, per request */
+    CONF_DIST_ALGO,    /* one of the library's algorithms, native scheme */
+} conf_dist;
+
+typedef struct conf_addr {
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
+    bool is_unix;
+} conf_addr;
+
+typedef struct conf_server {
+    char *text;      /* the line as written */
+    char *name;      /* node name on the ring (nutcracker's server name) */
+    char *host;      /* host, or the unix socket path */
+    int port;        /* 0 for a unix socket */
+    uint32_t weight;
+    bool has_name;   /* an explicit name was given */
+    conf_addr addr;
+    unsigned line;
+} conf_server;
+
+typedef struct conf_pool {
+    char *name;
+    unsigned line;
+    char *listen;   /* as written */
+    conf_addr listen_addr;
+    int listen_mode; /* unix socket permissions, or -1 */
+    chash_hash hash;
+    char hash_tag[4];
+    conf_dist dist;
+    chash_algo algo; /* CONF_DIST_ALGO */
+    int64_t timeout_ms; /* -1: wait forever */
+    int backlog;
+    bool preconnect;
+    bool redis;
+    char *redis_auth; /* NULL: none */
+    size_t redis_auth_len;
+    int redis_db;
+    uint32_t server_connections;
+    uint32_t client_connections; /* 0: unlimited */
+    bool auto_eject_hosts;
+    int64_t server_retry_timeout_ms;
+    uint32_t server_failure_limit;
+    bool tcpkeepalive;
+    bool reuseport;
+    /* ours: limits (see docs/proxy.md) */
+    uint64_t max_bulk_length;
+    uint32_t max_arguments;
+    uint32_t max_key_length;
+    uint32_t max_pipeline;
+    uint64_t max_client_buffer;
+    conf_server *servers;
+    size_t server_count;
+} conf_pool;
+
+typedef struct conf {
+    conf_pool *pools;
+    size_t pool_count;
+} conf;
+
+/* Parses YAML text; `path` only names the file in messages. On error returns
+ * -1 and writes "PATH:LINE: message" to err. Resolves host names. */
+int conf_parse(const char *text, size_t len, const char *path, conf **out, char *err,
+               size_t err_len);
+/* Reads and parses a file. */
+int conf_load(const char *path, conf **out, char *err, size_t err_len);
+void conf_free(conf *c);
+
+/* Text of a conf_dist / algorithm for messages and stats. */
+const char *conf_dist_name(const conf_pool *p);
+
+#endif

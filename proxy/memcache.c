@@ -1,0 +1,462 @@
+/*
+ * memcache.c - the memcached ASCII parsers of memcache.h.
+ *
+ * Invariant (requests): in.off is the first byte of the command being parsed;
+ * a returned command is skipped by moving in.off only, and the bytes are
+ * reclaimed on the next feed. While `skip` is non-zero the parser is dropping
+ * an oversized data block and sees nothing else.
+ */
+#include "memcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { ST_LINE, ST_DATA };
+
+/* Longest reply line we expect from a server (VALUE lines are short). */
+#define REPLY_LINE_MAX (64u * 1024u)
+
+void mc_parser_init(mc_parser *p) { memset(p, 0, sizeof *p); }
+
+void mc_parser_free(mc_parser *p) {
+    buf_free(&p->in);
+    free(p->keys);
+    p->keys = NULL;
+    p->key_cap = 0;
+}
+
+static size_t lim_line(const mc_parser *p) { return p->max_line ? p->max_line : MC_MAX_LINE_DEFAULT; }
+static size_t lim_keys(const mc_parser *p) { return p->max_keys ? p->max_keys : MC_MAX_KEYS_DEFAULT; }
+static uint64_t lim_value(const mc_parser *p) {
+    return p->max_value_len ? p->max_value_len : MC_MAX_VALUE_DEFAULT;
+}
+static size_t lim_key(const mc_parser *p) {
+    return p->max_key_len && p->max_key_len < MC_KEY_MAX ? p->max_key_len : MC_KEY_MAX;
+}
+
+static int fail(mc_parser *p, mc_err err, const char *text) {
+    p->err = err;
+    p->errstr = text;
+    return -1;
+}
+
+int mc_feed(mc_parser *p, const void *data, size_t len) {
+    size_t avail;
+    char *dst = mc_space(p, len, &avail);
+    if (!dst) return -1;
+    memcpy(dst, data, len);
+    mc_commit(p, len);
+    return 0;
+}
+
+char *mc_space(mc_parser *p, size_t want, size_t *avail) {
+    if (p->err) return NULL;
+    if (p->in.off > 0 && p->in.off == p->in.len) buf_clear(&p->in);
+    if (buf_reserve(&p->in, want ? want : 1) != 0) {
+        fail(p, MC_ERR_NOMEM, "SERVER_ERROR out of memory");
+        return NULL;
+    }
+    *avail = p->in.cap - p->in.len;
+    return p->in.data + p->in.len;
+}
+
+void mc_commit(mc_parser *p, size_t n) { p->in.len += n; }
+
+size_t mc_buffered(const mc_parser *p) { return buf_used(&p->in); }
+
+/* Unsigned decimal, all of the token, at most max. */
+static bool parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out) {
+    if (n == 0 || n > 20) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    if (v > max) return false;
+    *out = v;
+    return true;
+}
+
+/* A signed 32-bit decimal (expiry times may be negative: "expire now"). */
+static bool valid_i32(const char *s, size_t n) {
+    uint64_t v;
+    if (n > 0 && s[0] == '-') return parse_u64(s + 1, n - 1, UINT64_C(0x80000000), &v);
+    return parse_u64(s, n, UINT64_C(0x7fffffff), &v);
+}
+
+static bool tok_is(const mc_key *t, const char *s) {
+    size_t n = strlen(s);
+    return t->len == n && memcmp(t->ptr, s, n) == 0;
+}
+
+/* Splits a line on spaces into p->keys; runs of spaces count as one. */
+static int tokenize(mc_parser *p, const char *line, size_t len, size_t max_tokens,
+                    size_t *count) {
+    size_t n = 0, i = 0;
+    while (i < len) {
+        while (i < len && line[i] == ' ') i++;
+        if (i == len) break;
+        size_t start = i;
+        while (i < len && line[i] != ' ') i++;
+        if (n == max_tokens) return 1;
+        if (n == p->key_cap) {
+            size_t cap = p->key_cap ? p->key_cap * 2 : 16;
+            mc_key *k = realloc(p->keys, cap * sizeof *k);
+            if (!k) return fail(p, MC_ERR_NOMEM, "SERVER_ERROR out of memory");
+            p->keys = k;
+            p->key_cap = cap;
+        }
+        p->keys[n++] = (mc_key){line + start, i - start};
+    }
+    *count = n;
+    return 0;
+}
+
+typedef struct cmd_name {
+    const char *name;
+    mc_cmd cmd;
+} cmd_name;
+
+static const cmd_name commands[] = {
+    {"get", MC_GET},         {"gets", MC_GETS},       {"gat", MC_GAT},     {"gats", MC_GATS},
+    {"set", MC_SET},         {"add", MC_ADD},         {"replace", MC_REPLACE},
+    {"append", MC_APPEND},   {"prepend", MC_PREPEND}, {"cas", MC_CAS},     {"delete", MC_DELETE},
+    {"incr", MC_INCR},       {"decr", MC_DECR},       {"touch", MC_TOUCH}, {"version", MC_VERSION},
+    {"quit", MC_QUIT},
+};
+
+/* memcached commands the proxy knows but does not route (they address one
+ * server, or all of them). */
+static const char *const unsupported[] = {
+    "stats", "flush_all", "verbosity", "shutdown", "cache_memlimit", "slabs", "lru_crawler",
+    "lru", "watch", "misbehave", "mg", "ms", "md", "ma", "mn", "me", "debugtime", "extstore",
+};
+
+static mc_cmd lookup_cmd(const mc_key *t, bool *is_known) {
+    *is_known = true;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (tok_is(t, commands[i].name)) return commands[i].cmd;
+    *is_known = false;
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
+        if (tok_is(t, unsupported[i])) *is_known = true;
+    return MC_INVALID;
+}
+
+static bool is_storage(mc_cmd c) {
+    return c == MC_SET || c == MC_ADD || c == MC_REPLACE || c == MC_APPEND || c == MC_PREPEND ||
+           c == MC_CAS;
+}
+
+static const char bad_format[] = "CLIENT_ERROR bad command line format";
+
+/* Emits an MC_INVALID for the line; `skip` bytes after it are dropped. */
+static int emit_invalid(mc_parser *p, mc_msg *msg, size_t raw_len, const char *error,
+                        uint64_t skip) {
+    memset(msg, 0, sizeof *msg);
+    msg->cmd = MC_INVALID;
+    msg->raw = buf_start(&p->in);
+    msg->raw_len = raw_len;
+    msg->error = error;
+    p->in.off += raw_len;
+    p->skip = skip;
+    p->state = ST_LINE;
+    p->line_scanned = 0;
+    return 1;
+}
+
+/*
+ * Parses one complete line (without its line end). Returns 1 with *msg filled
+ * (for storage commands *msg is complete only when the data block is there:
+ * *data_needed says how many bytes must follow the line), or -1.
+ */
+static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_line_len,
+                      mc_msg *msg, uint64_t *data_needed, uint64_t *skip_bad) {
+    *data_needed = 0;
+    *skip_bad = 0;
+    memset(msg, 0, sizeof *msg);
+    msg->cmd = MC_INVALID;
+    size_t n = 0;
+    int rc = tokenize(p, line, len, lim_keys(p) + 2, &n);
+    if (rc < 0) return -1;
+    if (rc > 0) {
+        msg->error = "CLIENT_ERROR too many keys";
+        return 1;
+    }
+    if (n == 0) {
+        msg->error = "ERROR";
+        return 1;
+    }
+    const mc_key *t = p->keys;
+    bool is_known;
+    mc_cmd cmd = lookup_cmd(&t[0], &is_known);
+    if (cmd == MC_INVALID) {
+        msg->error = is_known ? "SERVER_ERROR unsupported command" : "ERROR";
+        return 1;
+    }
+    bool has_noreply = n > 1 && tok_is(&t[n - 1], "noreply");
+    size_t args = has_noreply ? n - 1 : n; /* tokens before "noreply" */
+    uint64_t v;
+    msg->line_keep_len = (size_t)(t[args - 1].ptr + t[args - 1].len - line);
+    switch (cmd) {
+    case MC_GET:
+    case MC_GETS:
+    case MC_GAT:
+    case MC_GATS: {
+        size_t first = (cmd == MC_GAT || cmd == MC_GATS) ? 2 : 1;
+        if (n <= first) {
+            msg->error = "ERROR";
+            return 1;
+        }
+        if (first == 2) {
+            if (!valid_i32(t[1].ptr, t[1].len)) {
+                msg->error = "CLIENT_ERROR invalid exptime argument";
+                return 1;
+            }
+            msg->exptime = t[1].ptr;
+            msg->exptime_len = t[1].len;
+        }
+        for (size_t i = first; i < n; i++)
+            if (t[i].len > lim_key(p)) {
+                msg->error = bad_format;
+                return 1;
+            }
+        msg->keys = t + first;
+        msg->key_count = n - first;
+        msg->line_keep_len = len;
+        break;
+    }
+    case MC_SET:
+    case MC_ADD:
+    case MC_REPLACE:
+    case MC_APPEND:
+    case MC_PREPEND:
+    case MC_CAS: {
+        /* memcached ignores a token after <bytes> (or <cas>) that is not
+         * "noreply"; so do we, and forward it as it is. */
+        size_t want = cmd == MC_CAS ? 6 : 5;
+        if (n != want && n != want + 1) {
+            msg->error = bad_format;
+            return 1;
+        }
+        uint64_t bytes;
+        if (!parse_u64(t[4].ptr, t[4].len, UINT64_C(0x7ffffffd), &bytes)) {
+            msg->error = bad_format;
+            return 1;
+        }
+        bool ok = t[1].len <= lim_key(p) && parse_u64(t[2].ptr, t[2].len, UINT32_MAX, &v) &&
+                  valid_i32(t[3].ptr, t[3].len) &&
+                  (cmd != MC_CAS || parse_u64(t[5].ptr, t[5].len, UINT64_MAX, &v));
+        if (!ok) {
+            msg->error = bad_format;
+            *skip_bad = bytes + 2; /* memcached swallows the data too */
+            return 1;
+        }
+        if (bytes > lim_value(p)) {
+            msg->error = "SERVER_ERROR object too large for cache";
+            *skip_bad = bytes + 2;
+            return 1;
+        }
+        msg->keys = t + 1;
+        msg->key_count = 1;
+        *data_needed = bytes + 2;
+        break;
+    }
+    case MC_DELETE:
+        /* "delete <key> [0] [noreply]": the 0 is an old, still accepted, time. */
+        if (args < 2 || args > 3 || (args == 3 && !tok_is(&t[2], "0"))) {
+            msg->error = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
+            return 1;
+        }
+        if (t[1].len > lim_key(p)) {
+            msg->error = bad_format;
+            return 1;
+        }
+        msg->keys = t + 1;
+        msg->key_count = 1;
+        break;
+    case MC_INCR:
+    case MC_DECR:
+        if (args != 3 || t[1].len > lim_key(p)) {
+            msg->error = "ERROR";
+            return 1;
+        }
+        if (!parse_u64(t[2].ptr, t[2].len, UINT64_MAX, &v)) {
+            msg->error = "CLIENT_ERROR invalid numeric delta argument";
+            return 1;
+        }
+        msg->keys = t + 1;
+        msg->key_count = 1;
+        break;
+    case MC_TOUCH:
+        if (args != 3 || t[1].len > lim_key(p)) {
+            msg->error = "ERROR";
+            return 1;
+        }
+        if (!valid_i32(t[2].ptr, t[2].len)) {
+            msg->error = "CLIENT_ERROR invalid exptime argument";
+            return 1;
+        }
+        msg->keys = t + 1;
+        msg->key_count = 1;
+        break;
+    case MC_VERSION:
+    case MC_QUIT:
+        if (n != 1) {
+            msg->error = "ERROR";
+            return 1;
+        }
+        break;
+    case MC_INVALID:
+        break;
+    }
+    (void)raw_line_len;
+    msg->cmd = cmd;
+    msg->noreply = has_noreply && !mc_cmd_is_retrieval(cmd) && cmd != MC_VERSION;
+    return 1;
+}
+
+int mc_next(mc_parser *p, mc_msg *msg) {
+    if (p->err) return -1;
+    for (;;) {
+        size_t avail = buf_used(&p->in);
+        if (p->skip) {
+            uint64_t drop = p->skip < avail ? p->skip : avail;
+            p->in.off += (size_t)drop;
+            p->skip -= drop;
+            if (p->skip) return 0;
+            continue;
+        }
+        const char *base = buf_start(&p->in);
+        if (avail == 0) return 0;
+        size_t limit = lim_line(p);
+        size_t look = avail < limit + 2 ? avail : limit + 2;
+        const char *nl = NULL;
+        if (look > p->line_scanned)
+            nl = memchr(base + p->line_scanned, '\n', look - p->line_scanned);
+        if (!nl) {
+            if (avail > limit + 1) return fail(p, MC_ERR_LIMIT, "CLIENT_ERROR line too long");
+            p->line_scanned = avail;
+            return 0;
+        }
+        size_t line_raw = (size_t)(nl - base) + 1;
+        size_t line_len = line_raw - 1;
+        if (line_len > 0 && base[line_len - 1] == '\r') line_len--;
+        uint64_t need, skip_bad;
+        if (parse_line(p, base, line_len, line_raw, msg, &need, &skip_bad) < 0) return -1;
+        if (msg->cmd == MC_INVALID) return emit_invalid(p, msg, line_raw, msg->error, skip_bad);
+        if (is_storage(msg->cmd)) {
+            /* line_raw + need cannot wrap: need < 2^31 and line_raw <= limit. */
+            if (line_raw + need > MC_MAX_BUFFER_DEFAULT)
+                return fail(p, MC_ERR_LIMIT, "SERVER_ERROR object too large for cache");
+            if (avail - line_raw < need) {
+                p->line_scanned = line_raw - 1; /* the newline is found again at once */
+                p->state = ST_DATA;
+                return 0;
+            }
+            const char *end = base + line_raw + need;
+            if (end[-2] != '\r' || end[-1] != '\n')
+                return fail(p, MC_ERR_PROTOCOL, "CLIENT_ERROR bad data chunk");
+            msg->data = base + line_raw;
+            msg->data_len = (size_t)need - 2;
+            msg->raw_len = line_raw + (size_t)need;
+        } else {
+            msg->raw_len = line_raw;
+        }
+        msg->raw = base;
+        p->in.off += msg->raw_len;
+        p->state = ST_LINE;
+        p->line_scanned = 0;
+        return 1;
+    }
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+static bool starts_with(const char *s, size_t n, const char *prefix) {
+    size_t k = strlen(prefix);
+    return n >= k && memcmp(s, prefix, k) == 0;
+}
+
+static bool is_error_line(const char *s, size_t n) {
+    return (n == 5 && memcmp(s, "ERROR", 5) == 0) || starts_with(s, n, "CLIENT_ERROR") ||
+           starts_with(s, n, "SERVER_ERROR");
+}
+
+/* "VALUE <key> <flags> <bytes> [<cas>]": the key and the data length. */
+static bool parse_value_line(const char *s, size_t n, mc_key *key, uint64_t *bytes) {
+    const char *tok[5];
+    size_t tlen[5], count = 0, i = 0;
+    while (i < n) {
+        while (i < n && s[i] == ' ') i++;
+        if (i == n) break;
+        if (count == 5) return false;
+        tok[count] = s + i;
+        size_t start = i;
+        while (i < n && s[i] != ' ') i++;
+        tlen[count++] = i - start;
+    }
+    if (count < 4 || tlen[0] != 5 || memcmp(tok[0], "VALUE", 5) != 0) return false;
+    uint64_t flags;
+    if (!parse_u64(tok[2], tlen[2], UINT32_MAX, &flags)) return false;
+    if (!parse_u64(tok[3], tlen[3], UINT64_C(0x7fffffff), bytes)) return false;
+    key->ptr = tok[1];
+    key->len = tlen[1];
+    return true;
+}
+
+int mc_reply_next(mc_reply_parser *p, const char *data, size_t len, bool retrieval,
+                  size_t *reply_len) {
+    for (;;) {
+        if (p->in_data) {
+            if (len - p->scan < p->need) return 0;
+            const char *end = data + p->scan + p->need;
+            if (end[-2] != '\r' || end[-1] != '\n') return -1;
+            p->scan += (size_t)p->need;
+            p->in_data = false;
+            continue;
+        }
+        const char *line = data + p->scan;
+        size_t rest = len - p->scan;
+        const char *nl = memchr(line, '\n', rest);
+        if (!nl) return rest > REPLY_LINE_MAX ? -1 : 0;
+        size_t line_len = (size_t)(nl - line);
+        if (line_len > 0 && line[line_len - 1] == '\r') line_len--;
+        size_t next = (size_t)(nl - data) + 1;
+        if (!retrieval) {
+            *reply_len = next;
+            return 1;
+        }
+        if (line_len == 3 && memcmp(line, "END", 3) == 0) {
+            *reply_len = next;
+            return 1;
+        }
+        if (is_error_line(line, line_len)) {
+            *reply_len = next;
+            return 1;
+        }
+        mc_key key;
+        uint64_t bytes;
+        if (!parse_value_line(line, line_len, &key, &bytes)) return -1;
+        p->scan = next;
+        p->need = bytes + 2;
+        p->in_data = true;
+    }
+}
+
+int mc_value_next(const char *data, size_t len, size_t *off, mc_key *key, size_t *block_len) {
+    if (*off >= len) return 0;
+    const char *line = data + *off;
+    const char *nl = memchr(line, '\n', len - *off);
+    if (!nl) return 0;
+    size_t line_len = (size_t)(nl - line);
+    if (line_len > 0 && line[line_len - 1] == '\r') line_len--;
+    uint64_t bytes;
+    if (!parse_value_line(line, line_len, key, &bytes)) return 0;
+    size_t total = (size_t)(nl - line) + 1 + (size_t)bytes + 2;
+    if (total > len - *off) return 0;
+    *block_len = total;
+    *off += total;
+    return 1;
+}

@@ -1,0 +1,155 @@
+/*
+ * merge.c - one reply from the replies to a split request's fragments.
+ *
+ * MGET: the elements go back in the order of the keys; a fragment that failed
+ * (server down, timeout, an error reply) turns into an error element for each
+ * of its keys, and the other keys still get their values (Envoy does the same;
+ * nutcracker fails the whole MGET). DEL/UNLINK/EXISTS/TOUCH: the integers are
+ * added; MSET: +OK when every part is. Both report the first error otherwise.
+ * memcached get/gets/gat/gats: the VALUE blocks in key order, then END; a
+ * failed fragment's keys are misses (there is no per-key error in that
+ * protocol), and when every fragment failed the first error is the reply.
+ */
+#include "proxy.h"
+
+#include <string.h>
+
+static const char bad_reply[] = "-ERR unexpected reply from server\r\n";
+
+/* The first line of a reply, if it is an error line ("-..." with CRLF). */
+static bool is_error_reply(const buf *b) {
+    return buf_used(b) >= 3 && buf_start(b)[0] == '-';
+}
+
+static void merge_mget(req *r) {
+    /* Each fragment: position after its array header, or error. */
+    for (uint32_t f = 0; f < r->frag_count; f++) {
+        frag *fr = &r->frags[f];
+        const char *s = buf_start(&fr->reply);
+        size_t n = buf_used(&fr->reply);
+        fr->cursor = 0;
+        if (fr->failed || n < 4 || s[0] != '*') {
+            fr->failed = true;
+            continue;
+        }
+        const char *nl = memchr(s, '\n', n);
+        if (!nl) {
+            fr->failed = true;
+            continue;
+        }
+        fr->cursor = (size_t)(nl - s) + 1;
+    }
+    buf_append_header(&r->reply, '*', r->key_count);
+    for (uint32_t i = 0; i < r->key_count; i++) {
+        frag *fr = &r->frags[r->key_frag[i]];
+        const char *s = buf_start(&fr->reply);
+        size_t n = buf_used(&fr->reply);
+        if (!fr->failed) {
+            size_t len = fr->cursor < n ? resp_value_len(s + fr->cursor, n - fr->cursor) : 0;
+            if (len) {
+                buf_append(&r->reply, s + fr->cursor, len);
+                fr->cursor += len;
+                continue;
+            }
+            fr->failed = true; /* fewer elements than keys */
+            fr->cursor = 0;
+        }
+        if (is_error_reply(&fr->reply)) {
+            const char *nl = memchr(s, '\n', n);
+            buf_append(&r->reply, s, nl ? (size_t)(nl - s) + 1 : n);
+        } else {
+            buf_append_str(&r->reply, bad_reply);
+        }
+    }
+}
+
+static void merge_sum(req *r) {
+    long long total = 0;
+    for (uint32_t f = 0; f < r->frag_count; f++) {
+        const buf *b = &r->frags[f].reply;
+        const char *s = buf_start(b);
+        size_t n = buf_used(b);
+        long long v = 0;
+        bool ok = n >= 4 && s[0] == ':' && !r->frags[f].failed;
+        for (size_t i = 1; ok && i < n && s[i] != '\r'; i++) {
+            if (s[i] < '0' || s[i] > '9' || v > (1LL << 53)) ok = false;
+            v = v * 10 + (s[i] - '0');
+        }
+        if (!ok) {
+            buf_clear(&r->reply);
+            if (is_error_reply(b))
+                buf_append(&r->reply, s, n);
+            else
+                buf_append_str(&r->reply, bad_reply);
+            return;
+        }
+        total += v;
+    }
+    buf_append_header(&r->reply, ':', (uint64_t)total);
+}
+
+static void merge_mset(req *r) {
+    for (uint32_t f = 0; f < r->frag_count; f++) {
+        const buf *b = &r->frags[f].reply;
+        if (buf_used(b) == 5 && memcmp(buf_start(b), "+OK\r\n", 5) == 0) continue;
+        if (is_error_reply(b))
+            buf_append(&r->reply, buf_start(b), buf_used(b));
+        else
+            buf_append_str(&r->reply, bad_reply);
+        return;
+    }
+    buf_append_str(&r->reply, "+OK\r\n");
+}
+
+static bool mc_is_values(const buf *b) {
+    const char *s = buf_start(b);
+    size_t n = buf_used(b);
+    return (n >= 6 && memcmp(s, "VALUE ", 6) == 0) || (n == 5 && memcmp(s, "END\r\n", 5) == 0);
+}
+
+static void merge_mc_get(req *r) {
+    uint32_t usable = 0;
+    for (uint32_t f = 0; f < r->frag_count; f++) {
+        frag *fr = &r->frags[f];
+        fr->cursor = 0;
+        if (fr->failed || !mc_is_values(&fr->reply))
+            fr->failed = true;
+        else
+            usable++;
+    }
+    if (usable == 0) { /* nothing to return: pass the first error on */
+        const buf *b = &r->frags[0].reply;
+        if (buf_used(b) > 0)
+            buf_append(&r->reply, buf_start(b), buf_used(b));
+        else
+            buf_append_str(&r->reply, "SERVER_ERROR unexpected reply from server\r\n");
+        return;
+    }
+    const char *keys = buf_start(&r->keys);
+    for (uint32_t i = 0; i < r->key_count; i++) {
+        frag *fr = &r->frags[r->key_frag[i]];
+        if (fr->failed) continue;
+        /* A server returns hits in the order asked, so the next block of this
+         * fragment is either this key's or a later key's. */
+        const char *s = buf_start(&fr->reply);
+        size_t off = fr->cursor, block;
+        mc_key key;
+        if (!mc_value_next(s, buf_used(&fr->reply), &off, &key, &block)) continue;
+        size_t klen = r->key_off[i + 1] - r->key_off[i];
+        if (key.len != klen || memcmp(key.ptr, keys + r->key_off[i], klen) != 0) continue;
+        buf_append(&r->reply, s + fr->cursor, block);
+        fr->cursor = off;
+    }
+    buf_append_str(&r->reply, "END\r\n");
+}
+
+void merge_reply(req *r) {
+    switch (r->kind) {
+    case REQ_MGET: merge_mget(r); break;
+    case REQ_SUM: merge_sum(r); break;
+    case REQ_MSET: merge_mset(r); break;
+    case REQ_MC_GET: merge_mc_get(r); break;
+    case REQ_LOCAL:
+    case REQ_FORWARD: break;
+    }
+}

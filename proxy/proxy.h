@@ -1,0 +1,289 @@
+/*
+ * proxy.h - the proxy's runtime objects and how a request flows through them.
+ *
+ *   client --read--> parser (resp.c / memcache.c) --command--> route.c
+ *      ^                                                          |
+ *      |  replies in request order                                | one fragment per
+ *      |  (client queue of req)                                   | server (split commands)
+ *      |                                                          v
+ *   client_advance <-- frag_done <-- bconn (backend connection, FIFO of frag)
+ *                      (merge.c)        --write--> redis / memcached
+ *
+ * Each worker thread owns one event loop and everything reachable from it:
+ * its clients, its backend connections, its copy of every pool's ring. Only
+ * the read-only configuration, the per-pool client counts (on accept and
+ * close) and relaxed-atomic statistics are shared.
+ *
+ * Invariants:
+ * - a client's queue holds its requests in arrival order; only the head's
+ *   reply may be written, so replies leave in request order;
+ * - a bconn's queue holds the fragments it sent, in send order; each reply
+ *   answers its head (servers answer in order);
+ * - a req lives until its client has written its reply or is gone, and until
+ *   every fragment is answered (frag_pending == 0), whichever is later.
+ */
+#ifndef PROXY_PROXY_H
+#define PROXY_PROXY_H
+
+#include "buf.h"
+#include "config.h"
+#include "loop.h"
+#include "memcache.h"
+#include "resp.h"
+
+#include <chash.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PROXY_NAME "chash-proxy"
+/* Stop reading from a client whose unsent replies pass this many bytes. */
+#define CLIENT_OUT_PAUSE (16u * 1024u * 1024u)
+#define READ_CHUNK (64u * 1024u)
+
+typedef struct worker worker;
+typedef struct wpool wpool;
+typedef struct backend backend;
+typedef struct bconn bconn;
+typedef struct client client;
+typedef struct req req;
+typedef struct frag frag;
+
+/* Statistics: written by one worker, read by the stats thread. */
+typedef _Atomic uint64_t stat_t;
+static inline void stat_add(stat_t *s, uint64_t n) {
+    atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+static inline void stat_sub(stat_t *s, uint64_t n) {
+    atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) - n,
+                          memory_order_relaxed);
+}
+static inline uint64_t stat_get(const stat_t *s) {
+    return atomic_load_explicit(s, memory_order_relaxed);
+}
+
+typedef struct pool_stats {
+    stat_t client_eof, client_err, client_connections, server_ejects, forward_error, fragments;
+    stat_t requests, errors_local;
+} pool_stats;
+
+typedef struct server_stats {
+    stat_t server_eof, server_err, server_timedout, server_connections, server_ejected_at;
+    stat_t requests, request_bytes, responses, response_bytes;
+    stat_t in_queue, in_queue_bytes, out_queue, out_queue_bytes;
+} server_stats;
+
+struct frag {
+    frag *next;       /* in its bconn's queue */
+    req *r;           /* NULL: nobody waits (upstream AUTH/SELECT) */
+    uint64_t sent_ms;
+    buf reply;        /* merged requests keep each fragment's reply */
+    size_t cursor;    /* merge position in reply */
+    uint32_t count;   /* keys of this fragment (merges) */
+    bool is_retrieval; /* memcached: a VALUE ... END reply is expected */
+    bool failed;
+    bool is_swallowed; /* standalone: free once answered */
+};
+
+typedef enum req_kind {
+    REQ_LOCAL,   /* answered by the proxy */
+    REQ_FORWARD, /* one fragment, reply passed through */
+    REQ_MGET,    /* MGET split: elements re-assembled in key order */
+    REQ_SUM,     /* DEL, UNLINK, EXISTS, TOUCH split: integers added */
+    REQ_MSET,    /* MSET split: +OK when every part is */
+    REQ_MC_GET,  /* memcached get/gets/gat/gats split: VALUE blocks in key order */
+} req_kind;
+
+struct req {
+    req *next;    /* in the client's queue */
+    client *c;    /* NULL once the client is gone */
+    req_kind kind;
+    bool is_done;
+    bool is_noreply; /* memcached noreply: the reply is dropped */
+    bool then_close; /* close the client after this reply */
+    uint32_t frag_count;
+    uint32_t frag_pending; /* unanswered fragments, plus one while dispatching */
+    frag *frags;
+    frag one; /* frags == &one when frag_count == 1 */
+    uint32_t key_count;
+    uint32_t *key_frag; /* merges: key i's fragment */
+    buf keys;           /* REQ_MC_GET: the keys, for matching VALUE blocks */
+    uint32_t *key_off;  /* REQ_MC_GET: key i at keys[key_off[i] .. key_off[i+1]) */
+    buf reply;
+};
+
+typedef enum bconn_state { BC_IDLE, BC_CONNECTING, BC_READY } bconn_state;
+
+struct bconn {
+    loop_io io;
+    backend *b;
+    bconn_state state;
+    buf out;
+    frag *head, *tail;
+    uint32_t inflight;
+    void *reader; /* hiredis redisReader (redis pools) */
+    buf in;
+    mc_reply_parser mcr;
+    uint64_t since_ms;
+    bool in_flush;
+    bconn *next_flush;
+};
+
+struct backend {
+    wpool *pool;
+    const conf_server *cf;
+    uint32_t index;
+    bconn *conns;
+    uint32_t conn_count;
+    uint32_t failures;
+    bool is_ejected;
+    uint64_t retry_at_ms;
+    server_stats st;
+};
+
+struct wpool {
+    const conf_pool *cf;
+    worker *w;
+    uint32_t index;
+    loop_io listen_io;
+    backend *backends;
+    size_t backend_count;
+    chash *ring;            /* live (not ejected) backends */
+    uint32_t *node_backend; /* ring node index -> backend index */
+    size_t live_count;
+    pool_stats st;
+};
+
+struct client {
+    loop_io io;
+    worker *w;
+    wpool *pool;
+    uint64_t id;
+    resp_parser rp;
+    mc_parser mp;
+    req *head, *tail;
+    uint32_t depth;
+    buf out;
+    bool is_authed;
+    bool is_draining; /* no more input: close once everything is answered */
+    bool is_closed;
+    bool is_paused;   /* reads stopped for backpressure */
+    bool in_flush;
+    client *next_flush;
+    client *prev, *next; /* the worker's live clients */
+    client *next_dead;
+};
+
+typedef struct proxy proxy;
+
+struct worker {
+    uint32_t id;
+    proxy *px;
+    loop *loop;
+    wpool *pools;
+    size_t pool_count;
+    client *clients;
+    client *flush_clients;
+    bconn *flush_bconns;
+    client *dead;
+    uint64_t now_ms;
+    uint64_t next_tick_ms;
+    uint32_t tick_ms;
+    uint64_t rng;
+    uint64_t next_client_id;
+    pthread_t thread;
+};
+
+struct proxy {
+    conf *cf;
+    worker *workers;
+    uint32_t worker_count;
+    _Atomic uint32_t *pool_clients; /* per pool, across workers */
+    _Atomic uint64_t total_connections;
+    uint64_t start_time; /* unix seconds */
+    int stats_fd;
+    pthread_t stats_thread;
+    bool has_stats_thread;
+};
+
+extern volatile sig_atomic_t proxy_stop;
+
+/* ---- worker.c: one loop per thread ------------------------------------- */
+/* A listening socket for the pool (SO_REUSEPORT when asked). Returns the fd,
+ * or -1 with a message in err. */
+int proxy_listen(const conf_pool *cp, bool reuseport, char *err, size_t err_len);
+int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len);
+/* Watches fds[i] as pool i's listener (the fds belong to the caller). */
+int worker_listen(worker *w, const int *fds, char *err, size_t err_len);
+/* Runs the loop until proxy_stop is set. */
+void worker_run(worker *w);
+void worker_destroy(worker *w);
+
+/* ---- conn.c: connections, queues, replies ------------------------------ */
+uint64_t proxy_now_ms(void);
+void worker_before_sleep(worker *w);
+void worker_tick(worker *w);
+void worker_close_all(worker *w);
+void worker_preconnect(worker *w);
+void listener_on_event(loop_io *io, uint32_t events);
+
+req *req_new(client *c, req_kind kind, uint32_t frag_count);
+/* Drops the dispatch guard (or one answered fragment); completes the request
+ * when nothing is pending. */
+void req_release(req *r);
+/* A reply made by the proxy, queued in order; then_close ends the client. */
+void client_reply(client *c, const char *data, size_t len, bool then_close);
+void client_reply_str(client *c, const char *s);
+/* The connection a client's fragments to b use (per-client, for ordering). */
+bconn *backend_conn_for(backend *b, const client *c);
+/* Opens bc if needed. Returns 0, or -1 (then the caller fails its frag). */
+int bconn_ensure(bconn *bc);
+/* Queues f on bc after its bytes were appended to bc->out. */
+void bconn_push(bconn *bc, frag *f, size_t bytes);
+/* Answers f with an error (the pool's protocol) and releases it. */
+void frag_fail(frag *f, bool is_redis, const char *reason);
+/* Sends `len` bytes as fragment f of its request to backend b, or fails f. */
+void frag_send(frag *f, backend *b, const client *c, const void *data, size_t len);
+
+/* ---- route.c: commands to servers -------------------------------------- */
+void route_redis(client *c, const resp_msg *m);
+void route_memcache(client *c, const mc_msg *m);
+/* The live backend that owns a key, or NULL when all are ejected. */
+backend *pool_pick(wpool *p, const void *key, size_t len);
+void route_init(void);
+
+/* A fragment's reply arrived (or its error): hand it to its request. */
+void frag_deliver(frag *f, const char *data, size_t len);
+/* Adds c to the worker's list of clients to write (and maybe resume). */
+void client_schedule(client *c);
+
+/* ---- merge.c: split replies back into one ----------------------------- */
+void merge_reply(req *r);
+
+/* ---- health.c: failures, ejection, the ring ---------------------------- */
+int pool_build_ring(wpool *p);
+void health_failure(backend *b);
+void health_success(backend *b);
+void health_tick(wpool *p, uint64_t now_ms);
+
+/* ---- log.c -------------------------------------------------------------- */
+enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+extern int proxy_log_level;
+void proxy_log(int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Sends the log to a file instead of stderr. Returns 0 or -errno. */
+int proxy_log_open(const char *path);
+
+/* ---- stats.c ------------------------------------------------------------ */
+int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len);
+void stats_stop(proxy *px);
+/* The nutcracker-compatible JSON document, into b. */
+void stats_json(const proxy *px, buf *b);
+
+#endif

@@ -1,0 +1,305 @@
+/*
+ * resp.c - the Redis request parser of resp.h.
+ *
+ * Invariant: in.off is the first byte of the command being parsed; every
+ * offset kept between calls (scan, args[]) is relative to it, so sliding or
+ * growing the buffer never has to fix them up. A returned command is skipped
+ * by moving in.off only; the bytes are reclaimed on the next feed, which is
+ * why commands stay valid until then.
+ */
+#include "resp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { ST_START, ST_BULK_LEN, ST_BULK_DATA, ST_INLINE };
+
+/* "*2147483648\r\n" and friends: a sign and 19 digits is as long as a length
+ * line may be; anything longer is malformed, not incomplete. */
+#define NUM_LINE_MAX 22
+
+void resp_parser_init(resp_parser *p) { memset(p, 0, sizeof *p); }
+
+void resp_parser_free(resp_parser *p) {
+    buf_free(&p->in);
+    free(p->args);
+    free(p->argv);
+    p->args = NULL;
+    p->argv = NULL;
+    p->arg_count = p->arg_cap = p->argv_cap = 0;
+}
+
+static uint64_t lim_bulk(const resp_parser *p) {
+    return p->max_bulk_len ? p->max_bulk_len : RESP_MAX_BULK_DEFAULT;
+}
+static size_t lim_args(const resp_parser *p) {
+    return p->max_args ? p->max_args : RESP_MAX_ARGS_DEFAULT;
+}
+static size_t lim_inline(const resp_parser *p) {
+    return p->max_inline_len ? p->max_inline_len : RESP_MAX_INLINE_DEFAULT;
+}
+static uint64_t lim_buffer(const resp_parser *p) {
+    return p->max_buffer ? p->max_buffer : RESP_MAX_BUFFER_DEFAULT;
+}
+
+static int fail(resp_parser *p, resp_err err, const char *text) {
+    p->err = err;
+    p->errstr = text;
+    return -1;
+}
+
+/* Drops the bytes of returned commands, and the whole buffer when it is empty
+ * and large. */
+static void reclaim(resp_parser *p) {
+    if (p->in.off == 0) return;
+    if (p->in.off == p->in.len) buf_clear(&p->in);
+}
+
+int resp_feed(resp_parser *p, const void *data, size_t len) {
+    size_t avail;
+    char *dst = resp_space(p, len, &avail);
+    if (!dst) return -1;
+    memcpy(dst, data, len);
+    resp_commit(p, len);
+    return 0;
+}
+
+char *resp_space(resp_parser *p, size_t want, size_t *avail) {
+    if (p->err) return NULL;
+    reclaim(p);
+    if (buf_reserve(&p->in, want ? want : 1) != 0) {
+        fail(p, RESP_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    *avail = p->in.cap - p->in.len;
+    return p->in.data + p->in.len;
+}
+
+void resp_commit(resp_parser *p, size_t n) { p->in.len += n; }
+
+size_t resp_buffered(const resp_parser *p) { return buf_used(&p->in); }
+
+/*
+ * A length line after its type byte: optional '-', 1..19 digits, CRLF.
+ * Returns 1 (value in *v, bytes including CRLF in *used), 0 (incomplete),
+ * -1 (malformed or out of int64 range).
+ */
+static int parse_num_line(const char *s, size_t n, int64_t *v, size_t *used) {
+    size_t i = 0;
+    bool is_neg = false;
+    if (n == 0) return 0;
+    if (s[0] == '-') {
+        is_neg = true;
+        i = 1;
+    }
+    uint64_t acc = 0;
+    size_t digits = 0;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            uint64_t d = (uint64_t)(c - '0');
+            if (acc > (UINT64_C(0x7fffffffffffffff) - d) / 10) return -1;
+            acc = acc * 10 + d;
+            if (++digits > 19) return -1;
+            continue;
+        }
+        if (c != '\r' || digits == 0) return -1;
+        if (i + 1 >= n) return 0;
+        if (s[i + 1] != '\n') return -1;
+        *v = is_neg ? -(int64_t)acc : (int64_t)acc;
+        *used = i + 2;
+        return 1;
+    }
+    return n >= NUM_LINE_MAX ? -1 : 0;
+}
+
+static int need_more(resp_parser *p) {
+    if (buf_used(&p->in) > lim_buffer(p))
+        return fail(p, RESP_ERR_LIMIT, "Protocol error: request too large");
+    return 0;
+}
+
+static int push_arg(resp_parser *p, size_t off, size_t len) {
+    if (p->arg_count == p->arg_cap) {
+        size_t cap = p->arg_cap ? p->arg_cap * 2 : 8;
+        resp_off *a = realloc(p->args, cap * sizeof *a);
+        if (!a) return fail(p, RESP_ERR_NOMEM, "out of memory");
+        p->args = a;
+        p->arg_cap = cap;
+    }
+    p->args[p->arg_count++] = (resp_off){off, len};
+    return 0;
+}
+
+static int emit(resp_parser *p, resp_msg *msg, size_t raw_len, bool is_inline) {
+    if (p->argv_cap < p->arg_count) {
+        size_t cap = p->argv_cap ? p->argv_cap : 8;
+        while (cap < p->arg_count) cap *= 2;
+        resp_arg *a = realloc(p->argv, cap * sizeof *a);
+        if (!a) return fail(p, RESP_ERR_NOMEM, "out of memory");
+        p->argv = a;
+        p->argv_cap = cap;
+    }
+    const char *base = buf_start(&p->in);
+    for (size_t i = 0; i < p->arg_count; i++)
+        p->argv[i] = (resp_arg){base + p->args[i].off, p->args[i].len};
+    msg->argc = p->arg_count;
+    msg->argv = p->argv;
+    msg->raw = base;
+    msg->raw_len = raw_len;
+    msg->is_inline = is_inline;
+    p->in.off += raw_len;
+    p->scan = 0;
+    p->state = ST_START;
+    p->arg_count = 0;
+    return 1;
+}
+
+/* Splits an inline line on spaces and tabs, as redis-cli's telnet users
+ * expect. Quotes are not interpreted. */
+static int split_inline(resp_parser *p, const char *line, size_t len) {
+    p->arg_count = 0;
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
+        if (i == len) break;
+        size_t start = i;
+        while (i < len && line[i] != ' ' && line[i] != '\t') i++;
+        if (p->arg_count >= lim_args(p))
+            return fail(p, RESP_ERR_LIMIT, "Protocol error: too many arguments");
+        if (push_arg(p, start, i - start) != 0) return -1;
+    }
+    return 0;
+}
+
+int resp_next(resp_parser *p, resp_msg *msg) {
+    if (p->err) return -1;
+    for (;;) {
+        const char *base = buf_start(&p->in);
+        size_t avail = buf_used(&p->in);
+        int64_t v;
+        size_t used;
+        int rc;
+        switch (p->state) {
+        case ST_START:
+            if (avail == 0) return 0;
+            if (base[0] != '*') {
+                p->state = ST_INLINE;
+                p->line_scanned = 0;
+                break;
+            }
+            rc = parse_num_line(base + 1, avail - 1, &v, &used);
+            if (rc == 0) return need_more(p);
+            if (rc < 0 || v < -1)
+                return fail(p, RESP_ERR_PROTOCOL, "Protocol error: invalid multibulk length");
+            if (v <= 0) { /* "*0" and "*-1": nothing to do, as in redis */
+                p->in.off += 1 + used;
+                break;
+            }
+            if ((uint64_t)v > lim_args(p))
+                return fail(p, RESP_ERR_LIMIT, "Protocol error: invalid multibulk length");
+            p->want = (uint64_t)v;
+            p->arg_count = 0;
+            p->scan = 1 + used;
+            p->state = ST_BULK_LEN;
+            break;
+        case ST_BULK_LEN:
+            if (p->scan >= avail) return need_more(p);
+            if (base[p->scan] != '$')
+                return fail(p, RESP_ERR_PROTOCOL, "Protocol error: expected '$'");
+            rc = parse_num_line(base + p->scan + 1, avail - p->scan - 1, &v, &used);
+            if (rc == 0) return need_more(p);
+            if (rc < 0) return fail(p, RESP_ERR_PROTOCOL, "Protocol error: invalid bulk length");
+            if (v < 0 || (uint64_t)v > lim_bulk(p))
+                return fail(p, RESP_ERR_LIMIT, "Protocol error: invalid bulk length");
+            /* Both terms are far below 2^63, so the sum cannot wrap. */
+            if ((uint64_t)p->scan + 1 + used + (uint64_t)v + 2 > lim_buffer(p))
+                return fail(p, RESP_ERR_LIMIT, "Protocol error: request too large");
+            if (push_arg(p, p->scan + 1 + used, (size_t)v) != 0) return -1;
+            p->scan += 1 + used;
+            p->state = ST_BULK_DATA;
+            break;
+        case ST_BULK_DATA: {
+            const resp_off *a = &p->args[p->arg_count - 1];
+            if (avail - a->off < a->len + 2) return need_more(p);
+            if (base[a->off + a->len] != '\r' || base[a->off + a->len + 1] != '\n')
+                return fail(p, RESP_ERR_PROTOCOL,
+                            "Protocol error: bulk string not followed by CRLF");
+            p->scan = a->off + a->len + 2;
+            if (--p->want == 0) return emit(p, msg, p->scan, false);
+            p->state = ST_BULK_LEN;
+            break;
+        }
+        case ST_INLINE: {
+            size_t limit = lim_inline(p);
+            size_t look = avail < limit + 1 ? avail : limit + 1;
+            const char *nl = NULL;
+            if (look > p->line_scanned)
+                nl = memchr(base + p->line_scanned, '\n', look - p->line_scanned);
+            if (!nl) {
+                if (avail > limit)
+                    return fail(p, RESP_ERR_LIMIT, "Protocol error: too big inline request");
+                p->line_scanned = avail;
+                return 0;
+            }
+            size_t raw_len = (size_t)(nl - base) + 1;
+            size_t line_len = raw_len - 1;
+            if (line_len > 0 && base[line_len - 1] == '\r') line_len--;
+            if (split_inline(p, base, line_len) != 0) return -1;
+            if (p->arg_count == 0) { /* an empty line is skipped */
+                p->in.off += raw_len;
+                p->state = ST_START;
+                break;
+            }
+            return emit(p, msg, raw_len, true);
+        }
+        }
+    }
+}
+
+/* The end of a RESP line starting at p[pos] (index of '\n'), or 0. */
+static size_t line_end(const char *p, size_t n, size_t pos) {
+    const char *nl = memchr(p + pos, '\n', n - pos);
+    if (!nl || nl == p + pos || nl[-1] != '\r') return 0;
+    return (size_t)(nl - p);
+}
+
+size_t resp_value_len(const char *p, size_t n) {
+    size_t pos = 0;
+    uint64_t pending = 1;
+    while (pending) {
+        if (pos >= n) return 0;
+        size_t nl = line_end(p, n, pos);
+        if (!nl) return 0;
+        int64_t v = 0;
+        size_t used;
+        char type = p[pos];
+        pending--;
+        switch (type) {
+        case '+':
+        case '-':
+        case ':':
+            pos = nl + 1;
+            break;
+        case '$':
+            if (parse_num_line(p + pos + 1, nl + 1 - pos - 1, &v, &used) != 1) return 0;
+            pos = nl + 1;
+            if (v >= 0) {
+                if ((uint64_t)v > n - pos || n - pos - (size_t)v < 2) return 0;
+                pos += (size_t)v + 2;
+            }
+            break;
+        case '*':
+            if (parse_num_line(p + pos + 1, nl + 1 - pos - 1, &v, &used) != 1) return 0;
+            pos = nl + 1;
+            if (v > 0) {
+                if ((uint64_t)v > n) return 0; /* cannot all be here */
+                pending += (uint64_t)v;
+            }
+            break;
+        default:
+            return 0;
+        }
+    }
+    return pos;
+}

@@ -1,0 +1,285 @@
+"""harness.py - start real redis-server, memcached, nutcracker and chash-proxy
+on free loopback ports in a temporary directory, and talk raw RESP / memcached
+ASCII to them. Servers are stopped by PID; nothing leaves 127.0.0.1.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+CHECKS = 0
+
+
+def check(cond, what):
+    global CHECKS
+    CHECKS += 1
+    if not cond:
+        raise AssertionError(what)
+
+
+def check_eq(got, want, what=""):
+    global CHECKS
+    CHECKS += 1
+    if got != want:
+        raise AssertionError("%s: got %r, want %r" % (what, got, want))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc=None, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError("port %d never opened" % port)
+
+
+class Env:
+    """Owns a temp dir and every process started in it."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="chash-proxy-test-")
+        self.procs = []
+        self.proxies = []
+
+    def spawn(self, argv, port=None, log=None):
+        out = open(os.path.join(self.dir, log or (os.path.basename(argv[0]) + ".log")), "ab")
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
+        out.close()
+        self.procs.append(p)
+        if port:
+            wait_port(port, p)
+        return p
+
+    def redis(self, extra=()):
+        port = free_port()
+        p = self.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                        "--save", "", "--appendonly", "no", "--dir", self.dir,
+                        "--dbfilename", "dump-%d.rdb" % port] + list(extra), port,
+                       "redis-%d.log" % port)
+        return port, p
+
+    def memcached(self):
+        port = free_port()
+        argv = ["memcached", "-p", str(port), "-U", "0", "-l", "127.0.0.1", "-t", "1"]
+        if os.geteuid() == 0:
+            argv += ["-u", "root"]
+        p = self.spawn(argv, port, "memcached-%d.log" % port)
+        return port, p
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def proxy(self, binary, conf_text, listen_ports, workers=1, stats_port=0, extra=()):
+        path = self.write("proxy-%d.yml" % listen_ports[0], conf_text)
+        argv = [binary, "-c", path, "--workers", str(workers), "-s", str(stats_port)] + list(extra)
+        p = self.spawn(argv, None, "proxy-%d.log" % listen_ports[0])
+        self.proxies.append((p, os.path.join(self.dir, "proxy-%d.log" % listen_ports[0])))
+        for port in listen_ports:
+            wait_port(port, p)
+        return p
+
+    def check_proxies(self):
+        """Every proxy stops cleanly on SIGTERM: exit 0, and no sanitizer
+        report in its log."""
+        for p, log in self.proxies:
+            check(p.poll() is None, "proxy died (exit %s)" % p.returncode)
+            self.stop(p)
+            text = open(log, errors="replace").read()
+            check("Sanitizer" not in text and "runtime error" not in text,
+                  "sanitizer report in %s:\n%s" % (log, text[-4000:]))
+            check_eq(p.returncode, 0, "proxy exit status")
+
+    def nutcracker(self, conf_text, listen_ports):
+        path = self.write("nutcracker-%d.yml" % listen_ports[0], conf_text)
+        stats = free_port()
+        p = self.spawn(["nutcracker", "-c", path, "-s", str(stats), "-a", "127.0.0.1"], None,
+                       "nutcracker-%d.log" % listen_ports[0])
+        for port in listen_ports:
+            wait_port(port, p)
+        return p
+
+    def stop(self, p, force=False):
+        """SIGTERM (proxies: they must exit cleanly), or SIGKILL for the
+        throwaway servers (memcached takes a second to honour SIGTERM)."""
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL if force else signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def close(self):
+        for p in self.procs:
+            self.stop(p, force=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- RESP ------------------------------------------------------------------
+
+def enc(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, int):
+            a = str(a)
+        if isinstance(a, str):
+            a = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Closed(Exception):
+    pass
+
+
+class Conn:
+    """A raw connection with a reply reader for RESP or memcached."""
+
+    def __init__(self, port, timeout=5.0):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def _fill(self):
+        data = self.s.recv(1 << 20)
+        if not data:
+            raise Closed()
+        self.buf += data
+
+    def line(self):
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 2:]
+                return line
+            self._fill()
+
+    def exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def reply(self):
+        """One RESP reply: bytes for bulk/status ('+OK' kept as b'+OK'),
+        ('err', text) for errors, int, None, or a list."""
+        line = self.line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return b"+" + rest
+        if t == b"-":
+            return ("err", rest.decode("latin-1"))
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.exact(n + 2)
+            return data[:-2]
+        if t == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.reply() for _ in range(n)]
+        raise AssertionError("bad reply line %r" % line)
+
+    def call(self, *args):
+        self.send(enc(*args))
+        return self.reply()
+
+    def pipeline(self, cmds):
+        self.send(b"".join(enc(*c) for c in cmds))
+        return [self.reply() for _ in cmds]
+
+    def is_closed(self, timeout=2.0):
+        """True when the peer closes (after any pending bytes)."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                data = self.s.recv(65536)
+                if not data:
+                    return True
+                self.buf += data
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def mc_reply(self, retrieval=False):
+        """A memcached reply as bytes (whole, with CRLFs)."""
+        out = b""
+        while True:
+            line = self.line()
+            out += line + b"\r\n"
+            if not retrieval:
+                return out
+            if line.startswith(b"VALUE "):
+                n = int(line.split()[3])
+                out += self.exact(n + 2)
+                continue
+            return out
+
+    def close(self):
+        self.s.close()
+
+
+def proxy_binary():
+    if len(sys.argv) < 2:
+        sys.exit("usage: %s CHASH_PROXY" % sys.argv[0])
+    return os.path.abspath(sys.argv[1])
+
+
+def run(tests):
+    env_all = []
+    start = time.time()
+    for t in tests:
+        env = Env()
+        env_all.append(env)
+        t0 = time.time()
+        try:
+            t(env)
+        except Exception:
+            print("FAIL %s (logs in %s)" % (t.__name__, env.dir))
+            for p in env.procs:
+                if p.poll() is None:
+                    continue
+                print("  process %s exited %s" % (p.args[0], p.returncode))
+            for name in sorted(os.listdir(env.dir)):
+                if name.startswith("proxy-") and name.endswith(".log"):
+                    print("--- %s" % name)
+                    print(open(os.path.join(env.dir, name), errors="replace").read()[-3000:])
+            for p in env.procs:
+                if p.poll() is None:
+                    p.kill()
+            raise
+        try:
+            env.check_proxies()
+        except Exception:
+            print("FAIL %s at shutdown (logs in %s)" % (t.__name__, env.dir))
+            raise
+        env.close()
+        print("ok %s (%.2fs)" % (t.__name__, time.time() - t0))
+    print("%d checks passed in %.1fs" % (CHECKS, time.time() - start))

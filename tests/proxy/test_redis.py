@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""test_redis.py CHASH_PROXY - chash-proxy in front of three real redis-servers.
+
+Every supported command runs through the proxy and against one direct
+redis-server (the reference), alone and pipelined, and the replies must be
+identical; then splits and merges, hash tags, connection commands, AUTH and
+SELECT injection, unsupported commands mid-pipeline, many clients at once,
+per-key MGET errors with a server down, timeouts and ejection.
+"""
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Closed, Conn, check, check_eq, enc, free_port, proxy_binary,  # noqa: E402
+                     run)
+
+BIN = proxy_binary()
+
+# Deterministic commands (no randomness, clock or hash-seed order in the
+# reply); multi-key ones use the {t} hash tag.
+COMMANDS = [
+    ("SET", "s1", "hello"), ("GET", "s1"), ("APPEND", "s1", " world"), ("STRLEN", "s1"),
+    ("GETRANGE", "s1", 0, 4), ("SETRANGE", "s1", 0, "J"), ("GET", "s1"), ("SUBSTR", "s1", 0, 2),
+    ("SET", "n", 10), ("INCR", "n"), ("INCRBY", "n", 5), ("DECR", "n"), ("DECRBY", "n", 2),
+    ("INCRBYFLOAT", "n", "1.5"), ("GET", "n"), ("SETNX", "s1", "x"), ("SETNX", "s2", "y"),
+    ("GETSET", "s2", "z"), ("GETDEL", "s2"), ("GET", "s2"), ("SETEX", "s3", 100, "v"),
+    ("PSETEX", "s4", 100000, "v"), ("EXPIRE", "s3", 1000), ("PERSIST", "s3"), ("TTL", "s3"),
+    ("PTTL", "s3"), ("EXPIRETIME", "s3"), ("PEXPIRETIME", "s3"), ("EXPIREAT", "s5", 1),
+    ("PEXPIREAT", "s5", 1), ("PEXPIRE", "s5", 100), ("TYPE", "s3"), ("TYPE", "nokey"),
+    ("GETEX", "s1"), ("SET", "s6", "v", "NX"), ("SET", "s6", "w", "XX", "GET"),
+    ("SETBIT", "b", 7, 1), ("GETBIT", "b", 7), ("BITCOUNT", "b"), ("BITPOS", "b", 1),
+    ("BITFIELD", "b", "GET", "u8", 0), ("BITFIELD_RO", "b", "GET", "u4", 0),
+    ("HSET", "h", "f1", "v1", "f2", "v2"), ("HGET", "h", "f1"), ("HMGET", "h", "f1", "f2", "f3"),
+    ("HGETALL", "h"), ("HKEYS", "h"), ("HVALS", "h"), ("HLEN", "h"), ("HEXISTS", "h", "f1"),
+    ("HDEL", "h", "f2"), ("HINCRBY", "h", "c", 3), ("HINCRBYFLOAT", "h", "d", "1.5"),
+    ("HSETNX", "h", "f1", "x"), ("HSTRLEN", "h", "f1"), ("HMSET", "h", "a", 1, "b", 2),
+    ("HSCAN", "h", 0), ("HRANDFIELD", "nohash"),
+    ("RPUSH", "l", "a", "b", "c"), ("LPUSH", "l", "z"), ("LRANGE", "l", 0, -1), ("LLEN", "l"),
+    ("LINDEX", "l", 1), ("LSET", "l", 0, "y"), ("LINSERT", "l", "BEFORE", "b", "q"),
+    ("LREM", "l", 1, "q"), ("LTRIM", "l", 0, 2), ("LPOP", "l"), ("RPOP", "l"), ("LPOS", "l", "b"),
+    ("LPUSHX", "l", "w"), ("RPUSHX", "l", "w"), ("LRANGE", "l", 0, -1),
+    ("SADD", "si", 3, 1, 2), ("SMEMBERS", "si"), ("SCARD", "si"), ("SISMEMBER", "si", 1),
+    ("SMISMEMBER", "si", 1, 9), ("SREM", "si", 3), ("SADD", "one", "x"), ("SPOP", "one"),
+    ("SRANDMEMBER", "nosuchset"), ("SSCAN", "si", 0), ("SORT", "si"), ("SORT_RO", "si"),
+    ("ZADD", "z", 1, "a", 2, "b", 3, "c"), ("ZRANGE", "z", 0, -1, "WITHSCORES"),
+    ("ZREVRANGE", "z", 0, -1), ("ZRANGEBYSCORE", "z", 1, 2), ("ZREVRANGEBYSCORE", "z", 3, 1),
+    ("ZRANK", "z", "b"), ("ZREVRANK", "z", "b"), ("ZSCORE", "z", "a"), ("ZMSCORE", "z", "a", "q"),
+    ("ZINCRBY", "z", 2, "a"), ("ZCARD", "z"), ("ZCOUNT", "z", 0, 10), ("ZLEXCOUNT", "z", "-", "+"),
+    ("ZRANGEBYLEX", "z", "-", "+"), ("ZREVRANGEBYLEX", "z", "+", "-"), ("ZREM", "z", "c"),
+    ("ZSCAN", "z", 0), ("ZPOPMIN", "z"), ("ZPOPMAX", "z"), ("ZADD", "z", 5, "e", 6, "f"),
+    ("ZREMRANGEBYRANK", "z", 0, 0), ("ZREMRANGEBYSCORE", "z", 0, 1),
+    ("ZREMRANGEBYLEX", "z", "-", "+"), ("ZRANDMEMBER", "nozset"),
+    ("PFADD", "hl", "a", "b", "c"), ("PFCOUNT", "hl"),
+    ("GEOADD", "g", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"),
+    ("GEODIST", "g", "Palermo", "Catania"), ("GEOHASH", "g", "Palermo"), ("GEOPOS", "g", "Palermo"),
+    ("GEOSEARCH", "g", "FROMMEMBER", "Palermo", "BYRADIUS", 200, "km", "ASC"),
+    ("GEORADIUS", "g", 15, 37, 200, "km", "ASC"), ("GEORADIUSBYMEMBER", "g", "Palermo", 10, "km"),
+    ("GEORADIUS_RO", "g", 15, 37, 200, "km", "ASC"),
+    ("GEORADIUSBYMEMBER_RO", "g", "Palermo", 10, "km"),
+    ("XADD", "x", "1-1", "f", "v"), ("XADD", "x", "2-1", "f", "w"), ("XLEN", "x"),
+    ("XRANGE", "x", "-", "+"), ("XREVRANGE", "x", "+", "-"), ("XDEL", "x", "1-1"),
+    ("XGROUP", "CREATE", "x", "grp", "0"), ("XACK", "x", "grp", "2-1"), ("XPENDING", "x", "grp"),
+    ("XTRIM", "x", "MAXLEN", 1), ("XSETID", "x", "5-0"),
+    ("DUMP", "s1"), ("RESTORE", "s1copy", 0, None), ("GET", "s1copy"),
+    # several keys on one server thanks to the hash tag
+    ("SADD", "{t}a", 1, 2, 3), ("SADD", "{t}b", 2, 3, 4), ("SINTER", "{t}a", "{t}b"),
+    ("SUNION", "{t}a", "{t}b"), ("SDIFF", "{t}a", "{t}b"), ("SINTERSTORE", "{t}c", "{t}a", "{t}b"),
+    ("SUNIONSTORE", "{t}u", "{t}a", "{t}b"), ("SDIFFSTORE", "{t}d", "{t}a", "{t}b"),
+    ("SINTERCARD", 2, "{t}a", "{t}b"), ("SMOVE", "{t}a", "{t}b", 1), ("SMEMBERS", "{t}b"),
+    ("RPUSH", "{t}l", 1, 2), ("RPOPLPUSH", "{t}l", "{t}l2"), ("LMOVE", "{t}l2", "{t}l", "LEFT",
+                                                                   "RIGHT"),
+    ("LRANGE", "{t}l", 0, -1), ("LMPOP", 2, "{t}l", "{t}l2", "LEFT"),
+    ("RENAME", "{t}c", "{t}e"), ("RENAMENX", "{t}e", "{t}f"), ("COPY", "{t}f", "{t}g"),
+    ("ZADD", "{t}z1", 1, "a", 2, "b"), ("ZADD", "{t}z2", 5, "a"),
+    ("ZUNIONSTORE", "{t}z3", 2, "{t}z1", "{t}z2"), ("ZINTERSTORE", "{t}z4", 2, "{t}z1", "{t}z2"),
+    ("ZDIFFSTORE", "{t}z5", 2, "{t}z1", "{t}z2"), ("ZUNION", 2, "{t}z1", "{t}z2", "WITHSCORES"),
+    ("ZINTER", 2, "{t}z1", "{t}z2"), ("ZDIFF", 2, "{t}z1", "{t}z2"),
+    ("ZINTERCARD", 2, "{t}z1", "{t}z2"), ("ZRANGESTORE", "{t}z6", "{t}z1", 0, -1),
+    ("ZMPOP", 1, "{t}z6", "MIN"),
+    ("PFADD", "{t}h1", "a"), ("PFADD", "{t}h2", "b"), ("PFMERGE", "{t}h3", "{t}h1", "{t}h2"),
+    ("PFCOUNT", "{t}h1", "{t}h2"), ("SET", "{t}b1", "ab"), ("SET", "{t}b2", "cd"),
+    ("BITOP", "AND", "{t}b3", "{t}b1", "{t}b2"), ("GET", "{t}b3"), ("LCS", "{t}b1", "{t}b2"),
+    ("MSETNX", "{t}m1", 1, "{t}m2", 2), ("GEOSEARCHSTORE", "{t}g2", "{t}g", "FROMLONLAT", 15, 37,
+                                         "BYRADIUS", 10, "km"),
+    ("EVAL", "return redis.call('get', KEYS[1])", 1, "s1"),
+    ("EVAL", "return {KEYS[1], KEYS[2], ARGV[1]}", 2, "{t}x", "{t}y", "arg"),
+    ("EVAL_RO", "return redis.call('get', KEYS[1])", 1, "s1"),
+    # split across servers and merged
+    ("MSET",) + tuple(x for i in range(40) for x in ("k%d" % i, "v%d" % i)),
+    ("MGET",) + tuple("k%d" % i for i in range(0, 44, 3)) + ("k5", "k5"),
+    ("EXISTS", "k1", "k2", "k1", "nope", "k39"), ("TOUCH", "k1", "k2", "nope"),
+    ("DEL", "k1", "k2", "nope", "k3"), ("UNLINK", "k4", "k5", "k4"), ("MGET", "k4", "k6", "k7"),
+    ("MGET", "k8"), ("DEL", "k9"),
+    ("PING",), ("PING", "hi"), ("ECHO", "echo me"), ("SELECT", 0),
+]
+
+
+def run_seq(conn, commands):
+    """One command at a time; RESTORE gets the payload of the last DUMP."""
+    out = []
+    dumped = None
+    for c in commands:
+        if c[0] == "RESTORE":
+            c = c[:3] + (dumped,)
+        r = conn.call(*c)
+        if c[0] == "DUMP":
+            dumped = r
+        out.append(r)
+    return out
+
+
+def flush(ports):
+    for p in ports:
+        c = Conn(p)
+        check_eq(c.call("FLUSHALL"), b"+OK", "flushall")
+        c.close()
+
+
+def three_redis_pool(env, extra="", servers=3, port=None, hash_name="md5"):
+    """A ketama pool; md5 spreads short, similar keys (k1, k2...) where
+    nutcracker's default fnv1a_64 clusters them."""
+    ports = [env.redis()[0] for _ in range(servers)]
+    listen = port or free_port()
+    conf = ("alpha:\n  listen: 127.0.0.1:%d\n  redis: true\n  hash: %s\n"
+            "  hash_tag: \"{}\"\n  distribution: ketama\n%s  servers:\n"
+            % (listen, hash_name, extra))
+    conf += "".join("   - 127.0.0.1:%d:1\n" % p for p in ports)
+    return ports, listen, conf
+
+
+def test_every_command(env):
+    ports, listen, conf = three_redis_pool(env)
+    ref_port = env.redis()[0]
+    env.proxy(BIN, conf, [listen])
+    ref = Conn(ref_port)
+    cmds = COMMANDS
+    # one at a time
+    px = Conn(listen)
+    want = run_seq(ref, cmds)
+    got = run_seq(px, cmds)
+    for c, g, w in zip(cmds, got, want):
+        check_eq(g, w, "reply to %r" % (c,))
+    # every server got some keys
+    for p in ports:
+        c = Conn(p)
+        check(c.call("DBSIZE") > 0, "server %d holds keys" % p)
+    # pipelined, all in one write
+    cmds = [c for c in cmds if c[0] != "RESTORE"]
+    flush(ports + [ref_port])
+    want = ref.pipeline(cmds)
+    got = px.pipeline(cmds)
+    for c, g, w in zip(cmds, got, want):
+        check_eq(g, w, "pipelined reply to %r" % (c,))
+    # byte by byte
+    flush(ports + [ref_port])
+    want = ref.pipeline(cmds[:30])
+    slow = Conn(listen)
+    data = b"".join(enc(*c) for c in cmds[:30])
+    for i in range(len(data)):
+        slow.send(data[i:i + 1])
+    got = [slow.reply() for _ in cmds[:30]]
+    check_eq(got, want, "byte-by-byte pipeline")
+    # inline commands
+    px.send(b"SET inl  value\r\nGET inl\r\nPING\r\n\r\nMGET inl k1\n")
+    check_eq([px.reply() for _ in range(4)], [b"+OK", b"value", b"+PONG", [b"value", None]],
+             "inline")
+
+
+def test_split_and_tags(env):
+    ports, listen, conf = three_redis_pool(env)
+    env.proxy(BIN, conf, [listen])
+    px = Conn(listen)
+    n = 1000
+    args = []
+    for i in range(n):
+        args += ["key:%d" % i, "val:%d" % i]
+    check_eq(px.call("MSET", *args), b"+OK", "wide MSET")
+    counts = [Conn(p).call("DBSIZE") for p in ports]
+    check_eq(sum(counts), n, "keys stored once")
+    check(min(counts) > n // 6, "keys spread: %r" % counts)
+    keys = ["key:%d" % i for i in range(n - 1, -1, -1)] + ["missing"]
+    got = px.call("MGET", *keys)
+    check_eq(got, [b"val:%d" % i for i in range(n - 1, -1, -1)] + [None], "wide MGET order")
+    check_eq(px.call("EXISTS", *keys), n, "EXISTS sum")
+    check_eq(px.call("DEL", *keys[:500]), 500, "DEL sum")
+    check_eq(px.call("EXISTS", *keys), n - 500, "EXISTS after DEL")
+    # hash tags: every {user:7} key on one server
+    tagged = ["{user:7}:%d" % i for i in range(50)]
+    px.call("MSET", *[x for k in tagged for x in (k, "x")])
+    holders = [p for p in ports if Conn(p).call("EXISTS", *tagged) > 0]
+    check_eq(len(holders), 1, "a hash tag maps to one server")
+    check_eq(Conn(holders[0]).call("EXISTS", *tagged), 50, "all tagged keys there")
+    check_eq(px.call("SINTERSTORE", "{user:7}:s", "{user:7}:1", "{user:7}:2")[0], "err",
+             "wrong type passes through")
+    # multi-key commands across servers are refused, clearly
+    r = px.call("SINTER", "key:1", "key:2", "key:3", "key:4", "key:5", "key:6")
+    check(isinstance(r, tuple) and r[1].startswith("CROSSSLOT"), "cross-server SINTER: %r" % (r,))
+    r = px.call("RENAME", "key:100", "key:101")
+    check(r == b"+OK" or r[1].startswith("CROSSSLOT"), "RENAME: %r" % (r,))
+    # odd-arity MSET, no-key EVAL
+    check_eq(px.call("MSET", "a", "1", "b")[0], "err", "odd MSET")
+    check_eq(px.call("EVAL", "return 1", 0)[0], "err", "EVAL without keys")
+    check_eq(px.call("PING"), b"+PONG", "still open")
+
+
+def test_connection_commands(env):
+    ports, listen, conf = three_redis_pool(env)
+    env.proxy(BIN, conf, [listen])
+    px = Conn(listen)
+    hello = px.call("HELLO", "2")
+    check(isinstance(hello, list) and hello[0] == b"server" and hello[5] == 2, "HELLO 2")
+    check_eq(px.call("HELLO")[4], b"proto", "HELLO")
+    check(px.call("HELLO", "3")[1].startswith("NOPROTO"), "HELLO 3")
+    check_eq(px.call("SELECT", "0"), b"+OK", "SELECT configured db")
+    check_eq(px.call("SELECT", "1")[0], "err", "SELECT other db")
+    check(px.call("AUTH", "x")[1].startswith("ERR AUTH"), "AUTH without password")
+    # unsupported commands mid-pipeline: an error in its turn, connection open
+    got = px.pipeline([("SET", "a", "1"), ("KEYS", "*"), ("GET", "a"), ("FLUSHALL",),
+                       ("BLPOP", "a", "0"), ("SUBSCRIBE", "c"), ("MULTI",), ("GET", "a"),
+                       ("NOSUCH\r\nCMD",), ("PING",)])
+    check_eq(got[0], b"+OK", "SET")
+    check_eq(got[1], ("err", "ERR unsupported command 'KEYS'"), "KEYS")
+    check_eq(got[2], b"1", "GET after KEYS")
+    for i in (3, 4, 5, 6):
+        check(got[i][1].startswith("ERR unsupported command"), "unsupported %r" % (got[i],))
+    check_eq(got[7], b"1", "GET after MULTI")
+    check_eq(got[8], ("err", "ERR unsupported command 'NOSUCH??CMD'"), "sanitised name")
+    check_eq(got[9], b"+PONG", "PING at the end")
+    check_eq(px.call("GET")[0], "err", "GET without key")
+    check_eq(px.call("QUIT"), b"+OK", "QUIT")
+    check(px.is_closed(), "closed after QUIT")
+    # QUIT after pipelined work still delivers every earlier reply
+    c = Conn(listen)
+    c.send(enc("SET", "q", "1") + enc("GET", "q") + enc("QUIT") + enc("GET", "q"))
+    check_eq([c.reply(), c.reply(), c.reply()], [b"+OK", b"1", b"+OK"], "QUIT in pipeline")
+    check(c.is_closed(), "closed after pipelined QUIT")
+    check(c.buf == b"", "nothing after QUIT")
+    # a half-closed client still gets its replies
+    c = Conn(listen)
+    c.send(enc("SET", "h", "2") + enc("GET", "h"))
+    c.s.shutdown(socket.SHUT_WR)
+    check_eq([c.reply(), c.reply()], [b"+OK", b"2"], "half-closed client")
+    check(c.is_closed(), "closed after EOF")
+
+
+def test_auth_and_db(env):
+    ports = [env.redis(["--requirepass", "s3cret"])[0] for _ in range(2)]
+    listen = free_port()
+    conf = ("alpha:\n  listen: 127.0.0.1:%d\n  redis: true\n  redis_auth: s3cret\n"
+            "  redis_db: 3\n  preconnect: true\n  servers:\n" % listen)
+    conf += "".join("   - 127.0.0.1:%d:1\n" % p for p in ports)
+    env.proxy(BIN, conf, [listen])
+    px = Conn(listen)
+    check(px.call("GET", "a")[1].startswith("NOAUTH"), "NOAUTH before AUTH")
+    check(px.call("AUTH", "wrong")[1].startswith("WRONGPASS"), "wrong password")
+    check(px.call("AUTH", "s3cre")[1].startswith("WRONGPASS"), "prefix of the password")
+    check(px.call("AUTH", "s3cret!")[1].startswith("WRONGPASS"), "longer password")
+    check(px.call("AUTH", "bob", "s3cret")[1].startswith("WRONGPASS"), "other user")
+    check_eq(px.call("AUTH", "s3cret"), b"+OK", "AUTH")
+    for i in range(20):
+        check_eq(px.call("SET", "db3:%d" % i, i), b"+OK", "SET after AUTH")
+    # the servers got AUTH and SELECT 3 first: the keys are in db 3
+    total = 0
+    for p in ports:
+        c = Conn(p)
+        c.call("AUTH", "s3cret")
+        check_eq(c.call("DBSIZE"), 0, "db 0 empty")
+        c.call("SELECT", 3)
+        total += c.call("DBSIZE")
+    check_eq(total, 20, "keys in db 3")
+    check_eq(px.call("SELECT", 3), b"+OK", "SELECT 3")
+    check_eq(px.call("SELECT", 0)[0], "err", "SELECT 0 refused")
+    c2 = Conn(listen)
+    check(c2.call("HELLO", "2")[1].startswith("NOAUTH"), "HELLO without AUTH")
+    check_eq(c2.call("HELLO", "2", "AUTH", "default", "s3cret")[0], b"server", "HELLO AUTH")
+    check_eq(c2.call("GET", "db3:4"), b"4", "GET after HELLO AUTH")
+
+
+def worker_clients(listen, count, rounds, errors):
+    try:
+        c = Conn(listen)
+        for r in range(rounds):
+            cmds = []
+            for i in range(count):
+                cmds.append(("SET", "c:%d:%d" % (id(c), i), "%d:%d" % (r, i)))
+                cmds.append(("GET", "c:%d:%d" % (id(c), i)))
+                if i % 10 == 0:
+                    cmds.append(("MGET", "c:%d:%d" % (id(c), i), "c:%d:%d" % (id(c), i // 2)))
+            got = c.pipeline(cmds)
+            for cmd, g in zip(cmds, got):
+                if cmd[0] == "SET" and g != b"+OK":
+                    errors.append((cmd, g))
+                elif cmd[0] == "GET" and g != b"%d:%s" % (r, cmd[1].split(":")[2].encode()):
+                    errors.append((cmd, g))
+                elif cmd[0] == "MGET":
+                    i = int(cmd[1].split(":")[2])
+                    if g != [b"%d:%d" % (r, i), b"%d:%d" % (r, i // 2)]:
+                        errors.append((cmd, g))
+        c.close()
+    except Exception as e:  # noqa: BLE001
+        errors.append(repr(e))
+
+
+def test_many_clients_pipelined(env):
+    ports, listen, conf = three_redis_pool(env, "  server_connections: 2\n", servers=4)
+    env.proxy(BIN, conf, [listen], workers=2)
+    errors = []
+    threads = [threading.Thread(target=worker_clients, args=(listen, 500, 4, errors))
+               for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check_eq(errors[:3], [], "lost or misordered replies")
+    # 20000 requests in one write
+    c = Conn(listen)
+    cmds = [("INCR", "ctr:%d" % (i % 97)) for i in range(20000)]
+    got = c.pipeline(cmds)
+    seen = {}
+    for cmd, g in zip(cmds, got):
+        seen[cmd[1]] = seen.get(cmd[1], 0) + 1
+        if g != seen[cmd[1]]:
+            check(False, "INCR order: %r gave %r" % (cmd, g))
+    check_eq(len(got), 20000, "20000 replies")
+
+
+def test_server_down(env):
+    ports, listen, conf = three_redis_pool(env, "  timeout: 300\n")
+    env.proxy(BIN, conf, [listen])
+    px = Conn(listen)
+    keys = ["k%d" % i for i in range(60)]
+    px.call("MSET", *[x for k in keys for x in (k, k.upper())])
+    owner = {}
+    for p in ports:
+        c = Conn(p)
+        for k in keys:
+            if c.call("EXISTS", k):
+                owner[k] = p
+    victim = ports[1]
+    for p in env.procs:
+        if "redis-server" in p.args[0] and str(victim) in p.args:
+            env.stop(p, force=True)
+    got = px.call("MGET", *keys)
+    check_eq(len(got), len(keys), "MGET length with a server down")
+    for k, g in zip(keys, got):
+        if owner[k] == victim:
+            check(isinstance(g, tuple) and g[0] == "err", "error element for %s: %r" % (k, g))
+        else:
+            check_eq(g, k.upper().encode(), "value for %s" % k)
+    r = px.call("GET", next(k for k in keys if owner[k] == victim))
+    check_eq(r[0], "err", "GET on the down server")
+    check(isinstance(px.call("DEL", *keys), tuple), "DEL with a server down is an error")
+    check_eq(px.call("PING"), b"+PONG", "client still open")
+
+
+def test_timeout_and_eject(env):
+    # A server that accepts and never answers.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    hole_port = hole.getsockname()[1]
+    live = env.redis()[0]
+    listen = free_port()
+    conf = ("alpha:\n  listen: 127.0.0.1:%d\n  redis: true\n  timeout: 200\n  hash: md5\n"
+            "  auto_eject_hosts: true\n  server_failure_limit: 1\n"
+            "  server_retry_timeout: 60000\n  servers:\n   - 127.0.0.1:%d:1\n"
+            "   - 127.0.0.1:%d:1\n" % (listen, hole_port, live))
+    env.proxy(BIN, conf, [listen])
+    px = Conn(listen)
+    t0 = time.time()
+    results = px.pipeline([("GET", "k%d" % i) for i in range(40)])
+    took = time.time() - t0
+    timed_out = [r for r in results if isinstance(r, tuple)]
+    check(timed_out, "some keys went to the silent server")
+    check(all(r[1] == "ERR Connection timed out" for r in timed_out), "timeout errors")
+    check(took < 2.0, "timed out promptly (%.2fs)" % took)
+    # ejected now: every key goes to the live server
+    got = px.pipeline([("SET", "k%d" % i, i) for i in range(40)])
+    check_eq(got, [b"+OK"] * 40, "after ejection")
+    check_eq(Conn(live).call("DBSIZE"), 40, "all keys on the live server")
+    hole.close()
+
+
+if __name__ == "__main__":
+    run([test_every_command, test_split_and_tags, test_connection_commands, test_auth_and_db,
+         test_many_clients_pipelined, test_server_down, test_timeout_and_eject])
