@@ -21,6 +21,7 @@
  *   threads         readers sharing one object (also run alone, as
  *                   `test_algos threads`, under ThreadSanitizer)
  */
+#include "failing_alloc.h"
 #include "testlib.h"
 
 #include <chash.h>
@@ -754,34 +755,6 @@ static void test_errors(void) {
 
 /* ---- allocation failure ------------------------------------------------ */
 
-typedef struct failing {
-    long fail_at; /* allocation number that fails; -1: never */
-    long calls;
-    long live;
-} failing;
-
-static void *f_malloc(void *u, size_t size) {
-    failing *f = u;
-    if (f->calls++ == f->fail_at) return NULL;
-    void *p = malloc(size ? size : 1);
-    if (p) f->live++;
-    return p;
-}
-
-static void *f_realloc(void *u, void *ptr, size_t size) {
-    failing *f = u;
-    if (f->calls++ == f->fail_at) return NULL;
-    void *p = realloc(ptr, size ? size : 1);
-    if (p && !ptr) f->live++;
-    return p;
-}
-
-static void f_free(void *u, void *ptr) {
-    failing *f = u;
-    if (ptr) f->live--;
-    free(ptr);
-}
-
 /* Everything observable: nodes, points, lookups, lists. */
 static uint64_t fingerprint(const chash *c) {
     uint64_t h = 1469598103934665603ull;
@@ -848,7 +821,7 @@ static void sweep(chash_algo algo, operation op, const char *what) {
         chash_config cfg = {.algo = algo,
                             .vnodes = 8,
                             .maglev_table_size = 101,
-                            .allocator = {f_malloc, f_realloc, f_free, &f}};
+                            .allocator = failing_allocator(&f)};
         chash *c = NULL;
         ASSERT_OK(chash_create(&cfg, &c));
         for (int i = 0; i < 7; i++) {

@@ -4,14 +4,8 @@
 # one-line reasons on stderr.
 set -u
 CHASH=${1:?usage: test_cli.sh path/to/chash}
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+NAME=test_cli
+. "$(dirname "$0")/testlib.sh"
 
 # expect_exit CODE ARGS... : runs chash, checks the exit code; stderr kept in $TMP/err
 expect_exit() {
@@ -226,5 +220,4 @@ if [ -w /dev/full ]; then
     [ $? -eq 1 ] && ok || bad "write error exits 1"
 fi
 
-echo "test_cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

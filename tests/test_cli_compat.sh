@@ -6,13 +6,8 @@
 # input fails with exit 2 and one line naming the file and line.
 set -u
 CHASH=${1:?usage: test_cli_compat.sh path/to/chash}
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+NAME=test_cli_compat
+. "$(dirname "$0")/testlib.sh"
 
 usage_error() { # usage_error WANT_IN_STDERR ARGS...
     local want=$1
@@ -154,5 +149,4 @@ usage_error "unknown scheme 'memcache'" lookup --nodes 3 --scheme memcache k
 "$CHASH" simulate --scheme twemproxy --hash murmur --hash-tag '{}' --nodes 5 --keys 5000 >/dev/null 2>"$TMP/err" &&
     ok || bad "simulate takes --hash and --hash-tag: $(cat "$TMP/err")"
 
-echo "test_cli_compat: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -20,16 +20,6 @@
 #define MAX_NODES 2048
 #define WAYS 6
 
-static size_t unhex(const char *hex, size_t hex_len, uint8_t *out, size_t cap) {
-    ASSERT_TRUE(hex_len % 2 == 0 && hex_len / 2 <= cap);
-    for (size_t i = 0; i < hex_len / 2; i++) {
-        unsigned v;
-        ASSERT_TRUE(sscanf(hex + 2 * i, "%2x", &v) == 1);
-        out[i] = (uint8_t)v;
-    }
-    return hex_len / 2;
-}
-
 typedef struct vcase {
     chash_config cfg;
     size_t node_count, want_nodes;
@@ -100,7 +90,7 @@ static void parse_case_line(vcase *v, const char *line) {
     ASSERT_OK(chash_hash_from_name(hash, &v->cfg.key_hash));
     if (strcmp(tag, "-") != 0) {
         uint8_t t[2];
-        ASSERT_EQ(unhex(tag, strlen(tag), t, 2), 2);
+        ASSERT_EQ(test_unhex(tag, strlen(tag), t, 2), 2);
         v->cfg.hash_tag[0] = (char)t[0];
         v->cfg.hash_tag[1] = (char)t[1];
     }
@@ -130,7 +120,7 @@ static void check_file(const char *path, size_t *cases_out, size_t *keys_out) {
             size_t hex_len = (size_t)(sp - (line + 5));
             uint8_t *name = malloc(hex_len / 2 + 1);
             ASSERT_TRUE(name != NULL);
-            v.name_lens[v.node_count] = unhex(line + 5, hex_len, name, hex_len / 2 + 1);
+            v.name_lens[v.node_count] = test_unhex(line + 5, hex_len, name, hex_len / 2 + 1);
             v.names[v.node_count] = name;
             unsigned long w = strtoul(sp + 1, NULL, 10);
             ASSERT_TRUE(w >= 1 && w <= CHASH_WEIGHT_MAX);
@@ -141,8 +131,8 @@ static void check_file(const char *path, size_t *cases_out, size_t *keys_out) {
             const char *hex_key = line + 4, *sp = strchr(hex_key, ' ');
             ASSERT_TRUE(sp != NULL);
             static uint8_t key[65536], owner[CHASH_NAME_MAX];
-            size_t key_len = unhex(hex_key, (size_t)(sp - hex_key), key, sizeof key);
-            size_t owner_len = unhex(sp + 1, strlen(sp + 1), owner, sizeof owner);
+            size_t key_len = test_unhex(hex_key, (size_t)(sp - hex_key), key, sizeof key);
+            size_t owner_len = test_unhex(sp + 1, strlen(sp + 1), owner, sizeof owner);
             for (int w = 0; w < WAYS; w++) {
                 if (!v.ways[w]) continue;
                 size_t node, name_len;

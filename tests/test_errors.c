@@ -3,6 +3,7 @@
  * allocator that fails the n-th allocation, swept over every n of each
  * operation, must leave the object exactly as it was and leak nothing.
  */
+#include "failing_alloc.h"
 #include "testlib.h"
 
 #include <chash.h>
@@ -117,34 +118,6 @@ static void test_arguments(void) {
 
 /* ---- allocation failure ------------------------------------------------ */
 
-typedef struct failing {
-    long fail_at; /* allocation number that fails; -1: never */
-    long calls;
-    long live;
-} failing;
-
-static void *f_malloc(void *u, size_t size) {
-    failing *f = u;
-    if (f->calls++ == f->fail_at) return NULL;
-    void *p = malloc(size ? size : 1);
-    if (p) f->live++;
-    return p;
-}
-
-static void *f_realloc(void *u, void *ptr, size_t size) {
-    failing *f = u;
-    if (f->calls++ == f->fail_at) return NULL;
-    void *p = realloc(ptr, size ? size : 1);
-    if (p && !ptr) f->live++;
-    return p;
-}
-
-static void f_free(void *u, void *ptr) {
-    failing *f = u;
-    if (ptr) f->live--;
-    free(ptr);
-}
-
 /* A fingerprint of everything observable: nodes, points, some lookups. */
 static uint64_t fingerprint(const chash *c) {
     uint64_t h = 1469598103934665603ull;
@@ -201,7 +174,7 @@ static void sweep(chash_algo algo, chash_scheme scheme, operation op, const char
         chash_config cfg = {.algo = algo,
                             .scheme = scheme,
                             .vnodes = 8,
-                            .allocator = {f_malloc, f_realloc, f_free, &f}};
+                            .allocator = failing_allocator(&f)};
         chash *c = NULL;
         ASSERT_OK(chash_create(&cfg, &c));
         for (int i = 0; i < 6; i++) {
@@ -235,7 +208,7 @@ static void sweep(chash_algo algo, chash_scheme scheme, operation op, const char
 static void test_create_failure(void) {
     for (long n = 0; n < 4; n++) {
         failing f = {.fail_at = n};
-        chash_config cfg = {.allocator = {f_malloc, f_realloc, f_free, &f}};
+        chash_config cfg = {.allocator = failing_allocator(&f)};
         chash *c = NULL;
         int rc = chash_create(&cfg, &c);
         if (rc == CHASH_OK) {

@@ -11,16 +11,6 @@
 
 #include <chash.h>
 
-static size_t unhex(const char *hex, size_t hex_len, uint8_t *out) {
-    ASSERT_TRUE(hex_len % 2 == 0);
-    for (size_t i = 0; i < hex_len / 2; i++) {
-        unsigned v;
-        ASSERT_TRUE(sscanf(hex + 2 * i, "%2x", &v) == 1);
-        out[i] = (uint8_t)v;
-    }
-    return hex_len / 2;
-}
-
 typedef struct vcase {
     uint32_t replicas;
     size_t node_count;
@@ -77,7 +67,8 @@ int main(int argc, char **argv) {
             in_case = true;
         } else if (strncmp(line, "node ", 5) == 0) {
             ASSERT_TRUE(in_case && v.node_count < 128 && strlen(line + 5) <= 64);
-            v.name_lens[v.node_count] = unhex(line + 5, strlen(line + 5), v.names[v.node_count]);
+            v.name_lens[v.node_count] = test_unhex(line + 5, strlen(line + 5),
+                                                   v.names[v.node_count], sizeof v.names[0]);
             v.node_count++;
         } else if (strncmp(line, "key ", 4) == 0) {
             ASSERT_TRUE(in_case);
@@ -86,8 +77,8 @@ int main(int argc, char **argv) {
             ASSERT_TRUE(sp != NULL);
             uint8_t key[256], owner[64];
             ASSERT_TRUE((size_t)(sp - hex_key) <= 2 * sizeof key && strlen(sp + 1) <= 128);
-            size_t key_len = unhex(hex_key, (size_t)(sp - hex_key), key);
-            size_t owner_len = unhex(sp + 1, strlen(sp + 1), owner);
+            size_t key_len = test_unhex(hex_key, (size_t)(sp - hex_key), key, sizeof key);
+            size_t owner_len = test_unhex(sp + 1, strlen(sp + 1), owner, sizeof owner);
             for (int r = 0; r < 3; r++) {
                 size_t node, name_len;
                 const void *name;

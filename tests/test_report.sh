@@ -6,12 +6,8 @@
 # blank.
 set -u
 CHASH=${1:?usage: test_report.sh path/to/chash}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+NAME=test_report
+. "$(dirname "$0")/testlib.sh"
 
 check_page() { # html json
     python3 - "$1" "$2" <<'EOF2'
@@ -110,5 +106,4 @@ print("screenshot ok:", len(colours), "colours,", round(100 * non_white / (w * h
 EOF2
 fi
 
-echo "test_report: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

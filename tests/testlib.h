@@ -69,6 +69,18 @@ static inline uint64_t test_rand(uint64_t *state) {
     return z ^ (z >> 31);
 }
 
+/* Hex text to bytes; fails the test on odd length, a bad digit, or more
+ * than cap bytes. */
+static inline size_t test_unhex(const char *hex, size_t hex_len, uint8_t *out, size_t cap) {
+    ASSERT_TRUE(hex_len % 2 == 0 && hex_len / 2 <= cap);
+    for (size_t i = 0; i < hex_len / 2; i++) {
+        unsigned v;
+        ASSERT_TRUE(sscanf(hex + 2 * i, "%2x", &v) == 1);
+        out[i] = (uint8_t)v;
+    }
+    return hex_len / 2;
+}
+
 #define TEST_DONE()                                                          \
     do {                                                                     \
         printf("%s: %d checks passed\n", __FILE__, (int)testlib_checks);          \
