@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo check test test-gcc test-clang test-asan test-tsan bench clean
+.PHONY: all deps build demo check test test-gcc test-clang test-asan test-tsan test-fuzz bench clean
 
 all: build
 
@@ -26,10 +26,11 @@ demo: deps build
 	./build/chash simulate
 
 # Every test, in every build CI promises: gcc and clang warning-free with
-# -Werror, the whole suite under ASan+UBSan, the threads test under TSan.
+# -Werror, the whole suite under ASan+UBSan, the threads test under TSan, and
+# each fuzzer for FUZZ_SECONDS (three of them, two at a time: about a minute).
 check: deps test
 
-test: test-gcc test-clang test-asan test-tsan
+test: test-gcc test-clang test-asan test-tsan test-fuzz
 
 define run_suite
 	cmake -S . -B $(1) -DCHASH_WERROR=ON $(2)
@@ -45,9 +46,15 @@ test-asan:
 	$(call run_suite,build-asan,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DCHASH_SANITIZE=ON,)
 test-tsan:
 	$(call run_suite,build-tsan,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHASH_TSAN=ON,-R test_threads)
+FUZZ_SECONDS ?= 30
+test-fuzz:
+	cmake -S . -B build-fuzz -DCHASH_WERROR=ON -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHASH_FUZZ=ON -DCHASH_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_resp fuzz_memcache fuzz_config
+	cd build-fuzz && ctest --output-on-failure -j$(JOBS) -L fuzz
 
 bench: build
 	bench/run.sh
 
 clean:
-	rm -rf build build-gcc build-clang build-asan build-tsan
+	rm -rf build build-gcc build-clang build-asan build-tsan build-fuzz

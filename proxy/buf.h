@@ -25,7 +25,8 @@ typedef struct buf {
 } buf;
 
 static inline size_t buf_used(const buf *b) { return b->len - b->off; }
-static inline const char *buf_start(const buf *b) { return b->data + b->off; }
+/* An empty buffer may have no memory at all: NULL + 0 is undefined in C. */
+static inline const char *buf_start(const buf *b) { return b->data ? b->data + b->off : NULL; }
 
 /* Room for at least `extra` more bytes after len; moves live bytes to the front
  * when that avoids growing. Returns 0, or -1 (and sets is_oom). */

@@ -28,11 +28,41 @@ typedef struct ctx {
     char *err;
     size_t err_len;
     yaml_document_t *doc;
+    const conf_options *opt; /* never NULL */
+    unsigned long line_count; /* lines of the text, as libyaml counts them */
 } ctx;
+
+/* Lines of UTF-8 text, breaking where libyaml does: CR LF, CR, LF, NEL, LS
+ * and PS. */
+static unsigned long count_lines(const char *text, size_t len) {
+    const unsigned char *s = (const unsigned char *)text;
+    unsigned long breaks = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n') i++;
+        if (s[i] == '\r' || s[i] == '\n') {
+            breaks++;
+        } else if (s[i] == 0xc2 && i + 1 < len && s[i + 1] == 0x85) {
+            breaks++;
+            i++;
+        } else if (s[i] == 0xe2 && i + 2 < len && s[i + 1] == 0x80 &&
+                   (s[i + 2] == 0xa8 || s[i + 2] == 0xa9)) {
+            breaks++;
+            i += 2;
+        }
+    }
+    return breaks + 1;
+}
+
+/* The 1-based line of a mark. At the end of a file whose last line has no
+ * line break, libyaml has already stepped onto a line that is not there. */
+static unsigned long mark_line(const ctx *c, yaml_mark_t m) {
+    unsigned long line = (unsigned long)m.line + 1;
+    return line < c->line_count ? line : c->line_count;
+}
 
 static int fail(ctx *c, const yaml_node_t *at, const char *fmt, ...) {
     int n = snprintf(c->err, c->err_len, "%s:%lu: ", c->path,
-                     at ? (unsigned long)at->start_mark.line + 1 : 0ul);
+                     at ? mark_line(c, at->start_mark) : 0ul);
     if (n < 0 || (size_t)n >= c->err_len) return -1;
     va_list ap;
     va_start(ap, fmt);
@@ -82,6 +112,12 @@ static int resolve(ctx *c, const yaml_node_t *at, const char *host, int port, bo
         memcpy(un->sun_path, host, strlen(host) + 1);
         out->sa_len = (socklen_t)sizeof *un;
         out->is_unix = true;
+        return 0;
+    }
+    if (c->opt->resolve) {
+        const char *why = "unknown host";
+        if (c->opt->resolve(c->opt->user, host, port, is_passive, out, &why) != 0)
+            return fail(c, at, "cannot resolve '%s': %s", host, why);
         return 0;
     }
     char port_text[16];
@@ -342,6 +378,17 @@ static int pool_key(ctx *c, conf_pool *p, const char *key, yaml_node_t *k, yaml_
         p->server_failure_limit = (uint32_t)n;
         return 0;
     }
+    if (strcmp(key, "on_failure") == 0) {
+        if (s && strcmp(s, "error") == 0)
+            p->on_failure = CONF_FAIL_ERROR;
+        else if (s && strcmp(s, "reroute") == 0)
+            p->on_failure = CONF_FAIL_REROUTE;
+        else if (s && strcmp(s, "eject") == 0)
+            p->on_failure = CONF_FAIL_EJECT;
+        else
+            return fail(c, v, "on_failure: expected error, reroute or eject");
+        return 0;
+    }
     if (strcmp(key, "max_bulk_length") == 0) {
         if (get_int(c, v, key, 1, INT64_C(1) << 40, &n)) return -1;
         p->max_bulk_length = (uint64_t)n;
@@ -398,6 +445,32 @@ static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_po
     for (size_t i = 0; i < p->server_count; i++)
         if (strlen(p->servers[i].name) > CHASH_NAME_MAX)
             return fail(c, name_node, "pool '%s': server name too long", p->name);
+    /* reroute walks the key's ring order (chash_lookup_n), which only some
+     * distributions have. */
+    bool has_order = p->dist == CONF_DIST_KETAMA ||
+                     (p->dist == CONF_DIST_ALGO &&
+                      (p->algo == CHASH_ALGO_RING || p->algo == CHASH_ALGO_RENDEZVOUS ||
+                       p->algo == CHASH_ALGO_MULTIPROBE || p->algo == CHASH_ALGO_BOUNDED));
+    if (p->on_failure == CONF_FAIL_REROUTE && !has_order)
+        return fail(c, name_node,
+                    "pool '%s': on_failure: reroute needs a distribution with a ring order "
+                    "(ketama, ring, rendezvous, multiprobe, bounded), not %s",
+                    p->name, conf_dist_name(p));
+    /* Rings with points per unit of weight refuse more than CHASH_POINTS_MAX
+     * points in all (health.c builds them without a vnodes setting, so 160
+     * per unit); jump and memento keep one bucket per unit. */
+    uint64_t per_weight = 0, total_weight = 0;
+    if (p->dist == CONF_DIST_RANDOM ||
+        (p->dist == CONF_DIST_ALGO && (p->algo == CHASH_ALGO_RING || p->algo == CHASH_ALGO_BOUNDED)))
+        per_weight = CHASH_VNODES_DEFAULT;
+    if (p->dist == CONF_DIST_ALGO && (p->algo == CHASH_ALGO_JUMP || p->algo == CHASH_ALGO_MEMENTO))
+        per_weight = 1;
+    for (size_t i = 0; i < p->server_count; i++) total_weight += p->servers[i].weight;
+    if (per_weight && total_weight > CHASH_POINTS_MAX / per_weight)
+        return fail(c, name_node,
+                    "pool '%s': servers weigh %llu in all; distribution %s holds at most %llu",
+                    p->name, (unsigned long long)total_weight, conf_dist_name(p),
+                    (unsigned long long)(CHASH_POINTS_MAX / per_weight));
     return 0;
 }
 
@@ -426,14 +499,22 @@ static bool same_addr(const conf_addr *a, const conf_addr *b) {
 
 int conf_parse(const char *text, size_t len, const char *path, conf **out, char *err,
                size_t err_len) {
-    ctx c = {path, err, err_len, NULL};
+    return conf_parse_with(NULL, text, len, path, out, err, err_len);
+}
+
+int conf_parse_with(const conf_options *opt, const char *text, size_t len, const char *path,
+                    conf **out, char *err, size_t err_len) {
+    static const conf_options defaults = {0};
+    ctx c = {path, err, err_len, NULL, opt ? opt : &defaults, count_lines(text, len)};
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) return fail(&c, NULL, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, err_len, "%s:%lu: %s", path, (unsigned long)parser.problem_mark.line + 1,
-                 parser.problem ? parser.problem : "YAML syntax error");
+        snprintf(err, err_len, "%s:%lu: %s", path, mark_line(&c, parser.problem_mark),
+                 parser.error == YAML_MEMORY_ERROR ? "out of memory"
+                 : parser.problem                  ? parser.problem
+                                                   : "YAML syntax error");
         yaml_parser_delete(&parser);
         return -1;
     }
@@ -494,6 +575,11 @@ done:
 }
 
 int conf_load(const char *path, conf **out, char *err, size_t err_len) {
+    return conf_load_with(NULL, path, out, err, err_len);
+}
+
+int conf_load_with(const conf_options *opt, const char *path, conf **out, char *err,
+                   size_t err_len) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, err_len, "%s: %s", path, strerror(errno));
@@ -527,9 +613,39 @@ int conf_load(const char *path, conf **out, char *err, size_t err_len) {
         snprintf(err, err_len, "%s: cannot read", path);
         return -1;
     }
-    int rc = conf_parse(text, len, path, out, err, err_len);
+    int rc = conf_parse_with(opt, text, len, path, out, err, err_len);
     free(text);
     return rc;
+}
+
+void conf_pool_chash_config(const conf_pool *p, chash_config *out) {
+    memset(out, 0, sizeof *out);
+    switch (p->dist) {
+    case CONF_DIST_KETAMA:
+        out->algo = CHASH_ALGO_RING;
+        out->scheme = CHASH_SCHEME_TWEMPROXY;
+        break;
+    case CONF_DIST_MODULA:
+        out->algo = CHASH_ALGO_MODULO;
+        out->scheme = CHASH_SCHEME_TWEMPROXY;
+        break;
+    case CONF_DIST_RANDOM:
+        out->algo = CHASH_ALGO_RING;
+        break;
+    case CONF_DIST_ALGO:
+        out->algo = p->algo;
+        out->scheme = CHASH_SCHEME_NATIVE;
+        break;
+    }
+    out->key_hash = p->hash;
+    memcpy(out->hash_tag, p->hash_tag, sizeof out->hash_tag);
+}
+
+int conf_server_order(const void *a, const void *b) {
+    const conf_server *x = *(const conf_server *const *)a, *y = *(const conf_server *const *)b;
+    size_t lx = strlen(x->name), ly = strlen(y->name);
+    if (lx != ly) return lx < ly ? -1 : 1;
+    return memcmp(x->name, y->name, lx);
 }
 
 const char *conf_dist_name(const conf_pool *p) {

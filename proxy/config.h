@@ -25,6 +25,15 @@ typedef enum conf_dist {
     CONF_DIST_ALGO,    /* one of the library's algorithms, native scheme */
 } conf_dist;
 
+/* What a pool does with the keys of a server that keeps failing: the
+ * CAP/PACELC choice, made per pool (docs/proxy.md). */
+typedef enum conf_failure {
+    CONF_FAIL_EJECT,   /* nutcracker: with auto_eject_hosts, the ring is rebuilt
+                        * without it (its keys and some others move) */
+    CONF_FAIL_ERROR,   /* consistency: its keys get an error until it is back */
+    CONF_FAIL_REROUTE, /* availability: its keys go to their ring successors */
+} conf_failure;
+
 typedef struct conf_addr {
     struct sockaddr_storage sa;
     socklen_t sa_len;
@@ -66,6 +75,7 @@ typedef struct conf_pool {
     uint32_t server_failure_limit;
     bool tcpkeepalive;
     bool reuseport;
+    conf_failure on_failure;
     /* ours: limits (see docs/proxy.md) */
     uint64_t max_bulk_length;
     uint32_t max_arguments;
@@ -81,13 +91,38 @@ typedef struct conf {
     size_t pool_count;
 } conf;
 
+/* How the loader turns host names into addresses; a zero field means the
+ * default. */
+typedef struct conf_options {
+    /* Fills *out for host:port (is_passive: a listen address) and returns 0, or
+     * returns -1 with a static reason in *why. NULL: getaddrinfo. Tests and
+     * fuzzers use it to stay off the network. */
+    int (*resolve)(void *user, const char *host, int port, bool is_passive, conf_addr *out,
+                   const char **why);
+    void *user;
+} conf_options;
+
 /* Parses YAML text; `path` only names the file in messages. On error returns
- * -1 and writes "PATH:LINE: message" to err. Resolves host names. */
+ * -1, leaves *out alone and writes "PATH:LINE: message" to err. Resolves host
+ * names. */
 int conf_parse(const char *text, size_t len, const char *path, conf **out, char *err,
                size_t err_len);
-/* Reads and parses a file. */
+/* Reads and parses a file, as `chash-proxy -t` does. */
 int conf_load(const char *path, conf **out, char *err, size_t err_len);
+/* The same two with options (NULL: all defaults). */
+int conf_parse_with(const conf_options *opt, const char *text, size_t len, const char *path,
+                    conf **out, char *err, size_t err_len);
+int conf_load_with(const conf_options *opt, const char *path, conf **out, char *err,
+                   size_t err_len);
 void conf_free(conf *c);
+
+/* The library settings that place keys as this pool does (nutcracker's
+ * ketama and modula are the twemproxy scheme; ours the native one). */
+void conf_pool_chash_config(const conf_pool *p, chash_config *out);
+/* nutcracker keeps a pool's servers sorted by name, shorter names first;
+ * modula's slots and ketama's tie-breaks follow that order. qsort
+ * comparator over `const conf_server *` elements. */
+int conf_server_order(const void *a, const void *b);
 
 /* Text of a conf_dist / algorithm for messages and stats. */
 const char *conf_dist_name(const conf_pool *p);

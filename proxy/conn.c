@@ -26,6 +26,13 @@
 #include <unistd.h>
 
 volatile sig_atomic_t proxy_stop;
+volatile sig_atomic_t proxy_drain;
+
+uint64_t proxy_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 uint64_t proxy_now_ms(void) {
     struct timespec ts;
@@ -86,6 +93,7 @@ static void client_advance(client *c) {
         c->head = r->next;
         if (!c->head) c->tail = NULL;
         c->depth--;
+        c->held_bytes -= r->held_bytes;
         req_free(r);
     }
     client_schedule(c);
@@ -123,6 +131,21 @@ void client_reply(client *c, const char *data, size_t len, bool then_close) {
 
 void client_reply_str(client *c, const char *s) { client_reply(c, s, strlen(s), false); }
 
+/* Counts reply bytes the proxy holds for c; past max_client_buffer the
+ * client is closed at the next flush (its requests still drain from the
+ * servers, and their replies are dropped). */
+static void client_hold(client *c, req *r, size_t len) {
+    r->held_bytes += len;
+    c->held_bytes += len;
+}
+
+static void client_check_held(client *c) {
+    if (c->is_over_limit || c->held_bytes + buf_used(&c->out) <= c->pool->cf->max_client_buffer)
+        return;
+    c->is_over_limit = true;
+    client_schedule(c);
+}
+
 void frag_deliver(frag *f, const char *data, size_t len) {
     if (f->is_swallowed) {
         if (len > 0 && data[0] == '-')
@@ -134,7 +157,7 @@ void frag_deliver(frag *f, const char *data, size_t len) {
     }
     req *r = f->r;
     client *c = r->c;
-    if (c) {
+    if (c && !c->is_over_limit) {
         if (r->kind == REQ_FORWARD) {
             if (!r->is_noreply) {
                 /* The head's reply can go straight out: everything before
@@ -144,11 +167,14 @@ void frag_deliver(frag *f, const char *data, size_t len) {
                     client_schedule(c);
                 } else {
                     buf_append(&r->reply, data, len);
+                    client_hold(c, r, len);
                 }
             }
         } else {
             buf_append(&f->reply, data, len);
+            client_hold(c, r, len);
         }
+        client_check_held(c);
     }
     req_release(r);
 }
@@ -296,6 +322,7 @@ void bconn_push(bconn *bc, frag *f, size_t bytes) {
     bc->tail = f;
     bc->inflight++;
     f->sent_ms = bc->b->pool->w->now_ms;
+    f->sent_us = bc->b->pool->w->now_us;
     server_stats *st = &bc->b->st;
     stat_add(&st->requests, 1);
     stat_add(&st->request_bytes, bytes);
@@ -305,6 +332,15 @@ void bconn_push(bconn *bc, frag *f, size_t bytes) {
 }
 
 void frag_send(frag *f, backend *b, const client *c, const void *data, size_t len) {
+    if (b->is_down) {
+        /* on_failure: error (or reroute with nowhere to go): fail at once,
+         * never write the key anywhere else. */
+        char reason[200];
+        snprintf(reason, sizeof reason, "server %s is down", b->cf->name);
+        stat_add(&b->pool->st.forward_error, 1);
+        frag_fail(f, b->pool->cf->redis, reason);
+        return;
+    }
     bconn *bc = backend_conn_for(b, c);
     int rc = bconn_ensure(bc);
     if (rc < 0) {
@@ -371,6 +407,7 @@ static int bconn_parse(bconn *bc) {
             size_t rlen = buf_used(&bc->in) - (rd->len - rd->pos);
             frag *f = bconn_pop(bc);
             health_success(b);
+            stats_latency(&b->st, b->pool->w->now_us - f->sent_us);
             frag_deliver(f, buf_start(&bc->in), rlen);
             buf_consume(&bc->in, rlen);
         }
@@ -391,6 +428,7 @@ static int bconn_parse(bconn *bc) {
         if (rc == 0) break;
         frag *f = bconn_pop(bc);
         health_success(b);
+        stats_latency(&b->st, b->pool->w->now_us - f->sent_us);
         frag_deliver(f, buf_start(&bc->in), rlen);
         buf_consume(&bc->in, rlen);
         mc_reply_reset(&bc->mcr);
@@ -504,8 +542,14 @@ static void client_set_mask(client *c) {
     loop_set(c->w->loop, &c->io, mask);
 }
 
+/* Reading stops at max_pipeline requests in flight, or when the replies
+ * held for the client reach half its max_client_buffer (16 MB at most), so
+ * that a client which does read never comes near the limit. */
 static bool client_is_full(const client *c) {
-    return c->depth >= c->pool->cf->max_pipeline || buf_used(&c->out) >= CLIENT_OUT_PAUSE;
+    uint64_t pause = c->pool->cf->max_client_buffer / 2;
+    if (pause > CLIENT_OUT_PAUSE) pause = CLIENT_OUT_PAUSE;
+    return c->depth >= c->pool->cf->max_pipeline ||
+           buf_used(&c->out) + c->held_bytes >= pause;
 }
 
 /* Routes every complete command, until the pipeline limit pauses reading. */
@@ -570,6 +614,14 @@ static void client_read(client *c) {
 
 static void client_write(client *c) {
     if (c->out.is_oom) {
+        client_close(c, true);
+        return;
+    }
+    if (c->is_over_limit) {
+        proxy_log(LOG_WARN, "pool %s: closing a client holding %zu bytes of replies "
+                  "(max_client_buffer %llu): it asks faster than it reads", c->pool->cf->name,
+                  c->held_bytes + buf_used(&c->out),
+                  (unsigned long long)c->pool->cf->max_client_buffer);
         client_close(c, true);
         return;
     }
@@ -701,21 +753,55 @@ void worker_before_sleep(worker *w) {
     }
 }
 
+void pool_tick(wpool *p, uint64_t now_ms) {
+    health_tick(p, now_ms);
+    int64_t timeout = p->cf->timeout_ms;
+    if (timeout <= 0) return;
+    for (size_t k = 0; k < p->backend_count; k++) {
+        backend *b = &p->backends[k];
+        for (uint32_t j = 0; j < b->conn_count; j++) {
+            bconn *bc = &b->conns[j];
+            if (bc->state == BC_CONNECTING && now_ms - bc->since_ms >= (uint64_t)timeout)
+                bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
+            else if (bc->state == BC_READY && bc->head &&
+                     now_ms - bc->head->sent_ms >= (uint64_t)timeout)
+                bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
+        }
+    }
+}
+
 void worker_tick(worker *w) {
-    for (size_t i = 0; i < w->pool_count; i++) {
-        wpool *p = &w->pools[i];
-        health_tick(p, w->now_ms);
-        int64_t timeout = p->cf->timeout_ms;
-        if (timeout <= 0) continue;
-        for (size_t k = 0; k < p->backend_count; k++) {
-            backend *b = &p->backends[k];
-            for (uint32_t j = 0; j < b->conn_count; j++) {
-                bconn *bc = &b->conns[j];
-                if (bc->state == BC_CONNECTING && w->now_ms - bc->since_ms >= (uint64_t)timeout)
-                    bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
-                else if (bc->state == BC_READY && bc->head &&
-                         w->now_ms - bc->head->sent_ms >= (uint64_t)timeout)
-                    bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
+    for (size_t i = 0; i < w->pool_count; i++) pool_tick(&w->pools[i], w->now_ms);
+}
+
+bool worker_drain(worker *w) {
+    if (!w->is_draining) {
+        w->is_draining = true;
+        for (size_t i = 0; i < w->pool_count; i++)
+            if (w->pools[i].listen_io.fd >= 0) loop_del(w->loop, &w->pools[i].listen_io);
+        /* Half-closed clients are answered, then closed: the same here. */
+        for (client *c = w->clients; c; c = c->next) {
+            c->is_draining = true;
+            client_set_mask(c);
+            client_schedule(c);
+        }
+    }
+    return w->clients == NULL;
+}
+
+void pool_close(wpool *p, const char *why) {
+    for (size_t k = 0; k < p->backend_count; k++) {
+        backend *b = &p->backends[k];
+        for (uint32_t j = 0; j < b->conn_count; j++) {
+            bconn *bc = &b->conns[j];
+            bconn_reset(bc);
+            frag *f = bc->head;
+            bc->head = bc->tail = NULL;
+            bc->inflight = 0;
+            while (f) {
+                frag *next = f->next;
+                frag_fail(f, p->cf->redis, why);
+                f = next;
             }
         }
     }
@@ -723,24 +809,7 @@ void worker_tick(worker *w) {
 
 void worker_close_all(worker *w) {
     while (w->clients) client_close(w->clients, false);
-    for (size_t i = 0; i < w->pool_count; i++) {
-        wpool *p = &w->pools[i];
-        for (size_t k = 0; k < p->backend_count; k++) {
-            backend *b = &p->backends[k];
-            for (uint32_t j = 0; j < b->conn_count; j++) {
-                bconn *bc = &b->conns[j];
-                bconn_reset(bc);
-                frag *f = bc->head;
-                bc->head = bc->tail = NULL;
-                bc->inflight = 0;
-                while (f) {
-                    frag *next = f->next;
-                    frag_fail(f, p->cf->redis, "shutting down");
-                    f = next;
-                }
-            }
-        }
-    }
+    for (size_t i = 0; i < w->pool_count; i++) pool_close(&w->pools[i], "shutting down");
     worker_before_sleep(w);
 }
 

@@ -1,52 +1,55 @@
 /*
- * health.c - server failures, ejection and the ring of live servers.
+ * health.c - server failures, what a pool does about them, and the ring.
  *
- * nutcracker's rules (nc_server.c): with auto_eject_hosts, a server is taken
- * out of the ring after server_failure_limit consecutive failures (connect
- * errors, resets, EOF, timeouts) and put back, optimistically, after
- * server_retry_timeout ms; its keys move to the other servers meanwhile. A
- * reply resets the count. Each worker judges on its own observations.
+ * A server fails when a connect, write or read errs, the server closes, or a
+ * request times out; a reply resets the count. After server_failure_limit
+ * failures in a row, the pool's on_failure policy applies:
+ * - eject (nutcracker's rule, with auto_eject_hosts): the ring is rebuilt
+ *   without the server, so its keys (and, for ketama, some others) move;
+ * - error (consistency): the server stays on the ring, marked down, and its
+ *   keys get an error at once; nothing is written anywhere else;
+ * - reroute (availability): the server stays on the ring, marked down, and
+ *   its keys go to the next live server in their ring order (route.c), so no
+ *   other key moves, and they come back when it does.
+ * An ejected or down server comes back only when an active probe (PING, or
+ * memcached's `version`) gets an answer, tried every server_retry_timeout
+ * ms: never on a blind timer. Each worker judges on its own observations, as
+ * nutcracker's single process does.
  *
- * Invariant: p->ring holds exactly the backends that are not ejected, added
- * in nutcracker's server order, and node_backend maps its node indexes back.
+ * Invariant: p->ring holds the backends that are not ejected, in
+ * nutcracker's server order, and node_backend maps its node indexes back.
  */
 #include "proxy.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-/* nutcracker keeps a pool's servers sorted by name, shorter names first (it
- * sorts them to find duplicates); modula's slots and ketama's tie-breaks
- * follow that order, so ours must too. */
+/* A probe waits this long for its answer at the most. */
+#define PROBE_TIMEOUT_MS 1000u
+
+typedef struct health_probe {
+    loop_io io;
+    backend *b;
+    uint64_t deadline_ms;
+    bool is_sent;
+    size_t got;
+    char in[64];
+} health_probe;
+
+/* Backends in nutcracker's server order (conf_server_order). */
 static int server_order(const void *a, const void *b) {
     const backend *x = *(backend *const *)a, *y = *(backend *const *)b;
-    size_t lx = strlen(x->cf->name), ly = strlen(y->cf->name);
-    if (lx != ly) return lx < ly ? -1 : 1;
-    return memcmp(x->cf->name, y->cf->name, lx);
+    const conf_server *sx = x->cf, *sy = y->cf;
+    return conf_server_order(&sx, &sy);
 }
 
 int pool_build_ring(wpool *p) {
     const conf_pool *cf = p->cf;
-    chash_config cc = {0};
-    switch (cf->dist) {
-    case CONF_DIST_KETAMA:
-        cc.algo = CHASH_ALGO_RING;
-        cc.scheme = CHASH_SCHEME_TWEMPROXY;
-        break;
-    case CONF_DIST_MODULA:
-        cc.algo = CHASH_ALGO_MODULO;
-        cc.scheme = CHASH_SCHEME_TWEMPROXY;
-        break;
-    case CONF_DIST_RANDOM:
-        cc.algo = CHASH_ALGO_RING;
-        break;
-    case CONF_DIST_ALGO:
-        cc.algo = cf->algo;
-        cc.scheme = CHASH_SCHEME_NATIVE;
-        break;
-    }
-    cc.key_hash = cf->hash;
-    memcpy(cc.hash_tag, cf->hash_tag, sizeof cc.hash_tag);
+    chash_config cc;
+    conf_pool_chash_config(cf, &cc);
 
     size_t n = p->backend_count;
     backend **order = malloc(n * sizeof *order);
@@ -85,43 +88,142 @@ done:
     return rc;
 }
 
+static const char *policy_name(const conf_pool *cf) {
+    return cf->on_failure == CONF_FAIL_ERROR ? "error" : "reroute";
+}
+
 void health_failure(backend *b) {
     wpool *p = b->pool;
     b->failures++;
-    if (!p->cf->auto_eject_hosts || b->is_ejected || b->failures < p->cf->server_failure_limit)
-        return;
-    b->is_ejected = true;
+    if (backend_is_out(b) || b->failures < p->cf->server_failure_limit) return;
     b->failures = 0;
     b->retry_at_ms = p->w->now_ms + (uint64_t)p->cf->server_retry_timeout_ms;
     stat_add(&p->st.server_ejects, 1);
     atomic_store_explicit(&b->st.server_ejected_at, p->w->now_ms * 1000u, memory_order_relaxed);
-    proxy_log(LOG_WARN, "pool %s: ejecting server %s for %lld ms", p->cf->name, b->cf->name,
-              (long long)p->cf->server_retry_timeout_ms);
+    if (p->cf->on_failure != CONF_FAIL_EJECT) {
+        b->is_down = true;
+        proxy_log(LOG_WARN, "pool %s: server %s is down (on_failure: %s); probing every %lld ms",
+                  p->cf->name, b->cf->name, policy_name(p->cf),
+                  (long long)p->cf->server_retry_timeout_ms);
+        return;
+    }
+    if (!p->cf->auto_eject_hosts) return;
+    b->is_ejected = true;
+    proxy_log(LOG_WARN, "pool %s: ejecting server %s; probing every %lld ms", p->cf->name,
+              b->cf->name, (long long)p->cf->server_retry_timeout_ms);
     if (pool_build_ring(p) != CHASH_OK) b->is_ejected = false;
 }
 
 void health_success(backend *b) { b->failures = 0; }
 
-void health_tick(wpool *p, uint64_t now_ms) {
-    bool changed = false;
-    for (size_t i = 0; i < p->backend_count; i++) {
-        backend *b = &p->backends[i];
-        if (b->is_ejected && now_ms >= b->retry_at_ms) {
-            b->is_ejected = false;
-            changed = true;
-            proxy_log(LOG_INFO, "pool %s: retrying server %s", p->cf->name, b->cf->name);
-        }
+void health_stop(backend *b) {
+    health_probe *pr = b->probe;
+    if (!pr) return;
+    loop_del(b->pool->w->loop, &pr->io);
+    close(pr->io.fd);
+    free(pr);
+    b->probe = NULL;
+}
+
+/* The server answered: back on the ring (or up again). */
+static void server_back(backend *b) {
+    wpool *p = b->pool;
+    health_stop(b);
+    b->failures = 0;
+    b->retry_at_ms = 0;
+    if (b->is_down) {
+        b->is_down = false;
+        proxy_log(LOG_INFO, "pool %s: server %s answered its probe: up again", p->cf->name,
+                  b->cf->name);
+        return;
     }
-    if (!changed) return;
-    bool is_built = pool_build_ring(p) == CHASH_OK;
+    b->is_ejected = false;
+    if (pool_build_ring(p) != CHASH_OK) { /* keep the old ring; probe again later */
+        b->is_ejected = true;
+        b->retry_at_ms = p->w->now_ms + 1000;
+        return;
+    }
+    proxy_log(LOG_INFO, "pool %s: server %s answered its probe: back on the ring", p->cf->name,
+              b->cf->name);
+}
+
+static void probe_failed(backend *b) {
+    health_stop(b);
+    b->retry_at_ms = b->pool->w->now_ms + (uint64_t)b->pool->cf->server_retry_timeout_ms;
+}
+
+/* Any well-formed answer means the server is serving: +PONG, or an error
+ * such as -NOAUTH (it is there, it wants a password the real connections
+ * send); memcached's VERSION line. */
+static bool probe_answered(const health_probe *pr, bool is_redis) {
+    const char *eol = memchr(pr->in, '\n', pr->got);
+    if (!eol) return false;
+    if (is_redis) return pr->in[0] == '+' || pr->in[0] == '-';
+    return pr->got >= 8 && memcmp(pr->in, "VERSION ", 8) == 0;
+}
+
+static void probe_on_event(loop_io *io, uint32_t events) {
+    health_probe *pr = io->owner;
+    backend *b = pr->b;
+    bool is_redis = b->pool->cf->redis;
+    if (!pr->is_sent) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+            probe_failed(b);
+            return;
+        }
+        const char *ask = is_redis ? "PING\r\n" : "version\r\n";
+        ssize_t n = send(io->fd, ask, strlen(ask), MSG_NOSIGNAL);
+        if (n != (ssize_t)strlen(ask)) { /* a fresh socket takes 14 bytes or is broken */
+            probe_failed(b);
+            return;
+        }
+        pr->is_sent = true;
+        loop_set(b->pool->w->loop, io, LOOP_READ);
+        return;
+    }
+    (void)events;
+    ssize_t n = read(io->fd, pr->in + pr->got, sizeof pr->in - 1 - pr->got);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+        probe_failed(b);
+        return;
+    }
+    pr->got += (size_t)n;
+    if (probe_answered(pr, is_redis))
+        server_back(b);
+    else if (memchr(pr->in, '\n', pr->got) || pr->got == sizeof pr->in - 1)
+        probe_failed(b); /* a line, but not an answer we know */
+}
+
+static void probe_start(backend *b, uint64_t now_ms) {
+    const conf_addr *a = &b->cf->addr;
+    health_probe *pr = calloc(1, sizeof *pr);
+    int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (!pr || fd < 0) goto fail;
+    if (connect(fd, (const struct sockaddr *)&a->sa, a->sa_len) != 0 && errno != EINPROGRESS)
+        goto fail;
+    pr->io = (loop_io){.fd = fd, .fn = probe_on_event, .owner = pr};
+    pr->b = b;
+    pr->deadline_ms = now_ms + PROBE_TIMEOUT_MS;
+    if (loop_add(b->pool->w->loop, &pr->io, LOOP_WRITE) != 0) goto fail;
+    b->probe = pr;
+    return;
+fail:
+    if (fd >= 0) close(fd);
+    free(pr);
+    b->retry_at_ms = now_ms + (uint64_t)b->pool->cf->server_retry_timeout_ms;
+}
+
+void health_tick(wpool *p, uint64_t now_ms) {
     for (size_t i = 0; i < p->backend_count; i++) {
         backend *b = &p->backends[i];
-        if (b->is_ejected || b->retry_at_ms == 0) continue;
-        if (is_built) {
-            b->retry_at_ms = 0;
-        } else { /* keep the old ring; try again in a second */
-            b->is_ejected = true;
-            b->retry_at_ms = now_ms + 1000;
+        if (!backend_is_out(b)) continue;
+        if (b->probe) {
+            if (now_ms >= b->probe->deadline_ms) probe_failed(b);
+        } else if (now_ms >= b->retry_at_ms) {
+            probe_start(b, now_ms);
         }
     }
 }

@@ -74,9 +74,19 @@ static const char describe[] =
     "  out_queue           # requests sent, waiting for a reply\n"
     "  out_queue_bytes     # not tracked (0)\n";
 
+/* SIGHUP: re-read the configuration (reload.c). */
+static void on_hangup(int sig) {
+    (void)sig;
+    proxy_reload_requested = 1;
+}
+
+/* The first SIGTERM or SIGINT drains, the second stops at once. */
 static void on_signal(int sig) {
     (void)sig;
-    proxy_stop = 1;
+    if (proxy_drain)
+        proxy_stop = 1;
+    else
+        proxy_drain = 1;
 }
 
 static int parse_count(const char *s, long min, long max, long *out) {
@@ -182,6 +192,8 @@ int main(int argc, char **argv) {
 
     proxy px = {0};
     px.cf = cf;
+    px.conf_path = conf_path;
+    pthread_mutex_init(&px.lock, NULL);
     px.stats_fd = -1;
     px.start_time = (uint64_t)time(NULL);
     px.worker_count = (uint32_t)workers;
@@ -240,6 +252,14 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    struct sigaction hup = {0};
+    hup.sa_handler = on_hangup;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
+    if (reload_start(&px, err, sizeof err) != 0) {
+        fprintf(stderr, "chash-proxy: %s\n", err);
+        goto out;
+    }
     signal(SIGPIPE, SIG_IGN);
     if (stats_port > 0 && stats_start(&px, stats_addr, (int)stats_port, err, sizeof err) != 0) {
         fprintf(stderr, "chash-proxy: %s\n", err);
@@ -262,12 +282,15 @@ int main(int argc, char **argv) {
         }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!proxy_stop) worker_run(&px.workers[0]);
-    proxy_stop = 1;
+    /* Draining: the other workers finish their own clients (or their
+     * deadline) and return by themselves. */
+    if (!proxy_drain) proxy_stop = 1;
     for (uint32_t w = 1; w < started; w++) pthread_join(px.workers[w].thread, NULL);
     rc = 0;
 out:
     proxy_stop = 1;
     stats_stop(&px);
+    reload_stop(&px);
     for (uint32_t w = 0; w < inited; w++) worker_destroy(&px.workers[w]);
     if (fds) {
         for (size_t p = 0; p < cf->pool_count; p++) {
@@ -283,6 +306,13 @@ out:
     free(fds);
     free(px.workers);
     free((void *)px.pool_clients);
-    conf_free(cf);
+    conf_free(px.cf);
+    while (px.old_confs) {
+        conf_list *next = px.old_confs->next;
+        conf_free(px.old_confs->cf);
+        free(px.old_confs);
+        px.old_confs = next;
+    }
+    pthread_mutex_destroy(&px.lock);
     return rc;
 }

@@ -178,7 +178,11 @@ static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_lin
     memset(msg, 0, sizeof *msg);
     msg->cmd = MC_INVALID;
     size_t n = 0;
-    int rc = tokenize(p, line, len, lim_keys(p) + 2, &n);
+    /* Enough tokens for a get of max_keys keys, and never too few for the
+     * longest other command ("cas" with noreply has seven), so a small
+     * max_keys cannot turn a storage command into "too many keys". */
+    size_t max_tokens = lim_keys(p) + 2 > 8 ? lim_keys(p) + 2 : 8;
+    int rc = tokenize(p, line, len, max_tokens, &n);
     if (rc < 0) return -1;
     if (rc > 0) {
         msg->error = "CLIENT_ERROR too many keys";
@@ -207,6 +211,10 @@ static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_lin
         size_t first = (cmd == MC_GAT || cmd == MC_GATS) ? 2 : 1;
         if (n <= first) {
             msg->error = "ERROR";
+            return 1;
+        }
+        if (n - first > lim_keys(p)) {
+            msg->error = "CLIENT_ERROR too many keys";
             return 1;
         }
         if (first == 2) {
@@ -419,7 +427,10 @@ int mc_reply_next(mc_reply_parser *p, const char *data, size_t len, bool retriev
         }
         const char *line = data + p->scan;
         size_t rest = len - p->scan;
-        const char *nl = memchr(line, '\n', rest);
+        /* However the bytes were split between reads, a line longer than
+         * REPLY_LINE_MAX is refused: look no further for its end. */
+        size_t look = rest < REPLY_LINE_MAX + 1 ? rest : REPLY_LINE_MAX + 1;
+        const char *nl = memchr(line, '\n', look);
         if (!nl) return rest > REPLY_LINE_MAX ? -1 : 0;
         size_t line_len = (size_t)(nl - line);
         if (line_len > 0 && line[line_len - 1] == '\r') line_len--;

@@ -70,7 +70,13 @@ typedef struct pool_stats {
     stat_t requests, errors_local;
 } pool_stats;
 
+/* Reply latency buckets, upper bounds in microseconds (and +Inf). */
+#define LATENCY_BUCKETS 14
+extern const uint64_t latency_bucket_us[LATENCY_BUCKETS - 1];
+
 typedef struct server_stats {
+    stat_t latency_count[LATENCY_BUCKETS]; /* not cumulative; stats.c sums */
+    stat_t latency_sum_us;
     stat_t server_eof, server_err, server_timedout, server_connections, server_ejected_at;
     stat_t requests, request_bytes, responses, response_bytes;
     stat_t in_queue, in_queue_bytes, out_queue, out_queue_bytes;
@@ -80,6 +86,7 @@ struct frag {
     frag *next;       /* in its bconn's queue */
     req *r;           /* NULL: nobody waits (upstream AUTH/SELECT) */
     uint64_t sent_ms;
+    uint64_t sent_us;
     buf reply;        /* merged requests keep each fragment's reply */
     size_t cursor;    /* merge position in reply */
     uint32_t count;   /* keys of this fragment (merges) */
@@ -113,6 +120,7 @@ struct req {
     buf keys;           /* REQ_MC_GET: the keys, for matching VALUE blocks */
     uint32_t *key_off;  /* REQ_MC_GET: key i at keys[key_off[i] .. key_off[i+1]) */
     buf reply;
+    size_t held_bytes; /* server reply bytes kept here (and in frags) for the client */
 };
 
 typedef enum bconn_state { BC_IDLE, BC_CONNECTING, BC_READY } bconn_state;
@@ -139,8 +147,10 @@ struct backend {
     bconn *conns;
     uint32_t conn_count;
     uint32_t failures;
-    bool is_ejected;
-    uint64_t retry_at_ms;
+    bool is_ejected;      /* CONF_FAIL_EJECT: off the ring */
+    bool is_down;         /* CONF_FAIL_ERROR / REROUTE: on the ring, not used */
+    uint64_t retry_at_ms; /* when to probe an ejected or down server next */
+    struct health_probe *probe; /* in flight, or NULL */
     server_stats st;
 };
 
@@ -167,6 +177,11 @@ struct client {
     req *head, *tail;
     uint32_t depth;
     buf out;
+    /* Reply bytes waiting in queued requests; with out, bounded by the pool's
+     * max_client_buffer: a client that asks faster than it reads is closed
+     * rather than let it hold the proxy's memory. */
+    size_t held_bytes;
+    bool is_over_limit;
     bool is_authed;
     bool is_draining; /* no more input: close once everything is answered */
     bool is_closed;
@@ -190,15 +205,33 @@ struct worker {
     bconn *flush_bconns;
     client *dead;
     uint64_t now_ms;
+    uint64_t now_us; /* the same moment */
     uint64_t next_tick_ms;
     uint32_t tick_ms;
     uint64_t rng;
     uint64_t next_client_id;
+    bool is_draining;
+    uint64_t drain_deadline_ms;
+    const conf *cf;   /* what pools were built from */
+    uint64_t conf_gen;
+    struct retired *retired; /* pools replaced by a reload, still in flight */
     pthread_t thread;
 };
 
-struct proxy {
+typedef struct conf_list {
     conf *cf;
+    struct conf_list *next;
+} conf_list;
+
+struct proxy {
+    conf *cf;            /* the configuration in force; under lock */
+    const char *conf_path;
+    pthread_mutex_t lock; /* cf, every worker's pools and retired lists */
+    _Atomic uint64_t conf_gen; /* bumped by each reload that takes */
+    conf_list *old_confs; /* replaced configurations, freed at exit */
+    pthread_t reload_thread;
+    bool has_reload_thread;
+    char last_reload[2048]; /* the last reload's outcome; under lock */
     worker *workers;
     uint32_t worker_count;
     _Atomic uint32_t *pool_clients; /* per pool, across workers */
@@ -210,6 +243,13 @@ struct proxy {
 };
 
 extern volatile sig_atomic_t proxy_stop;
+/* Set by the first SIGTERM / SIGINT: stop accepting, answer what clients
+ * already asked, close them, exit (proxy_stop, by a second signal or after
+ * DRAIN_TIMEOUT_MS, cuts it short). */
+extern volatile sig_atomic_t proxy_drain;
+/* Set by SIGHUP: the reload thread re-reads the configuration. */
+extern volatile sig_atomic_t proxy_reload_requested;
+#define DRAIN_TIMEOUT_MS 10000u
 
 /* ---- worker.c: one loop per thread ------------------------------------- */
 /* A listening socket for the pool (SO_REUSEPORT when asked). Returns the fd,
@@ -224,9 +264,28 @@ void worker_destroy(worker *w);
 
 /* ---- conn.c: connections, queues, replies ------------------------------ */
 uint64_t proxy_now_ms(void);
+uint64_t proxy_now_us(void);
+/* Counts one reply that took `us` microseconds. */
+void stats_latency(server_stats *st, uint64_t us);
 void worker_before_sleep(worker *w);
 void worker_tick(worker *w);
 void worker_close_all(worker *w);
+/* Builds a pool's runtime (backends, ring) from its configuration. */
+int wpool_init(worker *w, wpool *p, const conf_pool *cp, uint32_t index, char *err,
+               size_t err_len);
+/* Takes a newer configuration if one was published: new pools, listeners
+ * and clients moved over, the old pools kept until their requests finish. */
+void worker_sync(worker *w);
+/* Timeouts of one pool's server connections. */
+void pool_tick(wpool *p, uint64_t now_ms);
+/* Closes a pool's server connections (pending requests fail with `why`). */
+void pool_close(wpool *p, const char *why);
+/* Frees what wpool_init made. */
+void wpool_free(wpool *p);
+
+/* Graceful shutdown: no more accepts; every client is answered, then
+ * closed. Returns true once the worker has no client left. */
+bool worker_drain(worker *w);
 void worker_preconnect(worker *w);
 void listener_on_event(loop_io *io, uint32_t events);
 
@@ -268,6 +327,23 @@ int pool_build_ring(wpool *p);
 void health_failure(backend *b);
 void health_success(backend *b);
 void health_tick(wpool *p, uint64_t now_ms);
+/* Closes a backend's probe, if any (worker shutdown). */
+void health_stop(backend *b);
+/* True when b is not to be used now (ejected or down). */
+static inline bool backend_is_out(const backend *b) { return b->is_ejected || b->is_down; }
+
+/* ---- reload.c: live reconfiguration ------------------------------------ */
+/* Reads the configuration file again; if it is valid and keeps every pool's
+ * name, listen address and protocol, publishes it for the workers and
+ * writes the plan (per pool: servers before and after, hash ranges and
+ * share of the key space that change owner) to msg. Returns 0, or -1 with
+ * the reason in msg (the old configuration stays). Thread-safe. */
+int proxy_reload(proxy *px, char *msg, size_t msg_len);
+int reload_start(proxy *px, char *err, size_t err_len);
+void reload_stop(proxy *px);
+
+/* ---- admin.c: the PROXY command ---------------------------------------- */
+void admin_redis(client *c, const resp_msg *m);
 
 /* ---- log.c -------------------------------------------------------------- */
 enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };

@@ -113,12 +113,6 @@ static int parse_num_line(const char *s, size_t n, int64_t *v, size_t *used) {
     return n >= NUM_LINE_MAX ? -1 : 0;
 }
 
-static int need_more(resp_parser *p) {
-    if (buf_used(&p->in) > lim_buffer(p))
-        return fail(p, RESP_ERR_LIMIT, "Protocol error: request too large");
-    return 0;
-}
-
 static int push_arg(resp_parser *p, size_t off, size_t len) {
     if (p->arg_count == p->arg_cap) {
         size_t cap = p->arg_cap ? p->arg_cap * 2 : 8;
@@ -189,7 +183,10 @@ int resp_next(resp_parser *p, resp_msg *msg) {
                 break;
             }
             rc = parse_num_line(base + 1, avail - 1, &v, &used);
-            if (rc == 0) return need_more(p);
+            /* Waiting costs at most NUM_LINE_MAX bytes. The buffer limit is
+             * judged on whole lengths only, so that the verdict (and its
+             * message) does not depend on where reads split the stream. */
+            if (rc == 0) return 0;
             if (rc < 0 || v < -1)
                 return fail(p, RESP_ERR_PROTOCOL, "Protocol error: invalid multibulk length");
             if (v <= 0) { /* "*0" and "*-1": nothing to do, as in redis */
@@ -204,11 +201,11 @@ int resp_next(resp_parser *p, resp_msg *msg) {
             p->state = ST_BULK_LEN;
             break;
         case ST_BULK_LEN:
-            if (p->scan >= avail) return need_more(p);
+            if (p->scan >= avail) return 0;
             if (base[p->scan] != '$')
                 return fail(p, RESP_ERR_PROTOCOL, "Protocol error: expected '$'");
             rc = parse_num_line(base + p->scan + 1, avail - p->scan - 1, &v, &used);
-            if (rc == 0) return need_more(p);
+            if (rc == 0) return 0; /* as above: scan + NUM_LINE_MAX bytes at most */
             if (rc < 0) return fail(p, RESP_ERR_PROTOCOL, "Protocol error: invalid bulk length");
             if (v < 0 || (uint64_t)v > lim_bulk(p))
                 return fail(p, RESP_ERR_LIMIT, "Protocol error: invalid bulk length");
@@ -221,7 +218,8 @@ int resp_next(resp_parser *p, resp_msg *msg) {
             break;
         case ST_BULK_DATA: {
             const resp_off *a = &p->args[p->arg_count - 1];
-            if (avail - a->off < a->len + 2) return need_more(p);
+            /* Within max_buffer: checked when the length arrived. */
+            if (avail - a->off < a->len + 2) return 0;
             if (base[a->off + a->len] != '\r' || base[a->off + a->len + 1] != '\n')
                 return fail(p, RESP_ERR_PROTOCOL,
                             "Protocol error: bulk string not followed by CRLF");
@@ -257,11 +255,19 @@ int resp_next(resp_parser *p, resp_msg *msg) {
     }
 }
 
-/* The end of a RESP line starting at p[pos] (index of '\n'), or 0. */
+/* The end of the RESP line starting at p[pos] (index of its '\n'), or 0. A
+ * line ends at its first CR LF, as hiredis reads it: a lone LF inside a
+ * status line is part of the line, so both see the same values. */
 static size_t line_end(const char *p, size_t n, size_t pos) {
-    const char *nl = memchr(p + pos, '\n', n - pos);
-    if (!nl || nl == p + pos || nl[-1] != '\r') return 0;
-    return (size_t)(nl - p);
+    size_t i = pos;
+    while (i + 1 < n) {
+        const char *cr = memchr(p + i, '\r', n - 1 - i);
+        if (!cr) return 0;
+        i = (size_t)(cr - p);
+        if (p[i + 1] == '\n') return i + 1;
+        i++;
+    }
+    return 0;
 }
 
 size_t resp_value_len(const char *p, size_t n) {

@@ -34,6 +34,7 @@ typedef enum cmd_kind {
     CK_SELECT,
     CK_HELLO,
     CK_AUTH,
+    CK_PROXY, /* admin.c */
 } cmd_kind;
 
 typedef struct cmd_spec {
@@ -107,6 +108,7 @@ static cmd_spec commands[] = {
     /* the connection */
     LOCAL("ping", CK_PING), LOCAL("echo", CK_ECHO), LOCAL("quit", CK_QUIT),
     LOCAL("select", CK_SELECT), LOCAL("hello", CK_HELLO), LOCAL("auth", CK_AUTH),
+    LOCAL("proxy", CK_PROXY),
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 #define NAME_MAX_LEN 24
@@ -165,6 +167,10 @@ static bool arg_int(const resp_arg *a, long long *out) {
 
 /* ---- placement ---------------------------------------------------------- */
 
+/* Longest ring-order walk for a rerouted key: past this many down servers
+ * in a row it gets an error instead. */
+#define REROUTE_WALK_MAX 32
+
 backend *pool_pick(wpool *p, const void *key, size_t len) {
     if (p->live_count == 0) return NULL;
     size_t node;
@@ -178,7 +184,19 @@ backend *pool_pick(wpool *p, const void *key, size_t len) {
     } else if (chash_lookup(p->ring, key, len, &node) != CHASH_OK) {
         return NULL;
     }
-    return &p->backends[p->node_backend[node]];
+    backend *b = &p->backends[p->node_backend[node]];
+    /* on_failure: error hands the down owner back, and frag_send answers
+     * with the error; reroute walks to the first live server in the key's
+     * ring order, so no other key moves. */
+    if (!b->is_down || p->cf->on_failure != CONF_FAIL_REROUTE) return b;
+    size_t order[REROUTE_WALK_MAX], found = 0;
+    size_t want = p->live_count < REROUTE_WALK_MAX ? p->live_count : REROUTE_WALK_MAX;
+    if (chash_lookup_n(p->ring, key, len, want, order, &found) != CHASH_OK) return b;
+    for (size_t i = 1; i < found; i++) {
+        backend *next = &p->backends[p->node_backend[order[i]]];
+        if (!next->is_down) return next;
+    }
+    return b;
 }
 
 /* ---- replies made here -------------------------------------------------- */
@@ -603,6 +621,9 @@ void route_redis(client *c, const resp_msg *m) {
         return;
     case CK_AUTH:
         cmd_auth(c, m);
+        return;
+    case CK_PROXY:
+        admin_redis(c, m);
         return;
     }
 }

@@ -1,6 +1,10 @@
 /*
- * stats.c - nutcracker-compatible statistics on a TCP port: a client that
- * connects gets one JSON object and the connection is closed (`nc host 22222`).
+ * stats.c - statistics on a TCP port, two ways:
+ * - nutcracker's: a client that connects and says nothing gets one JSON
+ *   object and the connection is closed (`nc host 22222`);
+ * - HTTP: `GET /metrics` gets Prometheus text, `GET /` or `GET /stats` the
+ *   JSON, anything else 404.
+ * A client that sends nothing within STATS_WAIT_MS is a nutcracker client.
  *
  * The numbers are summed over the workers at the moment of the request (no
  * 30 s aggregation interval as in nutcracker). A thread of its own serves the
@@ -11,13 +15,20 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Stats are read under px->lock, summed over the workers that run the
+ * configuration in force: during the moment of a reload a worker still on
+ * the old one is left out, rather than matched by position. */
+static bool is_current(const proxy *px, uint32_t w) { return px->workers[w].cf == px->cf; }
 
 static void json_string(buf *b, const char *s) {
     buf_append(b, "\"", 1);
@@ -49,7 +60,8 @@ static void json_num(buf *b, const char *key, uint64_t v, bool *first) {
     do {                                                                                      \
         uint64_t sum_ = 0;                                                                    \
         for (uint32_t w_ = 0; w_ < px->worker_count; w_++)                                    \
-            sum_ += stat_get(&px->workers[w_].pools[p].st.field);                             \
+            if (is_current(px, w_))                                                           \
+                sum_ += stat_get(&px->workers[w_].pools[p].st.field);                         \
         json_num(b, #field, sum_, &first);                                                    \
     } while (0)
 
@@ -57,7 +69,8 @@ static void json_num(buf *b, const char *key, uint64_t v, bool *first) {
     do {                                                                                      \
         uint64_t sum_ = 0;                                                                    \
         for (uint32_t w_ = 0; w_ < px->worker_count; w_++)                                    \
-            sum_ += stat_get(&px->workers[w_].pools[p].backends[s].st.field);                 \
+            if (is_current(px, w_))                                                           \
+                sum_ += stat_get(&px->workers[w_].pools[p].backends[s].st.field);             \
         json_num(b, #field, sum_, &sfirst);                                                   \
     } while (0)
 
@@ -100,6 +113,7 @@ void stats_json(const proxy *px, buf *b) {
             /* the latest ejection of any worker */
             uint64_t ejected_at = 0;
             for (uint32_t w = 0; w < px->worker_count; w++) {
+                if (!is_current(px, w)) continue;
                 uint64_t v = stat_get(&px->workers[w].pools[p].backends[s].st.server_ejected_at);
                 if (v > ejected_at) ejected_at = v;
             }
@@ -119,6 +133,263 @@ void stats_json(const proxy *px, buf *b) {
     buf_append_str(b, "}\n");
 }
 
+/* ---- Prometheus text format ---------------------------------------------- */
+
+const uint64_t latency_bucket_us[LATENCY_BUCKETS - 1] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+};
+
+void stats_latency(server_stats *st, uint64_t us) {
+    size_t i = 0;
+    while (i < LATENCY_BUCKETS - 1 && us > latency_bucket_us[i]) i++;
+    stat_add(&st->latency_count[i], 1);
+    stat_add(&st->latency_sum_us, us);
+}
+
+#define STATS_WAIT_MS 50
+
+typedef struct metric {
+    const char *name;
+    const char *type; /* "counter" or "gauge" */
+    const char *help;
+    size_t offset; /* of the stat_t in pool_stats or server_stats */
+} metric;
+
+#define POOL_METRIC(field, name, type, help) {name, type, help, offsetof(pool_stats, field)}
+#define SERVER_METRIC(field, name, type, help) {name, type, help, offsetof(server_stats, field)}
+
+static const metric pool_metrics[] = {
+    POOL_METRIC(client_connections, "chash_proxy_client_connections", "gauge",
+                "Open client connections."),
+    POOL_METRIC(client_eof, "chash_proxy_client_eof_total", "counter",
+                "Clients that closed their connection."),
+    POOL_METRIC(client_err, "chash_proxy_client_errors_total", "counter",
+                "Clients closed or answered for a protocol error or a limit."),
+    POOL_METRIC(requests, "chash_proxy_requests_total", "counter", "Requests received."),
+    POOL_METRIC(errors_local, "chash_proxy_local_errors_total", "counter",
+                "Requests answered with an error by the proxy itself."),
+    POOL_METRIC(forward_error, "chash_proxy_forward_errors_total", "counter",
+                "Requests (or parts) that could not be forwarded to their server."),
+    POOL_METRIC(fragments, "chash_proxy_fragments_total", "counter",
+                "Server requests made by splitting multi-key requests."),
+    POOL_METRIC(server_ejects, "chash_proxy_server_ejects_total", "counter",
+                "Times a server was ejected from the ring."),
+};
+
+static const metric server_metrics[] = {
+    SERVER_METRIC(requests, "chash_proxy_server_requests_total", "counter",
+                  "Requests sent to the server."),
+    SERVER_METRIC(request_bytes, "chash_proxy_server_request_bytes_total", "counter",
+                  "Bytes sent to the server."),
+    SERVER_METRIC(responses, "chash_proxy_server_responses_total", "counter",
+                  "Replies received from the server."),
+    SERVER_METRIC(response_bytes, "chash_proxy_server_response_bytes_total", "counter",
+                  "Bytes received from the server."),
+    SERVER_METRIC(server_err, "chash_proxy_server_errors_total", "counter",
+                  "Connection errors with the server."),
+    SERVER_METRIC(server_eof, "chash_proxy_server_eof_total", "counter",
+                  "Times the server closed a connection."),
+    SERVER_METRIC(server_timedout, "chash_proxy_server_timeouts_total", "counter",
+                  "Requests that timed out waiting for the server."),
+    SERVER_METRIC(server_connections, "chash_proxy_server_connections", "gauge",
+                  "Open connections to the server."),
+    SERVER_METRIC(in_queue, "chash_proxy_server_in_queue", "gauge",
+                  "Requests waiting to be sent to the server."),
+    SERVER_METRIC(out_queue, "chash_proxy_server_out_queue", "gauge",
+                  "Requests sent and waiting for the server's reply."),
+};
+
+/* Short formatted text (metric lines): longer output is cut, never
+ * overflowed. */
+static void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(buf *b, const char *fmt, ...) {
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    buf_append(b, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void prom_label(buf *b, const char *s) {
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            buf_append(b, "\\", 1);
+        if (*s == '\n')
+            buf_append_str(b, "\\n");
+        else
+            buf_append(b, s, 1);
+    }
+}
+
+static uint64_t stat_at(const void *base, size_t offset) {
+    return stat_get((const stat_t *)((const char *)base + offset));
+}
+
+static void prom_latency(const proxy *px, buf *b);
+
+static void stats_prometheus(const proxy *px, buf *b) {
+    buf_append_str(b, "# HELP chash_proxy_uptime_seconds Seconds since start.\n"
+                      "# TYPE chash_proxy_uptime_seconds gauge\nchash_proxy_uptime_seconds ");
+    buf_append_u64(b, (uint64_t)time(NULL) - px->start_time);
+    buf_append_str(b, "\n# HELP chash_proxy_connections_total Client connections accepted.\n"
+                      "# TYPE chash_proxy_connections_total counter\n"
+                      "chash_proxy_connections_total ");
+    buf_append_u64(b, atomic_load(&px->total_connections));
+    buf_append_str(b, "\n");
+    for (size_t m = 0; m < sizeof pool_metrics / sizeof *pool_metrics; m++) {
+        const metric *mt = &pool_metrics[m];
+        buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", mt->name, mt->help, mt->name, mt->type);
+        for (size_t p = 0; p < px->cf->pool_count; p++) {
+            uint64_t sum = 0;
+            for (uint32_t w = 0; w < px->worker_count; w++)
+                if (is_current(px, w)) sum += stat_at(&px->workers[w].pools[p].st, mt->offset);
+            buf_printf(b, "%s{pool=\"", mt->name);
+            prom_label(b, px->cf->pools[p].name);
+            buf_append_str(b, "\"} ");
+            buf_append_u64(b, sum);
+            buf_append_str(b, "\n");
+        }
+    }
+    for (size_t m = 0; m < sizeof server_metrics / sizeof *server_metrics; m++) {
+        const metric *mt = &server_metrics[m];
+        buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", mt->name, mt->help, mt->name, mt->type);
+        for (size_t p = 0; p < px->cf->pool_count; p++) {
+            const conf_pool *cp = &px->cf->pools[p];
+            for (size_t s = 0; s < cp->server_count; s++) {
+                uint64_t sum = 0;
+                for (uint32_t w = 0; w < px->worker_count; w++)
+                    if (is_current(px, w))
+                        sum += stat_at(&px->workers[w].pools[p].backends[s].st, mt->offset);
+                buf_printf(b, "%s{pool=\"", mt->name);
+                prom_label(b, cp->name);
+                buf_append_str(b, "\",server=\"");
+                prom_label(b, cp->servers[s].name);
+                buf_append_str(b, "\"} ");
+                buf_append_u64(b, sum);
+                buf_append_str(b, "\n");
+            }
+        }
+    }
+    prom_latency(px, b);
+}
+
+/* Reply latency per server: a Prometheus histogram (cumulative buckets, in
+ * seconds), summed over the workers. */
+static void prom_latency(const proxy *px, buf *b) {
+    static const char name[] = "chash_proxy_server_latency_seconds";
+    buf_printf(b, "# HELP %s Time from sending a request to a server to reading its reply.\n"
+                  "# TYPE %s histogram\n", name, name);
+    for (size_t p = 0; p < px->cf->pool_count; p++) {
+        const conf_pool *cp = &px->cf->pools[p];
+        for (size_t s = 0; s < cp->server_count; s++) {
+            uint64_t cumulative = 0, sum_us = 0;
+            for (uint32_t w = 0; w < px->worker_count; w++)
+                if (is_current(px, w))
+                    sum_us += stat_get(&px->workers[w].pools[p].backends[s].st.latency_sum_us);
+            for (size_t k = 0; k < LATENCY_BUCKETS; k++) {
+                for (uint32_t w = 0; w < px->worker_count; w++)
+                    if (is_current(px, w))
+                        cumulative +=
+                            stat_get(&px->workers[w].pools[p].backends[s].st.latency_count[k]);
+                buf_printf(b, "%s_bucket{pool=\"", name);
+                prom_label(b, cp->name);
+                buf_append_str(b, "\",server=\"");
+                prom_label(b, cp->servers[s].name);
+                if (k < LATENCY_BUCKETS - 1)
+                    buf_printf(b, "\",le=\"%g\"} ", (double)latency_bucket_us[k] / 1e6);
+                else
+                    buf_append_str(b, "\",le=\"+Inf\"} ");
+                buf_append_u64(b, cumulative);
+                buf_append_str(b, "\n");
+            }
+            const char *suffix[2] = {"_sum", "_count"};
+            for (int k = 0; k < 2; k++) {
+                buf_printf(b, "%s%s{pool=\"", name, suffix[k]);
+                prom_label(b, cp->name);
+                buf_append_str(b, "\",server=\"");
+                prom_label(b, cp->servers[s].name);
+                if (k == 0)
+                    buf_printf(b, "\"} %.6f\n", (double)sum_us / 1e6);
+                else
+                    buf_printf(b, "\"} %llu\n", (unsigned long long)cumulative);
+            }
+        }
+    }
+}
+
+/* ---- the port ------------------------------------------------------------ */
+
+static void send_all(int fd, const char *s, size_t left) {
+    while (left > 0) {
+        ssize_t n = send(fd, s, left, MSG_NOSIGNAL);
+        if (n <= 0) return;
+        s += n;
+        left -= (size_t)n;
+    }
+}
+
+/* Reads what a client sends within STATS_WAIT_MS, up to the end of an HTTP
+ * request head or the buffer. Returns the bytes read (0: a nutcracker
+ * client that only listens). */
+static size_t read_request(int fd, char *head, size_t cap) {
+    size_t used = 0;
+    while (used + 1 < cap) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, used ? 1000 : STATS_WAIT_MS) <= 0) break;
+        ssize_t n = recv(fd, head + used, cap - 1 - used, 0);
+        if (n <= 0) break;
+        used += (size_t)n;
+        head[used] = '\0';
+        if (strstr(head, "\r\n\r\n") || strstr(head, "\n\n")) break;
+    }
+    head[used] = '\0';
+    return used;
+}
+
+static void serve(proxy *px, int fd) {
+    char head[2048];
+    size_t n = read_request(fd, head, sizeof head);
+    buf body = {0};
+    const char *status = "200 OK", *type = "application/json";
+    bool is_http = n >= 4 && memcmp(head, "GET ", 4) == 0;
+    pthread_mutex_lock(&px->lock);
+    if (!is_http) {
+        stats_json(px, &body);
+    } else {
+        const char *path = head + 4, *end = path;
+        while (*end && *end != ' ' && *end != '\r' && *end != '\n' && *end != '?') end++;
+        size_t len = (size_t)(end - path);
+        if (len == 8 && memcmp(path, "/metrics", 8) == 0) {
+            type = "text/plain; version=0.0.4";
+            stats_prometheus(px, &body);
+        } else if ((len == 1 && path[0] == '/') || (len == 6 && memcmp(path, "/stats", 6) == 0)) {
+            stats_json(px, &body);
+        } else {
+            status = "404 Not Found";
+            type = "text/plain";
+            buf_append_str(&body, "not found: try /metrics or /stats\n");
+        }
+    }
+    pthread_mutex_unlock(&px->lock);
+    if (body.is_oom) {
+        buf_free(&body);
+        return;
+    }
+    if (is_http) {
+        char status_line[256];
+        int hn = snprintf(status_line, sizeof status_line,
+                          "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                          "Connection: close\r\n\r\n",
+                          status, type, buf_used(&body));
+        send_all(fd, status_line, (size_t)hn);
+    }
+    send_all(fd, buf_start(&body), buf_used(&body));
+    buf_free(&body);
+}
+
 static void *stats_main(void *arg) {
     proxy *px = arg;
     while (!proxy_stop) {
@@ -128,17 +399,7 @@ static void *stats_main(void *arg) {
         if (fd < 0) continue;
         struct timeval tv = {.tv_sec = 1};
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        buf b = {0};
-        stats_json(px, &b);
-        const char *s = buf_start(&b);
-        size_t left = buf_used(&b);
-        while (left > 0 && !b.is_oom) {
-            ssize_t n = send(fd, s, left, MSG_NOSIGNAL);
-            if (n <= 0) break;
-            s += n;
-            left -= (size_t)n;
-        }
-        buf_free(&b);
+        serve(px, fd);
         close(fd);
     }
     return NULL;

@@ -51,49 +51,162 @@ int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len) {
     w->px = px;
     w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ (uint64_t)getpid();
     w->next_client_id = (uint64_t)id << 48;
-    w->now_ms = proxy_now_ms();
+    w->now_us = proxy_now_us();
+    w->now_ms = w->now_us / 1000u;
     w->tick_ms = 100;
     if (loop_create(&w->loop) != 0) {
         snprintf(err, err_len, "cannot create an event loop");
         return -1;
     }
+    w->cf = px->cf;
+    w->conf_gen = atomic_load(&px->conf_gen);
     w->pool_count = px->cf->pool_count;
     w->pools = calloc(w->pool_count, sizeof *w->pools);
-    if (!w->pools) goto oom;
-    for (size_t i = 0; i < w->pool_count; i++) {
-        wpool *p = &w->pools[i];
-        const conf_pool *cp = &px->cf->pools[i];
-        p->cf = cp;
-        p->w = w;
-        p->index = (uint32_t)i;
-        p->listen_io.fd = -1;
-        p->backend_count = cp->server_count;
-        p->backends = calloc(p->backend_count, sizeof *p->backends);
-        if (!p->backends) goto oom;
-        for (size_t k = 0; k < p->backend_count; k++) {
-            backend *b = &p->backends[k];
-            b->pool = p;
-            b->cf = &cp->servers[k];
-            b->index = (uint32_t)k;
-            b->conn_count = cp->server_connections;
-            b->conns = calloc(b->conn_count, sizeof *b->conns);
-            if (!b->conns) goto oom;
-            for (uint32_t j = 0; j < b->conn_count; j++) {
-                b->conns[j].b = b;
-                b->conns[j].io.fd = -1;
-            }
-        }
-        if (pool_build_ring(p) != CHASH_OK) {
-            snprintf(err, err_len, "pool %s: cannot build the ring", cp->name);
-            return -1;
-        }
-        if (cp->timeout_ms > 0 && (uint64_t)cp->timeout_ms / 4 < w->tick_ms)
-            w->tick_ms = cp->timeout_ms / 4 > 5 ? (uint32_t)(cp->timeout_ms / 4) : 5;
+    if (!w->pools) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
     }
+    for (size_t i = 0; i < w->pool_count; i++)
+        if (wpool_init(w, &w->pools[i], &px->cf->pools[i], (uint32_t)i, err, err_len) != 0)
+            return -1;
+    return 0;
+}
+
+int wpool_init(worker *w, wpool *p, const conf_pool *cp, uint32_t index, char *err,
+               size_t err_len) {
+    p->cf = cp;
+    p->w = w;
+    p->index = index;
+    p->listen_io.fd = -1;
+    p->backend_count = cp->server_count;
+    p->backends = calloc(p->backend_count ? p->backend_count : 1, sizeof *p->backends);
+    if (!p->backends) goto oom;
+    for (size_t k = 0; k < p->backend_count; k++) {
+        backend *b = &p->backends[k];
+        b->pool = p;
+        b->cf = &cp->servers[k];
+        b->index = (uint32_t)k;
+        b->conn_count = cp->server_connections;
+        b->conns = calloc(b->conn_count, sizeof *b->conns);
+        if (!b->conns) goto oom;
+        for (uint32_t j = 0; j < b->conn_count; j++) {
+            b->conns[j].b = b;
+            b->conns[j].io.fd = -1;
+        }
+    }
+    if (pool_build_ring(p) != CHASH_OK) {
+        snprintf(err, err_len, "pool %s: cannot build the ring", cp->name);
+        return -1;
+    }
+    if (cp->timeout_ms > 0 && (uint64_t)cp->timeout_ms / 4 < w->tick_ms)
+        w->tick_ms = cp->timeout_ms / 4 > 5 ? (uint32_t)(cp->timeout_ms / 4) : 5;
     return 0;
 oom:
     snprintf(err, err_len, "out of memory");
     return -1;
+}
+
+void wpool_free(wpool *p) {
+    for (size_t k = 0; p->backends && k < p->backend_count; k++) {
+        if (p->w->loop) health_stop(&p->backends[k]);
+        free(p->backends[k].conns);
+    }
+    free(p->backends);
+    chash_free(p->ring);
+    free(p->node_backend);
+    p->backends = NULL;
+    p->ring = NULL;
+    p->node_backend = NULL;
+}
+
+/* Pools a reload replaced, kept until no request is in flight on them. */
+typedef struct retired {
+    wpool *pools;
+    size_t count;
+    struct retired *next;
+} retired;
+
+static bool pool_is_idle(const wpool *p) {
+    for (size_t k = 0; k < p->backend_count; k++)
+        for (uint32_t j = 0; j < p->backends[k].conn_count; j++)
+            if (p->backends[k].conns[j].head) return false;
+    return true;
+}
+
+/* Timeouts on the old pools, and closing them once they are idle. */
+static void retired_tick(worker *w, bool force) {
+    for (retired **at = &w->retired; *at;) {
+        retired *r = *at;
+        bool is_idle = true;
+        for (size_t i = 0; i < r->count; i++) {
+            pool_tick(&r->pools[i], w->now_ms);
+            is_idle &= pool_is_idle(&r->pools[i]);
+        }
+        if (!is_idle && !force) {
+            at = &r->next;
+            continue;
+        }
+        pthread_mutex_lock(&w->px->lock);
+        *at = r->next;
+        pthread_mutex_unlock(&w->px->lock);
+        for (size_t i = 0; i < r->count; i++) {
+            pool_close(&r->pools[i], "server removed by a reload");
+            wpool_free(&r->pools[i]);
+        }
+        free(r->pools);
+        free(r);
+    }
+}
+
+void worker_sync(worker *w) {
+    proxy *px = w->px;
+    if (w->retired) retired_tick(w, false);
+    uint64_t gen = atomic_load(&px->conf_gen);
+    if (gen == w->conf_gen) return;
+    pthread_mutex_lock(&px->lock);
+    const conf *cf = px->cf;
+    pthread_mutex_unlock(&px->lock);
+    w->conf_gen = gen;
+    char err[256];
+    wpool *fresh = calloc(cf->pool_count, sizeof *fresh);
+    retired *old = malloc(sizeof *old);
+    size_t built = 0;
+    if (!fresh || !old) goto fail;
+    for (; built < cf->pool_count; built++)
+        if (wpool_init(w, &fresh[built], &cf->pools[built], (uint32_t)built, err,
+                       sizeof err) != 0) {
+            built++;
+            goto fail;
+        }
+    /* The same listening sockets, now owned by the new pools. */
+    for (size_t i = 0; i < w->pool_count; i++) {
+        loop_io *io = &w->pools[i].listen_io;
+        if (io->fd < 0) continue;
+        int fd = io->fd;
+        if (!w->is_draining) loop_del(w->loop, io);
+        io->fd = -1;
+        fresh[i].listen_io = (loop_io){.fd = fd, .fn = listener_on_event, .owner = &fresh[i]};
+        uint32_t mask = LOOP_READ;
+        if (cf->pools[i].listen_addr.is_unix) mask |= EPOLLEXCLUSIVE;
+        if (!w->is_draining) loop_add(w->loop, &fresh[i].listen_io, mask);
+    }
+    for (client *c = w->clients; c; c = c->next) c->pool = &fresh[c->pool->index];
+    old->pools = w->pools;
+    old->count = w->pool_count;
+    pthread_mutex_lock(&px->lock);
+    old->next = w->retired;
+    w->retired = old;
+    w->pools = fresh;
+    w->pool_count = cf->pool_count;
+    w->cf = cf;
+    pthread_mutex_unlock(&px->lock);
+    return;
+fail:
+    proxy_log(LOG_ERROR, "worker %u: cannot take the new configuration: %s", w->id,
+              fresh ? err : "out of memory");
+    for (size_t i = 0; fresh && i < built; i++) wpool_free(&fresh[i]);
+    free(fresh);
+    free(old);
 }
 
 /* Registers the worker's listener for each pool (fds[i], owned elsewhere). */
@@ -112,14 +225,21 @@ int worker_listen(worker *w, const int *fds, char *err, size_t err_len) {
 }
 
 void worker_run(worker *w) {
-    w->now_ms = proxy_now_ms();
+    w->now_us = proxy_now_us();
+    w->now_ms = w->now_us / 1000u;
     worker_preconnect(w);
     worker_before_sleep(w);
     w->next_tick_ms = w->now_ms + w->tick_ms;
     while (!proxy_stop) {
+        if (proxy_drain) {
+            if (!w->is_draining) w->drain_deadline_ms = w->now_ms + DRAIN_TIMEOUT_MS;
+            if (worker_drain(w) || w->now_ms >= w->drain_deadline_ms) break;
+        }
         int timeout = (w->flush_clients || w->flush_bconns) ? 0 : (int)w->tick_ms;
         loop_poll(w->loop, timeout);
-        w->now_ms = proxy_now_ms();
+        w->now_us = proxy_now_us();
+        w->now_ms = w->now_us / 1000u;
+        worker_sync(w);
         if (w->now_ms >= w->next_tick_ms) {
             worker_tick(w);
             w->next_tick_ms = w->now_ms + w->tick_ms;
@@ -134,13 +254,8 @@ void worker_destroy(worker *w) {
             if (w->pools && w->pools[i].listen_io.fd >= 0) loop_del(w->loop, &w->pools[i].listen_io);
         worker_close_all(w);
     }
-    for (size_t i = 0; w->pools && i < w->pool_count; i++) {
-        wpool *p = &w->pools[i];
-        for (size_t k = 0; p->backends && k < p->backend_count; k++) free(p->backends[k].conns);
-        free(p->backends);
-        chash_free(p->ring);
-        free(p->node_backend);
-    }
+    retired_tick(w, true); /* in flight or not */
+    for (size_t i = 0; w->pools && i < w->pool_count; i++) wpool_free(&w->pools[i]);
     free(w->pools);
     loop_free(w->loop);
     w->pools = NULL;

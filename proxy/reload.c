@@ -1,0 +1,196 @@
+/*
+ * reload.c - live reconfiguration: SIGHUP or `PROXY RELOAD`.
+ *
+ * The file is read and checked whole, off the workers (SIGHUP: the reload
+ * thread; PROXY RELOAD: the worker that was asked, which waits for the
+ * file). A configuration that fails to load, or that changes a pool's name,
+ * listen address or protocol, or the set of pools (listeners stay up, so
+ * those need a restart), is refused and the old one keeps running. A good
+ * one is published with a generation number; every worker picks it up at
+ * its next loop turn (worker_sync): new servers and rings, the same
+ * listeners and client connections, requests in flight finished on the old
+ * servers, whose connections then close.
+ *
+ * The plan of a reload is exact: the old and new rings (all servers, as
+ * configured) are compared with chash_diff, range by range.
+ */
+#define _GNU_SOURCE
+#include "proxy.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+volatile sig_atomic_t proxy_reload_requested;
+
+/* A pool's ring over every configured server, in nutcracker's order. */
+static int conf_pool_ring(const conf_pool *cp, chash **out) {
+    chash_config cc;
+    conf_pool_chash_config(cp, &cc);
+    size_t n = cp->server_count;
+    const conf_server **order = malloc((n ? n : 1) * sizeof *order);
+    chash_node_spec *specs = malloc((n ? n : 1) * sizeof *specs);
+    int rc = CHASH_ENOMEM;
+    *out = NULL;
+    if (order && specs) {
+        for (size_t i = 0; i < n; i++) order[i] = &cp->servers[i];
+        qsort(order, n, sizeof *order, conf_server_order);
+        for (size_t i = 0; i < n; i++)
+            specs[i] = (chash_node_spec){order[i]->name, strlen(order[i]->name), order[i]->weight};
+        rc = chash_create(&cc, out);
+        if (rc == CHASH_OK && n) rc = chash_add_many(*out, specs, n);
+        if (rc != CHASH_OK) {
+            chash_free(*out);
+            *out = NULL;
+        }
+    }
+    free(order);
+    free(specs);
+    return rc;
+}
+
+typedef struct plan_sum {
+    uint64_t ranges, hashes;
+} plan_sum;
+
+static int add_range(void *user, const chash_range *r) {
+    plan_sum *s = user;
+    s->ranges++;
+    s->hashes += (uint64_t)r->last - r->first + 1;
+    return 0;
+}
+
+static void appendf(char *msg, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void appendf(char *msg, size_t len, const char *fmt, ...) {
+    size_t used = strlen(msg);
+    if (used + 1 >= len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + used, len - used, fmt, ap);
+    va_end(ap);
+}
+
+/* One line a pool: servers before and after, and the exact plan. */
+static void describe_pool(const conf_pool *old, const conf_pool *now, char *msg, size_t len) {
+    appendf(msg, len, "pool %s: %zu -> %zu servers", now->name, old->server_count,
+            now->server_count);
+    chash *a = NULL, *b = NULL;
+    plan_sum sum = {0, 0};
+    int rc = conf_pool_ring(old, &a);
+    if (rc == CHASH_OK) rc = conf_pool_ring(now, &b);
+    if (rc == CHASH_OK) rc = chash_diff(a, b, add_range, &sum);
+    if (rc == CHASH_OK)
+        appendf(msg, len, ", %llu hash ranges moved, %.4f%% of the key space\n",
+                (unsigned long long)sum.ranges, 100.0 * (double)sum.hashes / 4294967296.0);
+    else if (rc == CHASH_ENOTSUP)
+        appendf(msg, len, ", no exact plan (distribution %s, or the hash changed)\n",
+                conf_dist_name(now));
+    else
+        appendf(msg, len, ", no plan: %s\n", chash_strerror(rc));
+    chash_free(a);
+    chash_free(b);
+}
+
+/* What a reload may not change while listeners and clients stay up. */
+static int compatible(const conf *old, const conf *now, char *msg, size_t len) {
+    if (old->pool_count != now->pool_count) {
+        snprintf(msg, len, "pools added or removed (%zu -> %zu): restart to do that",
+                 old->pool_count, now->pool_count);
+        return -1;
+    }
+    for (size_t i = 0; i < now->pool_count; i++) {
+        const conf_pool *a = &old->pools[i], *b = &now->pools[i];
+        if (strcmp(a->name, b->name) != 0 || strcmp(a->listen, b->listen) != 0 ||
+            a->redis != b->redis) {
+            snprintf(msg, len,
+                     "pool %s: name, listen or redis changed (or pools reordered): restart to "
+                     "do that",
+                     b->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int proxy_reload(proxy *px, char *msg, size_t msg_len) {
+    static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&one_at_a_time);
+    msg[0] = '\0';
+    conf *now = NULL;
+    conf_list *node = NULL;
+    char err[CONF_ERR_MAX];
+    int rc = -1;
+    if (conf_load(px->conf_path, &now, err, sizeof err) != 0) {
+        snprintf(msg, msg_len, "reload refused, the old configuration stays: %s", err);
+        goto done;
+    }
+    pthread_mutex_lock(&px->lock);
+    const conf *old = px->cf;
+    pthread_mutex_unlock(&px->lock);
+    if (compatible(old, now, err, sizeof err) != 0) {
+        snprintf(msg, msg_len, "reload refused, the old configuration stays: %s", err);
+        goto done;
+    }
+    node = malloc(sizeof *node);
+    if (!node) {
+        snprintf(msg, msg_len, "reload refused: out of memory");
+        goto done;
+    }
+    snprintf(msg, msg_len, "reloaded %s\n", px->conf_path);
+    for (size_t i = 0; i < now->pool_count; i++)
+        describe_pool(&old->pools[i], &now->pools[i], msg, msg_len);
+    pthread_mutex_lock(&px->lock);
+    node->cf = px->cf;
+    node->next = px->old_confs;
+    px->old_confs = node;
+    px->cf = now;
+    atomic_fetch_add(&px->conf_gen, 1);
+    pthread_mutex_unlock(&px->lock);
+    now = NULL;
+    node = NULL;
+    rc = 0;
+done:
+    conf_free(now);
+    free(node);
+    /* The log and PROXY RING tell what the last reload did. */
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+    proxy_log(rc == 0 ? LOG_WARN : LOG_ERROR, "%s", msg);
+    pthread_mutex_lock(&px->lock);
+    snprintf(px->last_reload, sizeof px->last_reload, "%s", msg);
+    pthread_mutex_unlock(&px->lock);
+    pthread_mutex_unlock(&one_at_a_time);
+    return rc;
+}
+
+/* SIGHUP only sets a flag; the file is read here, not in a worker. */
+static void *reload_main(void *arg) {
+    proxy *px = arg;
+    while (!proxy_stop && !proxy_drain) {
+        if (proxy_reload_requested) {
+            proxy_reload_requested = 0;
+            char msg[2048];
+            proxy_reload(px, msg, sizeof msg);
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+int reload_start(proxy *px, char *err, size_t err_len) {
+    if (pthread_create(&px->reload_thread, NULL, reload_main, px) != 0) {
+        snprintf(err, err_len, "cannot start the reload thread");
+        return -1;
+    }
+    px->has_reload_thread = true;
+    return 0;
+}
+
+void reload_stop(proxy *px) {
+    if (px->has_reload_thread) pthread_join(px->reload_thread, NULL);
+    px->has_reload_thread = false;
+}

@@ -1,0 +1,344 @@
+/*
+ * fuzz_memcache.c - libFuzzer harness for the memcached ASCII parsers
+ * (memcache.c): client requests and server replies.
+ *
+ * As a request stream, the input is delivered three ways (one read, one byte
+ * per read, random reads drained lazily) through mc_space and mc_commit, under
+ * the default limits and under small ones; every delivery must yield the same
+ * commands, then the same error or unparsed tail. Each command is checked
+ * against the bytes fed: raw is exactly the next bytes of the stream, keys and
+ * data lie inside it, limits hold, and the reply for a bad line is one
+ * memcached would send.
+ *
+ * As a reply stream, the input is cut into replies by mc_reply_next the way
+ * the proxy reads a server (the buffer grows between calls, progress kept),
+ * with the request kind taken from the input's hash; the cut must not depend
+ * on how the bytes arrived, and mc_value_next must walk each retrieval reply
+ * to exactly its END or error line.
+ */
+#include "fuzz.h"
+#include "memcache.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+typedef struct outcome {
+    size_t count;
+    uint64_t digest;
+    size_t consumed;
+    int last_rc; /* 0: input ran out; -1: error */
+    mc_err err;
+    const char *errstr;
+} outcome;
+
+static uint64_t mix(uint64_t h, uint64_t v) {
+    for (int i = 0; i < 8; i++) h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3u;
+    return h;
+}
+
+static bool has_prefix(const char *s, size_t n, const char *prefix) {
+    size_t k = strlen(prefix);
+    return n >= k && memcmp(s, prefix, k) == 0;
+}
+
+/* A line memcached could answer with: ERROR, CLIENT_ERROR ..., SERVER_ERROR ... */
+static bool is_reply_error(const char *s) {
+    return strcmp(s, "ERROR") == 0 || has_prefix(s, strlen(s), "CLIENT_ERROR ") ||
+           has_prefix(s, strlen(s), "SERVER_ERROR ");
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static size_t lim_key(const mc_parser *p) {
+    return p->max_key_len && p->max_key_len < MC_KEY_MAX ? p->max_key_len : MC_KEY_MAX;
+}
+
+static void check_key(const mc_key *k, const char *line, size_t line_len, size_t max_len) {
+    FUZZ_CHECK(k->ptr >= line && k->ptr + k->len <= line + line_len);
+    FUZZ_CHECK(k->len >= 1 && k->len <= max_len);
+    FUZZ_CHECK(memchr(k->ptr, ' ', k->len) == NULL);
+    FUZZ_CHECK(memchr(k->ptr, '\n', k->len) == NULL);
+    FUZZ_CHECK(k->ptr == line || k->ptr[-1] == ' ');
+}
+
+static void check_command(const mc_parser *p, const mc_msg *m, const uint8_t *data,
+                          size_t consumed_before, size_t consumed) {
+    FUZZ_CHECK(m->raw_len >= 1);
+    FUZZ_CHECK(consumed - consumed_before >= m->raw_len);
+    FUZZ_CHECK(memcmp(m->raw, data + consumed - m->raw_len, m->raw_len) == 0);
+    FUZZ_CHECK(m->cmd >= MC_INVALID && m->cmd <= MC_QUIT);
+    /* The command line: up to its first newline, without CR LF. */
+    const char *nl = memchr(m->raw, '\n', m->raw_len);
+    FUZZ_CHECK(nl != NULL);
+    size_t line_raw = (size_t)(nl - m->raw) + 1;
+    size_t line_len = line_raw - 1;
+    if (line_len > 0 && m->raw[line_len - 1] == '\r') line_len--;
+    size_t max_line = p->max_line ? p->max_line : MC_MAX_LINE_DEFAULT;
+    FUZZ_CHECK(line_raw <= max_line + 2);
+    if (m->cmd == MC_INVALID) {
+        FUZZ_CHECK(m->error != NULL);
+        FUZZ_CHECK(strpbrk(m->error, "\r\n") == NULL);
+        FUZZ_CHECK(is_reply_error(m->error));
+        FUZZ_CHECK(m->key_count == 0 && m->data == NULL);
+        FUZZ_CHECK_EQ(m->raw_len, line_raw);
+        return;
+    }
+    FUZZ_CHECK(m->error == NULL);
+    size_t max_keys = p->max_keys ? p->max_keys : MC_MAX_KEYS_DEFAULT;
+    FUZZ_CHECK(m->key_count <= max_keys);
+    for (size_t i = 0; i < m->key_count; i++)
+        check_key(&m->keys[i], m->raw, line_len, lim_key(p));
+    FUZZ_CHECK(m->line_keep_len <= line_len);
+    if (m->noreply) {
+        const char *rest = m->raw + m->line_keep_len;
+        size_t rest_len = line_len - m->line_keep_len;
+        while (rest_len && rest[0] == ' ') rest++, rest_len--;
+        while (rest_len && rest[rest_len - 1] == ' ') rest_len--;
+        FUZZ_CHECK(rest_len == 7 && memcmp(rest, "noreply", 7) == 0);
+        FUZZ_CHECK(!mc_cmd_is_retrieval(m->cmd) && m->cmd != MC_VERSION);
+    }
+    switch (m->cmd) {
+    case MC_GET:
+    case MC_GETS:
+    case MC_GAT:
+    case MC_GATS:
+        FUZZ_CHECK(m->key_count >= 1);
+        FUZZ_CHECK_EQ(m->line_keep_len, line_len);
+        if (m->cmd == MC_GAT || m->cmd == MC_GATS) {
+            FUZZ_CHECK(m->exptime != NULL && m->exptime_len >= 1);
+            FUZZ_CHECK(m->exptime > m->raw && m->exptime + m->exptime_len < m->keys[0].ptr);
+        }
+        FUZZ_CHECK_EQ(m->raw_len, line_raw);
+        break;
+    case MC_SET:
+    case MC_ADD:
+    case MC_REPLACE:
+    case MC_APPEND:
+    case MC_PREPEND:
+    case MC_CAS: {
+        FUZZ_CHECK_EQ(m->key_count, 1);
+        FUZZ_CHECK(m->data == m->raw + line_raw);
+        FUZZ_CHECK_EQ(line_raw + m->data_len + 2, m->raw_len);
+        FUZZ_CHECK(m->data[m->data_len] == '\r' && m->data[m->data_len + 1] == '\n');
+        uint64_t max_value = p->max_value_len ? p->max_value_len : MC_MAX_VALUE_DEFAULT;
+        FUZZ_CHECK(m->data_len <= max_value);
+        break;
+    }
+    case MC_DELETE:
+    case MC_INCR:
+    case MC_DECR:
+    case MC_TOUCH:
+        FUZZ_CHECK_EQ(m->key_count, 1);
+        FUZZ_CHECK_EQ(m->raw_len, line_raw);
+        break;
+    case MC_VERSION:
+    case MC_QUIT:
+        FUZZ_CHECK_EQ(m->key_count, 0);
+        FUZZ_CHECK_EQ(m->raw_len, line_raw);
+        break;
+    case MC_INVALID:
+        break;
+    }
+}
+
+static void check_error(const mc_parser *p) {
+    FUZZ_CHECK(p->err != MC_ERR_NONE);
+    FUZZ_CHECK(p->errstr != NULL);
+    FUZZ_CHECK(strpbrk(p->errstr, "\r\n") == NULL);
+    FUZZ_CHECK(has_prefix(p->errstr, strlen(p->errstr), "CLIENT_ERROR ") ||
+               has_prefix(p->errstr, strlen(p->errstr), "SERVER_ERROR "));
+}
+
+static int pull(mc_parser *p, const uint8_t *data, size_t fed, size_t max, outcome *out) {
+    for (size_t k = 0; k < max; k++) {
+        size_t consumed_before = fed - mc_buffered(p);
+        mc_msg m;
+        int rc = mc_next(p, &m);
+        FUZZ_CHECK(rc == -1 || rc == 0 || rc == 1);
+        FUZZ_CHECK(mc_buffered(p) <= fed);
+        size_t consumed = fed - mc_buffered(p);
+        FUZZ_CHECK(consumed >= consumed_before);
+        if (rc == 0) return 0;
+        if (rc < 0) {
+            check_error(p);
+            out->last_rc = -1;
+            out->err = p->err;
+            out->errstr = p->errstr;
+            out->consumed = consumed;
+            mc_msg again;
+            FUZZ_CHECK(mc_next(p, &again) == -1);
+            FUZZ_CHECK(p->err == out->err && p->errstr == out->errstr);
+            size_t avail;
+            FUZZ_CHECK(mc_space(p, 16, &avail) == NULL);
+            FUZZ_CHECK(mc_feed(p, "version\r\n", 9) == -1);
+            FUZZ_CHECK(mc_buffered(p) == fed - consumed);
+            return -1;
+        }
+        check_command(p, &m, data, consumed_before, consumed);
+        out->count++;
+        out->digest = mix(out->digest, consumed);
+        out->digest = mix(out->digest, m.raw_len);
+        out->digest = mix(out->digest, (uint64_t)m.cmd);
+        out->digest = mix(out->digest, m.noreply);
+        out->digest = mix(out->digest, m.line_keep_len);
+        out->digest = mix(out->digest, m.data_len);
+        out->digest = mix(out->digest, (uint64_t)(uintptr_t)m.error);
+        out->digest = mix(out->digest, m.key_count);
+        for (size_t i = 0; i < m.key_count; i++) {
+            out->digest = mix(out->digest, (uint64_t)(m.keys[i].ptr - m.raw));
+            out->digest = mix(out->digest, m.keys[i].len);
+        }
+    }
+    return 0;
+}
+
+static outcome deliver_requests(const uint8_t *data, size_t size, enum fuzz_mode mode,
+                                const mc_parser *limits) {
+    mc_parser p;
+    mc_parser_init(&p);
+    p.max_line = limits->max_line;
+    p.max_keys = limits->max_keys;
+    p.max_value_len = limits->max_value_len;
+    p.max_key_len = limits->max_key_len;
+    outcome out = {0};
+    out.digest = 0xcbf29ce484222325u;
+    fuzz_rng rng = fuzz_rng_from(data, size, mode);
+    size_t fed = 0;
+    bool has_failed = false;
+    while (fed < size && !has_failed) {
+        size_t n = fuzz_chunk(mode, &rng, size - fed);
+        size_t want = mode == FUZZ_RANDOM ? 1 + (size_t)(fuzz_rng_next(&rng) % 256) : n;
+        size_t avail = 0;
+        char *dst = mc_space(&p, want, &avail);
+        FUZZ_CHECK(dst != NULL);
+        FUZZ_CHECK(avail >= want);
+        if (n > avail) n = avail;
+        memcpy(dst, data + fed, n);
+        mc_commit(&p, n);
+        fed += n;
+        size_t max = SIZE_MAX;
+        if (mode == FUZZ_RANDOM && fuzz_rng_next(&rng) % 2) max = fuzz_rng_next(&rng) % 3;
+        has_failed = pull(&p, data, fed, max, &out) < 0;
+    }
+    if (!has_failed && pull(&p, data, fed, SIZE_MAX, &out) == 0)
+        out.consumed = fed - mc_buffered(&p);
+    mc_parser_free(&p);
+    mc_parser_free(&p); /* freeing twice is harmless */
+    return out;
+}
+
+static void check_requests(const uint8_t *data, size_t size, const mc_parser *limits) {
+    outcome whole = deliver_requests(data, size, FUZZ_WHOLE, limits);
+    for (int mode = FUZZ_BYTES; mode < FUZZ_MODE_COUNT; mode++) {
+        outcome o = deliver_requests(data, size, (enum fuzz_mode)mode, limits);
+        FUZZ_CHECK_EQ(o.count, whole.count);
+        FUZZ_CHECK(o.digest == whole.digest);
+        FUZZ_CHECK_EQ(o.last_rc, whole.last_rc);
+        FUZZ_CHECK_EQ(o.err, whole.err);
+        FUZZ_CHECK(o.errstr == whole.errstr);
+        FUZZ_CHECK_EQ(o.consumed, whole.consumed);
+    }
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+/* A retrieval reply: VALUE blocks, then END or one error line. */
+static void check_retrieval_reply(const char *r, size_t len) {
+    size_t off = 0, blocks_len = 0;
+    mc_key key;
+    size_t block_len;
+    while (mc_value_next(r, len, &off, &key, &block_len) == 1) {
+        FUZZ_CHECK(block_len >= 1 && off <= len);
+        FUZZ_CHECK(key.ptr >= r + off - block_len && key.ptr + key.len <= r + off);
+        blocks_len += block_len;
+    }
+    FUZZ_CHECK_EQ(off, blocks_len);
+    const char *tail = r + off;
+    size_t tail_len = len - off;
+    FUZZ_CHECK(tail_len >= 1 && tail[tail_len - 1] == '\n');
+    FUZZ_CHECK(memchr(tail, '\n', tail_len) == tail + tail_len - 1); /* one line */
+    FUZZ_CHECK(has_prefix(tail, tail_len, "END") || has_prefix(tail, tail_len, "ERROR") ||
+               has_prefix(tail, tail_len, "CLIENT_ERROR") ||
+               has_prefix(tail, tail_len, "SERVER_ERROR"));
+}
+
+static outcome deliver_replies(const uint8_t *data, size_t size, enum fuzz_mode mode,
+                               uint64_t kinds) {
+    outcome out = {0};
+    out.digest = 0xcbf29ce484222325u;
+    fuzz_rng rng = fuzz_rng_from(data, size, 7 + (uint64_t)mode);
+    mc_reply_parser rp = {0};
+    size_t consumed = 0, fed = 0;
+    for (;;) {
+        bool is_retrieval = (kinds >> (out.count % 64)) & 1;
+        size_t window = fed - consumed;
+        size_t reply_len = 0;
+        int rc;
+        if (mode == FUZZ_RANDOM) {
+            /* An exact copy, so the sanitizer sees any read past the bytes given. */
+            char *copy = malloc(window ? window : 1);
+            FUZZ_CHECK(copy != NULL);
+            memcpy(copy, data + consumed, window);
+            rc = mc_reply_next(&rp, copy, window, is_retrieval, &reply_len);
+            if (rc == 1 && is_retrieval) check_retrieval_reply(copy, reply_len);
+            free(copy);
+        } else {
+            rc = mc_reply_next(&rp, (const char *)data + consumed, window, is_retrieval,
+                               &reply_len);
+            if (rc == 1 && is_retrieval)
+                check_retrieval_reply((const char *)data + consumed, reply_len);
+        }
+        FUZZ_CHECK(rc == -1 || rc == 0 || rc == 1);
+        if (rc == 1) {
+            FUZZ_CHECK(reply_len >= 1 && reply_len <= window);
+            FUZZ_CHECK(data[consumed + reply_len - 1] == '\n');
+            if (!is_retrieval) /* one line */
+                FUZZ_CHECK(memchr(data + consumed, '\n', reply_len) ==
+                           data + consumed + reply_len - 1);
+            out.count++;
+            out.digest = mix(out.digest, reply_len);
+            consumed += reply_len;
+            mc_reply_reset(&rp);
+            continue;
+        }
+        if (rc < 0) {
+            out.last_rc = -1;
+            break;
+        }
+        if (fed == size) break;
+        fed += fuzz_chunk(mode, &rng, size - fed);
+    }
+    out.consumed = consumed;
+    return out;
+}
+
+static void check_replies(const uint8_t *data, size_t size) {
+    fuzz_rng rng = fuzz_rng_from(data, size, 99);
+    uint64_t kinds = fuzz_rng_next(&rng);
+    /* All retrieval, all single-line, and a mix. */
+    const uint64_t patterns[] = {~UINT64_C(0), 0, kinds};
+    for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
+        outcome whole = deliver_replies(data, size, FUZZ_WHOLE, patterns[i]);
+        for (int mode = FUZZ_BYTES; mode < FUZZ_MODE_COUNT; mode++) {
+            outcome o = deliver_replies(data, size, (enum fuzz_mode)mode, patterns[i]);
+            FUZZ_CHECK_EQ(o.count, whole.count);
+            FUZZ_CHECK(o.digest == whole.digest);
+            FUZZ_CHECK_EQ(o.last_rc, whole.last_rc);
+            FUZZ_CHECK_EQ(o.consumed, whole.consumed);
+        }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    mc_parser defaults = {0};
+    /* Small limits, so a short input can cross every one of them. */
+    mc_parser small = {0};
+    small.max_line = 48;
+    small.max_keys = 3;
+    small.max_value_len = 16;
+    small.max_key_len = 8;
+    check_requests(data, size, &defaults);
+    check_requests(data, size, &small);
+    check_replies(data, size);
+    return 0;
+}

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""test_stats.py CHASH_PROXY - what chash-proxy says about itself.
+
+The stats port in both of its languages: nutcracker's (connect, say nothing,
+read one JSON document) and HTTP (GET /metrics in Prometheus text format,
+GET /stats, 404 otherwise), with the counters checked against the traffic
+the test sent; and the PROXY command (LOCATE, RING) checked against where
+keys really are on the real redis-servers behind it.
+"""
+import json
+import os
+import re
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Conn, check, check_eq, free_port, proxy_binary, run, wait_port  # noqa: E402
+
+BIN = proxy_binary()
+
+
+def pool(env, servers=3, workers=2):
+    ports = [env.redis()[0] for _ in range(servers)]
+    listen, stats = free_port(), free_port()
+    conf = ("gamma:\n  listen: 127.0.0.1:%d\n  redis: true\n  hash: md5\n"
+            "  distribution: ketama\n  servers:\n" % listen)
+    conf += "".join("   - 127.0.0.1:%d:%d r%d\n" % (p, 1 + i % 2, i) for i, p in enumerate(ports))
+    proc = env.proxy(BIN, conf, [listen], workers=workers, stats_port=stats)
+    wait_port(stats, proc)  # the stats port opens after the listeners
+    return ports, listen, stats
+
+
+def raw_stats(port, request=None):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if request is not None:
+        s.sendall(request)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data
+
+
+def http_get(port, path):
+    data = raw_stats(port, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    check_eq(int(headers["Content-Length"]), len(body), "Content-Length of %s" % path)
+    return status, headers, body
+
+
+SAMPLE = re.compile(r'^([a-z_]+)(\{[^}]*\})? ([0-9.]+)$')
+
+
+def parse_prometheus(text):
+    """{(name, labels): value}, checking every sample has HELP and TYPE."""
+    helps, types, samples = set(), {}, {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helps.add(line.split()[2])
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            check(kind in ("counter", "gauge", "histogram"), "metric type %s" % kind)
+            types[name] = kind
+        else:
+            m = SAMPLE.match(line)
+            check(m is not None, "a sample line: %r" % line)
+            name = m.group(1)
+            family = re.sub(r"_(bucket|sum|count)$", "", name)
+            if family not in types:
+                family = name
+            check(family in helps and family in types, "HELP and TYPE before %s" % name)
+            if types[family] == "counter":
+                check(name.endswith("_total"), "counter %s ends in _total" % name)
+            value = float(m.group(3))
+            samples[(name, m.group(2) or "")] = int(value) if value.is_integer() else value
+    return samples
+
+
+def test_stats_port(env):
+    ports, listen, stats = pool(env)
+    # The harness's readiness probe made one connection; once a worker has
+    # accepted it and seen it close, count from there.
+    conns = ("chash_proxy_connections_total", "")
+    gone = ("chash_proxy_client_eof_total", '{pool="gamma"}')
+    for _ in range(300):
+        before = parse_prometheus(http_get(stats, "/metrics")[2].decode())
+        if before[conns] == 1 and before[gone] == 1:
+            break
+        time.sleep(0.01)
+    check_eq((before[conns], before[gone]), (1, 1), "the readiness probe, accepted and gone")
+    keys = ["stat:%d" % i for i in range(300)]
+    clients = [Conn(listen) for _ in range(4)]
+    for i, k in enumerate(keys):
+        check_eq(clients[i % 4].call("SET", k, i), b"+OK", "SET through the proxy")
+    got = clients[0].call("MGET", *keys[:50])
+    check_eq(got, [str(i).encode() for i in range(50)], "MGET")
+    for c in clients:
+        c.close()
+    # What each server really received, from the servers themselves.
+    per_server = {}
+    for i, p in enumerate(ports):
+        per_server["r%d" % i] = Conn(p).call("DBSIZE")
+    check_eq(sum(per_server.values()), len(keys), "every key on some server")
+
+    # nutcracker's way: connect and listen.
+    doc = json.loads(raw_stats(stats))
+    check_eq(doc["service"], "chash-proxy", "service")
+    check("gamma" in doc, "pool in the JSON")
+    check_eq(sorted(k for k in doc["gamma"] if k.startswith("r")), ["r0", "r1", "r2"],
+             "servers in the JSON")
+    sets = sum(doc["gamma"][s]["requests"] for s in ("r0", "r1", "r2"))
+    # 300 SETs and one fragment of the MGET per server holding any of its keys
+    check(len(keys) < sets <= len(keys) + 3, "server requests %d for 300 SET + MGET" % sets)
+
+    # Closing is seen by the workers a moment later.
+    open_clients = ("chash_proxy_client_connections", '{pool="gamma"}')
+    for _ in range(200):
+        status, headers, body = http_get(stats, "/metrics")
+        samples = parse_prometheus(body.decode())
+        if samples[open_clients] == 0:
+            break
+        time.sleep(0.01)
+    check_eq(status, 200, "/metrics status")
+    check(headers["Content-Type"].startswith("text/plain"), "Prometheus content type")
+    total = 0
+    for s in ("r0", "r1", "r2"):
+        v = samples[("chash_proxy_server_requests_total", '{pool="gamma",server="%s"}' % s)]
+        check_eq(v, doc["gamma"][s]["requests"], "metrics and JSON agree on %s" % s)
+        total += v
+    check_eq(samples[("chash_proxy_connections_total", "")] -
+             before[("chash_proxy_connections_total", "")], 4, "connections accepted")
+    check_eq(samples[open_clients], 0, "clients open")
+    # Reply latency: a histogram per server, as many observations as replies.
+    lat = "chash_proxy_server_latency_seconds"
+    for s in ("r0", "r1", "r2"):
+        labels = 'pool="gamma",server="%s"' % s
+        count = samples[(lat + "_count", "{%s}" % labels)]
+        check_eq(count, doc["gamma"][s]["responses"], "latency count = replies of %s" % s)
+        buckets = sorted((float(k[1].split('le="')[1].rstrip('"}').replace("+Inf", "inf")), v)
+                         for k, v in samples.items()
+                         if k[0] == lat + "_bucket" and k[1].startswith("{%s," % labels))
+        check_eq(len(buckets), 14, "buckets of %s" % s)
+        check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "cumulative buckets")
+        check_eq(buckets[-1][1], count, "+Inf bucket = count")
+        check(0 < samples[(lat + "_sum", "{%s}" % labels)] < count, "latency sum, seconds")
+    check_eq(samples[("chash_proxy_client_eof_total", '{pool="gamma"}')],
+             samples[("chash_proxy_connections_total", "")], "every client closed by EOF")
+    check(samples[("chash_proxy_fragments_total", '{pool="gamma"}')] >= 2, "MGET fragments")
+
+    status, headers, body = http_get(stats, "/stats")
+    check_eq(status, 200, "/stats status")
+    check_eq(json.loads(body)["gamma"]["r0"]["requests"], doc["gamma"]["r0"]["requests"],
+             "/stats is the JSON")
+    status, _, _ = http_get(stats, "/nope")
+    check_eq(status, 404, "unknown path")
+    # A client that sends garbage that is not HTTP gets the JSON, as a
+    # nutcracker client would.
+    check("gamma" in json.loads(raw_stats(stats, b"hello\n")), "non-HTTP bytes")
+
+
+def test_proxy_command(env):
+    ports, listen, _ = pool(env, servers=4, workers=1)
+    px = Conn(listen)
+    lines = px.call("PROXY", "RING")
+    check_eq(len(lines), 6, "a header line, one line a server, the last reload")
+    check_eq(lines[-1], b"last reload: none", "no reload yet")
+    lines = lines[:-1]
+    check(lines[0].startswith(b"pool gamma distribution ketama hash md5 servers 4 up 4"),
+          "RING header: %r" % lines[0])
+    shares = 0.0
+    for i, line in enumerate(lines[1:]):
+        f = line.decode().split()
+        check_eq(f[0], "r%d" % i, "server name")
+        check_eq(f[1], "127.0.0.1:%d" % ports[i], "server address")
+        check_eq(f[3], str(1 + i % 2), "weight")
+        check_eq(f[4], "up", "state")
+        shares += float(f[6].rstrip("%"))
+    check(abs(shares - 100.0) < 0.01, "shares sum to 100%% (%.4f)" % shares)
+
+    by_name = {"r%d" % i: p for i, p in enumerate(ports)}
+    for i in range(200):
+        key = "loc:%d" % i
+        check_eq(px.call("SET", key, i), b"+OK", "SET")
+        where = px.call("PROXY", "LOCATE", key)
+        check_eq(len(where), 4, "every server in the preference list")
+        check_eq(len({w[0] for w in where}), 4, "distinct servers")
+        owner = where[0][0].decode()
+        check_eq(where[0][1], b"127.0.0.1:%d" % by_name[owner], "owner address")
+        check_eq(Conn(by_name[owner]).call("EXISTS", key), 1, "LOCATE names the real owner")
+    check_eq(px.call("PROXY", "NOPE")[0], "err", "unknown subcommand")
+    check_eq(px.call("PROXY")[0], "err", "no subcommand")
+    check_eq(px.call("PING"), b"+PONG", "connection still fine")
+
+
+if __name__ == "__main__":
+    run([test_stats_port, test_proxy_command])
