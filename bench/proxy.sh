@@ -1,0 +1,462 @@
+#!/usr/bin/env bash
+# bench/proxy.sh - chash-proxy against nutcracker (twemproxy) and against the
+# servers themselves, in one run, side by side, on loopback only.
+#
+# Starts 4 redis-server and 4 memcached on free 127.0.0.1 ports, then
+# nutcracker and chash-proxy (default --workers, and --workers 1 for a
+# single-core comparison: nutcracker is single-threaded) from one YAML config
+# (distribution ketama, hash fnv1a_64, so both put every key on the same
+# server). Then, in rounds whose target order rotates, so that noise from
+# the machine's other work falls on every contender alike:
+#   redis      redis-benchmark -t set,get -n 200000 -c 50 -r 100000, -P 1 and -P 16,
+#              against one redis directly, nutcracker, chash-proxy (both modes)
+#   memcached  memcaslap (libmemcached-tools; 90% get, 10% set) and
+#              bench/proxy/mcload.c (pipelined set,get with p50/p99, -P 1 and -P 16)
+#              against one memcached directly, nutcracker, chash-proxy
+#   mget       MGET of 100 and 1000 random keys (1 client: latency alone; 20
+#              clients: under load) against one redis holding every key,
+#              nutcracker and chash-proxy
+# and prints medians over the rounds: ops/s, p50, p99 and chash-proxy's ratios
+# to nutcracker and to direct, then how the issue's bars fare. Every
+# measurement is also a JSON row (one object per line) in the output file.
+# Benchmarks never assert a time: the exit status says only whether it ran.
+#
+# Usage: bench/proxy.sh [--proxy PATH] [--out FILE] [--rounds N] [--requests N]
+#   --proxy     chash-proxy binary (default build/proxy/chash-proxy; use a Release build)
+#   --out       JSON rows (default build/bench-proxy.jsonl)
+#   --rounds    rounds of every measurement; medians are reported (default 3)
+#   --requests  redis-benchmark / mcload requests per test (default 200000)
+# Needs: redis-server, redis-benchmark, redis-cli, memcached, nutcracker,
+# python3, a C compiler; memcaslap is used when present (Debian:
+# apt-get install redis-server memcached nutcracker libmemcached-tools).
+# Every process it starts is stopped by PID on exit, error or Ctrl-C.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+proxy_bin=$root/build/proxy/chash-proxy
+out=$root/build/bench-proxy.jsonl
+rounds=3
+requests=200000
+
+usage() { sed -n '/^# Usage:/,/^# Every process/p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case $1 in
+    --proxy) proxy_bin=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --requests) requests=$2; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "bench/proxy.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+case $rounds$requests in *[!0-9]*) echo "bench/proxy.sh: --rounds and --requests take numbers" >&2; exit 2 ;; esac
+
+for tool in redis-server redis-benchmark redis-cli memcached nutcracker python3 "${CC:-cc}"; do
+    command -v "$tool" >/dev/null || { echo "bench/proxy.sh: '$tool' not found" >&2; exit 2; }
+done
+[ -x "$proxy_bin" ] || { echo "bench/proxy.sh: no chash-proxy at $proxy_bin (--proxy PATH)" >&2; exit 2; }
+has_memcaslap=$(command -v memcaslap || command -v memaslap || true)
+
+# --- processes: every one we start is recorded and stopped by its PID ------
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-proxy.XXXXXX")
+pids=()
+declare -A pid_of # NAME -> PID, for the CPU accounting
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    pids=()
+    if [ "${keep_work:-0}" = 1 ]; then echo "logs kept in $work" >&2; else rm -rf "$work"; fi
+}
+trap 'keep_work=1; echo "bench/proxy.sh: failed (line $LINENO)" >&2' ERR
+trap cleanup EXIT
+trap 'echo "bench/proxy.sh: interrupted" >&2; exit 130' INT TERM
+start() { # start NAME CMD...: runs CMD in the background, logs to $work/NAME.log
+    local name=$1; shift
+    "$@" >"$work/$name.log" 2>&1 &
+    pids+=("$!")
+    pid_of[$name]=$!
+}
+cpu_ns() { # cpu_ns PID...: CPU time of every thread of the PIDs so far, in ns
+    local total=0 pid t ns _
+    for pid in "$@"; do
+        for t in /proc/"$pid"/task/*/schedstat; do
+            read -r ns _ <"$t" 2>/dev/null || continue
+            total=$((total + ns))
+        done
+    done
+    echo "$total"
+}
+wait_port() { # wait_port PORT NAME: until something accepts on 127.0.0.1:PORT
+    for _ in $(seq 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "bench/proxy.sh: $2 did not listen on 127.0.0.1:$1; its log:" >&2
+    cat "$work/$2.log" >&2 || true
+    return 1
+}
+
+# Ports below the ephemeral range, so no outgoing connection takes one
+# between choosing it and binding it.
+read -r -a ports <<<"$(python3 - 17 <<'PY'
+import random, socket, sys
+want, got, socks = int(sys.argv[1]), [], []
+for port in random.sample(range(20000, 32000), 2000):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    socks.append(s)
+    got.append(port)
+    if len(got) == want:
+        break
+print(" ".join(map(str, got)))
+PY
+)"
+[ "${#ports[@]}" -eq 17 ] || { echo "bench/proxy.sh: could not find 17 free ports" >&2; exit 1; }
+redis_ports=("${ports[@]:0:4}")
+mc_ports=("${ports[@]:4:4}")
+nc_redis=${ports[8]} nc_mc=${ports[9]} nc_stats=${ports[10]}
+cp_redis=${ports[11]} cp_mc=${ports[12]} cp_stats=${ports[13]}
+c1_redis=${ports[14]} c1_mc=${ports[15]} c1_stats=${ports[16]}
+
+mc_user=()
+[ "$(id -u)" = 0 ] && mc_user=(-u nobody)
+for i in 0 1 2 3; do
+    start "redis$i" redis-server --bind 127.0.0.1 --port "${redis_ports[$i]}" --save '' \
+        --appendonly no --protected-mode yes --dir "$work"
+    # One worker thread each: four of them already outnumber the cores.
+    start "memcached$i" memcached "${mc_user[@]}" -l 127.0.0.1 -p "${mc_ports[$i]}" -U 0 -t 1 -c 4096
+done
+redis_pids=("${pid_of[redis0]}" "${pid_of[redis1]}" "${pid_of[redis2]}" "${pid_of[redis3]}")
+mc_pids=("${pid_of[memcached0]}" "${pid_of[memcached1]}" "${pid_of[memcached2]}" "${pid_of[memcached3]}")
+for i in 0 1 2 3; do
+    wait_port "${redis_ports[$i]}" "redis$i"
+    wait_port "${mc_ports[$i]}" "memcached$i"
+done
+
+# One configuration for both proxies but for the listen ports: nutcracker's
+# format, which chash-proxy reads as is.
+write_conf() { # write_conf FILE REDIS_PORT MC_PORT
+    {
+        echo "redis_pool:"
+        echo "  listen: 127.0.0.1:$2"
+        echo "  redis: true"
+        echo "  hash: fnv1a_64"
+        echo "  distribution: ketama"
+        echo "  servers:"
+        for i in 0 1 2 3; do echo "   - 127.0.0.1:${redis_ports[$i]}:1 redis$i"; done
+        echo "memcached_pool:"
+        echo "  listen: 127.0.0.1:$3"
+        echo "  hash: fnv1a_64"
+        echo "  distribution: ketama"
+        echo "  servers:"
+        for i in 0 1 2 3; do echo "   - 127.0.0.1:${mc_ports[$i]}:1 mc$i"; done
+    } >"$1"
+}
+write_conf "$work/nutcracker.yml" "$nc_redis" "$nc_mc"
+write_conf "$work/chash.yml" "$cp_redis" "$cp_mc"
+write_conf "$work/chash1.yml" "$c1_redis" "$c1_mc"
+start nutcracker nutcracker -c "$work/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 \
+    -p "$work/nutcracker.pid" -o "$work/nutcracker.out"
+start chash-proxy "$proxy_bin" -c "$work/chash.yml" -s "$cp_stats" -a 127.0.0.1
+start chash-proxy-w1 "$proxy_bin" -c "$work/chash1.yml" -s "$c1_stats" -a 127.0.0.1 --workers 1
+wait_port "$nc_redis" nutcracker
+wait_port "$cp_redis" chash-proxy
+wait_port "$c1_redis" chash-proxy-w1
+
+"${CC:-cc}" -O2 -std=c11 -o "$work/mcload" "$here/proxy/mcload.c"
+
+# Every MGET key (redis-benchmark's key:%012d for -r 100000) on every
+# redis: the direct one then holds all of them, and each proxy finds its
+# keys wherever it routes.
+python3 - "$work/keys.resp" <<'PY'
+import sys
+value = b"v" * 16
+with open(sys.argv[1], "wb") as f:
+    for k in range(100000):
+        key = b"key:%012d" % k
+        f.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value))
+PY
+for p in "${redis_ports[@]}"; do redis-cli -h 127.0.0.1 -p "$p" --pipe <"$work/keys.resp" >/dev/null; done
+
+targets_redis=("direct:${redis_ports[0]}" "nutcracker:$nc_redis" "chash-proxy:$cp_redis" "chash-proxy-w1:$c1_redis")
+targets_mc=("direct:${mc_ports[0]}" "nutcracker:$nc_mc" "chash-proxy:$cp_mc" "chash-proxy-w1:$c1_mc")
+workers_of() { case $1 in chash-proxy) nproc ;; chash-proxy-w1 | nutcracker | direct) echo 1 ;; esac; }
+
+# A sanity check, so a broken target fails loudly instead of looking fast.
+for t in "${targets_redis[@]}"; do
+    got=$(redis-cli -h 127.0.0.1 -p "${t#*:}" MGET key:000000000001 key:000000099999 | tr '\n' ' ')
+    [ "$got" = "vvvvvvvvvvvvvvvv vvvvvvvvvvvvvvvv " ] ||
+        { echo "bench/proxy.sh: ${t%%:*}: MGET gave '$got'" >&2; exit 1; }
+done
+
+mkdir -p "$(dirname "$out")"
+: >"$out"
+row() { # row JSON-FIELDS: one measurement to the output file
+    echo "{\"bench\":\"proxy\",\"round\":$round,$1}" >>"$out"
+}
+failed() { # failed SUITE TARGET WHAT: a run that did not finish is a row too
+    echo "  $2: $3 FAILED (see below)" >&2
+    tail -5 "$work/run.err" >&2 || true
+    row "\"suite\":\"$1\",\"target\":\"$2\",\"test\":\"$3\",\"error\":true"
+}
+# CPU per request, from /proc/PID/task/*/schedstat around each run: the
+# process the client talks to (a proxy; none for direct) and the servers
+# behind it. On a machine whose few cores the load generator, the proxy and
+# the servers share, every microsecond a proxy spends is taken from the
+# others, so this is the number that carries to other machines.
+cpu_begin() { # cpu_begin SUITE TARGET
+    local servers=("${redis_pids[@]}")
+    [ "$1" = memcached ] && servers=("${mc_pids[@]}")
+    [ "$2" = direct ] && servers=("${servers[0]}")
+    cpu_target_pid=${pid_of[$2]:-}
+    cpu_server_pids=("${servers[@]}")
+    cpu_target0=$(cpu_ns $cpu_target_pid)
+    cpu_servers0=$(cpu_ns "${cpu_server_pids[@]}")
+}
+cpu_fields() { # cpu_fields REQUESTS: JSON fields for the run since cpu_begin
+    local t s
+    t=$(($(cpu_ns $cpu_target_pid) - cpu_target0))
+    s=$(($(cpu_ns "${cpu_server_pids[@]}") - cpu_servers0))
+    awk -v t="$t" -v s="$s" -v n="$1" -v has="${cpu_target_pid:+1}" 'BEGIN {
+        printf "\"proxy_cpu_us_per_req\":%s,\"servers_cpu_us_per_req\":%.3f",
+            has ? sprintf("%.3f", t / 1000 / n) : "null", s / 1000 / n }'
+}
+rotate() { # rotate N ITEMS...: the items, starting at the N-th (mod count)
+    local n=$1; shift
+    local items=("$@") i
+    for ((i = 0; i < ${#items[@]}; i++)); do echo "${items[$(((i + n) % ${#items[@]}))]}"; done
+}
+
+# redis-benchmark --csv: "test","rps","avg_latency_ms","min_latency_ms",
+# "p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+csv_rows() { # csv_rows SUITE TARGET PIPELINE CLIENTS KEYS < csv
+    python3 -c '
+import csv, json, sys
+suite, target, pipeline, clients, keys, workers = sys.argv[1:7]
+for r in csv.DictReader(sys.stdin):
+    test = r["test"].split()[0]
+    print(json.dumps(dict(suite=suite, target=target, workers=int(workers), test=test,
+        pipeline=int(pipeline), clients=int(clients), keys=int(keys),
+        ops_per_sec=float(r["rps"]), avg_ms=float(r["avg_latency_ms"]),
+        p50_ms=float(r["p50_latency_ms"]), p99_ms=float(r["p99_latency_ms"]),
+        max_ms=float(r["max_latency_ms"]))).removeprefix("{").removesuffix("}"))
+' "$@" "$(workers_of "$2")"
+}
+
+bench_redis() { # bench_redis TARGET PORT PIPELINE
+    cpu_begin redis "$1"
+    if timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$requests" -c 50 \
+        -r 100000 -P "$3" --csv >"$work/run.csv" 2>"$work/run.err"; then
+        # One run does SET then GET: the CPU is shared out over both.
+        local cpu
+        cpu=$(cpu_fields $((requests * 2)))
+        csv_rows redis "$1" "$3" 50 1 <"$work/run.csv" | while read -r r; do row "$r,$cpu"; done
+    else
+        failed redis "$1" "set,get -P $3"
+    fi
+}
+bench_mget() { # bench_mget TARGET PORT KEYS CLIENTS
+    local n=$(($3 >= 1000 ? 400 : 2000)) args=() i
+    [ "$4" -gt 1 ] && n=$((n * 4))
+    for ((i = 0; i < $3; i++)); do args+=("key:__rand_int__"); done
+    cpu_begin redis "$1"
+    if timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -n "$n" -c "$4" -r 100000 --csv \
+        MGET "${args[@]}" >"$work/run.csv" 2>"$work/run.err"; then
+        local cpu
+        cpu=$(cpu_fields "$n")
+        csv_rows mget "$1" 1 "$4" "$3" <"$work/run.csv" | while read -r r; do row "$r,$cpu"; done
+    else
+        failed mget "$1" "MGET $3 keys, $4 clients"
+    fi
+}
+bench_mcload() { # bench_mcload TARGET PORT PIPELINE
+    cpu_begin memcached "$1"
+    if timeout 300 "$work/mcload" -h 127.0.0.1 -p "$2" -t set,get -n "$requests" -c 50 \
+        -r 100000 -P "$3" >"$work/run.json" 2>"$work/run.err"; then
+        local cpu
+        cpu=$(cpu_fields $((requests * 2)))
+        while read -r r; do
+            r=${r#\{}
+            row "\"suite\":\"memcached\",\"tool\":\"mcload\",\"target\":\"$1\",\"workers\":$(workers_of "$1"),${r%\}},$cpu"
+        done <"$work/run.json"
+    else
+        failed memcached "$1" "mcload set,get -P $3"
+    fi
+}
+bench_memcaslap() { # bench_memcaslap TARGET PORT: 3 s of 90% get, 10% set
+    cpu_begin memcached "$1"
+    if timeout 60 "$has_memcaslap" -s "127.0.0.1:$2" -T 1 -c 50 -t 3s -S 3s -X 32 \
+        >"$work/run.txt" 2>"$work/run.err"; then
+        # "Run time: 3.0s Ops: 211031 TPS: 70305 Net_rate: 12.0M/s"; the
+        # average latency (us) is the Global row under "Total Statistics".
+        local tps avg ops
+        tps=$(sed -n 's/^Run time: .* TPS: \([0-9]*\).*/\1/p' "$work/run.txt")
+        ops=$(sed -n 's/^Run time: .* Ops: \([0-9]*\) .*/\1/p' "$work/run.txt")
+        avg=$(awk '/^Total Statistics$/ {t = 1} t && $1 == "Global" {print $9; exit}' "$work/run.txt")
+        if [ -n "$tps" ]; then
+            row "\"suite\":\"memcached\",\"tool\":\"memcaslap\",\"target\":\"$1\",\"workers\":$(workers_of "$1"),\"test\":\"GET90/SET10\",\"pipeline\":1,\"clients\":50,\"ops_per_sec\":$tps,\"avg_ms\":$(awk "BEGIN {print ${avg:-0} / 1000}"),$(cpu_fields "${ops:-1}")"
+            return
+        fi
+    fi
+    failed memcached "$1" "memcaslap"
+}
+
+echo "== bench/proxy.sh: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg);" \
+    "$rounds rounds, target order rotated each round; medians reported" >&2
+echo "   $(redis-server --version | cut -d' ' -f1-3), $(memcached -V), $(nutcracker -V 2>&1 | head -1 | sed 's/^This is //')," \
+    "chash-proxy $("$proxy_bin" -V | cut -d' ' -f2) ($proxy_bin)" >&2
+for ((round = 1; round <= rounds; round++)); do
+    echo "== round $round of $rounds" >&2
+    while read -r t; do
+        for P in 1 16; do
+            echo "  redis  ${t%%:*} -P $P" >&2
+            bench_redis "${t%%:*}" "${t#*:}" "$P"
+        done
+    done < <(rotate "$round" "${targets_redis[@]}")
+    while read -r t; do
+        for P in 1 16; do
+            echo "  memcached mcload ${t%%:*} -P $P" >&2
+            bench_mcload "${t%%:*}" "${t#*:}" "$P"
+        done
+        if [ -n "$has_memcaslap" ]; then
+            echo "  memcached memcaslap ${t%%:*}" >&2
+            bench_memcaslap "${t%%:*}" "${t#*:}"
+        fi
+    done < <(rotate "$round" "${targets_mc[@]}")
+    while read -r t; do
+        for keys in 100 1000; do
+            for clients in 1 20; do
+                echo "  mget   ${t%%:*} $keys keys, $clients clients" >&2
+                bench_mget "${t%%:*}" "${t#*:}" "$keys" "$clients"
+            done
+        done
+    done < <(rotate "$round" "${targets_redis[@]}")
+done
+
+python3 - "$out" "$rounds" "$(nproc)" <<'PY'
+import json, statistics, sys
+path, rounds, cores = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rows = [json.loads(l) for l in open(path) if l.strip()]
+rows = [r for r in rows if r.get("bench") == "proxy"]  # not the summaries of an earlier pass
+ok = [r for r in rows if not r.get("error")]
+errors = [r for r in rows if r.get("error")]
+order = ["direct", "nutcracker", "chash-proxy", "chash-proxy-w1"]
+FIELDS = ("ops_per_sec", "p50_ms", "p99_ms", "avg_ms", "proxy_cpu_us_per_req", "servers_cpu_us_per_req")
+
+def key(r):
+    return (r["suite"], r.get("tool", "redis-benchmark"), r["test"], r.get("pipeline", 1),
+            r.get("clients", 50), r.get("keys", 1))
+
+groups = {}
+for r in ok:
+    groups.setdefault(key(r), {}).setdefault(r["target"], []).append(r)
+
+def med(rs, field):
+    vals = [r[field] for r in rs if r.get(field) is not None]
+    return statistics.median(vals) if vals else None
+
+summary = {}
+for k, by_target in groups.items():
+    for target, rs in by_target.items():
+        summary[k + (target,)] = dict(n=len(rs), **{f: med(rs, f) for f in FIELDS})
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+def fmt(v, spec):
+    width = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
+    return format(v, spec) if v is not None else "-".rjust(int(width or 0))
+
+print(f"\nchash-proxy vs nutcracker vs direct: medians of {rounds} rounds (targets interleaved, "
+      f"order rotated each round) on {cores} shared cores; 4 redis + 4 memcached on loopback")
+print("'chash-proxy' runs the default --workers (one per core), 'chash-proxy-w1' --workers 1; "
+      "ratios are ops/s (and p50, p99) of each chash-proxy row over nutcracker's and direct's")
+print("cpu/req: microseconds of CPU per request (per MGET for mget) spent by the proxy and by the "
+      "servers behind it; the load generator, the proxy and the servers share the cores, so on a "
+      "small machine what a proxy spends is taken from the others")
+head = (f"{'suite':<9} {'tool':<15} {'test':<11} {'P':>2} {'cli':>3} {'keys':>4}  {'target':<14} "
+        f"{'ops/s':>9} {'avg ms':>7} {'p50 ms':>7} {'p99 ms':>7} {'cpu/req: proxy':>14} {'servers':>7}  {'ops/nc':>6} {'ops/dir':>7} "
+        f"{'p50/nc':>6} {'p99/nc':>6} {'p50/dir':>7} {'p99/dir':>7}")
+print(head)
+print("-" * len(head))
+out_rows = []
+for k in sorted(groups, key=lambda k: (["redis", "memcached", "mget"].index(k[0]), k[1], k[3], k[5], k[4], k[2])):
+    suite, tool, test, pipeline, clients, keys = k
+    nc, di = summary.get(k + ("nutcracker",)), summary.get(k + ("direct",))
+    for target in order:
+        s = summary.get(k + (target,))
+        if not s:
+            continue
+        rs = dict(bench="proxy-summary", suite=suite, tool=tool, test=test, pipeline=pipeline,
+                  clients=clients, keys=keys, target=target, rounds=s["n"], **{f: s[f] for f in FIELDS})
+        cols = ""
+        if target.startswith("chash"):
+            for name, base in (("nutcracker", nc), ("direct", di)):
+                for f in ("ops_per_sec", "p50_ms", "p99_ms"):
+                    rs[f"{f}_over_{name}"] = ratio(s[f], base[f]) if base else None
+            cols = (f"  {fmt(rs['ops_per_sec_over_nutcracker'], '6.2f')} {fmt(rs['ops_per_sec_over_direct'], '7.2f')} "
+                    f"{fmt(rs['p50_ms_over_nutcracker'], '6.2f')} {fmt(rs['p99_ms_over_nutcracker'], '6.2f')} "
+                    f"{fmt(rs['p50_ms_over_direct'], '7.2f')} {fmt(rs['p99_ms_over_direct'], '7.2f')}")
+        print(f"{suite:<9} {tool:<15} {test:<11} {pipeline:>2} {clients:>3} {keys:>4}  {target:<14} "
+              f"{fmt(s['ops_per_sec'], '9.0f')} {fmt(s['avg_ms'], '7.3f')} {fmt(s['p50_ms'], '7.3f')} "
+              f"{fmt(s['p99_ms'], '7.3f')} {fmt(s['proxy_cpu_us_per_req'], '14.2f')} "
+              f"{fmt(s['servers_cpu_us_per_req'], '7.2f')}{cols}")
+        out_rows.append(rs)
+    print()
+if errors:
+    print("runs that failed (no numbers):")
+    for r in errors:
+        print(f"  round {r['round']}: {r['suite']} {r['target']} {r['test']}")
+
+def get(suite, tool, test, pipeline, target, clients=50, keys=1):
+    return summary.get((suite, tool, test, pipeline, clients, keys, target))
+
+def per_round(suite, tool, test, pipeline, target, base, field="ops_per_sec"):
+    """The ratio within each round: slow drifts in the machine's load cancel out."""
+    def rows_of(t):
+        return {r["round"]: r[field] for r in ok if key(r) == (suite, tool, test, pipeline, 50, 1)
+                and r["target"] == t and r.get(field) is not None}
+    a, b = rows_of(target), rows_of(base)
+    return [a[n] / b[n] for n in sorted(a) if n in b and b[n]]
+
+print("The issue's bars: ratio of the medians, then the ratio within each round")
+def bar(name, value, rounds_, need, ok_if):
+    if value is None:
+        print(f"  {name}: no data")
+        return
+    each = " ".join(f"{v:.2f}" for v in rounds_)
+    print(f"  {name}: {value:.3f} (bar {need}) -> {'met' if ok_if(value) else 'MISSED'}; "
+          f"per round: {each}")
+for t in ("chash-proxy", "chash-proxy-w1"):
+    c = get("redis", "redis-benchmark", "GET", 16, t)
+    n = get("redis", "redis-benchmark", "GET", 16, "nutcracker")
+    bar(f"GET -P16 {t} / nutcracker ops/s", ratio(c and c["ops_per_sec"], n and n["ops_per_sec"]),
+        per_round("redis", "redis-benchmark", "GET", 16, t, "nutcracker"), ">= 2.5", lambda v: v >= 2.5)
+    c = get("redis", "redis-benchmark", "GET", 1, t)
+    d = get("redis", "redis-benchmark", "GET", 1, "direct")
+    n = get("redis", "redis-benchmark", "GET", 1, "nutcracker")
+    bar(f"GET -P1 {t} / direct ops/s", ratio(c and c["ops_per_sec"], d and d["ops_per_sec"]),
+        per_round("redis", "redis-benchmark", "GET", 1, t, "direct"), ">= 0.9", lambda v: v >= 0.9)
+    bar(f"GET -P1 {t} p99 / nutcracker p99", ratio(c and c["p99_ms"], n and n["p99_ms"]),
+        per_round("redis", "redis-benchmark", "GET", 1, t, "nutcracker", "p99_ms"), "<= 1.0",
+        lambda v: v <= 1.0)
+    for tool, test, p in (("memcaslap", "GET90/SET10", 1), ("mcload", "GET", 1), ("mcload", "GET", 16)):
+        c = get("memcached", tool, test, p, t)
+        d = get("memcached", tool, test, p, "direct")
+        bar(f"memcached {tool} {test} -P{p} {t} / direct ops/s",
+            ratio(c and c["ops_per_sec"], d and d["ops_per_sec"]),
+            per_round("memcached", tool, test, p, t, "direct"), ">= 0.9", lambda v: v >= 0.9)
+with open(path, "a") as f:
+    for rs in out_rows:
+        f.write(json.dumps(rs) + "\n")
+print(f"\nJSON rows (per round, then bench=proxy-summary medians): {path}")
+PY
