@@ -1,6 +1,6 @@
 # Wrappers around CMake for the README's commands. `make check` is what CI runs.
 # Debian 12 packages the build and the tests need (installed by `make deps`):
-DEB_PACKAGES = build-essential cmake clang pkg-config zlib1g-dev python3 \
+DEB_PACKAGES = build-essential cmake clang libclang-rt-14-dev pkg-config zlib1g-dev python3 \
                chromium python3-pil \
                golang-go golang-github-golang-groupcache-dev \
                libmemcached-dev libssl-dev libyaml-dev libhiredis-dev \
