@@ -417,7 +417,9 @@ static int bconn_parse(bconn *bc) {
         }
         return 0;
     }
-    while (bc->head) {
+    /* An emptied buffer may have no memory at all (buf_start is NULL):
+     * nothing to parse then. */
+    while (bc->head && buf_used(&bc->in)) {
         size_t rlen;
         int rc = mc_reply_next(&bc->mcr, buf_start(&bc->in), buf_used(&bc->in),
                                bc->head->is_retrieval, &rlen);
@@ -459,6 +461,7 @@ static void bconn_read(bconn *bc) {
             return;
         }
         stat_add(&bc->b->st.response_bytes, (uint64_t)n);
+        bc->heard_ms = bc->b->pool->w->now_ms;
         size_t old = bc->in.len;
         bc->in.len += (size_t)n;
         if (bc->reader && redisReaderFeed(bc->reader, bc->in.data + old, (size_t)n) != REDIS_OK) {
@@ -753,6 +756,16 @@ void worker_before_sleep(worker *w) {
     }
 }
 
+/* When the oldest request on bc started waiting for its server: when it was
+ * sent, or when the server last sent anything, whichever is later. A server
+ * that streams the replies of a long queue (one client's burst of large
+ * values) is slow, not gone: timing out its connection would fail every
+ * other client's requests on it too. One that stays silent is timed out
+ * `timeout` ms after the request was sent, as in nutcracker. */
+static uint64_t bconn_waited_since(const bconn *bc) {
+    return bc->head->sent_ms > bc->heard_ms ? bc->head->sent_ms : bc->heard_ms;
+}
+
 void pool_tick(wpool *p, uint64_t now_ms) {
     health_tick(p, now_ms);
     int64_t timeout = p->cf->timeout_ms;
@@ -764,7 +777,7 @@ void pool_tick(wpool *p, uint64_t now_ms) {
             if (bc->state == BC_CONNECTING && now_ms - bc->since_ms >= (uint64_t)timeout)
                 bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
             else if (bc->state == BC_READY && bc->head &&
-                     now_ms - bc->head->sent_ms >= (uint64_t)timeout)
+                     now_ms - bconn_waited_since(bc) >= (uint64_t)timeout)
                 bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
         }
     }

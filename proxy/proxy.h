@@ -136,6 +136,7 @@ struct bconn {
     buf in;
     mc_reply_parser mcr;
     uint64_t since_ms;
+    uint64_t heard_ms; /* when the server last sent bytes */
     bool in_flush;
     bconn *next_flush;
 };

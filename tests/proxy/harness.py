@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CHECKS = 0
@@ -36,13 +37,27 @@ def free_port():
     return port
 
 
-def wait_port(port, proc=None, timeout=5.0):
+def free_ports(count):
+    """count distinct free ports (each socket stays bound until all are
+    picked, so the kernel cannot hand out one twice)."""
+    socks = []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def wait_port(port, proc=None, timeout=5.0, host="127.0.0.1"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError("process exited with %s" % proc.returncode)
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection((host, port), timeout=0.2).close()
             return
         except OSError:
             time.sleep(0.01)
@@ -57,29 +72,33 @@ class Env:
         self.procs = []
         self.proxies = []
 
-    def spawn(self, argv, port=None, log=None):
+    def spawn(self, argv, port=None, log=None, host="127.0.0.1"):
         out = open(os.path.join(self.dir, log or (os.path.basename(argv[0]) + ".log")), "ab")
         p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
         out.close()
         self.procs.append(p)
         if port:
-            wait_port(port, p)
+            wait_port(port, p, host=host)
         return p
 
-    def redis(self, extra=()):
-        port = free_port()
+    def redis(self, extra=(), port=None):
+        """A redis-server on a free port (or on `port`, to restart one)."""
+        port = port or free_port()
         p = self.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                         "--save", "", "--appendonly", "no", "--dir", self.dir,
                         "--dbfilename", "dump-%d.rdb" % port] + list(extra), port,
                        "redis-%d.log" % port)
         return port, p
 
-    def memcached(self):
-        port = free_port()
-        argv = ["memcached", "-p", str(port), "-U", "0", "-l", "127.0.0.1", "-t", "1"]
+    def memcached(self, port=None, host="127.0.0.1"):
+        """A memcached on a free port (or on host:port, loopback only)."""
+        port = port or free_port()
+        argv = ["memcached", "-p", str(port), "-U", "0", "-l", host, "-t", "1"]
         if os.geteuid() == 0:
             argv += ["-u", "root"]
-        p = self.spawn(argv, port, "memcached-%d.log" % port)
+        log = "memcached-%d.log" % port if host == "127.0.0.1" else "memcached-%s-%d.log" % (
+            host, port)
+        p = self.spawn(argv, port, log, host=host)
         return port, p
 
     def write(self, name, text):
@@ -154,8 +173,8 @@ class Closed(Exception):
 class Conn:
     """A raw connection with a reply reader for RESP or memcached."""
 
-    def __init__(self, port, timeout=5.0):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=5.0, host="127.0.0.1"):
+        self.s = socket.create_connection((host, port), timeout=timeout)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
 
@@ -214,6 +233,29 @@ class Conn:
         self.send(b"".join(enc(*c) for c in cmds))
         return [self.reply() for _ in cmds]
 
+    def send_async(self, data):
+        """Sends data from a thread, so that a deep pipeline cannot deadlock
+        against our own unread replies. Returns the thread; a send error
+        (the peer closed) is kept in self.send_error."""
+        self.send_error = None
+
+        def go():
+            try:
+                self.s.sendall(data)
+            except OSError as e:
+                self.send_error = e
+
+        t = threading.Thread(target=go, daemon=True)
+        t.start()
+        return t
+
+    def deep_pipeline(self, cmds):
+        """Like pipeline, for any depth: writes while it reads."""
+        t = self.send_async(b"".join(enc(*c) for c in cmds))
+        got = [self.reply() for _ in cmds]
+        t.join()
+        return got
+
     def is_closed(self, timeout=2.0):
         """True when the peer closes (after any pending bytes)."""
         self.s.settimeout(timeout)
@@ -244,6 +286,12 @@ class Conn:
 
     def close(self):
         self.s.close()
+
+
+def is_sanitized(binary):
+    """True for a build with AddressSanitizer (slower; keeps freed memory)."""
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()
 
 
 def proxy_binary():
