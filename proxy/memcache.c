@@ -416,6 +416,7 @@ static bool parse_value_line(const char *s, size_t n, mc_key *key, uint64_t *byt
 
 int mc_reply_next(mc_reply_parser *p, const char *data, size_t len, bool retrieval,
                   size_t *reply_len) {
+    if (len == 0) return 0; /* nothing yet: data may be NULL */
     for (;;) {
         if (p->in_data) {
             if (len - p->scan < p->need) return 0;
