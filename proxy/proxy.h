@@ -166,6 +166,7 @@ struct wpool {
     uint32_t *node_backend; /* ring node index -> backend index */
     size_t live_count;
     pool_stats st;
+    stat_t *cmd_requests; /* redis pools: per command of the table, or NULL */
 };
 
 struct client {
@@ -314,6 +315,9 @@ void route_memcache(client *c, const mc_msg *m);
 /* The live backend that owns a key, or NULL when all are ejected. */
 backend *pool_pick(wpool *p, const void *key, size_t len);
 void route_init(void);
+/* The Redis command table, for per-command statistics (after route_init). */
+size_t route_command_count(void);
+const char *route_command_name(size_t i);
 
 /* A fragment's reply arrived (or its error): hand it to its request. */
 void frag_deliver(frag *f, const char *data, size_t len);

@@ -119,6 +119,10 @@ static int spec_order(const void *a, const void *b) {
 
 void route_init(void) { qsort(commands, COMMAND_COUNT, sizeof commands[0], spec_order); }
 
+size_t route_command_count(void) { return COMMAND_COUNT; }
+
+const char *route_command_name(size_t i) { return i < COMMAND_COUNT ? commands[i].name : NULL; }
+
 static const cmd_spec *find_command(const resp_arg *name) {
     char lower[NAME_MAX_LEN + 1];
     if (name->len == 0 || name->len > NAME_MAX_LEN) return NULL;
@@ -521,6 +525,7 @@ void route_redis(client *c, const resp_msg *m) {
         reply_unsupported(c, name);
         return;
     }
+    if (c->pool->cmd_requests) stat_add(&c->pool->cmd_requests[spec - commands], 1);
     if (!c->is_authed && spec->kind != CK_AUTH && spec->kind != CK_HELLO &&
         spec->kind != CK_QUIT) {
         client_reply_str(c, "-NOAUTH Authentication required.\r\n");

@@ -229,6 +229,7 @@ static uint64_t stat_at(const void *base, size_t offset) {
 }
 
 static void prom_latency(const proxy *px, buf *b);
+static void prom_commands(const proxy *px, buf *b);
 
 static void stats_prometheus(const proxy *px, buf *b) {
     buf_append_str(b, "# HELP chash_proxy_uptime_seconds Seconds since start.\n"
@@ -274,6 +275,7 @@ static void stats_prometheus(const proxy *px, buf *b) {
         }
     }
     prom_latency(px, b);
+    prom_commands(px, b);
 }
 
 /* Reply latency per server: a Prometheus histogram (cumulative buckets, in
@@ -316,6 +318,28 @@ static void prom_latency(const proxy *px, buf *b) {
                 else
                     buf_printf(b, "\"} %llu\n", (unsigned long long)cumulative);
             }
+        }
+    }
+}
+
+/* Requests per Redis command and pool; commands never seen are left out. */
+static void prom_commands(const proxy *px, buf *b) {
+    static const char name[] = "chash_proxy_command_requests_total";
+    buf_printf(b, "# HELP %s Redis requests received, by command.\n# TYPE %s counter\n", name,
+               name);
+    for (size_t p = 0; p < px->cf->pool_count; p++) {
+        if (!px->cf->pools[p].redis) continue;
+        for (size_t k = 0; k < route_command_count(); k++) {
+            uint64_t sum = 0;
+            for (uint32_t w = 0; w < px->worker_count; w++)
+                if (is_current(px, w) && px->workers[w].pools[p].cmd_requests)
+                    sum += stat_get(&px->workers[w].pools[p].cmd_requests[k]);
+            if (!sum) continue;
+            buf_printf(b, "%s{pool=\"", name);
+            prom_label(b, px->cf->pools[p].name);
+            buf_printf(b, "\",command=\"%s\"} ", route_command_name(k));
+            buf_append_u64(b, sum);
+            buf_append_str(b, "\n");
         }
     }
 }

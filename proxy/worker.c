@@ -94,6 +94,10 @@ int wpool_init(worker *w, wpool *p, const conf_pool *cp, uint32_t index, char *e
             b->conns[j].io.fd = -1;
         }
     }
+    if (cp->redis) {
+        p->cmd_requests = calloc(route_command_count(), sizeof *p->cmd_requests);
+        if (!p->cmd_requests) goto oom;
+    }
     if (pool_build_ring(p) != CHASH_OK) {
         snprintf(err, err_len, "pool %s: cannot build the ring", cp->name);
         return -1;
@@ -112,6 +116,8 @@ void wpool_free(wpool *p) {
         free(p->backends[k].conns);
     }
     free(p->backends);
+    free(p->cmd_requests);
+    p->cmd_requests = NULL;
     chash_free(p->ring);
     free(p->node_backend);
     p->backends = NULL;

@@ -153,6 +153,11 @@ def test_stats_port(env):
     check_eq(samples[("chash_proxy_client_eof_total", '{pool="gamma"}')],
              samples[("chash_proxy_connections_total", "")], "every client closed by EOF")
     check(samples[("chash_proxy_fragments_total", '{pool="gamma"}')] >= 2, "MGET fragments")
+    per_cmd = "chash_proxy_command_requests_total"
+    check_eq(samples[(per_cmd, '{pool="gamma",command="set"}')], len(keys), "SETs by command")
+    check_eq(samples[(per_cmd, '{pool="gamma",command="mget"}')], 1, "MGETs by command")
+    check(not any(k[0] == per_cmd and "command=\"get\"" in k[1] for k in samples),
+          "commands never sent are left out")
 
     status, headers, body = http_get(stats, "/stats")
     check_eq(status, 200, "/stats status")
