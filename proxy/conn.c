@@ -331,7 +331,7 @@ void bconn_push(bconn *bc, frag *f, size_t bytes) {
     if (bc->state == BC_READY) bconn_schedule(bc);
 }
 
-void frag_send(frag *f, backend *b, const client *c, const void *data, size_t len) {
+bconn *frag_conn(frag *f, backend *b, const client *c) {
     if (b->is_down) {
         /* on_failure: error (or reroute with nowhere to go): fail at once,
          * never write the key anywhere else. */
@@ -339,18 +339,22 @@ void frag_send(frag *f, backend *b, const client *c, const void *data, size_t le
         snprintf(reason, sizeof reason, "server %s is down", b->cf->name);
         stat_add(&b->pool->st.forward_error, 1);
         frag_fail(f, b->pool->cf->redis, reason);
-        return;
+        return NULL;
     }
     bconn *bc = backend_conn_for(b, c);
     int rc = bconn_ensure(bc);
     if (rc < 0) {
-        char reason[128];
-        snprintf(reason, sizeof reason, "%s", strerror(-rc));
         stat_add(&b->st.server_err, 1);
         health_failure(b);
-        frag_fail(f, b->pool->cf->redis, reason);
-        return;
+        frag_fail(f, b->pool->cf->redis, strerror(-rc));
+        return NULL;
     }
+    return bc;
+}
+
+void frag_send(frag *f, backend *b, const client *c, const void *data, size_t len) {
+    bconn *bc = frag_conn(f, b, c);
+    if (!bc) return;
     buf_append(&bc->out, data, len);
     bconn_push(bc, f, len);
 }

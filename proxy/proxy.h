@@ -306,6 +306,9 @@ int bconn_ensure(bconn *bc);
 void bconn_push(bconn *bc, frag *f, size_t bytes);
 /* Answers f with an error (the pool's protocol) and releases it. */
 void frag_fail(frag *f, bool is_redis, const char *reason);
+/* The connection to write fragment f to backend b on, or NULL after failing
+ * f (b down under on_failure: error, or no connection). */
+bconn *frag_conn(frag *f, backend *b, const client *c);
 /* Sends `len` bytes as fragment f of its request to backend b, or fails f. */
 void frag_send(frag *f, backend *b, const client *c, const void *data, size_t len);
 

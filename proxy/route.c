@@ -189,7 +189,7 @@ backend *pool_pick(wpool *p, const void *key, size_t len) {
         return NULL;
     }
     backend *b = &p->backends[p->node_backend[node]];
-    /* on_failure: error hands the down owner back, and frag_send answers
+    /* on_failure: error hands the down owner back, and frag_conn answers
      * with the error; reroute walks to the first live server in the key's
      * ring order, so no other key moves. */
     if (!b->is_down || p->cf->on_failure != CONF_FAIL_REROUTE) return b;
@@ -365,14 +365,8 @@ static void route_split(client *c, const resp_msg *m, req_kind kind, size_t step
         uint32_t count = 0;
         for (uint32_t i = frag_first[f]; i != UINT32_MAX; i = next_key[i]) count++;
         fr->count = count;
-        bconn *bc = backend_conn_for(b, c);
-        int rc = bconn_ensure(bc);
-        if (rc < 0) {
-            stat_add(&b->st.server_err, 1);
-            health_failure(b);
-            frag_fail(fr, true, strerror(-rc));
-            continue;
-        }
+        bconn *bc = frag_conn(fr, b, c);
+        if (!bc) continue;
         size_t before = buf_used(&bc->out);
         buf_append_header(&bc->out, '*', 1 + (uint64_t)count * step);
         buf_append_bulk(&bc->out, m->argv[0].ptr, m->argv[0].len);
@@ -735,14 +729,8 @@ static void mc_route_get(client *c, const mc_msg *m) {
         backend *b = &p->backends[frag_backend[f]];
         frag *fr = &r->frags[f];
         fr->is_retrieval = true;
-        bconn *bc = backend_conn_for(b, c);
-        int rc = bconn_ensure(bc);
-        if (rc < 0) {
-            stat_add(&b->st.server_err, 1);
-            health_failure(b);
-            frag_fail(fr, false, strerror(-rc));
-            continue;
-        }
+        bconn *bc = frag_conn(fr, b, c);
+        if (!bc) continue;
         size_t before = buf_used(&bc->out);
         buf_append_str(&bc->out, cmd);
         if (m->exptime) {

@@ -107,6 +107,21 @@ def scenario(env, policy):
     procs[2].send_signal(signal.SIGSTOP)
     time.sleep(2.0)
     admin = Conn(listen)
+    if policy == "error":
+        # A split MGET: the down servers' keys fail at once (no timeout
+        # wait on the frozen one), the others are read.
+        pick = {}
+        for k in KEYS:
+            pick.setdefault(owner[k], k)
+        keys = [pick[n] for n in sorted(pick)]
+        t0 = time.time()
+        got = admin.call("MGET", *keys)
+        check(time.time() - t0 < 0.1, "error: split MGET answered at once")
+        for k, g in zip(keys, got):
+            if owner[k] in ("r1", "r2"):
+                check(isinstance(g, tuple) and "is down" in g[1], "error element for %s" % k)
+            else:
+                check(not isinstance(g, tuple), "value for %s" % k)
     states = [l.decode().split()[4] for l in admin.call("PROXY", "RING")[1:-1]]
     t_back = time.time()
     procs[1] = start_redis(env, ports[1])
