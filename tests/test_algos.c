@@ -755,39 +755,6 @@ static void test_errors(void) {
 
 /* ---- allocation failure ------------------------------------------------ */
 
-/* Everything observable: nodes, points, lookups, lists. */
-static uint64_t fingerprint(const chash *c) {
-    uint64_t h = 1469598103934665603ull;
-#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
-    MIX(chash_node_count(c));
-    for (size_t i = 0; i < chash_node_count(c); i++) {
-        const void *name;
-        size_t len;
-        uint32_t w;
-        ASSERT_OK(chash_node(c, i, &name, &len, &w));
-        MIX(chash_crc32(0, name, len));
-        MIX(w);
-    }
-    MIX(chash_point_count(c));
-    for (size_t i = 0; i < chash_point_count(c); i++) {
-        uint32_t ph;
-        size_t pn;
-        ASSERT_OK(chash_point(c, i, &ph, &pn));
-        MIX(ph);
-        MIX(pn);
-    }
-    for (int k = 0; k < 256; k++) {
-        char key[24];
-        size_t n = 0, list[3], found = 0;
-        int len = sprintf(key, "key%d", k);
-        if (chash_lookup(c, key, (size_t)len, &n) == CHASH_OK) MIX(n);
-        if (chash_lookup_n(c, key, (size_t)len, 3, list, &found) == CHASH_OK)
-            for (size_t i = 0; i < found; i++) MIX(list[i]);
-    }
-#undef MIX
-    return h;
-}
-
 typedef int (*operation)(chash *c);
 static int op_add(chash *c) { return chash_add(c, "new-node", 8, 2); }
 static int op_add_many(chash *c) {
@@ -802,7 +769,7 @@ static int op_clone(chash *c) {
     chash *k = NULL;
     int rc = chash_clone(c, &k);
     if (rc == CHASH_OK) {
-        ASSERT_UEQ(fingerprint(k), fingerprint(c));
+        ASSERT_UEQ(chash_fingerprint(k), chash_fingerprint(c));
         chash_free(k);
     }
     return rc;
@@ -832,7 +799,7 @@ static void sweep(chash_algo algo, operation op, const char *what) {
         /* Memento with a removal on record, so copies carry history. */
         ASSERT_OK(chash_remove(c, "n6", 2));
         if (algo == CHASH_ALGO_MEMENTO) ASSERT_OK(chash_remove(c, "n2", 2));
-        uint64_t before = fingerprint(c);
+        uint64_t before = chash_fingerprint(c);
         f.calls = 0;
         f.fail_at = n;
         int rc = op(c);
@@ -843,7 +810,7 @@ static void sweep(chash_algo algo, operation op, const char *what) {
             break; /* n passed the operation's last allocation */
         }
         ASSERT_EQ(rc, CHASH_ENOMEM);
-        ASSERT_UEQ(fingerprint(c), before); /* a failed call changes nothing */
+        ASSERT_UEQ(chash_fingerprint(c), before); /* a failed call changes nothing */
         ASSERT_OK(op(c));                   /* and the object still works */
         chash_free(c);
         ASSERT_EQ(f.live, 0);
