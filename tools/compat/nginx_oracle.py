@@ -108,6 +108,31 @@ class Http:
         return status, headers, body
 
 
+CRC_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0xEDB88320 if _c & 1 else _c >> 1
+    CRC_TABLE.append(_c)
+# Each table entry has a distinct top byte, so one CRC step can be undone.
+CRC_UNDO = {v >> 24: i for i, v in enumerate(CRC_TABLE)}
+
+
+def key_with_crc(prefix, target):
+    """prefix + 4 bytes whose CRC-32 is target (CRC is linear: the four bytes
+    are determined), or None when those bytes are not all in KEY_BYTES."""
+    want = target ^ 0xFFFFFFFF
+    for _ in range(4):
+        i = CRC_UNDO[want >> 24]
+        want = ((want ^ CRC_TABLE[i]) << 8 | i) & 0xFFFFFFFF
+    tail = ((zlib.crc32(prefix) ^ 0xFFFFFFFF) ^ want).to_bytes(4, "little")
+    if any(b not in KEY_BYTES for b in tail):
+        return None
+    key = prefix + tail
+    assert zlib.crc32(key) == target
+    return key
+
+
 def random_key(rng):
     n = rng.choice([1, 2, 3, 5, 8, 12, 16, 24, 40])
     if rng.random() < 0.5:
@@ -207,11 +232,12 @@ def main():
                     points = sorted(set(chain(by_token["tieA"], 160) + chain(by_token["tieB"], 160)))
                     at = points.index(tie_value)
                     lo = points[at - 1]
+                    # The arc may be a few values wide: forge keys onto it.
+                    width = (tie_value - lo) & 0xFFFFFFFF
                     while len(keys) < 20:
-                        k = random_key(rng)
-                        h = zlib.crc32(k)
-                        inside = lo < h <= tie_value if lo < tie_value else (h > lo or h <= tie_value)
-                        if inside and k not in seen:
+                        k = key_with_crc(random_key(rng),
+                                         (lo + 1 + rng.randrange(width)) & 0xFFFFFFFF)
+                        if k is not None and k not in seen:
                             seen.add(k)
                             keys.append(k)
                 while len(keys) < (20 if is_tie else args.keys):
