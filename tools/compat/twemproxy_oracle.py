@@ -115,9 +115,16 @@ def md5_words(b):
     return [int.from_bytes(d[4 * x:4 * x + 4], "little") for x in range(4)]
 
 
+def tie_arc(a, b, tie_value):
+    """The arc (lo, tie_value] of the pool {a, b} that ends at the tied point."""
+    points = sorted(set(v for n in (a, b) for k in range(40) for v in md5_words(n + b"-%d" % k)))
+    return points[points.index(tie_value) - 1], tie_value
+
+
 def find_tie(rng):
     """Two server names whose ketama points ("name-k", 40 digests each at
-    equal weights in a 2-server pool) share a value; searched, not assumed."""
+    equal weights in a 2-server pool) share a value; searched, not assumed.
+    A tie whose arc is too narrow to sample keys from is passed over."""
     seen = {}
     while True:
         name = ("t%d" % rng.randrange(10 ** 7)).encode()
@@ -125,14 +132,15 @@ def find_tie(rng):
             for v in md5_words(name + b"-%d" % k):
                 other = seen.get(v)
                 if other is not None and other != name:
-                    return other, name, v
+                    lo, hi = tie_arc(other, name, v)
+                    if (hi - lo) & 0xFFFFFFFF >= 1 << 20:
+                        return other, name, v
                 seen[v] = name
 
 
 def tie_keys(rng, a, b, tie_value, count=20):
     """Keys (hash: md5) that land on the tied point of the pool {a, b}."""
-    points = sorted(set(v for n in (a, b) for k in range(40) for v in md5_words(n + b"-%d" % k)))
-    lo = points[points.index(tie_value) - 1]
+    lo, _ = tie_arc(a, b, tie_value)
     keys = []
     while len(keys) < count:
         k = ("k%x" % rng.getrandbits(48)).encode()
