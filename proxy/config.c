@@ -389,6 +389,11 @@ static int pool_key(ctx *c, conf_pool *p, const char *key, yaml_node_t *k, yaml_
             return fail(c, v, "on_failure: expected error, reroute or eject");
         return 0;
     }
+    if (strcmp(key, "warmup") == 0) {
+        if (get_int(c, v, key, 0, INT32_MAX, &n)) return -1;
+        p->warmup_ms = n;
+        return 0;
+    }
     if (strcmp(key, "max_bulk_length") == 0) {
         if (get_int(c, v, key, 1, INT64_C(1) << 40, &n)) return -1;
         p->max_bulk_length = (uint64_t)n;
@@ -441,6 +446,16 @@ static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_po
     if (p->server_count == 0) return fail(c, name_node, "pool '%s': no servers", p->name);
     if (p->redis_auth && !p->redis)
         return fail(c, name_node, "pool '%s': redis_auth needs redis: true", p->name);
+    /* Warm-up moves a key with Redis's MIGRATE, atomic on the previous
+     * owner; memcached has no such move, and a copy made from outside could
+     * bring back a value deleted meanwhile. */
+    if (p->warmup_ms > 0 && !p->redis)
+        return fail(c, name_node,
+                    "pool '%s': warmup needs redis: true (memcached has no atomic move)",
+                    p->name);
+    if (p->warmup_ms > 0 && p->dist == CONF_DIST_RANDOM)
+        return fail(c, name_node, "pool '%s': warmup needs keys with owners, not "
+                    "distribution: random", p->name);
     /* The ring must accept this membership; find out now, not at start. */
     for (size_t i = 0; i < p->server_count; i++)
         if (strlen(p->servers[i].name) > CHASH_NAME_MAX)

@@ -76,6 +76,9 @@ typedef struct conf_pool {
     bool tcpkeepalive;
     bool reuseport;
     conf_failure on_failure;
+    /* ours: after a reload, for this many ms, a key whose owner changed is
+     * first moved from its previous owner (warmup.c); 0: off */
+    int64_t warmup_ms;
     /* ours: limits (see docs/proxy.md) */
     uint64_t max_bulk_length;
     uint32_t max_arguments;

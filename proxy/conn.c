@@ -147,6 +147,10 @@ static void client_check_held(client *c) {
 }
 
 void frag_deliver(frag *f, const char *data, size_t len) {
+    if (f->on_reply) {
+        f->on_reply(f, data, len);
+        return;
+    }
     if (f->is_swallowed) {
         if (len > 0 && data[0] == '-')
             proxy_log(LOG_WARN, "server answered an injected AUTH/SELECT with %.*s",
@@ -511,6 +515,7 @@ static void client_close(client *c, bool is_error) {
     worker *w = c->w;
     wpool *p = c->pool;
     c->is_closed = true;
+    warmup_detach(c);
     loop_del(w->loop, &c->io);
     close(c->io.fd);
     c->io.fd = -1;
@@ -555,7 +560,7 @@ static void client_set_mask(client *c) {
 static bool client_is_full(const client *c) {
     uint64_t pause = c->pool->cf->max_client_buffer / 2;
     if (pause > CLIENT_OUT_PAUSE) pause = CLIENT_OUT_PAUSE;
-    return c->depth >= c->pool->cf->max_pipeline ||
+    return c->warm || c->depth >= c->pool->cf->max_pipeline ||
            buf_used(&c->out) + c->held_bytes >= pause;
 }
 
@@ -643,7 +648,7 @@ static void client_write(client *c) {
         client_close(c, true);
         return;
     }
-    if (c->is_draining && !c->head && !buf_used(&c->out)) {
+    if (c->is_draining && !c->head && !c->warm && !buf_used(&c->out)) {
         client_close(c, false);
         return;
     }
@@ -772,6 +777,7 @@ static uint64_t bconn_waited_since(const bconn *bc) {
 
 void pool_tick(wpool *p, uint64_t now_ms) {
     health_tick(p, now_ms);
+    warmup_tick(p, now_ms);
     int64_t timeout = p->cf->timeout_ms;
     if (timeout <= 0) return;
     for (size_t k = 0; k < p->backend_count; k++) {

@@ -50,6 +50,7 @@ typedef struct bconn bconn;
 typedef struct client client;
 typedef struct req req;
 typedef struct frag frag;
+typedef struct warm_job warm_job;
 
 /* Statistics: written by one worker, read by the stats thread. */
 typedef _Atomic uint64_t stat_t;
@@ -68,6 +69,9 @@ static inline uint64_t stat_get(const stat_t *s) {
 typedef struct pool_stats {
     stat_t client_eof, client_err, client_connections, server_ejects, forward_error, fragments;
     stat_t requests, errors_local;
+    /* warm-up (warmup.c): keys moved, found absent, stale copies dropped,
+     * moves that failed */
+    stat_t warmup_moved, warmup_absent, warmup_stale, warmup_failed;
 } pool_stats;
 
 /* Reply latency buckets, upper bounds in microseconds (and +Inf). */
@@ -84,7 +88,10 @@ typedef struct server_stats {
 
 struct frag {
     frag *next;       /* in its bconn's queue */
-    req *r;           /* NULL: nobody waits (upstream AUTH/SELECT) */
+    req *r;           /* NULL: nobody waits (upstream AUTH/SELECT, warm-up) */
+    /* The proxy's own command (warm-up): gets the reply or the error
+     * instead of a request, and frees f. */
+    void (*on_reply)(frag *f, const char *data, size_t len);
     uint64_t sent_ms;
     uint64_t sent_us;
     buf reply;        /* merged requests keep each fragment's reply */
@@ -152,6 +159,7 @@ struct backend {
     bool is_down;         /* CONF_FAIL_ERROR / REROUTE: on the ring, not used */
     uint64_t retry_at_ms; /* when to probe an ejected or down server next */
     struct health_probe *probe; /* in flight, or NULL */
+    bool is_warm_off; /* failed during the warm-up window: not asked again */
     server_stats st;
 };
 
@@ -167,6 +175,11 @@ struct wpool {
     size_t live_count;
     pool_stats st;
     stat_t *cmd_requests; /* redis pools: per command of the table, or NULL */
+    /* Warm-up window after a reload (warmup.c), or all NULL. */
+    chash *prev_ring;
+    uint32_t *prev_backend; /* prev_ring node -> backend index, or UINT32_MAX */
+    uint64_t *warm_seen;    /* fingerprints of keys already moved */
+    uint64_t warm_until_ms;
 };
 
 struct client {
@@ -188,6 +201,10 @@ struct client {
     bool is_draining; /* no more input: close once everything is answered */
     bool is_closed;
     bool is_paused;   /* reads stopped for backpressure */
+    /* A command waiting for its keys to be moved (warm-up): nothing after it
+     * is read until it is sent on. */
+    warm_job *warm;
+    resp_msg warm_msg;
     bool in_flush;
     client *next_flush;
     client *prev, *next; /* the worker's live clients */
@@ -314,6 +331,8 @@ void frag_send(frag *f, backend *b, const client *c, const void *data, size_t le
 
 /* ---- route.c: commands to servers -------------------------------------- */
 void route_redis(client *c, const resp_msg *m);
+/* Routes c->warm_msg, the command warm-up held back. */
+void route_redis_resume(client *c);
 void route_memcache(client *c, const mc_msg *m);
 /* The live backend that owns a key, or NULL when all are ejected. */
 backend *pool_pick(wpool *p, const void *key, size_t len);
@@ -339,6 +358,23 @@ void health_tick(wpool *p, uint64_t now_ms);
 void health_stop(backend *b);
 /* True when b is not to be used now (ejected or down). */
 static inline bool backend_is_out(const backend *b) { return b->is_ejected || b->is_down; }
+
+/* ---- warmup.c: moving keys to their new owner after a reload ----------- */
+/* Opens p's window if its servers or placement differ from `before`. */
+void warmup_start(wpool *p, const conf_pool *before);
+/* Closes the window once its time is up. */
+void warmup_tick(wpool *p, uint64_t now_ms);
+void warmup_stop(wpool *p);
+static inline bool warmup_active(const wpool *p) { return p->prev_ring != NULL; }
+/* For one command: warmup_begin, warmup_key for each key, warmup_end. NULL
+ * when out of memory (the command then runs without moving anything). */
+warm_job *warmup_begin(client *c);
+void warmup_key(warm_job *job, wpool *p, const void *key, size_t len);
+/* True when keys are being moved: m is kept and routed (route_redis_resume)
+ * once they are; false: nothing moved, route m now. */
+bool warmup_end(warm_job *job, const resp_msg *m);
+/* The client is closing: its pending command is dropped. */
+void warmup_detach(client *c);
 
 /* ---- reload.c: live reconfiguration ------------------------------------ */
 /* Reads the configuration file again; if it is valid and keeps every pool's

@@ -511,6 +511,67 @@ static void cmd_select(client *c, const resp_msg *m) {
 
 /* ---- redis -------------------------------------------------------------- */
 
+/*
+ * Warm-up: hands each key of m to warmup_key. Arguments that do not fit the
+ * command are left to route_spec, which replies with the error. Returns true
+ * when m is held back until its keys have moved.
+ */
+static bool warm_keys(client *c, const cmd_spec *spec, const resp_msg *m) {
+    size_t first = 0, count = 0, step = 1;
+    const resp_arg *extra = NULL;
+    long long numkeys;
+    switch (spec->kind) {
+    case CK_KEY:
+        if (m->argc <= (size_t)spec->first) return false;
+        first = (size_t)spec->first;
+        count = 1;
+        break;
+    case CK_KEYS: {
+        size_t last = spec->last < 0 ? m->argc - (size_t)(-spec->last) : (size_t)spec->last;
+        if (m->argc <= (size_t)spec->first || m->argc <= last || last < (size_t)spec->first ||
+            (last - (size_t)spec->first) % (size_t)spec->step != 0)
+            return false;
+        first = (size_t)spec->first;
+        step = (size_t)spec->step;
+        count = (last - first) / step + 1;
+        break;
+    }
+    case CK_NUMKEYS:
+        if (m->argc <= (size_t)spec->first || !arg_int(&m->argv[spec->first], &numkeys) ||
+            numkeys < 0 || (unsigned long long)numkeys > m->argc - (size_t)spec->first - 1)
+            return false;
+        first = (size_t)spec->first + 1;
+        count = (size_t)numkeys;
+        if (spec->has_dest) extra = &m->argv[1];
+        break;
+    case CK_MGET:
+    case CK_SUM:
+        if (m->argc < 2) return false;
+        first = 1;
+        count = m->argc - 1;
+        break;
+    case CK_MSET:
+        if (m->argc < 3 || m->argc % 2 == 0) return false;
+        first = 1;
+        step = 2;
+        count = (m->argc - 1) / 2;
+        break;
+    default:
+        return false;
+    }
+    warm_job *job = warmup_begin(c);
+    if (!job) return false;
+    uint32_t limit = c->pool->cf->max_key_length;
+    if (extra && extra->len <= limit) warmup_key(job, c->pool, extra->ptr, extra->len);
+    for (size_t i = 0; i < count; i++) {
+        const resp_arg *k = &m->argv[first + i * step];
+        if (k->len <= limit) warmup_key(job, c->pool, k->ptr, k->len);
+    }
+    return warmup_end(job, m);
+}
+
+static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m);
+
 void route_redis(client *c, const resp_msg *m) {
     stat_add(&c->pool->st.requests, 1);
     const resp_arg *name = &m->argv[0];
@@ -525,6 +586,17 @@ void route_redis(client *c, const resp_msg *m) {
         client_reply_str(c, "-NOAUTH Authentication required.\r\n");
         return;
     }
+    if (warmup_active(c->pool) && warm_keys(c, spec, m)) return;
+    route_spec(c, spec, m);
+}
+
+void route_redis_resume(client *c) {
+    const cmd_spec *spec = find_command(&c->warm_msg.argv[0]);
+    if (spec) route_spec(c, spec, &c->warm_msg);
+}
+
+static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
+    const resp_arg *name = &m->argv[0];
     switch (spec->kind) {
     case CK_KEY: {
         if (m->argc <= (size_t)spec->first) {

@@ -101,6 +101,10 @@ void stats_json(const proxy *px, buf *b) {
         SUM_POOL(server_ejects);
         SUM_POOL(forward_error);
         SUM_POOL(fragments);
+        SUM_POOL(warmup_moved);
+        SUM_POOL(warmup_absent);
+        SUM_POOL(warmup_stale);
+        SUM_POOL(warmup_failed);
         for (size_t s = 0; s < cp->server_count; s++) {
             buf_append(b, ",", 1);
             json_string(b, cp->servers[s].name);
@@ -174,6 +178,14 @@ static const metric pool_metrics[] = {
                 "Server requests made by splitting multi-key requests."),
     POOL_METRIC(server_ejects, "chash_proxy_server_ejects_total", "counter",
                 "Times a server was ejected from the ring."),
+    POOL_METRIC(warmup_moved, "chash_proxy_warmup_moved_total", "counter",
+                "Keys moved from their previous owner during a warm-up window."),
+    POOL_METRIC(warmup_absent, "chash_proxy_warmup_absent_total", "counter",
+                "Warm-up moves that found no key on the previous owner."),
+    POOL_METRIC(warmup_stale, "chash_proxy_warmup_stale_total", "counter",
+                "Previous owners' copies deleted because the new owner had a newer one."),
+    POOL_METRIC(warmup_failed, "chash_proxy_warmup_failed_total", "counter",
+                "Warm-up moves that failed (the key then misses)."),
 };
 
 static const metric server_metrics[] = {

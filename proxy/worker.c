@@ -118,6 +118,7 @@ void wpool_free(wpool *p) {
     free(p->backends);
     free(p->cmd_requests);
     p->cmd_requests = NULL;
+    warmup_stop(p);
     chash_free(p->ring);
     free(p->node_backend);
     p->backends = NULL;
@@ -184,6 +185,9 @@ void worker_sync(worker *w) {
             built++;
             goto fail;
         }
+    /* Pools keep their index across reloads (reload.c refuses otherwise). */
+    for (size_t i = 0; i < w->pool_count && i < cf->pool_count; i++)
+        warmup_start(&fresh[i], w->pools[i].cf);
     /* The same listening sockets, now owned by the new pools. */
     for (size_t i = 0; i < w->pool_count; i++) {
         loop_io *io = &w->pools[i].listen_io;

@@ -90,6 +90,10 @@ BAD = [
     ("same listen twice", GOOD_POOL + pool(name="beta"), "beta:", False),
     ("our key, bad value", pool("max_pipeline: lots"), "lots", False),
     ("our key, zero", pool("max_bulk_length: 0"), "max_bulk_length", False),
+    ("warmup on memcached", pool("warmup: 1000"), "alpha", False),
+    ("warmup with random", pool("redis: true", "distribution: random", "warmup: 1000"), "alpha",
+     False),
+    ("warmup negative", pool("redis: true", "warmup: -5"), "-5", False),
 ]
 
 GOOD = [
@@ -145,6 +149,8 @@ ours:
   max_key_length: 250
   max_pipeline: 100
   max_client_buffer: 65536
+  redis: true
+  warmup: 30000
   servers:
    - 127.0.0.1:6379:1
    - 127.0.0.1:6380:1
