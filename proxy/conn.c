@@ -152,7 +152,7 @@ void frag_deliver(frag *f, const char *data, size_t len) {
         return;
     }
     if (f->is_swallowed) {
-        if (len > 0 && data[0] == '-')
+        if (len > 0 && data[0] == '-' && !f->is_late)
             proxy_log(LOG_WARN, "server answered an injected AUTH/SELECT with %.*s",
                       (int)(len > 2 ? len - 2 : len), data);
         buf_free(&f->reply);
@@ -194,7 +194,9 @@ void frag_fail(frag *f, bool is_redis, const char *reason) {
 
 /* ---- backend connections ------------------------------------------------ */
 
-enum fail_kind { FAIL_ERR, FAIL_EOF, FAIL_TIMEOUT };
+/* FAIL_QUIET: closing a connection that only timed-out requests are left
+ * on; they were counted and judged already. */
+enum fail_kind { FAIL_ERR, FAIL_EOF, FAIL_TIMEOUT, FAIL_QUIET };
 
 static void bconn_schedule(bconn *bc) {
     if (bc->in_flush) return;
@@ -213,6 +215,7 @@ static void bconn_reset(bconn *bc) {
         stat_sub(&bc->b->st.server_connections, 1);
     }
     bc->state = BC_IDLE;
+    bc->late = 0;
     stat_sub(&bc->b->st.in_queue_bytes, buf_used(&bc->out));
     buf_free(&bc->out);
     buf_free(&bc->in);
@@ -239,6 +242,7 @@ static void bconn_fail(bconn *bc, const char *reason, enum fail_kind kind) {
         frag_fail(f, is_redis, reason);
         f = next;
     }
+    if (kind == FAIL_QUIET) return;
     stat_add(kind == FAIL_EOF ? &b->st.server_eof
              : kind == FAIL_TIMEOUT ? &b->st.server_timedout
                                     : &b->st.server_err,
@@ -393,6 +397,8 @@ static frag *bconn_pop(bconn *bc) {
     bc->head = f->next;
     if (!bc->head) bc->tail = NULL;
     bc->inflight--;
+    bc->replied_ms = bc->b->pool->w->now_ms;
+    if (f->is_late) bc->late--;
     stat_sub(&bc->b->st.out_queue, 1);
     stat_add(&bc->b->st.responses, 1);
     return f;
@@ -469,7 +475,6 @@ static void bconn_read(bconn *bc) {
             return;
         }
         stat_add(&bc->b->st.response_bytes, (uint64_t)n);
-        bc->heard_ms = bc->b->pool->w->now_ms;
         size_t old = bc->in.len;
         bc->in.len += (size_t)n;
         if (bc->reader && redisReaderFeed(bc->reader, bc->in.data + old, (size_t)n) != REDIS_OK) {
@@ -765,14 +770,62 @@ void worker_before_sleep(worker *w) {
     }
 }
 
-/* When the oldest request on bc started waiting for its server: when it was
- * sent, or when the server last sent anything, whichever is later. A server
- * that streams the replies of a long queue (one client's burst of large
- * values) is slow, not gone: timing out its connection would fail every
- * other client's requests on it too. One that stays silent is timed out
- * `timeout` ms after the request was sent, as in nutcracker. */
-static uint64_t bconn_waited_since(const bconn *bc) {
-    return bc->head->sent_ms > bc->heard_ms ? bc->head->sent_ms : bc->heard_ms;
+/*
+ * Late requests. Each request has `timeout` ms from when it was sent; one
+ * still unanswered then gets "Connection timed out" on its own, and a
+ * placeholder takes its place in the connection's FIFO so that its reply,
+ * if the server sends it after all, is matched and dropped. Requests behind
+ * it keep their own deadlines, and the connection stays up: a slow reply
+ * fails one request, not every client's requests on the connection (as
+ * closing it, nutcracker's way, would).
+ *
+ * A connection is closed when it holds LATE_MAX placeholders, or when no
+ * reply has completed for twice the timeout while its head waits.
+ */
+#define LATE_MAX 1024u
+
+static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
+    backend *b = bc->b;
+    bool is_redis = b->pool->cf->redis;
+    uint32_t expired = 0;
+    for (frag **at = &bc->head; *at;) {
+        frag *f = *at;
+        if (f->is_swallowed) {
+            at = &f->next;
+            continue;
+        }
+        /* Sent in queue order: the first one in time ends the scan. */
+        if (now_ms - f->sent_ms < timeout) break;
+        frag *late = calloc(1, sizeof *late);
+        if (!late) {
+            bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
+            return;
+        }
+        late->next = f->next;
+        late->sent_ms = f->sent_ms;
+        late->sent_us = f->sent_us;
+        late->is_retrieval = f->is_retrieval;
+        late->is_swallowed = late->is_late = true;
+        *at = late;
+        if (bc->tail == f) bc->tail = late;
+        bc->late++;
+        at = &late->next;
+        expired++;
+        stat_add(&b->st.server_timedout, 1);
+        frag_fail(f, is_redis, "Connection timed out");
+    }
+    if (expired) {
+        proxy_log(LOG_INFO, "pool %s: server %s: %u request(s) timed out", b->pool->cf->name,
+                  b->cf->name, expired);
+        health_failure(b);
+    }
+    /* The head has no answer for twice the timeout since it was sent or
+     * the reply before it came: the reply stream is stuck (a silent server,
+     * or a reply that never ends), and nothing behind the head can come. */
+    if (bc->late > LATE_MAX ||
+        (bc->head && now_ms - bc->head->sent_ms >= 2 * timeout &&
+         now_ms - bc->replied_ms >= 2 * timeout))
+        bconn_fail(bc, "no reply to timed-out requests", FAIL_QUIET);
 }
 
 void pool_tick(wpool *p, uint64_t now_ms) {
@@ -786,9 +839,8 @@ void pool_tick(wpool *p, uint64_t now_ms) {
             bconn *bc = &b->conns[j];
             if (bc->state == BC_CONNECTING && now_ms - bc->since_ms >= (uint64_t)timeout)
                 bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
-            else if (bc->state == BC_READY && bc->head &&
-                     now_ms - bconn_waited_since(bc) >= (uint64_t)timeout)
-                bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
+            else if (bc->state == BC_READY && bc->head)
+                bconn_expire(bc, now_ms, (uint64_t)timeout);
         }
     }
 }

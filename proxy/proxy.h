@@ -100,6 +100,7 @@ struct frag {
     bool is_retrieval; /* memcached: a VALUE ... END reply is expected */
     bool failed;
     bool is_swallowed; /* standalone: free once answered */
+    bool is_late;      /* holds the place of a request that timed out */
 };
 
 typedef enum req_kind {
@@ -143,7 +144,8 @@ struct bconn {
     buf in;
     mc_reply_parser mcr;
     uint64_t since_ms;
-    uint64_t heard_ms; /* when the server last sent bytes */
+    uint32_t late; /* placeholders of timed-out requests in the queue */
+    uint64_t replied_ms; /* when the server last completed a reply */
     bool in_flush;
     bconn *next_flush;
 };

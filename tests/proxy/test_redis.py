@@ -8,6 +8,7 @@ SELECT injection, unsupported commands mid-pipeline, many clients at once,
 per-key MGET errors with a server down, timeouts and ejection.
 """
 import os
+import signal
 import socket
 import sys
 import threading
@@ -384,6 +385,42 @@ def test_timeout_and_eject(env):
     hole.close()
 
 
+def test_late_request(env):
+    """A late request fails alone: the server connection stays up, a request
+    sent behind it on the same connection is answered, and the late reply,
+    when it comes, is dropped rather than given to the next request."""
+    port, server = env.redis()
+    listen = free_port()
+    conf = ("alpha:\n  listen: 127.0.0.1:%d\n  redis: true\n  timeout: 1000\n"
+            "  server_failure_limit: 100\n  servers:\n   - 127.0.0.1:%d:1\n" % (listen, port))
+    env.proxy(BIN, conf, [listen])
+    a, b = Conn(listen), Conn(listen)
+    check_eq(a.call("SET", "ka", "old"), b"+OK", "SET before")
+    check_eq(b.call("SET", "kb", "vb"), b"+OK", "SET before")
+    accepted = Conn(port).call("INFO", "stats")
+    before = int(accepted.split(b"total_connections_received:")[1].split(b"\r\n")[0])
+    server.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.time()
+        a.send(enc("GET", "ka"))
+        time.sleep(0.6)
+        b.send(enc("GET", "kb"))  # same server connection, 0.6 s later
+        late = a.reply()
+        took = time.time() - t0
+    finally:
+        server.send_signal(signal.SIGCONT)
+    check_eq(late, ("err", "ERR Connection timed out"), "the late request")
+    check(0.95 < took < 1.9, "timed out after about 1 s: %.2f s" % took)
+    check_eq(b.reply(), b"vb", "the request behind it, answered once the server is back")
+    check_eq(a.call("SET", "ka", "new"), b"+OK", "the next request gets its own reply")
+    check_eq(a.call("GET", "ka"), b"new", "and the next")
+    accepted = Conn(port).call("INFO", "stats")
+    after = int(accepted.split(b"total_connections_received:")[1].split(b"\r\n")[0])
+    # The two INFO connections are ours; the proxy made no new connection.
+    check_eq(after - before, 1, "connections accepted by the server meanwhile")
+
+
 if __name__ == "__main__":
     run([test_every_command, test_split_and_tags, test_connection_commands, test_auth_and_db,
-         test_many_clients_pipelined, test_server_down, test_timeout_and_eject])
+         test_many_clients_pipelined, test_server_down, test_timeout_and_eject,
+         test_late_request])
