@@ -127,6 +127,11 @@ void conf_pool_chash_config(const conf_pool *p, chash_config *out);
  * comparator over `const conf_server *` elements. */
 int conf_server_order(const void *a, const void *b);
 
+/* A new ring (the caller frees it) over every server of the pool, in
+ * nutcracker's order: the placement as configured, with no server ejected.
+ * Returns CHASH_OK or the library's error. */
+int conf_pool_ring(const conf_pool *p, chash **out);
+
 /* Text of a conf_dist / algorithm for messages and stats. */
 const char *conf_dist_name(const conf_pool *p);
 

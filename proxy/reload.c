@@ -25,32 +25,6 @@
 
 volatile sig_atomic_t proxy_reload_requested;
 
-/* A pool's ring over every configured server, in nutcracker's order. */
-static int conf_pool_ring(const conf_pool *cp, chash **out) {
-    chash_config cc;
-    conf_pool_chash_config(cp, &cc);
-    size_t n = cp->server_count;
-    const conf_server **order = malloc((n ? n : 1) * sizeof *order);
-    chash_node_spec *specs = malloc((n ? n : 1) * sizeof *specs);
-    int rc = CHASH_ENOMEM;
-    *out = NULL;
-    if (order && specs) {
-        for (size_t i = 0; i < n; i++) order[i] = &cp->servers[i];
-        qsort(order, n, sizeof *order, conf_server_order);
-        for (size_t i = 0; i < n; i++)
-            specs[i] = (chash_node_spec){order[i]->name, strlen(order[i]->name), order[i]->weight};
-        rc = chash_create(&cc, out);
-        if (rc == CHASH_OK && n) rc = chash_add_many(*out, specs, n);
-        if (rc != CHASH_OK) {
-            chash_free(*out);
-            *out = NULL;
-        }
-    }
-    free(order);
-    free(specs);
-    return rc;
-}
-
 typedef struct plan_sum {
     uint64_t ranges, hashes;
 } plan_sum;

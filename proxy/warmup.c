@@ -68,53 +68,54 @@ static void warm_free(wpool *p) {
     p->warm_until_ms = 0;
 }
 
+/* The backend of p that is `s` of the previous configuration: the same
+ * name at the same address holds the same keys. */
+static uint32_t same_backend(const wpool *p, const conf_server *s) {
+    for (size_t k = 0; k < p->backend_count; k++) {
+        const conf_server *now = p->backends[k].cf;
+        if (strcmp(now->name, s->name) == 0 && strcmp(now->host, s->host) == 0 &&
+            now->port == s->port)
+            return (uint32_t)k;
+    }
+    return UINT32_MAX;
+}
+
 void warmup_start(wpool *p, const conf_pool *before) {
     const conf_pool *cf = p->cf;
     if (cf->warmup_ms <= 0 || !cf->redis || cf->dist == CONF_DIST_RANDOM) return;
-    chash_config cc;
-    conf_pool_chash_config(before, &cc);
-    size_t n = before->server_count;
-    const conf_server **order = malloc(n * sizeof *order);
-    chash_node_spec *specs = malloc(n * sizeof *specs);
-    p->prev_backend = malloc(n * sizeof *p->prev_backend);
-    p->warm_seen = calloc(SEEN_SLOTS, sizeof *p->warm_seen);
-    int rc = CHASH_ENOMEM;
-    if (!order || !specs || !p->prev_backend || !p->warm_seen) goto done;
-    for (size_t i = 0; i < n; i++) order[i] = &before->servers[i];
-    qsort(order, n, sizeof *order, conf_server_order);
+    /* Nothing moved when the servers and the placement are the same. */
+    bool is_same = before->server_count == p->backend_count && before->dist == cf->dist &&
+                   before->algo == cf->algo && before->hash == cf->hash &&
+                   strcmp(before->hash_tag, cf->hash_tag) == 0;
+    for (size_t i = 0; is_same && i < before->server_count; i++) {
+        uint32_t k = same_backend(p, &before->servers[i]);
+        is_same = k != UINT32_MAX && p->backends[k].cf->weight == before->servers[i].weight;
+    }
+    if (is_same) return;
     /* The previous ring, complete: an ejection is a worker's passing view. */
-    bool is_same = n == p->backend_count;
+    int rc = conf_pool_ring(before, &p->prev_ring);
+    size_t n = rc == CHASH_OK ? chash_node_count(p->prev_ring) : 0;
+    p->prev_backend = malloc((n ? n : 1) * sizeof *p->prev_backend);
+    p->warm_seen = calloc(SEEN_SLOTS, sizeof *p->warm_seen);
+    if (rc != CHASH_OK || !p->prev_backend || !p->warm_seen) {
+        proxy_log(LOG_ERROR, "pool %s: no warm-up: out of memory", cf->name);
+        warm_free(p);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
-        const conf_server *s = order[i];
-        specs[i] = (chash_node_spec){s->name, strlen(s->name), s->weight};
-        /* The same name at the same address and weight holds the same keys. */
+        const void *name;
+        size_t len;
         p->prev_backend[i] = UINT32_MAX;
-        for (size_t k = 0; k < p->backend_count; k++) {
-            const conf_server *now = p->backends[k].cf;
-            if (strcmp(now->name, s->name) == 0 && strcmp(now->host, s->host) == 0 &&
-                now->port == s->port) {
-                p->prev_backend[i] = (uint32_t)k;
-                is_same &= now->weight == s->weight;
-            }
+        if (chash_node(p->prev_ring, i, &name, &len, NULL) != CHASH_OK) continue;
+        for (size_t j = 0; j < before->server_count; j++) {
+            const conf_server *s = &before->servers[j];
+            if (strlen(s->name) == len && memcmp(s->name, name, len) == 0)
+                p->prev_backend[i] = same_backend(p, s);
         }
-        is_same &= p->prev_backend[i] != UINT32_MAX;
     }
-    if (is_same && before->dist == cf->dist && before->algo == cf->algo &&
-        before->hash == cf->hash && strcmp(before->hash_tag, cf->hash_tag) == 0) {
-        rc = CHASH_EINVAL; /* nothing moved: no window */
-        goto done;
-    }
-    rc = chash_create(&cc, &p->prev_ring);
-    if (rc == CHASH_OK && n) rc = chash_add_many(p->prev_ring, specs, n);
-    if (rc == CHASH_OK) {
-        p->warm_until_ms = p->w->now_ms + (uint64_t)cf->warmup_ms;
-        proxy_log(LOG_INFO, "pool %s: warm-up for %lld ms: keys that moved are pulled from "
-                  "their previous owner", cf->name, (long long)cf->warmup_ms);
-    }
-done:
-    if (rc != CHASH_OK) warm_free(p);
-    free(order);
-    free(specs);
+    p->warm_until_ms = p->w->now_ms + (uint64_t)cf->warmup_ms;
+    proxy_log(LOG_INFO, "pool %s: warm-up for %lld ms: keys that moved are pulled from their "
+              "previous owner", cf->name, (long long)cf->warmup_ms);
 }
 
 void warmup_tick(wpool *p, uint64_t now_ms) {
