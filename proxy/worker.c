@@ -165,6 +165,54 @@ static void retired_tick(worker *w, bool force) {
     }
 }
 
+static void stat_copy(stat_t *to, const stat_t *from) { stat_add(to, stat_get(from)); }
+
+/* A reloaded pool's statistics go on from the old pool's: its counters, the
+ * client gauge (its clients move over), and the counters of each server
+ * still in it (same name and address). Gauges of server connections stay
+ * with the connections, which stay with the old pool until it drains. */
+static void carry_stats(wpool *to, const wpool *from) {
+    const pool_stats *pf = &from->st;
+    pool_stats *pt = &to->st;
+    stat_copy(&pt->client_eof, &pf->client_eof);
+    stat_copy(&pt->client_err, &pf->client_err);
+    stat_copy(&pt->client_connections, &pf->client_connections);
+    stat_copy(&pt->server_ejects, &pf->server_ejects);
+    stat_copy(&pt->forward_error, &pf->forward_error);
+    stat_copy(&pt->fragments, &pf->fragments);
+    stat_copy(&pt->requests, &pf->requests);
+    stat_copy(&pt->errors_local, &pf->errors_local);
+    stat_copy(&pt->warmup_moved, &pf->warmup_moved);
+    stat_copy(&pt->warmup_absent, &pf->warmup_absent);
+    stat_copy(&pt->warmup_stale, &pf->warmup_stale);
+    stat_copy(&pt->warmup_failed, &pf->warmup_failed);
+    for (size_t i = 0; from->cmd_requests && to->cmd_requests && i < route_command_count(); i++)
+        stat_copy(&to->cmd_requests[i], &from->cmd_requests[i]);
+    for (size_t k = 0; k < to->backend_count; k++) {
+        const conf_server *s = to->backends[k].cf;
+        for (size_t j = 0; j < from->backend_count; j++) {
+            const conf_server *o = from->backends[j].cf;
+            if (strcmp(s->name, o->name) != 0 || strcmp(s->host, o->host) != 0 ||
+                s->port != o->port)
+                continue;
+            server_stats *t = &to->backends[k].st;
+            const server_stats *f = &from->backends[j].st;
+            for (size_t i = 0; i < LATENCY_BUCKETS; i++)
+                stat_copy(&t->latency_count[i], &f->latency_count[i]);
+            stat_copy(&t->latency_sum_us, &f->latency_sum_us);
+            stat_copy(&t->server_eof, &f->server_eof);
+            stat_copy(&t->server_err, &f->server_err);
+            stat_copy(&t->server_timedout, &f->server_timedout);
+            stat_copy(&t->server_ejected_at, &f->server_ejected_at);
+            stat_copy(&t->requests, &f->requests);
+            stat_copy(&t->request_bytes, &f->request_bytes);
+            stat_copy(&t->responses, &f->responses);
+            stat_copy(&t->response_bytes, &f->response_bytes);
+            break;
+        }
+    }
+}
+
 void worker_sync(worker *w) {
     proxy *px = w->px;
     if (w->retired) retired_tick(w, false);
@@ -186,8 +234,10 @@ void worker_sync(worker *w) {
             goto fail;
         }
     /* Pools keep their index across reloads (reload.c refuses otherwise). */
-    for (size_t i = 0; i < w->pool_count && i < cf->pool_count; i++)
+    for (size_t i = 0; i < w->pool_count && i < cf->pool_count; i++) {
+        carry_stats(&fresh[i], &w->pools[i]);
         warmup_start(&fresh[i], w->pools[i].cf);
+    }
     /* The same listening sockets, now owned by the new pools. */
     for (size_t i = 0; i < w->pool_count; i++) {
         loop_io *io = &w->pools[i].listen_io;

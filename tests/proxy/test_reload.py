@@ -9,9 +9,11 @@ keys that now miss are those that moved, within 10 % of 1/11 and equal to
 the exact plan the reload reported (up to the sample); bad or incompatible
 configs are refused with the reason and the old one keeps serving.
 """
+import json
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -91,6 +93,18 @@ def misses(listen):
     return missing
 
 
+def stats_json(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return json.loads(data)
+
+
 def plan_fraction(text):
     m = re.search(r"(\d+) hash ranges moved, ([0-9.]+)% of the key space", text)
     check(m is not None, "a plan in %r" % text)
@@ -100,7 +114,8 @@ def plan_fraction(text):
 def test_reload(env):
     ports = [env.redis()[0] for _ in range(11)]
     listen = free_port()
-    proxy = env.proxy(BIN, config(listen, ports[:10]), [listen], workers=2)
+    stats = free_port()
+    proxy = env.proxy(BIN, config(listen, ports[:10]), [listen], workers=2, stats_port=stats)
     path = os.path.join(env.dir, "proxy-%d.yml" % listen)
     c = Conn(listen)
     for start in range(0, KEYS, 2000):
@@ -109,6 +124,11 @@ def test_reload(env):
     check_eq(misses(listen), 0, "every key readable before")
     load = Load(listen)
     time.sleep(0.3)
+
+    held = Conn(listen)  # a client from before the reload, closed after it
+    check_eq(held.call("GET", "k:1"), b"1", "held client")
+    time.sleep(0.2)
+    before = stats_json(stats)["zeta"]
 
     # 10 -> 11 by SIGHUP.
     with open(path, "w") as f:
@@ -125,6 +145,18 @@ def test_reload(env):
     # 100,000 samples of a fraction near 0.09: 3 sigma is about 0.27 points.
     check(abs(moved / KEYS - exact) < 0.003, "measured = plan, up to sampling")
     check_eq(Conn(ports[10]).call("DBSIZE") > 0, True, "the new server takes writes")
+
+    # The statistics go on across the reload: counters do not restart, and
+    # the client gauge follows the clients (closing one from before the
+    # reload must not wrap it below zero).
+    held.close()
+    time.sleep(0.3)
+    after = stats_json(stats)["zeta"]
+    check(after["r0"]["requests"] >= before["r0"]["requests"] > 0,
+          "r0 requests carried: %d -> %d" % (before["r0"]["requests"], after["r0"]["requests"]))
+    check(0 < after["client_connections"] < 100,
+          "client gauge across the reload: %d" % after["client_connections"])
+    check(after["r10"]["requests"] > 0, "the new server counted")
 
     # A broken file: refused with its line number, the old config serves on.
     with open(path, "w") as f:
