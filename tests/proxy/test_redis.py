@@ -15,8 +15,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Closed, Conn, check, check_eq, enc, free_port, proxy_binary,  # noqa: E402
-                     run)
+from harness import (Closed, Conn, check, check_eq, enc, free_port, is_sanitized,  # noqa: E402
+                     proxy_binary, run)
 
 BIN = proxy_binary()
 
@@ -420,7 +420,57 @@ def test_late_request(env):
     check_eq(after - before, 1, "connections accepted by the server meanwhile")
 
 
+def rss_kb(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_memory_after_burst(env):
+    """Memory returns to the system after a burst (nutcracker #538 keeps it):
+    20 clients pipeline 20 GETs and 5 SETs of 1 MB values at once; two
+    seconds after they leave, the proxy's RSS is back near where it began."""
+    ports = [env.redis()[0] for _ in range(4)]
+    listen = free_port()
+    conf = ("m:\n  listen: 127.0.0.1:%d\n  redis: true\n  servers:\n" % listen +
+            "".join("   - 127.0.0.1:%d:1\n" % p for p in ports))
+    proxy = env.proxy(BIN, conf, [listen], workers=2)
+    c = Conn(listen)
+    value = b"x" * (1 << 20)
+    for i in range(20):
+        c.call("SET", "big%d" % i, value)
+    base = rss_kb(proxy.pid)
+    errors = []
+
+    def burst(n):
+        cc = Conn(listen, timeout=60)
+        got = cc.deep_pipeline([("GET", "big%d" % j) for j in range(20)] +
+                               [("SET", "s%d:%d" % (n, j), value) for j in range(5)])
+        if got != [value] * 20 + [b"+OK"] * 5:
+            errors.append(n)
+        cc.close()
+
+    threads = [threading.Thread(target=burst, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    peak = 0
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, rss_kb(proxy.pid))
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    check_eq(errors, [], "burst replies")
+    time.sleep(2)
+    after = rss_kb(proxy.pid)
+    print("  RSS: %d kB before a burst, %d kB at its peak, %d kB 2 s after"
+          % (base, peak, after))
+    if not is_sanitized(BIN):  # ASan keeps freed memory in quarantine
+        check(peak > base + 48 * 1024, "the burst made the proxy grow")
+        check(after < base + 24 * 1024, "memory returned: %d kB over the start" % (after - base))
+
+
 if __name__ == "__main__":
     run([test_every_command, test_split_and_tags, test_connection_commands, test_auth_and_db,
          test_many_clients_pipelined, test_server_down, test_timeout_and_eject,
-         test_late_request])
+         test_late_request, test_memory_after_burst])
