@@ -2,6 +2,7 @@
 on free loopback ports in a temporary directory, and talk raw RESP / memcached
 ASCII to them. Servers are stopped by PID; nothing leaves 127.0.0.1.
 """
+import json
 import os
 import shutil
 import signal
@@ -286,6 +287,41 @@ class Conn:
 
     def close(self):
         self.s.close()
+
+
+def raw_stats(port, request=None):
+    """Everything the stats port sends (for `request`, if any) until it closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if request is not None:
+        s.sendall(request)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data
+
+
+def stats_json(port):
+    """The nutcracker-style stats document."""
+    return json.loads(raw_stats(port))
+
+
+def wait_servers(listen, count, timeout=5.0):
+    """Until fresh connections (any worker) see `count` servers in PROXY RING."""
+    deadline = time.time() + timeout
+    seen = 0
+    while time.time() < deadline:
+        c = Conn(listen)
+        lines = c.call("PROXY", "RING")
+        c.close()
+        seen = seen + 1 if len(lines) == count + 2 else 0
+        if seen >= 8:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def is_sanitized(binary):

@@ -9,17 +9,16 @@ keys that now miss are those that moved, within 10 % of 1/11 and equal to
 the exact plan the reload reported (up to the sample); bad or incompatible
 configs are refused with the reason and the old one keeps serving.
 """
-import json
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Closed, Conn, check, check_eq, free_port, proxy_binary, run  # noqa: E402
+from harness import (Closed, Conn, check, check_eq, free_port, proxy_binary, run,  # noqa: E402
+                     stats_json, wait_servers)
 
 BIN = proxy_binary()
 KEYS = 100000
@@ -64,24 +63,6 @@ class Load:
             t.join()
 
 
-def wait_servers(listen, count, timeout=5.0):
-    """Until fresh connections (any worker) see `count` servers."""
-    deadline = time.time() + timeout
-    seen = 0
-    while time.time() < deadline:
-        c = Conn(listen)
-        lines = c.call("PROXY", "RING")
-        c.close()
-        if len(lines) == count + 2:
-            seen += 1
-            if seen >= 8:
-                return True
-        else:
-            seen = 0
-        time.sleep(0.02)
-    return False
-
-
 def misses(listen):
     c = Conn(listen)
     missing = 0
@@ -91,18 +72,6 @@ def misses(listen):
         check(all(g is None or isinstance(g, bytes) for g in got), "GET replies")
     c.close()
     return missing
-
-
-def stats_json(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return json.loads(data)
 
 
 def plan_fraction(text):

@@ -15,7 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Conn, check, check_eq, free_port, proxy_binary, run, wait_port  # noqa: E402
+from harness import (Conn, check, check_eq, free_port, proxy_binary, raw_stats, run,  # noqa: E402
+                     wait_port)
 
 BIN = proxy_binary()
 
@@ -29,20 +30,6 @@ def pool(env, servers=3, workers=2):
     proc = env.proxy(BIN, conf, [listen], workers=workers, stats_port=stats)
     wait_port(stats, proc)  # the stats port opens after the listeners
     return ports, listen, stats
-
-
-def raw_stats(port, request=None):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    if request is not None:
-        s.sendall(request)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data
 
 
 def http_get(port, path):

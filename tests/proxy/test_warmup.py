@@ -14,17 +14,16 @@ and, as the baseline the bar is measured against, nutcracker restarted with
 the 11th server on the same data loses about 1/11 of its hits.
 """
 import hashlib
-import json
 import os
 import random
 import signal
-import socket
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Closed, Conn, check, check_eq, free_port, proxy_binary, run, wait_port  # noqa
+from harness import (Closed, Conn, check, check_eq, free_port, proxy_binary, run,  # noqa: E402
+                     stats_json, wait_servers)
 
 BIN = proxy_binary()
 KEYS = 100000
@@ -172,37 +171,11 @@ def hit_rate(readers, seconds):
     return hits / total, total, errors
 
 
-def wait_servers(listen, count, timeout=5.0):
-    deadline = time.time() + timeout
-    seen = 0
-    while time.time() < deadline:
-        c = Conn(listen)
-        lines = c.call("PROXY", "RING")
-        c.close()
-        seen = seen + 1 if len(lines) == count + 2 else 0
-        if seen >= 8:
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def scan(port):
     c = Conn(port)
     keys = c.call("KEYS", "k:*")
     c.close()
     return set(keys)
-
-
-def stats_json(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return json.loads(data)
 
 
 def abandon(listen):
