@@ -10,7 +10,6 @@ keys really are on the real redis-servers behind it.
 import json
 import os
 import re
-import socket
 import sys
 import time
 
