@@ -113,8 +113,9 @@ typedef enum req_kind {
 } req_kind;
 
 struct req {
-    req *next;    /* in the client's queue */
+    req *next;    /* in the client's queue (or the worker's spares) */
     client *c;    /* NULL once the client is gone */
+    worker *w;
     req_kind kind;
     bool is_done;
     bool is_noreply; /* memcached noreply: the reply is dropped */
@@ -236,6 +237,8 @@ struct worker {
     const conf *cf;   /* what pools were built from */
     uint64_t conf_gen;
     struct retired *retired; /* pools replaced by a reload, still in flight */
+    req *spare;              /* freed requests kept for reuse (conn.c) */
+    uint32_t spare_count;
     pthread_t thread;
 };
 
@@ -311,6 +314,8 @@ void worker_preconnect(worker *w);
 void listener_on_event(loop_io *io, uint32_t events);
 
 req *req_new(client *c, req_kind kind, uint32_t frag_count);
+/* Frees the requests kept for reuse (worker shutdown). */
+void worker_free_spares(worker *w);
 /* Drops the dispatch guard (or one answered fragment); completes the request
  * when nothing is pending. */
 void req_release(req *r);

@@ -117,29 +117,41 @@ static int spec_order(const void *a, const void *b) {
     return strcmp(((const cmd_spec *)a)->name, ((const cmd_spec *)b)->name);
 }
 
-void route_init(void) { qsort(commands, COMMAND_COUNT, sizeof commands[0], spec_order); }
+/* Command names hashed (case folded) into an open-addressing table, built
+ * once at start-up: one pass over the name finds its spec. */
+#define COMMAND_SLOTS 1024u /* a power of two, well above COMMAND_COUNT */
+static uint16_t command_slot[COMMAND_SLOTS]; /* index + 1; 0: empty */
+
+static inline char fold(char ch) { return (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch); }
+
+static uint32_t name_hash(const char *p, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)fold(p[i])) * 16777619u;
+    return h;
+}
+
+void route_init(void) {
+    qsort(commands, COMMAND_COUNT, sizeof commands[0], spec_order);
+    _Static_assert(COMMAND_COUNT < COMMAND_SLOTS / 2, "command table too full");
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        uint32_t at = name_hash(commands[i].name, strlen(commands[i].name)) & (COMMAND_SLOTS - 1);
+        while (command_slot[at]) at = (at + 1) & (COMMAND_SLOTS - 1);
+        command_slot[at] = (uint16_t)(i + 1);
+    }
+}
 
 size_t route_command_count(void) { return COMMAND_COUNT; }
 
 const char *route_command_name(size_t i) { return i < COMMAND_COUNT ? commands[i].name : NULL; }
 
 static const cmd_spec *find_command(const resp_arg *name) {
-    char lower[NAME_MAX_LEN + 1];
     if (name->len == 0 || name->len > NAME_MAX_LEN) return NULL;
-    for (size_t i = 0; i < name->len; i++) {
-        char ch = name->ptr[i];
-        lower[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-    }
-    lower[name->len] = '\0';
-    size_t lo = 0, hi = COMMAND_COUNT;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int cmp = strcmp(lower, commands[mid].name);
-        if (cmp == 0) return &commands[mid];
-        if (cmp < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
+    uint32_t at = name_hash(name->ptr, name->len) & (COMMAND_SLOTS - 1);
+    for (; command_slot[at]; at = (at + 1) & (COMMAND_SLOTS - 1)) {
+        const cmd_spec *spec = &commands[command_slot[at] - 1];
+        size_t i = 0;
+        while (i < name->len && spec->name[i] && fold(name->ptr[i]) == spec->name[i]) i++;
+        if (i == name->len && spec->name[i] == '\0') return spec;
     }
     return NULL;
 }
@@ -147,10 +159,8 @@ static const cmd_spec *find_command(const resp_arg *name) {
 static bool arg_is(const resp_arg *a, const char *lower) {
     size_t n = strlen(lower);
     if (a->len != n) return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = a->ptr[i];
-        if ((char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch) != lower[i]) return false;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (fold(a->ptr[i]) != lower[i]) return false;
     return true;
 }
 

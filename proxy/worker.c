@@ -317,6 +317,7 @@ void worker_destroy(worker *w) {
     retired_tick(w, true); /* in flight or not */
     for (size_t i = 0; w->pools && i < w->pool_count; i++) wpool_free(&w->pools[i]);
     free(w->pools);
+    worker_free_spares(w);
     loop_free(w->loop);
     w->pools = NULL;
     w->loop = NULL;

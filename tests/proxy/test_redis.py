@@ -231,6 +231,14 @@ def test_connection_commands(env):
     check_eq(got[8], ("err", "ERR unsupported command 'NOSUCH??CMD'"), "sanitised name")
     check_eq(got[9], b"+PONG", "PING at the end")
     check_eq(px.call("GET")[0], "err", "GET without key")
+    # Command names in any case; a name that only starts like one is not it.
+    got = px.pipeline([("gEt", "a"), ("bitfield_RO", "a", "GET", "u8", "0"), ("GET\0", "a"),
+                       ("GETX", "a"), ("GE", "a"), ("x" * 25, "a"), ("sEt", "a", "2"), ("get", "a")])
+    check_eq(got[0], b"1", "gEt")
+    check_eq(got[1], [49], "bitfield_RO")
+    for i in (2, 3, 4, 5):
+        check(got[i][1].startswith("ERR unsupported command"), "not a command: %r" % (got[i],))
+    check_eq(got[6:], [b"+OK", b"2"], "sEt, get")
     check_eq(px.call("QUIT"), b"+OK", "QUIT")
     check(px.is_closed(), "closed after QUIT")
     # QUIT after pipelined work still delivers every earlier reply
