@@ -149,19 +149,72 @@ static int emit(resp_parser *p, resp_msg *msg, size_t raw_len, bool is_inline) {
     return 1;
 }
 
-/* Splits an inline line on spaces and tabs, as redis-cli's telnet users
- * expect. Quotes are not interpreted. */
-static int split_inline(resp_parser *p, const char *line, size_t len) {
+static bool inline_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static int hex_digit(char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/*
+ * Splits an inline line into arguments as Redis does (sdssplitargs): on
+ * white space, with "double quotes" (escapes \n \r \t \b \a \xHH, and
+ * \<c> for c) and 'single quotes' (only \' escaped) around arguments that
+ * hold spaces or bytes a terminal cannot type. A closing quote must end the
+ * argument, and every quote must close: otherwise the request is malformed.
+ * Unescaped bytes are never more than the quoted ones, so each argument is
+ * written back in place over the line (line is the parser's own buffer).
+ */
+static int split_inline(resp_parser *p, char *line, size_t len) {
+    static const char unbalanced[] = "Protocol error: unbalanced quotes in request";
     p->arg_count = 0;
     size_t i = 0;
     while (i < len) {
-        while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
+        while (i < len && inline_space(line[i])) i++;
         if (i == len) break;
-        size_t start = i;
-        while (i < len && line[i] != ' ' && line[i] != '\t') i++;
+        size_t start = i, out = i;
+        char quote = 0;
+        for (;;) {
+            if (i == len) {
+                if (quote) return fail(p, RESP_ERR_PROTOCOL, unbalanced);
+                break;
+            }
+            char c = line[i];
+            if (quote == '"' && c == '\\' && i + 3 < len && line[i + 1] == 'x' &&
+                hex_digit(line[i + 2]) >= 0 && hex_digit(line[i + 3]) >= 0) {
+                line[out++] = (char)(hex_digit(line[i + 2]) * 16 + hex_digit(line[i + 3]));
+                i += 4;
+            } else if (quote == '"' && c == '\\' && i + 1 < len) {
+                char e = line[i + 1];
+                line[out++] = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t'
+                            : e == 'b' ? '\b' : e == 'a' ? '\a' : e;
+                i += 2;
+            } else if (quote == '\'' && c == '\\' && i + 1 < len && line[i + 1] == '\'') {
+                line[out++] = '\'';
+                i += 2;
+            } else if (quote && c == quote) {
+                i++;
+                if (i < len && !inline_space(line[i]))
+                    return fail(p, RESP_ERR_PROTOCOL, unbalanced);
+                quote = 0;
+                break;
+            } else if (!quote && inline_space(c)) {
+                break;
+            } else if (!quote && (c == '"' || c == '\'')) {
+                quote = c;
+                i++;
+            } else {
+                line[out++] = c;
+                i++;
+            }
+        }
         if (p->arg_count >= lim_args(p))
             return fail(p, RESP_ERR_LIMIT, "Protocol error: too many arguments");
-        if (push_arg(p, start, i - start) != 0) return -1;
+        if (push_arg(p, start, out - start) != 0) return -1;
     }
     return 0;
 }
@@ -243,7 +296,7 @@ int resp_next(resp_parser *p, resp_msg *msg) {
             size_t raw_len = (size_t)(nl - base) + 1;
             size_t line_len = raw_len - 1;
             if (line_len > 0 && base[line_len - 1] == '\r') line_len--;
-            if (split_inline(p, base, line_len) != 0) return -1;
+            if (split_inline(p, p->in.data + p->in.off, line_len) != 0) return -1;
             if (p->arg_count == 0) { /* an empty line is skipped */
                 p->in.off += raw_len;
                 p->state = ST_START;

@@ -35,7 +35,8 @@ typedef struct resp_arg {
 typedef struct resp_msg {
     size_t argc;
     const resp_arg *argv;
-    const char *raw; /* the command exactly as received */
+    const char *raw; /* the command exactly as received (inline: its bytes may
+                      * have been rewritten by unquoting; use argv) */
     size_t raw_len;
     bool is_inline;
 } resp_msg;

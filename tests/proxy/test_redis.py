@@ -428,6 +428,35 @@ def test_late_request(env):
     check_eq(after - before, 1, "connections accepted by the server meanwhile")
 
 
+def test_inline_quotes(env):
+    """Inline commands are split as redis-server splits them (quotes and
+    escapes): the same lines to the proxy and to a real redis-server give the
+    same replies, and an unbalanced quote the same error."""
+    ports, listen, conf = three_redis_pool(env)
+    env.proxy(BIN, conf, [listen])
+    real = env.redis()[0]
+    lines = [b'ECHO "a b"', b"ECHO 'c d'", b'ECHO "\\x41\\x7a\\n\\t\\"q"', b"ECHO 'it\\'s'",
+             b"ECHO 'a\\nb'", b'ECHO "\\x4g"', b'ECHO x"y z"', b'ECHO ""', b"ECHO \t spaced  ",
+             b'SET "k 1" "v\\r\\n1"', b"GET 'k 1'", b'SET k2 "\\xff\\x00"', b"GET k2"]
+    for line in lines:
+        got = []
+        for port in (real, listen):
+            c = Conn(port)
+            c.send(line + b"\r\n")
+            got.append(c.reply())
+            c.close()
+        check_eq(got[1], got[0], "proxy vs redis-server for %r" % line)
+    for line in (b'SET "a b', b"SET 'a", b'SET "a"b', b"SET 'a'b"):
+        got = []
+        for port in (real, listen):
+            c = Conn(port)
+            c.send(line + b"\r\n")
+            got.append((c.reply(), c.is_closed()))
+            c.close()
+        check_eq(got[1], got[0], "proxy vs redis-server for %r" % line)
+        check(got[1][1], "closed after %r" % line)
+
+
 def rss_kb(pid):
     for line in open("/proc/%d/status" % pid):
         if line.startswith("VmRSS:"):
@@ -481,4 +510,4 @@ def test_memory_after_burst(env):
 if __name__ == "__main__":
     run([test_every_command, test_split_and_tags, test_connection_commands, test_auth_and_db,
          test_many_clients_pipelined, test_server_down, test_timeout_and_eject,
-         test_late_request, test_memory_after_burst])
+         test_late_request, test_inline_quotes, test_memory_after_burst])

@@ -237,6 +237,50 @@ static void test_inline(void) {
     resp_parser_free(&p);
 }
 
+/* Inline arguments unquoted as Redis's sdssplitargs does. */
+static void test_inline_quotes(void) {
+    static const struct {
+        const char *line;
+        int argc;
+        const char *args[4];
+        size_t lens[4];
+    } ok[] = {
+        {"SET \"a b\" 'c d'\r\n", 3, {"SET", "a b", "c d"}, {3, 3, 3}},
+        {"SET \"\\x41\\x7a\\n\\\"\" ''\n", 3, {"SET", "Az\n\"", ""}, {3, 4, 0}},
+        {"ECHO 'it\\'s'\n", 2, {"ECHO", "it's"}, {4, 4}},
+        {"ECHO 'a\\nb'\n", 2, {"ECHO", "a\\nb"}, {4, 4}},
+        {"ECHO \"\\x4g\"\n", 2, {"ECHO", "x4g"}, {4, 3}},
+        {"ECHO \"\\x00\"\n", 2, {"ECHO", "\0"}, {4, 1}},
+        {"ECHO x\"y z\"\n", 2, {"ECHO", "xy z"}, {4, 4}},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        resp_parser p;
+        resp_parser_init(&p);
+        ASSERT_OK(resp_feed(&p, ok[i].line, strlen(ok[i].line)));
+        resp_msg m;
+        ASSERT_EQ(resp_next(&p, &m), 1);
+        ASSERT_UEQ(m.argc, (size_t)ok[i].argc);
+        for (int a = 0; a < ok[i].argc; a++) {
+            ASSERT_UEQ(m.argv[a].len, ok[i].lens[a]);
+            ASSERT_TRUE(memcmp(m.argv[a].ptr, ok[i].args[a], ok[i].lens[a]) == 0);
+        }
+        ASSERT_EQ(resp_next(&p, &m), 0);
+        resp_parser_free(&p);
+    }
+    static const char *const bad[] = {
+        "SET \"a b\n", "SET 'a\n", "SET \"a\"b\n", "SET 'a'b\n", "SET \"a\\\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        resp_parser p;
+        resp_parser_init(&p);
+        ASSERT_OK(resp_feed(&p, bad[i], strlen(bad[i])));
+        resp_msg m;
+        ASSERT_EQ(resp_next(&p, &m), -1);
+        ASSERT_TRUE(strstr(p.errstr, "unbalanced quotes") != NULL);
+        resp_parser_free(&p);
+    }
+}
+
 static void test_value_len(void) {
     static const struct {
         const char *text;
@@ -272,6 +316,7 @@ int main(void) {
     test_bad_input();
     test_limits();
     test_inline();
+    test_inline_quotes();
     test_value_len();
     TEST_DONE();
 }
