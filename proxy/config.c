@@ -526,10 +526,17 @@ int conf_parse_with(const conf_options *opt, const char *text, size_t len, const
     if (!yaml_parser_initialize(&parser)) return fail(&c, NULL, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, err_len, "%s:%lu: %s", path, mark_line(&c, parser.problem_mark),
+        /* libyaml finds an unclosed quote or bracket only where the file
+         * ends: say where it began too. */
+        char context[160] = "";
+        if (parser.error != YAML_MEMORY_ERROR && parser.context)
+            snprintf(context, sizeof context, " (%s that begins on line %lu)", parser.context,
+                     mark_line(&c, parser.context_mark));
+        snprintf(err, err_len, "%s:%lu: %s%s", path, mark_line(&c, parser.problem_mark),
                  parser.error == YAML_MEMORY_ERROR ? "out of memory"
                  : parser.problem                  ? parser.problem
-                                                   : "YAML syntax error");
+                                                   : "YAML syntax error",
+                 context);
         yaml_parser_delete(&parser);
         return -1;
     }

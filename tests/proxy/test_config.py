@@ -190,6 +190,18 @@ def main():
                 check(nrc != 0, "%s: nutcracker rejects it too (%r)" % (what, nout))
                 checked_nc += 1
         print("ok %d bad configurations: exit 2 with their line" % len(BAD))
+        # libyaml sees an unclosed quote or bracket only at the end of the
+        # file: the message also says where it began.
+        for what, text, begins in [
+                ("unclosed quote", pool('hash_tag: "{}', "redis: true"), 3),
+                ("unclosed bracket", pool("servers: [127.0.0.1:6379:1", "redis: true",
+                                          servers=None), 3)]:
+            path = os.path.join(tmp, "bad.yml")
+            with open(path, "w") as f:
+                f.write(text)
+            rc, out = run_t(path, BIN)
+            check_eq(rc, 2, "%s: exit status" % what)
+            check("begins on line %d" % begins in out, "%s: where it began: %r" % (what, out))
         samples = [("conf/chash-proxy.yml", open(os.path.join(ROOT, "conf",
                                                                "chash-proxy.yml")).read(), False)]
         for what, text, nutcracker_too in GOOD + samples:
