@@ -210,7 +210,11 @@ static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_lin
     case MC_GATS: {
         size_t first = (cmd == MC_GAT || cmd == MC_GATS) ? 2 : 1;
         if (n <= first) {
-            msg->error = "ERROR";
+            /* memcached: "get" alone is an error; "gat <exptime>" alone
+             * reads the expiry, then finds nothing to get */
+            msg->error = first == 1 || n == 1                   ? "ERROR"
+                         : !valid_i32(t[1].ptr, t[1].len)       ? "CLIENT_ERROR invalid exptime argument"
+                                                                : "END";
             return 1;
         }
         if (n - first > lim_keys(p)) {
@@ -245,7 +249,7 @@ static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_lin
          * "noreply"; so do we, and forward it as it is. */
         size_t want = cmd == MC_CAS ? 6 : 5;
         if (n != want && n != want + 1) {
-            msg->error = bad_format;
+            msg->error = "ERROR"; /* memcached: no such command of that length */
             return 1;
         }
         uint64_t bytes;
@@ -273,7 +277,11 @@ static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_lin
     }
     case MC_DELETE:
         /* "delete <key> [0] [noreply]": the 0 is an old, still accepted, time. */
-        if (args < 2 || args > 3 || (args == 3 && !tok_is(&t[2], "0"))) {
+        if (args < 2) {
+            msg->error = "ERROR";
+            return 1;
+        }
+        if (args > 3 || (args == 3 && !tok_is(&t[2], "0"))) {
             msg->error = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
             return 1;
         }
@@ -311,11 +319,7 @@ static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_lin
         break;
     case MC_VERSION:
     case MC_QUIT:
-        if (n != 1) {
-            msg->error = "ERROR";
-            return 1;
-        }
-        break;
+        break; /* memcached ignores any further tokens */
     case MC_INVALID:
         break;
     }

@@ -70,7 +70,8 @@ typedef struct mc_msg {
     /* The command line up to its last token before "noreply", so the proxy
      * can forward it without the flag (and swallow the reply itself). */
     size_t line_keep_len;
-    const char *error; /* MC_INVALID: the reply line, without CRLF */
+    const char *error; /* MC_INVALID: the reply line, without CRLF (an error,
+                        * or "END" for a gat without keys) */
 } mc_msg;
 
 typedef enum mc_err { MC_ERR_NONE = 0, MC_ERR_PROTOCOL, MC_ERR_LIMIT, MC_ERR_NOMEM } mc_err;
