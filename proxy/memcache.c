@@ -212,9 +212,12 @@ static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_lin
         if (n <= first) {
             /* memcached: "get" alone is an error; "gat <exptime>" alone
              * reads the expiry, then finds nothing to get */
-            msg->error = first == 1 || n == 1                   ? "ERROR"
-                         : !valid_i32(t[1].ptr, t[1].len)       ? "CLIENT_ERROR invalid exptime argument"
-                                                                : "END";
+            if (first == 1 || n == 1)
+                msg->error = "ERROR";
+            else if (!valid_i32(t[1].ptr, t[1].len))
+                msg->error = "CLIENT_ERROR invalid exptime argument";
+            else
+                msg->error = "END";
             return 1;
         }
         if (n - first > lim_keys(p)) {

@@ -22,6 +22,7 @@ void resp_parser_init(resp_parser *p) { memset(p, 0, sizeof *p); }
 
 void resp_parser_free(resp_parser *p) {
     buf_free(&p->in);
+    buf_free(&p->scratch);
     free(p->args);
     free(p->argv);
     p->args = NULL;
@@ -135,8 +136,10 @@ static int emit(resp_parser *p, resp_msg *msg, size_t raw_len, bool is_inline) {
         p->argv_cap = cap;
     }
     const char *base = buf_start(&p->in);
+    const char *args = p->args_in_scratch ? buf_start(&p->scratch) : base;
     for (size_t i = 0; i < p->arg_count; i++)
-        p->argv[i] = (resp_arg){base + p->args[i].off, p->args[i].len};
+        p->argv[i] = (resp_arg){args + p->args[i].off, p->args[i].len};
+    p->args_in_scratch = false;
     msg->argc = p->arg_count;
     msg->argv = p->argv;
     msg->raw = base;
@@ -162,59 +165,63 @@ static int hex_digit(char c) {
 
 /*
  * Splits an inline line into arguments as Redis does (sdssplitargs): on
- * white space, with "double quotes" (escapes \n \r \t \b \a \xHH, and
- * \<c> for c) and 'single quotes' (only \' escaped) around arguments that
+ * white space, with "double quotes" (escapes \\n \\r \\t \\b \\a \\xHH, and
+ * \\<c> for c) and 'single quotes' (only \\' escaped) around arguments that
  * hold spaces or bytes a terminal cannot type. A closing quote must end the
  * argument, and every quote must close: otherwise the request is malformed.
- * Unescaped bytes are never more than the quoted ones, so each argument is
- * written back in place over the line (line is the parser's own buffer).
+ * The arguments, unquoted, go to p->scratch, so raw stays as received.
  */
-static int split_inline(resp_parser *p, char *line, size_t len) {
+static int split_inline(resp_parser *p, const char *line, size_t len) {
     static const char unbalanced[] = "Protocol error: unbalanced quotes in request";
+    buf *out = &p->scratch;
+    buf_clear(out);
+    if (buf_reserve(out, len + 1) != 0) return fail(p, RESP_ERR_NOMEM, "out of memory");
     p->arg_count = 0;
+    p->args_in_scratch = true;
     size_t i = 0;
     while (i < len) {
         while (i < len && inline_space(line[i])) i++;
         if (i == len) break;
-        size_t start = i, out = i;
+        size_t start = buf_used(out);
         char quote = 0;
         for (;;) {
             if (i == len) {
                 if (quote) return fail(p, RESP_ERR_PROTOCOL, unbalanced);
                 break;
             }
-            char c = line[i];
+            char c = line[i], byte;
             if (quote == '"' && c == '\\' && i + 3 < len && line[i + 1] == 'x' &&
                 hex_digit(line[i + 2]) >= 0 && hex_digit(line[i + 3]) >= 0) {
-                line[out++] = (char)(hex_digit(line[i + 2]) * 16 + hex_digit(line[i + 3]));
+                byte = (char)(hex_digit(line[i + 2]) * 16 + hex_digit(line[i + 3]));
                 i += 4;
             } else if (quote == '"' && c == '\\' && i + 1 < len) {
                 char e = line[i + 1];
-                line[out++] = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t'
-                            : e == 'b' ? '\b' : e == 'a' ? '\a' : e;
+                byte = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t'
+                     : e == 'b' ? '\b' : e == 'a' ? '\a' : e;
                 i += 2;
             } else if (quote == '\'' && c == '\\' && i + 1 < len && line[i + 1] == '\'') {
-                line[out++] = '\'';
+                byte = '\'';
                 i += 2;
             } else if (quote && c == quote) {
                 i++;
                 if (i < len && !inline_space(line[i]))
                     return fail(p, RESP_ERR_PROTOCOL, unbalanced);
-                quote = 0;
                 break;
             } else if (!quote && inline_space(c)) {
                 break;
             } else if (!quote && (c == '"' || c == '\'')) {
                 quote = c;
                 i++;
+                continue;
             } else {
-                line[out++] = c;
+                byte = c;
                 i++;
             }
+            buf_append(out, &byte, 1); /* within the reserve: the line is longer */
         }
         if (p->arg_count >= lim_args(p))
             return fail(p, RESP_ERR_LIMIT, "Protocol error: too many arguments");
-        if (push_arg(p, start, out - start) != 0) return -1;
+        if (push_arg(p, start, buf_used(out) - start) != 0) return -1;
     }
     return 0;
 }
@@ -250,6 +257,7 @@ int resp_next(resp_parser *p, resp_msg *msg) {
                 return fail(p, RESP_ERR_LIMIT, "Protocol error: invalid multibulk length");
             p->want = (uint64_t)v;
             p->arg_count = 0;
+            p->args_in_scratch = false;
             p->scan = 1 + used;
             p->state = ST_BULK_LEN;
             break;
@@ -296,8 +304,9 @@ int resp_next(resp_parser *p, resp_msg *msg) {
             size_t raw_len = (size_t)(nl - base) + 1;
             size_t line_len = raw_len - 1;
             if (line_len > 0 && base[line_len - 1] == '\r') line_len--;
-            if (split_inline(p, p->in.data + p->in.off, line_len) != 0) return -1;
+            if (split_inline(p, base, line_len) != 0) return -1;
             if (p->arg_count == 0) { /* an empty line is skipped */
+                p->args_in_scratch = false;
                 p->in.off += raw_len;
                 p->state = ST_START;
                 break;

@@ -30,13 +30,13 @@ typedef struct resp_arg {
     size_t len;
 } resp_arg;
 
-/* One command. Pointers are into the parser's buffer and stay valid until the
- * next resp_feed, resp_space or resp_parser_free. */
+/* One command. Pointers are into the parser's buffers and stay valid until
+ * the next resp_next, resp_feed, resp_space or resp_parser_free. An inline
+ * command's arguments are unquoted copies, not inside raw. */
 typedef struct resp_msg {
     size_t argc;
     const resp_arg *argv;
-    const char *raw; /* the command exactly as received (inline: its bytes may
-                      * have been rewritten by unquoting; use argv) */
+    const char *raw; /* the command exactly as received */
     size_t raw_len;
     bool is_inline;
 } resp_msg;
@@ -72,6 +72,8 @@ typedef struct resp_parser {
     resp_arg *argv;
     size_t argv_cap;
     size_t line_scanned; /* inline: bytes already searched for a newline */
+    buf scratch;         /* inline: the arguments, unquoted */
+    bool args_in_scratch;
 } resp_parser;
 
 void resp_parser_init(resp_parser *p);

@@ -57,6 +57,31 @@ static void check_error(resp_parser *p) {
     FUZZ_CHECK((p->err == RESP_ERR_NOMEM) == (strcmp(p->errstr, "out of memory") == 0));
 }
 
+static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* An inline command: its arguments are unquoted copies, never longer in all
+ * than the line; a line without quotes is split on white space alone. */
+static void check_inline(const resp_msg *m) {
+    size_t total = 0;
+    for (size_t i = 0; i < m->argc; i++) total += m->argv[i].len;
+    FUZZ_CHECK(total <= m->raw_len);
+    if (memchr(m->raw, '"', m->raw_len) || memchr(m->raw, '\'', m->raw_len)) return;
+    size_t i = 0, argc = 0;
+    while (i < m->raw_len) {
+        while (i < m->raw_len && is_space(m->raw[i])) i++;
+        if (i == m->raw_len) break;
+        size_t start = i;
+        while (i < m->raw_len && !is_space(m->raw[i])) i++;
+        FUZZ_CHECK(argc < m->argc);
+        FUZZ_CHECK(m->argv[argc].len == i - start);
+        FUZZ_CHECK(memcmp(m->argv[argc].ptr, m->raw + start, i - start) == 0);
+        argc++;
+    }
+    FUZZ_CHECK(argc == m->argc);
+}
+
 /* One command just returned: it must be the next raw_len bytes of the stream
  * before `consumed`, and its arguments must lie inside it. */
 static void check_command(const resp_parser *p, const resp_msg *m, const uint8_t *data,
@@ -70,31 +95,26 @@ static void check_command(const resp_parser *p, const resp_msg *m, const uint8_t
     FUZZ_CHECK(m->raw[m->raw_len - 1] == '\n');
     const char *end = m->raw + m->raw_len;
     const char *prev_end = m->raw;
+    if (m->is_inline) {
+        check_inline(m);
+        size_t max_inline = lim->max_inline_len ? lim->max_inline_len : RESP_MAX_INLINE_DEFAULT;
+        FUZZ_CHECK(m->raw_len <= max_inline + 1);
+        (void)p;
+        return;
+    }
     for (size_t i = 0; i < m->argc; i++) {
         const resp_arg *a = &m->argv[i];
         FUZZ_CHECK(a->ptr >= prev_end && a->ptr <= end && a->len <= (size_t)(end - a->ptr));
-        if (m->is_inline) {
-            FUZZ_CHECK(a->len >= 1);
-            FUZZ_CHECK(memchr(a->ptr, ' ', a->len) == NULL);
-            FUZZ_CHECK(memchr(a->ptr, '\t', a->len) == NULL);
-            FUZZ_CHECK(memchr(a->ptr, '\n', a->len) == NULL);
-        } else {
-            uint64_t max_bulk = lim->max_bulk_len ? lim->max_bulk_len : RESP_MAX_BULK_DEFAULT;
-            FUZZ_CHECK(a->len <= max_bulk);
-            FUZZ_CHECK(a->ptr[-1] == '\n' && a->ptr[-2] == '\r'); /* after "$<len>\r\n" */
-            FUZZ_CHECK((size_t)(end - a->ptr) - a->len >= 2);
-            FUZZ_CHECK(a->ptr[a->len] == '\r' && a->ptr[a->len + 1] == '\n');
-        }
+        uint64_t max_bulk = lim->max_bulk_len ? lim->max_bulk_len : RESP_MAX_BULK_DEFAULT;
+        FUZZ_CHECK(a->len <= max_bulk);
+        FUZZ_CHECK(a->ptr[-1] == '\n' && a->ptr[-2] == '\r'); /* after "$<len>\r\n" */
+        FUZZ_CHECK((size_t)(end - a->ptr) - a->len >= 2);
+        FUZZ_CHECK(a->ptr[a->len] == '\r' && a->ptr[a->len + 1] == '\n');
         prev_end = a->ptr + a->len;
     }
-    if (m->is_inline) {
-        size_t max_inline = lim->max_inline_len ? lim->max_inline_len : RESP_MAX_INLINE_DEFAULT;
-        FUZZ_CHECK(m->raw_len <= max_inline + 1);
-    } else {
-        FUZZ_CHECK(prev_end + 2 == end); /* the last argument ends the command */
-        uint64_t max_buffer = lim->max_buffer ? lim->max_buffer : RESP_MAX_BUFFER_DEFAULT;
-        FUZZ_CHECK(m->raw_len <= max_buffer);
-    }
+    FUZZ_CHECK(prev_end + 2 == end); /* the last argument ends the command */
+    uint64_t max_buffer = lim->max_buffer ? lim->max_buffer : RESP_MAX_BUFFER_DEFAULT;
+    FUZZ_CHECK(m->raw_len <= max_buffer);
     (void)p;
 }
 
@@ -131,7 +151,12 @@ static int pull(resp_parser *p, const uint8_t *data, size_t fed, size_t max, con
         out->digest = mix(out->digest, m.is_inline);
         out->digest = mix(out->digest, m.argc);
         for (size_t i = 0; i < m.argc; i++) {
-            out->digest = mix(out->digest, (uint64_t)(m.argv[i].ptr - m.raw));
+            /* An inline argument is a copy: its bytes, not its place, count. */
+            if (m.is_inline)
+                for (size_t b = 0; b < m.argv[i].len; b++)
+                    out->digest = mix(out->digest, (uint8_t)m.argv[i].ptr[b]);
+            else
+                out->digest = mix(out->digest, (uint64_t)(m.argv[i].ptr - m.raw));
             out->digest = mix(out->digest, m.argv[i].len);
         }
     }

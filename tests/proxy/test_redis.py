@@ -233,7 +233,8 @@ def test_connection_commands(env):
     check_eq(px.call("GET")[0], "err", "GET without key")
     # Command names in any case; a name that only starts like one is not it.
     got = px.pipeline([("gEt", "a"), ("bitfield_RO", "a", "GET", "u8", "0"), ("GET\0", "a"),
-                       ("GETX", "a"), ("GE", "a"), ("x" * 25, "a"), ("sEt", "a", "2"), ("get", "a")])
+                       ("GETX", "a"), ("GE", "a"), ("x" * 25, "a"), ("sEt", "a", "2"),
+                       ("get", "a")])
     check_eq(got[0], b"1", "gEt")
     check_eq(got[1], [49], "bitfield_RO")
     for i in (2, 3, 4, 5):
