@@ -79,7 +79,7 @@ static void locate(client *c, const resp_arg *key) {
 
 static void ring(client *c) {
     wpool *p = c->pool;
-    size_t n = p->backend_count, live = p->live_count; /* nodes on the ring */
+    size_t n = p->server_count, live = p->live_count; /* nodes on the ring */
     uint64_t *shares = calloc(live ? live : 1, sizeof *shares), space = 0;
     if (!shares) {
         client_reply_str(c, "-ERR out of memory\r\n");

@@ -905,22 +905,23 @@ bool worker_drain(worker *w) {
     return w->clients == NULL;
 }
 
-void pool_close(wpool *p, const char *why) {
-    for (size_t k = 0; k < p->backend_count; k++) {
-        backend *b = &p->backends[k];
-        for (uint32_t j = 0; j < b->conn_count; j++) {
-            bconn *bc = &b->conns[j];
-            bconn_reset(bc);
-            frag *f = bc->head;
-            bc->head = bc->tail = NULL;
-            bc->inflight = 0;
-            while (f) {
-                frag *next = f->next;
-                frag_fail(f, p->cf->redis, why);
-                f = next;
-            }
+void backend_close(backend *b, const char *why) {
+    for (uint32_t j = 0; j < b->conn_count; j++) {
+        bconn *bc = &b->conns[j];
+        bconn_reset(bc);
+        frag *f = bc->head;
+        bc->head = bc->tail = NULL;
+        bc->inflight = 0;
+        while (f) {
+            frag *next = f->next;
+            frag_fail(f, b->pool->cf->redis, why);
+            f = next;
         }
     }
+}
+
+void pool_close(wpool *p, const char *why) {
+    for (size_t k = 0; k < p->backend_count; k++) backend_close(&p->backends[k], why);
 }
 
 void worker_close_all(worker *w) {
@@ -934,7 +935,7 @@ void worker_preconnect(worker *w) {
     for (size_t i = 0; i < w->pool_count; i++) {
         wpool *p = &w->pools[i];
         if (!p->cf->preconnect) continue;
-        for (size_t k = 0; k < p->backend_count; k++)
+        for (size_t k = 0; k < p->server_count; k++)
             for (uint32_t j = 0; j < p->backends[k].conn_count; j++)
                 if (bconn_ensure(&p->backends[k].conns[j]) < 0) health_failure(&p->backends[k]);
     }

@@ -51,7 +51,7 @@ int pool_build_ring(wpool *p) {
     chash_config cc;
     conf_pool_chash_config(cf, &cc);
 
-    size_t n = p->backend_count;
+    size_t n = p->server_count; /* former servers are never on the ring */
     backend **order = malloc(n * sizeof *order);
     chash_node_spec *specs = malloc(n * sizeof *specs);
     uint32_t *map = malloc(n * sizeof *map);

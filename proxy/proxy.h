@@ -163,6 +163,7 @@ struct backend {
     uint64_t retry_at_ms; /* when to probe an ejected or down server next */
     struct health_probe *probe; /* in flight, or NULL */
     bool is_warm_off; /* failed during the warm-up window: not asked again */
+    bool is_former;   /* removed by the last reload; asked only by warm-up */
     server_stats st;
 };
 
@@ -172,7 +173,8 @@ struct wpool {
     uint32_t index;
     loop_io listen_io;
     backend *backends;
-    size_t backend_count;
+    size_t backend_count;   /* the configured servers, then former ones (warm-up) */
+    size_t server_count;    /* the configured servers: backends[0 .. server_count) */
     chash *ring;            /* live (not ejected) backends */
     uint32_t *node_backend; /* ring node index -> backend index */
     size_t live_count;
@@ -304,6 +306,8 @@ void worker_sync(worker *w);
 void pool_tick(wpool *p, uint64_t now_ms);
 /* Closes a pool's server connections (pending requests fail with `why`). */
 void pool_close(wpool *p, const char *why);
+/* The same for one server. */
+void backend_close(backend *b, const char *why);
 /* Frees what wpool_init made. */
 void wpool_free(wpool *p);
 

@@ -27,12 +27,16 @@
  * another MIGRATE, which answers NOKEY). Keys that did not move cost one
  * extra ring lookup during the window.
  *
+ * A server the reload removed is asked too, while the window lasts: it
+ * becomes a backend beyond the configured ones, off the ring, and its
+ * connections close when the window ends (scale-in without a miss storm,
+ * if it keeps running that long).
+ *
  * Limits (docs/proxy.md): P sends the key, so servers must reach each other
- * at the addresses of the configuration, and N must be a TCP server; P must
- * still be in the pool (scale-out, weight changes); a server that fails
- * during the window is not asked again by the worker that saw it fail;
- * several proxies in front of the same servers should reload together (one
- * still on the old ring keeps writing to P).
+ * at the addresses of the configuration, and N must be a TCP server; a
+ * server that fails during the window is not asked again by the worker that
+ * saw it fail; several proxies in front of the same servers should reload
+ * together (one still on the old ring keeps writing to P).
  */
 #define _GNU_SOURCE /* memmem */
 #include "proxy.h"
@@ -58,16 +62,6 @@ typedef struct warm_op {
     char key[];
 } warm_op;
 
-static void warm_free(wpool *p) {
-    chash_free(p->prev_ring);
-    free(p->prev_backend);
-    free(p->warm_seen);
-    p->prev_ring = NULL;
-    p->prev_backend = NULL;
-    p->warm_seen = NULL;
-    p->warm_until_ms = 0;
-}
-
 /* The backend of p that is `s` of the previous configuration: the same
  * name at the same address holds the same keys. */
 static uint32_t same_backend(const wpool *p, const conf_server *s) {
@@ -78,6 +72,61 @@ static uint32_t same_backend(const wpool *p, const conf_server *s) {
             return (uint32_t)k;
     }
     return UINT32_MAX;
+}
+
+/* Former servers: closed (what they still owe fails: only moves, and with
+ * the window over nobody needs them) and dropped. */
+static void drop_former(wpool *p) {
+    for (size_t k = p->server_count; k < p->backend_count; k++) {
+        backend *b = &p->backends[k];
+        backend_close(b, "warm-up over");
+        health_stop(b);
+        free(b->conns);
+        b->conns = NULL;
+        b->conn_count = 0;
+    }
+    p->backend_count = p->server_count;
+}
+
+/* Removed servers still hold their keys: they become backends of p beyond
+ * its configured ones, off the ring, asked only by warm-up. Returns false
+ * when out of memory. */
+static bool add_former(wpool *p, const conf_pool *before) {
+    size_t extra = 0;
+    for (size_t i = 0; i < before->server_count; i++)
+        extra += same_backend(p, &before->servers[i]) == UINT32_MAX;
+    if (extra == 0) return true;
+    backend *all = realloc(p->backends, (p->server_count + extra) * sizeof *all);
+    if (!all) return false;
+    p->backends = all;
+    /* The array moved: each connection's way back to its backend too. */
+    for (size_t k = 0; k < p->backend_count; k++)
+        for (uint32_t j = 0; j < all[k].conn_count; j++) all[k].conns[j].b = &all[k];
+    for (size_t i = 0; i < before->server_count; i++) {
+        if (same_backend(p, &before->servers[i]) != UINT32_MAX) continue;
+        backend *b = &all[p->backend_count];
+        *b = (backend){.pool = p, .cf = &before->servers[i], .index = (uint32_t)p->backend_count,
+                       .conn_count = p->cf->server_connections, .is_former = true};
+        b->conns = calloc(b->conn_count, sizeof *b->conns);
+        if (!b->conns) return false;
+        for (uint32_t j = 0; j < b->conn_count; j++) {
+            b->conns[j].b = b;
+            b->conns[j].io.fd = -1;
+        }
+        p->backend_count++;
+    }
+    return true;
+}
+
+static void warm_free(wpool *p) {
+    drop_former(p);
+    chash_free(p->prev_ring);
+    free(p->prev_backend);
+    free(p->warm_seen);
+    p->prev_ring = NULL;
+    p->prev_backend = NULL;
+    p->warm_seen = NULL;
+    p->warm_until_ms = 0;
 }
 
 void warmup_start(wpool *p, const conf_pool *before) {
@@ -97,7 +146,7 @@ void warmup_start(wpool *p, const conf_pool *before) {
     size_t n = rc == CHASH_OK ? chash_node_count(p->prev_ring) : 0;
     p->prev_backend = malloc((n ? n : 1) * sizeof *p->prev_backend);
     p->warm_seen = calloc(SEEN_SLOTS, sizeof *p->warm_seen);
-    if (rc != CHASH_OK || !p->prev_backend || !p->warm_seen) {
+    if (rc != CHASH_OK || !p->prev_backend || !p->warm_seen || !add_former(p, before)) {
         proxy_log(LOG_ERROR, "pool %s: no warm-up: out of memory", cf->name);
         warm_free(p);
         return;

@@ -78,7 +78,7 @@ int wpool_init(worker *w, wpool *p, const conf_pool *cp, uint32_t index, char *e
     p->w = w;
     p->index = index;
     p->listen_io.fd = -1;
-    p->backend_count = cp->server_count;
+    p->backend_count = p->server_count = cp->server_count;
     p->backends = calloc(p->backend_count ? p->backend_count : 1, sizeof *p->backends);
     if (!p->backends) goto oom;
     for (size_t k = 0; k < p->backend_count; k++) {
@@ -111,6 +111,7 @@ oom:
 }
 
 void wpool_free(wpool *p) {
+    warmup_stop(p); /* first: it closes the former servers among the backends */
     for (size_t k = 0; p->backends && k < p->backend_count; k++) {
         if (p->w->loop) health_stop(&p->backends[k]);
         free(p->backends[k].conns);
@@ -118,7 +119,6 @@ void wpool_free(wpool *p) {
     free(p->backends);
     free(p->cmd_requests);
     p->cmd_requests = NULL;
-    warmup_stop(p);
     chash_free(p->ring);
     free(p->node_backend);
     p->backends = NULL;
@@ -188,9 +188,9 @@ static void carry_stats(wpool *to, const wpool *from) {
     stat_copy(&pt->warmup_failed, &pf->warmup_failed);
     for (size_t i = 0; from->cmd_requests && to->cmd_requests && i < route_command_count(); i++)
         stat_copy(&to->cmd_requests[i], &from->cmd_requests[i]);
-    for (size_t k = 0; k < to->backend_count; k++) {
+    for (size_t k = 0; k < to->server_count; k++) {
         const conf_server *s = to->backends[k].cf;
-        for (size_t j = 0; j < from->backend_count; j++) {
+        for (size_t j = 0; j < from->server_count; j++) {
             const conf_server *o = from->backends[j].cf;
             if (strcmp(s->name, o->name) != 0 || strcmp(s->host, o->host) != 0 ||
                 s->port != o->port)

@@ -48,11 +48,11 @@ def value(i):
     return b"v:%d" % i
 
 
-def fill(listen):
+def fill(listen, keys=KEYS):
     c = Conn(listen)
-    for start in range(0, KEYS, 2000):
+    for start in range(0, keys, 2000):
         cmds = []
-        for i in range(start, min(KEYS, start + 2000)):
+        for i in range(start, min(keys, start + 2000)):
             if i % TTL_EVERY == 0:
                 cmds.append(("SET", "k:%d" % i, value(i), "PX", TTL_MS))
             else:
@@ -66,8 +66,8 @@ class Readers:
     """Threads reading random keys (pipelined GETs, and MGETs); a key the
     writer deleted is not counted, every other miss is."""
 
-    def __init__(self, listen, writer, threads=2):
-        self.listen, self.writer = listen, writer
+    def __init__(self, listen, writer, threads=2, keys=KEYS):
+        self.listen, self.writer, self.keys = listen, writer, keys
         self.lock = threading.Lock()
         self.hits = self.misses = self.errors = 0
         self.bad = []
@@ -87,7 +87,7 @@ class Readers:
         rng = random.Random(n)
         conn = Conn(self.listen)
         while not self.stop:
-            ids = [rng.randrange(KEYS) for _ in range(40)]
+            ids = [rng.randrange(self.keys) for _ in range(40)]
             ids = [i for i in ids if i % WRITER_EVERY != 1]
             half = len(ids) // 2
             cmds = [("GET", "k:%d" % i) for i in ids[:half]]
@@ -314,5 +314,45 @@ def test_warmup(env):
     check(nc_before - nc_after > 0.06, "nutcracker's restart loses about 1/11 of its hits")
 
 
+def test_scale_in(env):
+    """A server removed by a reload is asked for its keys while the window
+    lasts (if it still runs): the hit rate holds, and when the window ends the
+    proxy lets go of it."""
+    ports = [env.redis()[0] for _ in range(6)]
+    listen = free_port()
+    keys = 30000
+    window_ms = 4000
+    proxy = env.proxy(BIN, config(listen, ports, warmup=window_ms), [listen], workers=2)
+    path = os.path.join(env.dir, "proxy-%d.yml" % listen)
+    fill(listen, keys)
+    readers = Readers(listen, None, keys=keys)
+    before, _, _ = hit_rate(readers, 1.0)
+    with open(path, "w") as f:
+        f.write(config(listen, ports[:5], warmup=window_ms))
+    t0 = time.time()
+    proxy.send_signal(signal.SIGHUP)
+    check(wait_servers(listen, 5), "every worker on 5 servers")
+    during, n_during, errors = hit_rate(readers, 1.5)
+    check(time.time() - t0 < window_ms / 1000, "measured inside the window")
+    readers.finish()
+    print("  6 -> 5 servers: hit rate %.3f %% before, %.3f %% during the warm-up (%d reads)"
+          % (100 * before, 100 * during, n_during))
+    check_eq(readers.bad[:3], [], "reader errors")
+    check_eq(errors, 0, "read errors")
+    check(before - during <= 0.01, "hit rate drop %.3f points (bar: 1)" % (100 * (before - during)))
+    # The window ends: the removed server's connections close.
+    time.sleep(max(0.0, t0 + window_ms / 1000 + 0.5 - time.time()))
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        clients = Conn(ports[5]).call("CLIENT", "LIST").count(b"\n")
+        if clients <= 1:
+            break
+        time.sleep(0.05)
+    check(clients <= 1, "the removed server let go after the window (%d left)" % (clients - 1))
+    c = Conn(listen)
+    check_eq(c.call("SET", "after", "1"), b"+OK", "the pool serves on")
+    c.close()
+
+
 if __name__ == "__main__":
-    run([test_warmup])
+    run([test_warmup, test_scale_in])
