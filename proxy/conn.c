@@ -235,9 +235,7 @@ void frag_fail(frag *f, bool is_redis, const char *reason) {
 
 /* ---- backend connections ------------------------------------------------ */
 
-/* FAIL_QUIET: closing a connection that only timed-out requests are left
- * on; they were counted and judged already. */
-enum fail_kind { FAIL_ERR, FAIL_EOF, FAIL_TIMEOUT, FAIL_QUIET };
+enum fail_kind { FAIL_ERR, FAIL_EOF, FAIL_TIMEOUT };
 
 static void bconn_schedule(bconn *bc) {
     if (bc->in_flush) return;
@@ -283,7 +281,6 @@ static void bconn_fail(bconn *bc, const char *reason, enum fail_kind kind) {
         frag_fail(f, is_redis, reason);
         f = next;
     }
-    if (kind == FAIL_QUIET) return;
     stat_add(kind == FAIL_EOF ? &b->st.server_eof
              : kind == FAIL_TIMEOUT ? &b->st.server_timedout
                                     : &b->st.server_err,
@@ -516,6 +513,7 @@ static void bconn_read(bconn *bc) {
             return;
         }
         stat_add(&bc->b->st.response_bytes, (uint64_t)n);
+        bc->heard_ms = bc->b->pool->w->now_ms;
         size_t old = bc->in.len;
         bc->in.len += (size_t)n;
         if (bc->reader && redisReaderFeed(bc->reader, bc->in.data + old, (size_t)n) != REDIS_OK) {
@@ -813,15 +811,22 @@ void worker_before_sleep(worker *w) {
 
 /*
  * Late requests. Each request has `timeout` ms from when it was sent; one
- * still unanswered then gets "Connection timed out" on its own, and a
+ * still unanswered then, on a connection whose server has sent nothing for
+ * `timeout` ms either, gets "Connection timed out" on its own, and a
  * placeholder takes its place in the connection's FIFO so that its reply,
  * if the server sends it after all, is matched and dropped. Requests behind
  * it keep their own deadlines, and the connection stays up: a slow reply
  * fails one request, not every client's requests on the connection (as
- * closing it, nutcracker's way, would).
+ * closing it, nutcracker's way, would). A server that is sending is busy,
+ * not gone: requests queued behind one client's large replies are not
+ * failed for the time those take (with one connection per server, they
+ * would be other clients' requests).
  *
- * A connection is closed when it holds LATE_MAX placeholders, or when no
- * reply has completed for twice the timeout while its head waits.
+ * A connection is closed, failing what it carries, when it holds LATE_MAX
+ * placeholders, or when its head has waited twice the timeout with no reply
+ * completed meanwhile: the reply stream is stuck (a silent server, or a
+ * reply that never ends while bytes still come), and nothing behind the
+ * head can arrive.
  */
 #define LATE_MAX 1024u
 
@@ -829,7 +834,8 @@ static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
     backend *b = bc->b;
     bool is_redis = b->pool->cf->redis;
     uint32_t expired = 0;
-    for (frag **at = &bc->head; *at;) {
+    bool is_silent = now_ms - bc->heard_ms >= timeout;
+    for (frag **at = &bc->head; is_silent && *at;) {
         frag *f = *at;
         if (f->is_swallowed) {
             at = &f->next;
@@ -860,13 +866,10 @@ static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
                   b->cf->name, expired);
         health_failure(b);
     }
-    /* The head has no answer for twice the timeout since it was sent or
-     * the reply before it came: the reply stream is stuck (a silent server,
-     * or a reply that never ends), and nothing behind the head can come. */
     if (bc->late > LATE_MAX ||
         (bc->head && now_ms - bc->head->sent_ms >= 2 * timeout &&
          now_ms - bc->replied_ms >= 2 * timeout))
-        bconn_fail(bc, "no reply to timed-out requests", FAIL_QUIET);
+        bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
 }
 
 void pool_tick(wpool *p, uint64_t now_ms) {

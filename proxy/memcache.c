@@ -327,6 +327,19 @@ static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_lin
         break;
     }
     (void)raw_line_len;
+    /* memcached reads a command line only up to a NUL byte: it would take
+     * "set a<NUL>b 0 0 1" for "set a", answer ERROR, then answer the data
+     * line as a command too - two replies to one request, and every later
+     * reply on the shared server connection one off. Such a line is never
+     * sent on; a storage command's data block is dropped with it. */
+    if (memchr(line, '\0', len)) {
+        msg->error = bad_format;
+        *skip_bad = *data_needed;
+        *data_needed = 0;
+        msg->keys = NULL;
+        msg->key_count = 0;
+        return 1;
+    }
     msg->cmd = cmd;
     msg->noreply = has_noreply && !mc_cmd_is_retrieval(cmd) && cmd != MC_VERSION;
     return 1;

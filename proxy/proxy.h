@@ -147,6 +147,7 @@ struct bconn {
     uint64_t since_ms;
     uint32_t late; /* placeholders of timed-out requests in the queue */
     uint64_t replied_ms; /* when the server last completed a reply */
+    uint64_t heard_ms;   /* when the server last sent bytes */
     bool in_flush;
     bconn *next_flush;
 };

@@ -81,11 +81,15 @@ void resp_commit(resp_parser *p, size_t n) { p->in.len += n; }
 size_t resp_buffered(const resp_parser *p) { return buf_used(&p->in); }
 
 /*
- * A length line after its type byte: optional '-', 1..19 digits, CRLF.
- * Returns 1 (value in *v, bytes including CRLF in *used), 0 (incomplete),
- * -1 (malformed or out of int64 range).
+ * A length line after its type byte: optional '-', 1..19 digits, CRLF; with
+ * is_strict, as Redis reads a request (string2ll): no leading zero, no "-0"
+ * — the proxy forwards requests as received, so what it takes the server
+ * must take too, or the server drops the connection every client shares.
+ * Replies are read as hiredis reads them. Returns 1 (value in *v, bytes
+ * including CRLF in *used), 0 (incomplete), -1 (malformed or out of int64
+ * range).
  */
-static int parse_num_line(const char *s, size_t n, int64_t *v, size_t *used) {
+static int parse_num_line(const char *s, size_t n, bool is_strict, int64_t *v, size_t *used) {
     size_t i = 0;
     bool is_neg = false;
     if (n == 0) return 0;
@@ -98,6 +102,8 @@ static int parse_num_line(const char *s, size_t n, int64_t *v, size_t *used) {
     for (; i < n; i++) {
         char c = s[i];
         if (c >= '0' && c <= '9') {
+            if (is_strict && ((digits == 1 && acc == 0) || (digits == 0 && c == '0' && is_neg)))
+                return -1;
             uint64_t d = (uint64_t)(c - '0');
             if (acc > (UINT64_C(0x7fffffffffffffff) - d) / 10) return -1;
             acc = acc * 10 + d;
@@ -242,7 +248,7 @@ int resp_next(resp_parser *p, resp_msg *msg) {
                 p->line_scanned = 0;
                 break;
             }
-            rc = parse_num_line(base + 1, avail - 1, &v, &used);
+            rc = parse_num_line(base + 1, avail - 1, true, &v, &used);
             /* Waiting costs at most NUM_LINE_MAX bytes. The buffer limit is
              * judged on whole lengths only, so that the verdict (and its
              * message) does not depend on where reads split the stream. */
@@ -265,7 +271,7 @@ int resp_next(resp_parser *p, resp_msg *msg) {
             if (p->scan >= avail) return 0;
             if (base[p->scan] != '$')
                 return fail(p, RESP_ERR_PROTOCOL, "Protocol error: expected '$'");
-            rc = parse_num_line(base + p->scan + 1, avail - p->scan - 1, &v, &used);
+            rc = parse_num_line(base + p->scan + 1, avail - p->scan - 1, true, &v, &used);
             if (rc == 0) return 0; /* as above: scan + NUM_LINE_MAX bytes at most */
             if (rc < 0) return fail(p, RESP_ERR_PROTOCOL, "Protocol error: invalid bulk length");
             if (v < 0 || (uint64_t)v > lim_bulk(p))
@@ -350,7 +356,7 @@ size_t resp_value_len(const char *p, size_t n) {
             pos = nl + 1;
             break;
         case '$':
-            if (parse_num_line(p + pos + 1, nl + 1 - pos - 1, &v, &used) != 1) return 0;
+            if (parse_num_line(p + pos + 1, nl + 1 - pos - 1, false, &v, &used) != 1) return 0;
             pos = nl + 1;
             if (v >= 0) {
                 if ((uint64_t)v > n - pos || n - pos - (size_t)v < 2) return 0;
@@ -358,7 +364,7 @@ size_t resp_value_len(const char *p, size_t n) {
             }
             break;
         case '*':
-            if (parse_num_line(p + pos + 1, nl + 1 - pos - 1, &v, &used) != 1) return 0;
+            if (parse_num_line(p + pos + 1, nl + 1 - pos - 1, false, &v, &used) != 1) return 0;
             pos = nl + 1;
             if (v > 0) {
                 if ((uint64_t)v > n) return 0; /* cannot all be here */

@@ -89,6 +89,8 @@ static void check_command(const mc_parser *p, const mc_msg *m, const uint8_t *da
         return;
     }
     FUZZ_CHECK(m->error == NULL);
+    /* memcached stops reading a line at a NUL: none may be sent on */
+    FUZZ_CHECK(memchr(m->raw, '\0', line_len) == NULL);
     size_t max_keys = p->max_keys ? p->max_keys : MC_MAX_KEYS_DEFAULT;
     FUZZ_CHECK(m->key_count <= max_keys);
     for (size_t i = 0; i < m->key_count; i++)

@@ -378,6 +378,18 @@ def test_redis_corpus(env):
         ("an endless length line", b"*1\r\n$" + b"9" * 100000, "ERR Protocol error"),
         ("inline too long", b"GET " + b"k" * 200000, "ERR Protocol error"),
     ]
+    # Lengths Redis itself refuses (it closes the connection): the proxy
+    # forwards a command as received, so it must refuse them too, or a server
+    # connection every client shares would be dropped.
+    as_redis = [
+        ("$ with a leading zero", b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n"),
+        ("* with a leading zero", b"*02\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
+        ("$00", b"*2\r\n$3\r\nGET\r\n$00\r\n\r\n"),
+        ("*-0", b"*-0\r\n*1\r\n$4\r\nPING\r\n"),
+    ]
+    for what, data in as_redis:
+        expect_error(ports[0], data, "ERR Protocol error", False, what="redis-server: " + what)
+        framing.append((what, data, "ERR Protocol error"))
     for what, data, prefix in framing:
         expect_error(std, data, prefix, False, what=what)
         alive(proc, what)
@@ -569,7 +581,7 @@ def test_memcache_corpus(env):
         b"get " + b"k" * 251 + b"\r\n", b"incr n notanumber\r\n", b"incr n -1\r\n",
         b"incr n 99999999999999999999999\r\n", b"touch k\r\n", b"touch k soon\r\n",
         b"delete a b c\r\n", b"delete k 1\r\n", b"set k 0 0 -1\r\n", b"decr\r\n", b"gat\r\n",
-        b"gat abc k\r\n", b"incr\r\n", b"get a\x00b\r\n", b"get a  b\r\n", b"get a\tb\r\n",
+        b"gat abc k\r\n", b"incr\r\n", b"get a  b\r\n", b"get a\tb\r\n",
         b"set k 0 0 01\r\nv\r\n", b"delete\r\n", b"set k 0 0\r\n", b"cas k 0 0 1\r\nv\r\n",
         b"set k 0 0 1 2 3\r\nv\r\n", b"gats 1\r\n", b"gat x\r\n", b"gats x k\r\n",
         b"incr k\r\n", b"incr nokey 1\r\n", b"delete k 0\r\n", b"delete k noreply extra\r\n",
@@ -592,6 +604,11 @@ def test_memcache_corpus(env):
         (b"set " + b"k" * 251 + b" 0 0 1\r\nv\r\n", [b"CLIENT_ERROR bad command line format"]),
         (b"set k 0 0 1\r\nab\r\n", [b"CLIENT_ERROR bad data chunk", "closed"]),
         (b"set k 4294967296 0 1\r\na\r\n", [b"CLIENT_ERROR bad command line format"]),
+        # memcached reads a line only up to a NUL: "set a" would get ERROR and
+        # the data line another, one reply too many on the shared connection
+        (b"set a\x00b 0 0 1\r\nv\r\n", [b"CLIENT_ERROR bad command line format"]),
+        (b"get a\x00b c\r\n", [b"CLIENT_ERROR bad command line format"]),
+        (b"incr a\x00b 1\r\n", [b"CLIENT_ERROR bad command line format"]),
     ]
 
     def replies_then_version(port, data):
@@ -624,6 +641,18 @@ def test_memcache_corpus(env):
         alive(proc, repr(data[:40]))
     check_eq(mc_call(Conn(std), b"get k\r\n", True)[:6], b"VALUE ",
              "a data block 'delete k' did not run")
+    # After lines with a NUL, every server connection is still in step: each
+    # key's value comes back, from each server.
+    c = Conn(std, timeout=CASE_TIMEOUT)
+    c.send(b"".join(b"set a\x00%d 0 0 1\r\nv\r\nset s%d 0 0 2\r\n%02d\r\n" % (i, i, i)
+                    for i in range(30)))
+    for i in range(30):
+        check_eq(c.mc_reply(), b"CLIENT_ERROR bad command line format\r\n", "NUL line %d" % i)
+        check_eq(c.mc_reply(), b"STORED\r\n", "set s%d after a NUL line" % i)
+    for i in range(30):
+        check_eq(mc_call(c, b"get s%d\r\n" % i, True), b"VALUE s%d 0 2\r\n%02d\r\nEND\r\n" % (i, i),
+                 "s%d in step" % i)
+    c.close()
     for data in own_errors:
         CASES["count"] += 1
         g = replies_then_version(std, data)

@@ -237,6 +237,29 @@ static void test_inline(void) {
     resp_parser_free(&p);
 }
 
+/* Lengths as Redis reads them: a leading zero or "-0" is malformed, "0" is
+ * an empty argument. */
+static void test_strict_lengths(void) {
+    static const char *const bad[] = {"*1\r\n$04\r\nPING\r\n", "*01\r\n$4\r\nPING\r\n",
+                                      "*2\r\n$3\r\nGET\r\n$00\r\n\r\n", "*-0\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        resp_parser p;
+        resp_parser_init(&p);
+        ASSERT_OK(resp_feed(&p, bad[i], strlen(bad[i])));
+        resp_msg m;
+        ASSERT_EQ(resp_next(&p, &m), -1);
+        resp_parser_free(&p);
+    }
+    resp_parser p;
+    resp_parser_init(&p);
+    ASSERT_OK(resp_feed(&p, "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", 22));
+    resp_msg m;
+    ASSERT_EQ(resp_next(&p, &m), 1);
+    ASSERT_UEQ(m.argc, 2);
+    ASSERT_UEQ(m.argv[1].len, 0);
+    resp_parser_free(&p);
+}
+
 /* Inline arguments unquoted as Redis's sdssplitargs does. */
 static void test_inline_quotes(void) {
     static const struct {
@@ -317,6 +340,7 @@ int main(void) {
     test_limits();
     test_inline();
     test_inline_quotes();
+    test_strict_lengths();
     test_value_len();
     TEST_DONE();
 }
