@@ -774,4 +774,5 @@ def test_memcache_corpus(env):
 
 
 if __name__ == "__main__":
+    print("CHASH_TEST_SEED=%d (set it to replay this run)" % SEED)
     run([test_redis_corpus, test_memcache_corpus])
