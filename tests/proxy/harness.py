@@ -324,6 +324,17 @@ def wait_servers(listen, count, timeout=5.0):
     return False
 
 
+def clients_left(port, timeout=3.0):
+    """Connections a redis-server still has besides ours, once they drop to
+    none or `timeout` passes."""
+    deadline = time.time() + timeout
+    while True:
+        left = Conn(port).call("CLIENT", "LIST").count(b"\n") - 1
+        if left <= 0 or time.time() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
 def is_sanitized(binary):
     """True for a build with AddressSanitizer (slower; keeps freed memory)."""
     with open(binary, "rb") as f:

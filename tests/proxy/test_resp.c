@@ -237,19 +237,24 @@ static void test_inline(void) {
     resp_parser_free(&p);
 }
 
+/* The stream is malformed at once, with `errstr_part` in the error. */
+static void expect_malformed(const char *input, const char *errstr_part) {
+    resp_parser p;
+    resp_parser_init(&p);
+    ASSERT_OK(resp_feed(&p, input, strlen(input)));
+    resp_msg m;
+    ASSERT_EQ(resp_next(&p, &m), -1);
+    ASSERT_TRUE(strstr(p.errstr, errstr_part) != NULL);
+    resp_parser_free(&p);
+}
+
 /* Lengths as Redis reads them: a leading zero or "-0" is malformed, "0" is
  * an empty argument. */
 static void test_strict_lengths(void) {
     static const char *const bad[] = {"*1\r\n$04\r\nPING\r\n", "*01\r\n$4\r\nPING\r\n",
                                       "*2\r\n$3\r\nGET\r\n$00\r\n\r\n", "*-0\r\n"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        resp_parser p;
-        resp_parser_init(&p);
-        ASSERT_OK(resp_feed(&p, bad[i], strlen(bad[i])));
-        resp_msg m;
-        ASSERT_EQ(resp_next(&p, &m), -1);
-        resp_parser_free(&p);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_malformed(bad[i], "Protocol error");
     resp_parser p;
     resp_parser_init(&p);
     ASSERT_OK(resp_feed(&p, "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", 22));
@@ -293,15 +298,8 @@ static void test_inline_quotes(void) {
     static const char *const bad[] = {
         "SET \"a b\n", "SET 'a\n", "SET \"a\"b\n", "SET 'a'b\n", "SET \"a\\\n",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        resp_parser p;
-        resp_parser_init(&p);
-        ASSERT_OK(resp_feed(&p, bad[i], strlen(bad[i])));
-        resp_msg m;
-        ASSERT_EQ(resp_next(&p, &m), -1);
-        ASSERT_TRUE(strstr(p.errstr, "unbalanced quotes") != NULL);
-        resp_parser_free(&p);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_malformed(bad[i], "unbalanced quotes");
 }
 
 static void test_value_len(void) {
