@@ -257,7 +257,8 @@ static void test_strict_lengths(void) {
         expect_malformed(bad[i], "Protocol error");
     resp_parser p;
     resp_parser_init(&p);
-    ASSERT_OK(resp_feed(&p, "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", 22));
+    static const char empty_arg[] = "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n";
+    ASSERT_OK(resp_feed(&p, empty_arg, sizeof empty_arg - 1));
     resp_msg m;
     ASSERT_EQ(resp_next(&p, &m), 1);
     ASSERT_UEQ(m.argc, 2);
