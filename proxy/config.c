@@ -704,3 +704,7 @@ int conf_pool_ring(const conf_pool *cp, chash **out) {
     free(specs);
     return rc;
 }
+
+bool conf_server_same(const conf_server *a, const conf_server *b) {
+    return strcmp(a->name, b->name) == 0 && strcmp(a->host, b->host) == 0 && a->port == b->port;
+}

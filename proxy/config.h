@@ -127,6 +127,10 @@ void conf_pool_chash_config(const conf_pool *p, chash_config *out);
  * comparator over `const conf_server *` elements. */
 int conf_server_order(const void *a, const void *b);
 
+/* True when a and b (of two configurations) are the same server: the same
+ * name at the same address, so the same keys are there. */
+bool conf_server_same(const conf_server *a, const conf_server *b);
+
 /* A new ring (the caller frees it) over every server of the pool, in
  * nutcracker's order: the placement as configured, with no server ejected.
  * Returns CHASH_OK or the library's error. */

@@ -521,6 +521,16 @@ static void cmd_select(client *c, const resp_msg *m) {
 
 /* ---- redis -------------------------------------------------------------- */
 
+/* CK_KEYS: how many keys m has at spec's positions, or 0 when its arguments
+ * do not fit them (an arity error). */
+static size_t keys_span(const cmd_spec *spec, const resp_msg *m) {
+    size_t first = (size_t)spec->first, step = (size_t)spec->step;
+    size_t last = spec->last < 0 ? m->argc - (size_t)(-spec->last) : (size_t)spec->last;
+    if (m->argc <= first || m->argc <= last || last < first || (last - first) % step != 0)
+        return 0;
+    return (last - first) / step + 1;
+}
+
 /*
  * Warm-up: hands each key of m to warmup_key. Arguments that do not fit the
  * command are left to route_spec, which replies with the error. Returns true
@@ -536,16 +546,12 @@ static bool warm_keys(client *c, const cmd_spec *spec, const resp_msg *m) {
         first = (size_t)spec->first;
         count = 1;
         break;
-    case CK_KEYS: {
-        size_t last = spec->last < 0 ? m->argc - (size_t)(-spec->last) : (size_t)spec->last;
-        if (m->argc <= (size_t)spec->first || m->argc <= last || last < (size_t)spec->first ||
-            (last - (size_t)spec->first) % (size_t)spec->step != 0)
-            return false;
+    case CK_KEYS:
+        count = keys_span(spec, m);
+        if (count == 0) return false;
         first = (size_t)spec->first;
         step = (size_t)spec->step;
-        count = (last - first) / step + 1;
         break;
-    }
     case CK_NUMKEYS:
         if (m->argc <= (size_t)spec->first || !arg_int(&m->argv[spec->first], &numkeys) ||
             numkeys < 0 || (unsigned long long)numkeys > m->argc - (size_t)spec->first - 1)
@@ -624,13 +630,11 @@ static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
         return;
     }
     case CK_KEYS: {
-        size_t last = spec->last < 0 ? m->argc - (size_t)(-spec->last) : (size_t)spec->last;
-        if (m->argc <= (size_t)spec->first || m->argc <= last || last < (size_t)spec->first ||
-            (last - (size_t)spec->first) % (size_t)spec->step != 0) {
+        size_t count = keys_span(spec, m);
+        if (count == 0) {
             reply_arity(c, name);
             return;
         }
-        size_t count = (last - (size_t)spec->first) / (size_t)spec->step + 1;
         route_same_server(c, m, &m->argv[spec->first], count, (size_t)spec->step, NULL);
         return;
     }

@@ -62,15 +62,10 @@ typedef struct warm_op {
     char key[];
 } warm_op;
 
-/* The backend of p that is `s` of the previous configuration: the same
- * name at the same address holds the same keys. */
+/* The backend of p that is server `s` of the previous configuration. */
 static uint32_t same_backend(const wpool *p, const conf_server *s) {
-    for (size_t k = 0; k < p->backend_count; k++) {
-        const conf_server *now = p->backends[k].cf;
-        if (strcmp(now->name, s->name) == 0 && strcmp(now->host, s->host) == 0 &&
-            now->port == s->port)
-            return (uint32_t)k;
-    }
+    for (size_t k = 0; k < p->backend_count; k++)
+        if (conf_server_same(p->backends[k].cf, s)) return (uint32_t)k;
     return UINT32_MAX;
 }
 

@@ -189,12 +189,8 @@ static void carry_stats(wpool *to, const wpool *from) {
     for (size_t i = 0; from->cmd_requests && to->cmd_requests && i < route_command_count(); i++)
         stat_copy(&to->cmd_requests[i], &from->cmd_requests[i]);
     for (size_t k = 0; k < to->server_count; k++) {
-        const conf_server *s = to->backends[k].cf;
         for (size_t j = 0; j < from->server_count; j++) {
-            const conf_server *o = from->backends[j].cf;
-            if (strcmp(s->name, o->name) != 0 || strcmp(s->host, o->host) != 0 ||
-                s->port != o->port)
-                continue;
+            if (!conf_server_same(to->backends[k].cf, from->backends[j].cf)) continue;
             server_stats *t = &to->backends[k].st;
             const server_stats *f = &from->backends[j].st;
             for (size_t i = 0; i < LATENCY_BUCKETS; i++)
