@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* At most this many servers in a LOCATE answer. */
 #define LOCATE_MAX 16
@@ -29,14 +28,6 @@ static const char *backend_state(const backend *b) {
 }
 
 static void append_bulk_str(buf *b, const char *s) { buf_append_bulk(b, s, strlen(s)); }
-
-static void send_buf(client *c, buf *b) {
-    if (b->is_oom)
-        client_reply_str(c, "-ERR out of memory\r\n");
-    else
-        client_reply(c, buf_start(b), buf_used(b), false);
-    buf_free(b);
-}
 
 static void append_backend(buf *out, const backend *b) {
     char addr[300];
@@ -74,7 +65,7 @@ static void locate(client *c, const resp_arg *key) {
     if (p->cf->dist == CONF_DIST_RANDOM) found = 0; /* no owner: any live server */
     buf_append_header(&out, '*', found);
     for (size_t i = 0; i < found; i++) append_backend(&out, &p->backends[p->node_backend[nodes[i]]]);
-    send_buf(c, &out);
+    client_reply_buf(c, &out);
 }
 
 static void ring(client *c) {
@@ -122,7 +113,7 @@ static void ring(client *c) {
     append_bulk_str(&out, last);
     free(shares);
     free(share_of);
-    send_buf(c, &out);
+    client_reply_buf(c, &out);
 }
 
 /* Synchronous: this worker waits while the file is read and checked (the
@@ -137,7 +128,7 @@ static void reload(client *c) {
         buf_append_str(&out, "-ERR ");
         buf_append_str(&out, msg);
         buf_append_str(&out, "\r\n");
-        send_buf(c, &out);
+        client_reply_buf(c, &out);
         return;
     }
     size_t lines = 1;
@@ -150,19 +141,18 @@ static void reload(client *c) {
         if (!eol) break;
         line = eol + 1;
     }
-    send_buf(c, &out);
+    client_reply_buf(c, &out);
 }
 
-void admin_redis(client *c, const resp_msg *m) {
+void admin_command(client *c, const resp_msg *m) {
     const resp_arg *sub = m->argc >= 2 ? &m->argv[1] : NULL;
-#define IS(word) (sub->len == strlen(word) && strncasecmp(sub->ptr, word, sub->len) == 0)
-    if (sub && IS("locate") && m->argc == 3) {
+    if (sub && resp_arg_is(sub, "locate") && m->argc == 3) {
         locate(c, &m->argv[2]);
-    } else if (sub && IS("ring") && m->argc == 2) {
+    } else if (sub && resp_arg_is(sub, "ring") && m->argc == 2) {
         ring(c);
-    } else if (sub && IS("reload") && m->argc == 2) {
+    } else if (sub && resp_arg_is(sub, "reload") && m->argc == 2) {
         reload(c);
-    } else if (sub && IS("help") && m->argc == 2) {
+    } else if (sub && resp_arg_is(sub, "help") && m->argc == 2) {
         buf out = {0};
         buf_append_header(&out, '*', 4);
         append_bulk_str(&out, "PROXY LOCATE <key> - the servers for key, owner first: "
@@ -172,9 +162,8 @@ void admin_redis(client *c, const resp_msg *m) {
         append_bulk_str(&out, "PROXY RELOAD - re-read the configuration file; answers with "
                               "the exact plan, or why it was refused");
         append_bulk_str(&out, "PROXY HELP - this text");
-        send_buf(c, &out);
+        client_reply_buf(c, &out);
     } else {
         client_reply_str(c, "-ERR usage: PROXY LOCATE <key> | PROXY RING | PROXY RELOAD | PROXY HELP\r\n");
     }
-#undef IS
 }

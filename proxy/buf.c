@@ -61,16 +61,13 @@ void buf_append_u64(buf *b, uint64_t v) {
     buf_append(b, tmp, u64_text(tmp, v));
 }
 
-void buf_append_i64(buf *b, int64_t v) {
-    char tmp[24];
-    size_t n = 0;
-    uint64_t mag = (uint64_t)v;
-    if (v < 0) {
-        tmp[n++] = '-';
-        mag = 0 - mag;
+void buf_append_safe(buf *b, const char *s, size_t n) {
+    size_t limit = n > 64 ? 64 : n;
+    for (size_t i = 0; i < limit; i++) {
+        char ch = s[i];
+        buf_append(b, (ch >= 0x20 && ch < 0x7f && ch != '\'') ? &ch : "?", 1);
     }
-    n += u64_text(tmp + n, mag);
-    buf_append(b, tmp, n);
+    if (n > limit) buf_append_str(b, "...");
 }
 
 void buf_append_header(buf *b, char prefix, uint64_t v) {

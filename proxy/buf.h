@@ -35,7 +35,9 @@ void buf_append(buf *b, const void *p, size_t n);
 void buf_append_str(buf *b, const char *s);
 /* Decimal text of v. */
 void buf_append_u64(buf *b, uint64_t v);
-void buf_append_i64(buf *b, int64_t v);
+/* A name as a client sent it, made safe to echo in a one-line reply:
+ * printable ASCII but the quote, the rest as '?', cut at 64 bytes ("..."). */
+void buf_append_safe(buf *b, const char *s, size_t n);
 /* A RESP header: prefix (one of "*$:") then v and CRLF. */
 void buf_append_header(buf *b, char prefix, uint64_t v);
 /* A RESP bulk string. */

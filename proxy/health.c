@@ -1,5 +1,5 @@
 /*
- * health.c - server failures, what a pool does about them, and the ring.
+ * health.c - server failures, what a pool does about them, and probes.
  *
  * A server fails when a connect, write or read errs, the server closes, or a
  * request times out; a reply resets the count. After server_failure_limit
@@ -16,8 +16,7 @@
  * ms: never on a blind timer. Each worker judges on its own observations, as
  * nutcracker's single process does.
  *
- * Invariant: p->ring holds the backends that are not ejected, in
- * nutcracker's server order, and node_backend maps its node indexes back.
+ * The ring itself is pool.c's: ejecting or restoring a server rebuilds it.
  */
 #include "proxy.h"
 
@@ -38,55 +37,6 @@ typedef struct health_probe {
     size_t got;
     char in[64];
 } health_probe;
-
-/* Backends in nutcracker's server order (conf_server_order). */
-static int server_order(const void *a, const void *b) {
-    const backend *x = *(backend *const *)a, *y = *(backend *const *)b;
-    const conf_server *sx = x->cf, *sy = y->cf;
-    return conf_server_order(&sx, &sy);
-}
-
-int pool_build_ring(wpool *p) {
-    const conf_pool *cf = p->cf;
-    chash_config cc;
-    conf_pool_chash_config(cf, &cc);
-
-    size_t n = p->server_count; /* former servers are never on the ring */
-    backend **order = malloc(n * sizeof *order);
-    chash_node_spec *specs = malloc(n * sizeof *specs);
-    uint32_t *map = malloc(n * sizeof *map);
-    chash *ring = NULL;
-    int rc = CHASH_ENOMEM;
-    if (!order || !specs || !map) goto done;
-    size_t live = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!p->backends[i].is_ejected) order[live++] = &p->backends[i];
-    qsort(order, live, sizeof *order, server_order);
-    for (size_t i = 0; i < live; i++) {
-        specs[i] = (chash_node_spec){order[i]->cf->name, strlen(order[i]->cf->name),
-                                     order[i]->cf->weight};
-        map[i] = order[i]->index;
-    }
-    rc = chash_create(&cc, &ring);
-    if (rc != CHASH_OK) goto done;
-    if (live) rc = chash_add_many(ring, specs, live);
-    if (rc != CHASH_OK) goto done;
-    chash_free(p->ring);
-    free(p->node_backend);
-    p->ring = ring;
-    p->node_backend = map;
-    p->live_count = live;
-    ring = NULL;
-    map = NULL;
-done:
-    if (rc != CHASH_OK)
-        proxy_log(LOG_ERROR, "pool %s: cannot build the ring: %s", cf->name, chash_strerror(rc));
-    chash_free(ring);
-    free(map);
-    free(specs);
-    free(order);
-    return rc;
-}
 
 static const char *policy_name(const conf_pool *cf) {
     return cf->on_failure == CONF_FAIL_ERROR ? "error" : "reroute";

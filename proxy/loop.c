@@ -15,6 +15,8 @@
 #define LOOP_BATCH 256
 
 _Static_assert(LOOP_READ == EPOLLIN && LOOP_WRITE == EPOLLOUT, "loop masks are epoll bits");
+_Static_assert(LOOP_ERROR == (EPOLLERR | EPOLLHUP), "loop masks are epoll bits");
+_Static_assert(LOOP_EXCLUSIVE == EPOLLEXCLUSIVE, "loop masks are epoll bits");
 
 struct loop {
     int epfd;

@@ -22,8 +22,14 @@ struct loop_io {
     void *owner;
 };
 
-#define LOOP_READ 1u  /* EPOLLIN */
-#define LOOP_WRITE 4u /* EPOLLOUT */
+/* Masks and event bits. Their values are epoll's (loop.c checks), so the
+ * loop passes them through untranslated; nothing outside loop.c names epoll. */
+#define LOOP_READ 1u  /* asked for, and reported: readable */
+#define LOOP_WRITE 4u /* asked for, and reported: writable */
+#define LOOP_ERROR 0x18u /* reported only: an error or a hang-up on the fd */
+/* loop_add only: of several loops watching one fd, one wakes per event
+ * (a listener shared by every worker). */
+#define LOOP_EXCLUSIVE (1u << 28)
 
 int loop_create(loop **out);
 void loop_free(loop *l);

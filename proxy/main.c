@@ -50,34 +50,6 @@ static const char usage[] =
     "\n"
     "Configuration keys and what differs from nutcracker: docs/proxy.md.\n";
 
-static const char describe[] =
-    "pool stats:\n"
-    "  client_eof          # eof on client connections\n"
-    "  client_err          # errors on client connections (and refused clients)\n"
-    "  client_connections  # active client connections\n"
-    "  server_ejects       # times a server was ejected\n"
-    "  forward_error       # requests answered with an error for a server's fault\n"
-    "  fragments           # fragments created from split multi-key requests\n"
-    "  warmup_moved        # keys moved from their previous owner (warm-up window)\n"
-    "  warmup_absent       # warm-up moves that found nothing on the previous owner\n"
-    "  warmup_stale        # previous owners' copies deleted: the new owner had a newer one\n"
-    "  warmup_failed       # warm-up moves that failed (the key then misses)\n"
-    "\n"
-    "server stats:\n"
-    "  server_eof          # eof on server connections\n"
-    "  server_err          # errors on server connections\n"
-    "  server_timedout     # timeouts on server connections\n"
-    "  server_connections  # active server connections\n"
-    "  server_ejected_at   # last ejection (monotonic usec)\n"
-    "  requests            # requests sent\n"
-    "  request_bytes       # total request bytes\n"
-    "  responses           # responses received\n"
-    "  response_bytes      # total response bytes\n"
-    "  in_queue            # requests waiting to be sent (always 0: sent at once)\n"
-    "  in_queue_bytes      # bytes waiting to be sent\n"
-    "  out_queue           # requests sent, waiting for a reply\n"
-    "  out_queue_bytes     # not tracked (0)\n";
-
 /* SIGHUP: re-read the configuration (reload.c). */
 static void on_hangup(int sig) {
     (void)sig;
@@ -151,7 +123,7 @@ int main(int argc, char **argv) {
         case 'o': log_path = optarg; break;
         case 'p': pid_path = optarg; break;
         case 'd': daemonize = true; break;
-        case 'D': fputs(describe, stdout); return 0;
+        case 'D': stats_describe(stdout); return 0;
         case 'i':
         case 'm':
             if (parse_count(optarg, 0, 1L << 30, &ignored)) {
@@ -159,7 +131,7 @@ int main(int argc, char **argv) {
                 return EXIT_USAGE;
             }
             break;
-        case 'V': printf("chash-proxy %s\n", chash_version()); return 0;
+        case 'V': printf("chash-proxy %s\n", chash_version_string()); return 0;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
@@ -192,7 +164,7 @@ int main(int argc, char **argv) {
      * fixed threshold glibc raises it after the first free and keeps them. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 #endif
-    route_init();
+    command_init();
 
     proxy px = {0};
     px.cf = cf;

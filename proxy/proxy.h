@@ -1,16 +1,37 @@
 /*
- * proxy.h - the proxy's runtime objects and how a request flows through them.
+ * proxy.h - the proxy's runtime objects, how a request flows through them,
+ * and which file does what.
  *
- *   client --read--> parser (resp.c / memcache.c) --command--> route.c
- *      ^                                                          |
- *      |  replies in request order                                | one fragment per
- *      |  (client queue of req)                                   | server (split commands)
- *      |                                                          v
- *   client_advance <-- frag_done <-- bconn (backend connection, FIFO of frag)
- *                      (merge.c)        --write--> redis / memcached
+ *   client.c    accept, read -> parser (resp.c / memcache.c)
+ *      |                              | one command
+ *      |                              v
+ *      |        route.c   command.c: the table of Redis commands and their keys;
+ *      |                  session.c (PING, AUTH, HELLO...), admin.c (PROXY)
+ *      |                  answer locally; pool.c picks each key's server;
+ *      |                  warmup.c may hold a command while its keys move
+ *      |                              | a req, one frag per server
+ *      |                              v
+ *      |        server.c  server connections: a FIFO of frags per connection,
+ *      |                  write, read, match replies, time out late ones;
+ *      |                  failures go to health.c (eject, down, probes)
+ *      |                              | frag_deliver
+ *      |                              v
+ *      +-- write <- req.c   requests and replies in request order (merge.c
+ *                           joins split replies)
+ *
+ *   worker.c   one event loop per thread (loop.c, the only file that knows
+ *              epoll): the loop turn, the timers, taking a reloaded config
+ *   reload.c   re-reading the configuration (config.c); stats.c the
+ *              statistics (one list, stats.h) and their port; log.c; main.c
+ *
+ * Calls go one way, down this list, never back up: main -> worker ->
+ * client -> route -> {admin -> reload}, session, warmup -> server -> health
+ * -> pool -> req -> merge, and everything -> stats, log, buf, config,
+ * command, loop. Where a lower file must reach a higher one it is handed a
+ * callback (warm-up resumes a held command that way).
  *
  * Each worker thread owns one event loop and everything reachable from it:
- * its clients, its backend connections, its copy of every pool's ring. Only
+ * its clients, its server connections, its copy of every pool's ring. Only
  * the read-only configuration, the per-pool client counts (on accept and
  * close) and relaxed-atomic statistics are shared.
  *
@@ -26,10 +47,12 @@
 #define PROXY_PROXY_H
 
 #include "buf.h"
+#include "command.h"
 #include "config.h"
 #include "loop.h"
 #include "memcache.h"
 #include "resp.h"
+#include "stats.h"
 
 #include <chash.h>
 #include <pthread.h>
@@ -51,40 +74,6 @@ typedef struct client client;
 typedef struct req req;
 typedef struct frag frag;
 typedef struct warm_job warm_job;
-
-/* Statistics: written by one worker, read by the stats thread. */
-typedef _Atomic uint64_t stat_t;
-static inline void stat_add(stat_t *s, uint64_t n) {
-    atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-static inline void stat_sub(stat_t *s, uint64_t n) {
-    atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) - n,
-                          memory_order_relaxed);
-}
-static inline uint64_t stat_get(const stat_t *s) {
-    return atomic_load_explicit(s, memory_order_relaxed);
-}
-
-typedef struct pool_stats {
-    stat_t client_eof, client_err, client_connections, server_ejects, forward_error, fragments;
-    stat_t requests, errors_local;
-    /* warm-up (warmup.c): keys moved, found absent, stale copies dropped,
-     * moves that failed */
-    stat_t warmup_moved, warmup_absent, warmup_stale, warmup_failed;
-} pool_stats;
-
-/* Reply latency buckets, upper bounds in microseconds (and +Inf). */
-#define LATENCY_BUCKETS 14
-extern const uint64_t latency_bucket_us[LATENCY_BUCKETS - 1];
-
-typedef struct server_stats {
-    stat_t latency_count[LATENCY_BUCKETS]; /* not cumulative; stats.c sums */
-    stat_t latency_sum_us;
-    stat_t server_eof, server_err, server_timedout, server_connections, server_ejected_at;
-    stat_t requests, request_bytes, responses, response_bytes;
-    stat_t in_queue, in_queue_bytes, out_queue, out_queue_bytes;
-} server_stats;
 
 struct frag {
     frag *next;       /* in its bconn's queue */
@@ -285,91 +274,30 @@ int proxy_listen(const conf_pool *cp, bool reuseport, char *err, size_t err_len)
 int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len);
 /* Watches fds[i] as pool i's listener (the fds belong to the caller). */
 int worker_listen(worker *w, const int *fds, char *err, size_t err_len);
-/* Runs the loop until proxy_stop is set. */
+/* Runs the loop until proxy_stop is set, or a drain ends. */
 void worker_run(worker *w);
 void worker_destroy(worker *w);
 
-/* ---- conn.c: connections, queues, replies ------------------------------ */
-uint64_t proxy_now_ms(void);
-uint64_t proxy_now_us(void);
-/* Counts one reply that took `us` microseconds. */
-void stats_latency(server_stats *st, uint64_t us);
-void worker_before_sleep(worker *w);
-void worker_tick(worker *w);
-void worker_close_all(worker *w);
-/* Builds a pool's runtime (backends, ring) from its configuration. */
-int wpool_init(worker *w, wpool *p, const conf_pool *cp, uint32_t index, char *err,
-               size_t err_len);
-/* Takes a newer configuration if one was published: new pools, listeners
- * and clients moved over, the old pools kept until their requests finish. */
-void worker_sync(worker *w);
-/* Timeouts of one pool's server connections. */
-void pool_tick(wpool *p, uint64_t now_ms);
-/* Closes a pool's server connections (pending requests fail with `why`). */
-void pool_close(wpool *p, const char *why);
-/* The same for one server. */
-void backend_close(backend *b, const char *why);
-/* Frees what wpool_init made. */
-void wpool_free(wpool *p);
-
-/* Graceful shutdown: no more accepts; every client is answered, then
- * closed. Returns true once the worker has no client left. */
-bool worker_drain(worker *w);
-void worker_preconnect(worker *w);
+/* ---- client.c: client connections --------------------------------------- */
+/* Accepts what is waiting on a pool's listener (io->owner is the wpool). */
 void listener_on_event(loop_io *io, uint32_t events);
-
-req *req_new(client *c, req_kind kind, uint32_t frag_count);
-/* Frees the requests kept for reuse (worker shutdown). */
-void worker_free_spares(worker *w);
-/* Drops the dispatch guard (or one answered fragment); completes the request
- * when nothing is pending. */
-void req_release(req *r);
-/* A reply made by the proxy, queued in order; then_close ends the client. */
-void client_reply(client *c, const char *data, size_t len, bool then_close);
-void client_reply_str(client *c, const char *s);
-/* The connection a client's fragments to b use (per-client, for ordering). */
-bconn *backend_conn_for(backend *b, const client *c);
-/* Opens bc if needed. Returns 0, or -1 (then the caller fails its frag). */
-int bconn_ensure(bconn *bc);
-/* Queues f on bc after its bytes were appended to bc->out. */
-void bconn_push(bconn *bc, frag *f, size_t bytes);
-/* Answers f with an error (the pool's protocol) and releases it. */
-void frag_fail(frag *f, bool is_redis, const char *reason);
-/* The connection to write fragment f to backend b on, or NULL after failing
- * f (b down under on_failure: error, or no connection). */
-bconn *frag_conn(frag *f, backend *b, const client *c);
-/* Sends `len` bytes as fragment f of its request to backend b, or fails f. */
-void frag_send(frag *f, backend *b, const client *c, const void *data, size_t len);
+/* Writes c's output; closes c when it is over its limits or done. */
+void client_flush(client *c);
+/* Stops reading c: it is closed once everything it asked is answered. */
+void client_drain(client *c);
+void client_close(client *c, bool is_error);
 
 /* ---- route.c: commands to servers -------------------------------------- */
 void route_redis(client *c, const resp_msg *m);
-/* Routes c->warm_msg, the command warm-up held back. */
-void route_redis_resume(client *c);
 void route_memcache(client *c, const mc_msg *m);
-/* The live backend that owns a key, or NULL when all are ejected. */
-backend *pool_pick(wpool *p, const void *key, size_t len);
-void route_init(void);
-/* The Redis command table, for per-command statistics (after route_init). */
-size_t route_command_count(void);
-const char *route_command_name(size_t i);
 
-/* A fragment's reply arrived (or its error): hand it to its request. */
-void frag_deliver(frag *f, const char *data, size_t len);
-/* Adds c to the worker's list of clients to write (and maybe resume). */
-void client_schedule(client *c);
+/* ---- admin.c: the PROXY command ---------------------------------------- */
+void admin_command(client *c, const resp_msg *m);
 
-/* ---- merge.c: split replies back into one ----------------------------- */
-void merge_reply(req *r);
-
-/* ---- health.c: failures, ejection, the ring ---------------------------- */
-int pool_build_ring(wpool *p);
-void health_failure(backend *b);
-void health_success(backend *b);
-void health_tick(wpool *p, uint64_t now_ms);
-/* Closes a backend's probe, if any (worker shutdown). */
-void health_stop(backend *b);
-/* True when b is not to be used now (ejected or down). */
-static inline bool backend_is_out(const backend *b) { return b->is_ejected || b->is_down; }
+/* ---- session.c: PING, ECHO, QUIT, AUTH, HELLO, SELECT ------------------- */
+void session_command(client *c, const cmd_spec *spec, const resp_msg *m);
+/* "-ERR wrong number of arguments for 'name' command". */
+void session_arity_error(client *c, const resp_arg *name);
 
 /* ---- warmup.c: moving keys to their new owner after a reload ----------- */
 /* Opens p's window if its servers or placement differ from `before`. */
@@ -379,14 +307,81 @@ void warmup_tick(wpool *p, uint64_t now_ms);
 void warmup_stop(wpool *p);
 static inline bool warmup_active(const wpool *p) { return p->prev_ring != NULL; }
 /* For one command: warmup_begin, warmup_key for each key, warmup_end. NULL
- * when out of memory (the command then runs without moving anything). */
-warm_job *warmup_begin(client *c);
+ * when out of memory (the command then runs without moving anything).
+ * `resume` runs the held command (c->warm_msg) once its keys have moved. */
+warm_job *warmup_begin(client *c, void (*resume)(client *c));
 void warmup_key(warm_job *job, wpool *p, const void *key, size_t len);
-/* True when keys are being moved: m is kept and routed (route_redis_resume)
- * once they are; false: nothing moved, route m now. */
+/* True when keys are being moved: m is kept and resumed once they are;
+ * false: nothing moved, route m now. */
 bool warmup_end(warm_job *job, const resp_msg *m);
 /* The client is closing: its pending command is dropped. */
 void warmup_detach(client *c);
+
+/* ---- server.c: server connections --------------------------------------- */
+/* The connection a client's fragments to b use (per-client, for ordering). */
+bconn *backend_conn_for(backend *b, const client *c);
+/* Opens bc if needed. Returns 0, or -errno (then the caller fails its frag). */
+int bconn_ensure(bconn *bc);
+/* Queues f on bc after its bytes were appended to bc->out. */
+void bconn_push(bconn *bc, frag *f, size_t bytes);
+/* Writes bc's output. Returns 0, or -1 when bc failed. */
+int bconn_flush(bconn *bc);
+/* The connection to write fragment f to backend b on, or NULL after failing
+ * f (b down under on_failure: error, or no connection). */
+bconn *frag_conn(frag *f, backend *b, const client *c);
+/* Sends `len` bytes as fragment f of its request to backend b, or fails f. */
+void frag_send(frag *f, backend *b, const client *c, const void *data, size_t len);
+/* Fails the requests of p's connections that waited past the timeout. */
+void server_expire(wpool *p, uint64_t now_ms);
+/* Closes one server's connections (pending requests fail with `why`). */
+void backend_close(backend *b, const char *why);
+/* The same for every server of a pool. */
+void pool_close(wpool *p, const char *why);
+/* Connects every server now (preconnect: true). */
+void pool_preconnect(wpool *p);
+
+/* ---- health.c: failures, ejection, probes ------------------------------- */
+void health_failure(backend *b);
+void health_success(backend *b);
+void health_tick(wpool *p, uint64_t now_ms);
+/* Closes a backend's probe, if any (worker shutdown). */
+void health_stop(backend *b);
+/* True when b is not to be used now (ejected or down). */
+static inline bool backend_is_out(const backend *b) { return b->is_ejected || b->is_down; }
+
+/* ---- pool.c: placement --------------------------------------------------- */
+/* Rebuilds p's ring from its backends that are not ejected. Returns a
+ * chash error code; on error the old ring stays. */
+int pool_build_ring(wpool *p);
+/* The live backend that owns a key, or NULL when all are ejected. */
+backend *pool_pick(wpool *p, const void *key, size_t len);
+
+/* ---- req.c: requests and ordered replies -------------------------------- */
+/* A request at the tail of c's queue with frag_count fragments, or NULL. */
+req *req_new(client *c, req_kind kind, uint32_t frag_count);
+/* Drops the dispatch guard (or one answered fragment); completes the request
+ * when nothing is pending. */
+void req_release(req *r);
+/* Frees the requests kept for reuse (worker shutdown). */
+void req_free_spares(worker *w);
+/* A fragment's reply arrived (or its error): hand it to its request. */
+void frag_deliver(frag *f, const char *data, size_t len);
+/* Answers f with an error (the pool's protocol) and releases it. */
+void frag_fail(frag *f, bool is_redis, const char *reason);
+/* A reply made by the proxy, queued in order; then_close ends the client.
+ * An error reply counts in errors_local. */
+void client_reply(client *c, const char *data, size_t len, bool then_close);
+void client_reply_str(client *c, const char *s);
+/* Replies with b's bytes (or out of memory) and frees b. */
+void client_reply_buf(client *c, buf *b);
+/* Adds c to the worker's list of clients to flush. */
+void client_schedule(client *c);
+/* The client is closing: its requests are freed, or left to finish
+ * without it. */
+void client_drop_requests(client *c);
+
+/* ---- merge.c: split replies back into one ----------------------------- */
+void merge_reply(req *r);
 
 /* ---- reload.c: live reconfiguration ------------------------------------ */
 /* Reads the configuration file again; if it is valid and keeps every pool's
@@ -397,9 +392,6 @@ void warmup_detach(client *c);
 int proxy_reload(proxy *px, char *msg, size_t msg_len);
 int reload_start(proxy *px, char *err, size_t err_len);
 void reload_stop(proxy *px);
-
-/* ---- admin.c: the PROXY command ---------------------------------------- */
-void admin_redis(client *c, const resp_msg *m);
 
 /* ---- log.c -------------------------------------------------------------- */
 enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -412,7 +404,7 @@ void proxy_log(int level, const char *fmt, ...)
 /* Sends the log to a file instead of stderr. Returns 0 or -errno. */
 int proxy_log_open(const char *path);
 
-/* ---- stats.c ------------------------------------------------------------ */
+/* ---- stats.c: the statistics and their port ---------------------------- */
 int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len);
 void stats_stop(proxy *px);
 /* The nutcracker-compatible JSON document, into b. */

@@ -377,3 +377,28 @@ size_t resp_value_len(const char *p, size_t n) {
     }
     return pos;
 }
+
+static char fold(char ch) { return (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch); }
+
+bool resp_arg_is(const resp_arg *a, const char *lower) {
+    size_t n = strlen(lower);
+    if (a->len != n) return false;
+    for (size_t i = 0; i < n; i++)
+        if (fold(a->ptr[i]) != lower[i]) return false;
+    return true;
+}
+
+bool resp_arg_int(const resp_arg *a, long long *out) {
+    if (a->len == 0 || a->len > 19) return false;
+    size_t i = 0;
+    bool is_neg = a->ptr[0] == '-';
+    if (is_neg) i = 1;
+    if (i == a->len) return false;
+    long long v = 0;
+    for (; i < a->len; i++) {
+        if (a->ptr[i] < '0' || a->ptr[i] > '9') return false;
+        v = v * 10 + (a->ptr[i] - '0');
+    }
+    *out = is_neg ? -v : v;
+    return true;
+}

@@ -89,6 +89,12 @@ int resp_next(resp_parser *p, resp_msg *msg);
 /* Bytes fed but not yet returned as commands. */
 size_t resp_buffered(const resp_parser *p);
 
+/* True when a equals `lower` (ASCII lowercase) in any case. */
+bool resp_arg_is(const resp_arg *a, const char *lower);
+/* A's decimal integer (optional '-', at most 19 digits) into *out; false
+ * when a is not one. */
+bool resp_arg_int(const resp_arg *a, long long *out);
+
 /*
  * resp_value_len - the length of the first complete RESP2 value in p[0..n),
  * or 0 when it is incomplete or malformed. Meant for replies already checked

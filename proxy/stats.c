@@ -56,23 +56,50 @@ static void json_num(buf *b, const char *key, uint64_t v, bool *first) {
     buf_append_u64(b, v);
 }
 
-#define SUM_POOL(field)                                                                       \
-    do {                                                                                      \
-        uint64_t sum_ = 0;                                                                    \
-        for (uint32_t w_ = 0; w_ < px->worker_count; w_++)                                    \
-            if (is_current(px, w_))                                                           \
-                sum_ += stat_get(&px->workers[w_].pools[p].st.field);                         \
-        json_num(b, #field, sum_, &first);                                                    \
-    } while (0)
+#define STAT_SUM 0
+#define STAT_MAX 1
 
-#define SUM_SERVER(field)                                                                     \
-    do {                                                                                      \
-        uint64_t sum_ = 0;                                                                    \
-        for (uint32_t w_ = 0; w_ < px->worker_count; w_++)                                    \
-            if (is_current(px, w_))                                                           \
-                sum_ += stat_get(&px->workers[w_].pools[p].backends[s].st.field);             \
-        json_num(b, #field, sum_, &sfirst);                                                   \
-    } while (0)
+/* A statistic at `offset` in each current worker's pool_stats (server < 0)
+ * or server_stats, summed or its largest value taken. */
+static uint64_t over_workers(const proxy *px, size_t pool, long server, size_t offset, int how) {
+    uint64_t acc = 0;
+    for (uint32_t w = 0; w < px->worker_count; w++) {
+        if (!is_current(px, w)) continue;
+        const wpool *p = &px->workers[w].pools[pool];
+        const void *base = server < 0 ? (const void *)&p->st : (const void *)&p->backends[server].st;
+        uint64_t v = stat_get((const stat_t *)((const char *)base + offset));
+        acc = how == STAT_MAX ? (v > acc ? v : acc) : acc + v;
+    }
+    return acc;
+}
+
+typedef struct stat_field {
+    const char *name;
+    size_t offset;
+    int how;
+    bool is_carried, is_json;
+    const char *metric, *type, *text;
+} stat_field;
+
+#define POOL_FIELD(field, how, carry, json, metric, type, text)                                \
+    {#field, offsetof(pool_stats, field), STAT_##how, carry, json, metric, #type, text},
+#define SERVER_FIELD(field, how, carry, json, metric, type, text)                              \
+    {#field, offsetof(server_stats, field), STAT_##how, carry, json, metric, #type, text},
+static const stat_field pool_fields[] = {POOL_STATS(POOL_FIELD)};
+static const stat_field server_fields[] = {SERVER_STATS(SERVER_FIELD)};
+#define POOL_FIELD_COUNT (sizeof pool_fields / sizeof pool_fields[0])
+#define SERVER_FIELD_COUNT (sizeof server_fields / sizeof server_fields[0])
+
+static void json_fields(const proxy *px, buf *b, size_t pool, long server) {
+    const stat_field *fields = server < 0 ? pool_fields : server_fields;
+    size_t count = server < 0 ? POOL_FIELD_COUNT : SERVER_FIELD_COUNT;
+    bool first = true;
+    for (size_t i = 0; i < count; i++) {
+        if (!fields[i].is_json) continue;
+        json_num(b, fields[i].name, over_workers(px, pool, server, fields[i].offset, fields[i].how),
+                 &first);
+    }
+}
 
 void stats_json(const proxy *px, buf *b) {
     char host[256] = "unknown";
@@ -94,47 +121,47 @@ void stats_json(const proxy *px, buf *b) {
         buf_append(b, ",", 1);
         json_string(b, cp->name);
         buf_append(b, ":{", 2);
-        first = true;
-        SUM_POOL(client_eof);
-        SUM_POOL(client_err);
-        SUM_POOL(client_connections);
-        SUM_POOL(server_ejects);
-        SUM_POOL(forward_error);
-        SUM_POOL(fragments);
-        SUM_POOL(warmup_moved);
-        SUM_POOL(warmup_absent);
-        SUM_POOL(warmup_stale);
-        SUM_POOL(warmup_failed);
+        json_fields(px, b, p, -1);
         for (size_t s = 0; s < cp->server_count; s++) {
             buf_append(b, ",", 1);
             json_string(b, cp->servers[s].name);
             buf_append(b, ":{", 2);
-            bool sfirst = true;
-            SUM_SERVER(server_eof);
-            SUM_SERVER(server_err);
-            SUM_SERVER(server_timedout);
-            SUM_SERVER(server_connections);
-            /* the latest ejection of any worker */
-            uint64_t ejected_at = 0;
-            for (uint32_t w = 0; w < px->worker_count; w++) {
-                if (!is_current(px, w)) continue;
-                uint64_t v = stat_get(&px->workers[w].pools[p].backends[s].st.server_ejected_at);
-                if (v > ejected_at) ejected_at = v;
-            }
-            json_num(b, "server_ejected_at", ejected_at, &sfirst);
-            SUM_SERVER(requests);
-            SUM_SERVER(request_bytes);
-            SUM_SERVER(responses);
-            SUM_SERVER(response_bytes);
-            SUM_SERVER(in_queue);
-            SUM_SERVER(in_queue_bytes);
-            SUM_SERVER(out_queue);
-            SUM_SERVER(out_queue_bytes);
+            json_fields(px, b, p, (long)s);
             buf_append(b, "}", 1);
         }
         buf_append(b, "}", 1);
     }
     buf_append_str(b, "}\n");
+}
+
+static void carry(void *to, const void *from, const stat_field *fields, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        if (!fields[i].is_carried) continue;
+        stat_t *t = (stat_t *)((char *)to + fields[i].offset);
+        stat_add(t, stat_get((const stat_t *)((const char *)from + fields[i].offset)));
+    }
+}
+
+void stats_carry_pool(pool_stats *to, const pool_stats *from) {
+    carry(to, from, pool_fields, POOL_FIELD_COUNT);
+}
+
+void stats_carry_server(server_stats *to, const server_stats *from) {
+    carry(to, from, server_fields, SERVER_FIELD_COUNT);
+    for (size_t i = 0; i < LATENCY_BUCKETS; i++)
+        stat_add(&to->latency_count[i], stat_get(&from->latency_count[i]));
+    stat_add(&to->latency_sum_us, stat_get(&from->latency_sum_us));
+}
+
+void stats_describe(FILE *out) {
+    fprintf(out, "pool stats:\n");
+    for (size_t i = 0; i < POOL_FIELD_COUNT; i++)
+        if (pool_fields[i].is_json)
+            fprintf(out, "  %-19s # %s\n", pool_fields[i].name, pool_fields[i].text);
+    fprintf(out, "\nserver stats:\n");
+    for (size_t i = 0; i < SERVER_FIELD_COUNT; i++)
+        if (server_fields[i].is_json)
+            fprintf(out, "  %-19s # %s\n", server_fields[i].name, server_fields[i].text);
 }
 
 /* ---- Prometheus text format ---------------------------------------------- */
@@ -151,65 +178,6 @@ void stats_latency(server_stats *st, uint64_t us) {
 }
 
 #define STATS_WAIT_MS 50
-
-typedef struct metric {
-    const char *name;
-    const char *type; /* "counter" or "gauge" */
-    const char *help;
-    size_t offset; /* of the stat_t in pool_stats or server_stats */
-} metric;
-
-#define POOL_METRIC(field, name, type, help) {name, type, help, offsetof(pool_stats, field)}
-#define SERVER_METRIC(field, name, type, help) {name, type, help, offsetof(server_stats, field)}
-
-static const metric pool_metrics[] = {
-    POOL_METRIC(client_connections, "chash_proxy_client_connections", "gauge",
-                "Open client connections."),
-    POOL_METRIC(client_eof, "chash_proxy_client_eof_total", "counter",
-                "Clients that closed their connection."),
-    POOL_METRIC(client_err, "chash_proxy_client_errors_total", "counter",
-                "Clients closed or answered for a protocol error or a limit."),
-    POOL_METRIC(requests, "chash_proxy_requests_total", "counter", "Requests received."),
-    POOL_METRIC(errors_local, "chash_proxy_local_errors_total", "counter",
-                "Requests answered with an error by the proxy itself."),
-    POOL_METRIC(forward_error, "chash_proxy_forward_errors_total", "counter",
-                "Requests (or parts) that could not be forwarded to their server."),
-    POOL_METRIC(fragments, "chash_proxy_fragments_total", "counter",
-                "Server requests made by splitting multi-key requests."),
-    POOL_METRIC(server_ejects, "chash_proxy_server_ejects_total", "counter",
-                "Times a server was ejected from the ring."),
-    POOL_METRIC(warmup_moved, "chash_proxy_warmup_moved_total", "counter",
-                "Keys moved from their previous owner during a warm-up window."),
-    POOL_METRIC(warmup_absent, "chash_proxy_warmup_absent_total", "counter",
-                "Warm-up moves that found no key on the previous owner."),
-    POOL_METRIC(warmup_stale, "chash_proxy_warmup_stale_total", "counter",
-                "Previous owners' copies deleted because the new owner had a newer one."),
-    POOL_METRIC(warmup_failed, "chash_proxy_warmup_failed_total", "counter",
-                "Warm-up moves that failed (the key then misses)."),
-};
-
-static const metric server_metrics[] = {
-    SERVER_METRIC(requests, "chash_proxy_server_requests_total", "counter",
-                  "Requests sent to the server."),
-    SERVER_METRIC(request_bytes, "chash_proxy_server_request_bytes_total", "counter",
-                  "Bytes sent to the server."),
-    SERVER_METRIC(responses, "chash_proxy_server_responses_total", "counter",
-                  "Replies received from the server."),
-    SERVER_METRIC(response_bytes, "chash_proxy_server_response_bytes_total", "counter",
-                  "Bytes received from the server."),
-    SERVER_METRIC(server_err, "chash_proxy_server_errors_total", "counter",
-                  "Connection errors with the server."),
-    SERVER_METRIC(server_eof, "chash_proxy_server_eof_total", "counter",
-                  "Times the server closed a connection."),
-    SERVER_METRIC(server_timedout, "chash_proxy_server_timeouts_total", "counter",
-                  "Requests that timed out waiting for the server."),
-    SERVER_METRIC(server_connections, "chash_proxy_server_connections", "gauge",
-                  "Open connections to the server."),
-    SERVER_METRIC(in_queue, "chash_proxy_server_in_queue", "gauge",
-                  "Requests waiting to be sent to the server."),
-    SERVER_METRIC(out_queue, "chash_proxy_server_out_queue", "gauge",
-                  "Requests sent and waiting for the server's reply."),
-};
 
 /* Short formatted text (metric lines): longer output is cut, never
  * overflowed. */
@@ -236,8 +204,19 @@ static void prom_label(buf *b, const char *s) {
     }
 }
 
-static uint64_t stat_at(const void *base, size_t offset) {
-    return stat_get((const stat_t *)((const char *)base + offset));
+static void prom_family(buf *b, const char *name, const char *type, const char *help) {
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A sample's name and labels, up to the space before its value. */
+static void prom_sample(buf *b, const char *name, const char *pool, const char *server) {
+    buf_printf(b, "%s{pool=\"", name);
+    prom_label(b, pool);
+    if (server) {
+        buf_append_str(b, "\",server=\"");
+        prom_label(b, server);
+    }
+    buf_append_str(b, "\"} ");
 }
 
 static void prom_latency(const proxy *px, buf *b);
@@ -252,36 +231,25 @@ static void stats_prometheus(const proxy *px, buf *b) {
                       "chash_proxy_connections_total ");
     buf_append_u64(b, atomic_load(&px->total_connections));
     buf_append_str(b, "\n");
-    for (size_t m = 0; m < sizeof pool_metrics / sizeof *pool_metrics; m++) {
-        const metric *mt = &pool_metrics[m];
-        buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", mt->name, mt->help, mt->name, mt->type);
+    for (size_t m = 0; m < POOL_FIELD_COUNT; m++) {
+        const stat_field *f = &pool_fields[m];
+        if (!f->metric) continue;
+        prom_family(b, f->metric, f->type, f->text);
         for (size_t p = 0; p < px->cf->pool_count; p++) {
-            uint64_t sum = 0;
-            for (uint32_t w = 0; w < px->worker_count; w++)
-                if (is_current(px, w)) sum += stat_at(&px->workers[w].pools[p].st, mt->offset);
-            buf_printf(b, "%s{pool=\"", mt->name);
-            prom_label(b, px->cf->pools[p].name);
-            buf_append_str(b, "\"} ");
-            buf_append_u64(b, sum);
+            prom_sample(b, f->metric, px->cf->pools[p].name, NULL);
+            buf_append_u64(b, over_workers(px, p, -1, f->offset, f->how));
             buf_append_str(b, "\n");
         }
     }
-    for (size_t m = 0; m < sizeof server_metrics / sizeof *server_metrics; m++) {
-        const metric *mt = &server_metrics[m];
-        buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", mt->name, mt->help, mt->name, mt->type);
+    for (size_t m = 0; m < SERVER_FIELD_COUNT; m++) {
+        const stat_field *f = &server_fields[m];
+        if (!f->metric) continue;
+        prom_family(b, f->metric, f->type, f->text);
         for (size_t p = 0; p < px->cf->pool_count; p++) {
             const conf_pool *cp = &px->cf->pools[p];
             for (size_t s = 0; s < cp->server_count; s++) {
-                uint64_t sum = 0;
-                for (uint32_t w = 0; w < px->worker_count; w++)
-                    if (is_current(px, w))
-                        sum += stat_at(&px->workers[w].pools[p].backends[s].st, mt->offset);
-                buf_printf(b, "%s{pool=\"", mt->name);
-                prom_label(b, cp->name);
-                buf_append_str(b, "\",server=\"");
-                prom_label(b, cp->servers[s].name);
-                buf_append_str(b, "\"} ");
-                buf_append_u64(b, sum);
+                prom_sample(b, f->metric, cp->name, cp->servers[s].name);
+                buf_append_u64(b, over_workers(px, p, (long)s, f->offset, f->how));
                 buf_append_str(b, "\n");
             }
         }
@@ -341,7 +309,7 @@ static void prom_commands(const proxy *px, buf *b) {
                name);
     for (size_t p = 0; p < px->cf->pool_count; p++) {
         if (!px->cf->pools[p].redis) continue;
-        for (size_t k = 0; k < route_command_count(); k++) {
+        for (size_t k = 0; k < command_count(); k++) {
             uint64_t sum = 0;
             for (uint32_t w = 0; w < px->worker_count; w++)
                 if (is_current(px, w) && px->workers[w].pools[p].cmd_requests)
@@ -349,7 +317,7 @@ static void prom_commands(const proxy *px, buf *b) {
             if (!sum) continue;
             buf_printf(b, "%s{pool=\"", name);
             prom_label(b, px->cf->pools[p].name);
-            buf_printf(b, "\",command=\"%s\"} ", route_command_name(k));
+            buf_printf(b, "\",command=\"%s\"} ", command_name(k));
             buf_append_u64(b, sum);
             buf_append_str(b, "\n");
         }

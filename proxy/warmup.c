@@ -50,6 +50,7 @@
 struct warm_job {
     client *c;        /* NULL once the client is gone */
     uint32_t pending; /* moves in flight, plus one while they are issued */
+    void (*resume)(client *c); /* runs the held command once its keys moved */
 };
 
 typedef struct warm_op {
@@ -177,22 +178,26 @@ static void seen_mark(wpool *p, uint64_t fp) {
     if (p->warm_seen) p->warm_seen[fp & (SEEN_SLOTS - 1)] = fp;
 }
 
-warm_job *warmup_begin(client *c) {
+warm_job *warmup_begin(client *c, void (*resume)(client *c)) {
     warm_job *job = calloc(1, sizeof *job);
     if (!job) return NULL;
     job->c = c;
     job->pending = 1;
+    job->resume = resume;
     return job;
 }
 
 static void job_release(warm_job *job) {
     if (--job->pending) return;
     client *c = job->c;
+    /* Decided before the job is freed: is it still the one c waits for? */
+    bool is_waiting = c && c->warm == job;
+    void (*resume)(client *) = job->resume;
     free(job);
-    if (!c || c->warm != job) return;
+    if (!is_waiting) return;
     c->warm = NULL;
-    route_redis_resume(c);
-    client_schedule(c); /* reading resumes (client_write) */
+    resume(c);
+    client_schedule(c); /* reading resumes (client_flush) */
 }
 
 static void op_send(warm_op *op, const char *const *argv, const size_t *lens, size_t argc) {

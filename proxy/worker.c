@@ -4,7 +4,11 @@
  * TCP pools: every worker has its own listening socket bound with
  * SO_REUSEPORT, so the kernel spreads new connections over the workers.
  * Unix-socket pools: one socket, registered by every worker with
- * EPOLLEXCLUSIVE so one of them wakes per connection.
+ * LOOP_EXCLUSIVE so one of them wakes per connection.
+ *
+ * A loop turn: wait for events (handlers read, route and queue), take a
+ * reloaded configuration if one was published, run the timers every
+ * tick_ms, then flush every connection that has output.
  */
 #define _GNU_SOURCE
 #include "proxy.h"
@@ -13,11 +17,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+volatile sig_atomic_t proxy_stop;
+volatile sig_atomic_t proxy_drain;
+
+static uint64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 int proxy_listen(const conf_pool *cp, bool reuseport, char *err, size_t err_len) {
     const conf_addr *a = &cp->listen_addr;
@@ -45,35 +58,9 @@ fail:
     return -1;
 }
 
-int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len) {
-    memset(w, 0, sizeof *w);
-    w->id = id;
-    w->px = px;
-    w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ (uint64_t)getpid();
-    w->next_client_id = (uint64_t)id << 48;
-    w->now_us = proxy_now_us();
-    w->now_ms = w->now_us / 1000u;
-    w->tick_ms = 100;
-    if (loop_create(&w->loop) != 0) {
-        snprintf(err, err_len, "cannot create an event loop");
-        return -1;
-    }
-    w->cf = px->cf;
-    w->conf_gen = atomic_load(&px->conf_gen);
-    w->pool_count = px->cf->pool_count;
-    w->pools = calloc(w->pool_count, sizeof *w->pools);
-    if (!w->pools) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < w->pool_count; i++)
-        if (wpool_init(w, &w->pools[i], &px->cf->pools[i], (uint32_t)i, err, err_len) != 0)
-            return -1;
-    return 0;
-}
-
-int wpool_init(worker *w, wpool *p, const conf_pool *cp, uint32_t index, char *err,
-               size_t err_len) {
+/* Builds a pool's runtime (backends, ring) from its configuration. */
+static int wpool_init(worker *w, wpool *p, const conf_pool *cp, uint32_t index, char *err,
+                      size_t err_len) {
     p->cf = cp;
     p->w = w;
     p->index = index;
@@ -95,7 +82,7 @@ int wpool_init(worker *w, wpool *p, const conf_pool *cp, uint32_t index, char *e
         }
     }
     if (cp->redis) {
-        p->cmd_requests = calloc(route_command_count(), sizeof *p->cmd_requests);
+        p->cmd_requests = calloc(command_count(), sizeof *p->cmd_requests);
         if (!p->cmd_requests) goto oom;
     }
     if (pool_build_ring(p) != CHASH_OK) {
@@ -110,7 +97,8 @@ oom:
     return -1;
 }
 
-void wpool_free(wpool *p) {
+/* Frees what wpool_init made. */
+static void wpool_free(wpool *p) {
     warmup_stop(p); /* first: it closes the former servers among the backends */
     for (size_t k = 0; p->backends && k < p->backend_count; k++) {
         if (p->w->loop) health_stop(&p->backends[k]);
@@ -124,6 +112,14 @@ void wpool_free(wpool *p) {
     p->backends = NULL;
     p->ring = NULL;
     p->node_backend = NULL;
+}
+
+/* Timers of one pool: probes of failed servers, the warm-up window, and
+ * requests that waited too long. */
+static void pool_tick(wpool *p, uint64_t now_ms) {
+    health_tick(p, now_ms);
+    warmup_tick(p, now_ms);
+    server_expire(p, now_ms);
 }
 
 /* Pools a reload replaced, kept until no request is in flight on them. */
@@ -165,51 +161,26 @@ static void retired_tick(worker *w, bool force) {
     }
 }
 
-static void stat_copy(stat_t *to, const stat_t *from) { stat_add(to, stat_get(from)); }
-
 /* A reloaded pool's statistics go on from the old pool's: its counters, the
  * client gauge (its clients move over), and the counters of each server
  * still in it (same name and address). Gauges of server connections stay
  * with the connections, which stay with the old pool until it drains. */
 static void carry_stats(wpool *to, const wpool *from) {
-    const pool_stats *pf = &from->st;
-    pool_stats *pt = &to->st;
-    stat_copy(&pt->client_eof, &pf->client_eof);
-    stat_copy(&pt->client_err, &pf->client_err);
-    stat_copy(&pt->client_connections, &pf->client_connections);
-    stat_copy(&pt->server_ejects, &pf->server_ejects);
-    stat_copy(&pt->forward_error, &pf->forward_error);
-    stat_copy(&pt->fragments, &pf->fragments);
-    stat_copy(&pt->requests, &pf->requests);
-    stat_copy(&pt->errors_local, &pf->errors_local);
-    stat_copy(&pt->warmup_moved, &pf->warmup_moved);
-    stat_copy(&pt->warmup_absent, &pf->warmup_absent);
-    stat_copy(&pt->warmup_stale, &pf->warmup_stale);
-    stat_copy(&pt->warmup_failed, &pf->warmup_failed);
-    for (size_t i = 0; from->cmd_requests && to->cmd_requests && i < route_command_count(); i++)
-        stat_copy(&to->cmd_requests[i], &from->cmd_requests[i]);
+    stats_carry_pool(&to->st, &from->st);
+    for (size_t i = 0; from->cmd_requests && to->cmd_requests && i < command_count(); i++)
+        stat_add(&to->cmd_requests[i], stat_get(&from->cmd_requests[i]));
     for (size_t k = 0; k < to->server_count; k++) {
         for (size_t j = 0; j < from->server_count; j++) {
             if (!conf_server_same(to->backends[k].cf, from->backends[j].cf)) continue;
-            server_stats *t = &to->backends[k].st;
-            const server_stats *f = &from->backends[j].st;
-            for (size_t i = 0; i < LATENCY_BUCKETS; i++)
-                stat_copy(&t->latency_count[i], &f->latency_count[i]);
-            stat_copy(&t->latency_sum_us, &f->latency_sum_us);
-            stat_copy(&t->server_eof, &f->server_eof);
-            stat_copy(&t->server_err, &f->server_err);
-            stat_copy(&t->server_timedout, &f->server_timedout);
-            stat_copy(&t->server_ejected_at, &f->server_ejected_at);
-            stat_copy(&t->requests, &f->requests);
-            stat_copy(&t->request_bytes, &f->request_bytes);
-            stat_copy(&t->responses, &f->responses);
-            stat_copy(&t->response_bytes, &f->response_bytes);
+            stats_carry_server(&to->backends[k].st, &from->backends[j].st);
             break;
         }
     }
 }
 
-void worker_sync(worker *w) {
+/* Takes a newer configuration if one was published: new pools, listeners
+ * and clients moved over, the old pools kept until their requests finish. */
+static void worker_sync(worker *w) {
     proxy *px = w->px;
     if (w->retired) retired_tick(w, false);
     uint64_t gen = atomic_load(&px->conf_gen);
@@ -243,7 +214,7 @@ void worker_sync(worker *w) {
         io->fd = -1;
         fresh[i].listen_io = (loop_io){.fd = fd, .fn = listener_on_event, .owner = &fresh[i]};
         uint32_t mask = LOOP_READ;
-        if (cf->pools[i].listen_addr.is_unix) mask |= EPOLLEXCLUSIVE;
+        if (cf->pools[i].listen_addr.is_unix) mask |= LOOP_EXCLUSIVE;
         if (!w->is_draining) loop_add(w->loop, &fresh[i].listen_io, mask);
     }
     for (client *c = w->clients; c; c = c->next) c->pool = &fresh[c->pool->index];
@@ -265,13 +236,40 @@ fail:
     free(old);
 }
 
+int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len) {
+    memset(w, 0, sizeof *w);
+    w->id = id;
+    w->px = px;
+    w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ (uint64_t)getpid();
+    w->next_client_id = (uint64_t)id << 48;
+    w->now_us = now_us();
+    w->now_ms = w->now_us / 1000u;
+    w->tick_ms = 100;
+    if (loop_create(&w->loop) != 0) {
+        snprintf(err, err_len, "cannot create an event loop");
+        return -1;
+    }
+    w->cf = px->cf;
+    w->conf_gen = atomic_load(&px->conf_gen);
+    w->pool_count = px->cf->pool_count;
+    w->pools = calloc(w->pool_count, sizeof *w->pools);
+    if (!w->pools) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < w->pool_count; i++)
+        if (wpool_init(w, &w->pools[i], &px->cf->pools[i], (uint32_t)i, err, err_len) != 0)
+            return -1;
+    return 0;
+}
+
 /* Registers the worker's listener for each pool (fds[i], owned elsewhere). */
 int worker_listen(worker *w, const int *fds, char *err, size_t err_len) {
     for (size_t i = 0; i < w->pool_count; i++) {
         wpool *p = &w->pools[i];
         p->listen_io = (loop_io){.fd = fds[i], .fn = listener_on_event, .owner = p};
         uint32_t mask = LOOP_READ;
-        if (p->cf->listen_addr.is_unix) mask |= EPOLLEXCLUSIVE;
+        if (p->cf->listen_addr.is_unix) mask |= LOOP_EXCLUSIVE;
         if (loop_add(w->loop, &p->listen_io, mask) != 0) {
             snprintf(err, err_len, "pool %s: cannot watch the listener", p->cf->name);
             return -1;
@@ -280,10 +278,57 @@ int worker_listen(worker *w, const int *fds, char *err, size_t err_len) {
     return 0;
 }
 
+/* Writes every connection with output, in one pass each, then frees the
+ * clients closed during the turn (their events may have been pending). */
+static void worker_before_sleep(worker *w) {
+    for (int round = 0; round < 8 && (w->flush_clients || w->flush_bconns); round++) {
+        client *cl = w->flush_clients;
+        w->flush_clients = NULL;
+        while (cl) {
+            client *next = cl->next_flush;
+            cl->in_flush = false;
+            if (!cl->is_closed) client_flush(cl);
+            cl = next;
+        }
+        bconn *bl = w->flush_bconns;
+        w->flush_bconns = NULL;
+        while (bl) {
+            bconn *next = bl->next_flush;
+            bl->in_flush = false;
+            if (bl->state == BC_READY) bconn_flush(bl);
+            bl = next;
+        }
+    }
+    while (w->dead) {
+        client *c = w->dead;
+        w->dead = c->next_dead;
+        free(c);
+    }
+}
+
+/* Graceful shutdown: no more accepts; every client is answered, then
+ * closed. Returns true once the worker has no client left. */
+static bool worker_drain(worker *w) {
+    if (!w->is_draining) {
+        w->is_draining = true;
+        for (size_t i = 0; i < w->pool_count; i++)
+            if (w->pools[i].listen_io.fd >= 0) loop_del(w->loop, &w->pools[i].listen_io);
+        /* Half-closed clients are answered, then closed: the same here. */
+        for (client *c = w->clients; c; c = c->next) client_drain(c);
+    }
+    return w->clients == NULL;
+}
+
+static void worker_close_all(worker *w) {
+    while (w->clients) client_close(w->clients, false);
+    for (size_t i = 0; i < w->pool_count; i++) pool_close(&w->pools[i], "shutting down");
+    worker_before_sleep(w);
+}
+
 void worker_run(worker *w) {
-    w->now_us = proxy_now_us();
+    w->now_us = now_us();
     w->now_ms = w->now_us / 1000u;
-    worker_preconnect(w);
+    for (size_t i = 0; i < w->pool_count; i++) pool_preconnect(&w->pools[i]);
     worker_before_sleep(w);
     w->next_tick_ms = w->now_ms + w->tick_ms;
     while (!proxy_stop) {
@@ -293,11 +338,11 @@ void worker_run(worker *w) {
         }
         int timeout = (w->flush_clients || w->flush_bconns) ? 0 : (int)w->tick_ms;
         loop_poll(w->loop, timeout);
-        w->now_us = proxy_now_us();
+        w->now_us = now_us();
         w->now_ms = w->now_us / 1000u;
         worker_sync(w);
         if (w->now_ms >= w->next_tick_ms) {
-            worker_tick(w);
+            for (size_t i = 0; i < w->pool_count; i++) pool_tick(&w->pools[i], w->now_ms);
             w->next_tick_ms = w->now_ms + w->tick_ms;
         }
         worker_before_sleep(w);
@@ -313,7 +358,7 @@ void worker_destroy(worker *w) {
     retired_tick(w, true); /* in flight or not */
     for (size_t i = 0; w->pools && i < w->pool_count; i++) wpool_free(&w->pools[i]);
     free(w->pools);
-    worker_free_spares(w);
+    req_free_spares(w);
     loop_free(w->loop);
     w->pools = NULL;
     w->loop = NULL;

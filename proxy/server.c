@@ -1,0 +1,439 @@
+/*
+ * server.c - connections to the servers: connect, write, read, match each
+ * reply to the fragment it answers, and give up on late ones.
+ *
+ * Writes are batched: routing only appends to a connection's output and
+ * lists it (bconn_push); the worker flushes every listed connection once per
+ * loop turn (bconn_flush), so one write(2) carries every request that
+ * arrived in that turn (twemproxy's batching, redis's
+ * handleClientsWithPendingWrites).
+ *
+ * Invariants: a bconn's queue holds the fragments it sent, in send order,
+ * and servers answer in order, so each complete reply answers the head; a
+ * connection is on the flush list at most once (in_flush).
+ */
+#define _GNU_SOURCE
+#include "proxy.h"
+
+#include <errno.h>
+#include <hiredis/read.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum fail_kind { FAIL_ERR, FAIL_EOF, FAIL_TIMEOUT };
+
+static void bconn_schedule(bconn *bc) {
+    if (bc->in_flush) return;
+    worker *w = bc->b->pool->w;
+    bc->in_flush = true;
+    bc->next_flush = w->flush_bconns;
+    w->flush_bconns = bc;
+}
+
+static void bconn_reset(bconn *bc) {
+    worker *w = bc->b->pool->w;
+    if (bc->io.fd >= 0) {
+        loop_del(w->loop, &bc->io);
+        close(bc->io.fd);
+        bc->io.fd = -1;
+        stat_sub(&bc->b->st.server_connections, 1);
+    }
+    bc->state = BC_IDLE;
+    bc->late = 0;
+    stat_sub(&bc->b->st.in_queue_bytes, buf_used(&bc->out));
+    buf_free(&bc->out);
+    buf_free(&bc->in);
+    if (bc->reader) {
+        redisReaderFree(bc->reader);
+        bc->reader = NULL;
+    }
+    mc_reply_reset(&bc->mcr);
+}
+
+/* Closes bc and answers everything it carried with `reason`: the one way a
+ * server connection ends, whether it failed or the proxy closed it. */
+static void bconn_abort(bconn *bc, const char *reason) {
+    backend *b = bc->b;
+    bool is_redis = b->pool->cf->redis;
+    bconn_reset(bc);
+    frag *f = bc->head;
+    bc->head = bc->tail = NULL;
+    stat_sub(&b->st.out_queue, bc->inflight);
+    bc->inflight = 0;
+    while (f) {
+        frag *next = f->next;
+        frag_fail(f, is_redis, reason);
+        f = next;
+    }
+}
+
+/* bc failed: closed as above, counted, and told to the health checks. */
+static void bconn_fail(bconn *bc, const char *reason, enum fail_kind kind) {
+    backend *b = bc->b;
+    if (bc->state != BC_IDLE)
+        proxy_log(LOG_INFO, "pool %s: server %s: %s", b->pool->cf->name, b->cf->name, reason);
+    bconn_abort(bc, reason);
+    stat_add(kind == FAIL_EOF ? &b->st.server_eof
+             : kind == FAIL_TIMEOUT ? &b->st.server_timedout
+                                    : &b->st.server_err,
+             1);
+    health_failure(b);
+}
+
+static void bconn_on_event(loop_io *io, uint32_t events);
+
+bconn *backend_conn_for(backend *b, const client *c) {
+    return &b->conns[b->conn_count == 1 ? 0 : c->id % b->conn_count];
+}
+
+static void swallow_command(bconn *bc, const char *const *argv, const size_t *lens, size_t argc) {
+    frag *f = calloc(1, sizeof *f);
+    if (!f) return;
+    f->is_swallowed = true;
+    size_t before = buf_used(&bc->out);
+    buf_append_header(&bc->out, '*', argc);
+    for (size_t i = 0; i < argc; i++) buf_append_bulk(&bc->out, argv[i], lens[i]);
+    bconn_push(bc, f, buf_used(&bc->out) - before);
+}
+
+int bconn_ensure(bconn *bc) {
+    if (bc->state != BC_IDLE) return 0;
+    backend *b = bc->b;
+    wpool *p = b->pool;
+    const conf_addr *a = &b->cf->addr;
+    int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (!a->is_unix) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (p->cf->tcpkeepalive) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    }
+    int rc = connect(fd, (const struct sockaddr *)&a->sa, a->sa_len);
+    if (rc != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    bc->io.fd = fd;
+    bc->io.fn = bconn_on_event;
+    bc->io.owner = bc;
+    bc->state = rc == 0 ? BC_READY : BC_CONNECTING;
+    bc->since_ms = p->w->now_ms;
+    if (loop_add(p->w->loop, &bc->io, rc == 0 ? LOOP_READ : LOOP_WRITE) != 0) {
+        int e = errno;
+        close(fd);
+        bc->io.fd = -1;
+        bc->state = BC_IDLE;
+        return -(e ? e : EIO);
+    }
+    stat_add(&b->st.server_connections, 1);
+    if (p->cf->redis) {
+        bc->reader = redisReaderCreateWithFunctions(NULL);
+        if (!bc->reader) {
+            bconn_reset(bc);
+            return -ENOMEM;
+        }
+        /* AUTH first, then SELECT: a server with a password refuses SELECT
+         * before AUTH (twemproxy #457). */
+        if (p->cf->redis_auth) {
+            const char *argv[2] = {"AUTH", p->cf->redis_auth};
+            size_t lens[2] = {4, p->cf->redis_auth_len};
+            swallow_command(bc, argv, lens, 2);
+        }
+        if (p->cf->redis_db != 0) {
+            char db[16];
+            int n = snprintf(db, sizeof db, "%d", p->cf->redis_db);
+            const char *argv[2] = {"SELECT", db};
+            size_t lens[2] = {6, (size_t)n};
+            swallow_command(bc, argv, lens, 2);
+        }
+    }
+    return 0;
+}
+
+void bconn_push(bconn *bc, frag *f, size_t bytes) {
+    f->next = NULL;
+    if (bc->tail)
+        bc->tail->next = f;
+    else
+        bc->head = f;
+    bc->tail = f;
+    bc->inflight++;
+    f->sent_ms = bc->b->pool->w->now_ms;
+    f->sent_us = bc->b->pool->w->now_us;
+    server_stats *st = &bc->b->st;
+    stat_add(&st->requests, 1);
+    stat_add(&st->request_bytes, bytes);
+    stat_add(&st->out_queue, 1);
+    stat_add(&st->in_queue_bytes, bytes);
+    if (bc->state == BC_READY) bconn_schedule(bc);
+}
+
+bconn *frag_conn(frag *f, backend *b, const client *c) {
+    if (b->is_down) {
+        /* on_failure: error (or reroute with nowhere to go): fail at once,
+         * never write the key anywhere else. */
+        char reason[200];
+        snprintf(reason, sizeof reason, "server %s is down", b->cf->name);
+        stat_add(&b->pool->st.forward_error, 1);
+        frag_fail(f, b->pool->cf->redis, reason);
+        return NULL;
+    }
+    bconn *bc = backend_conn_for(b, c);
+    int rc = bconn_ensure(bc);
+    if (rc < 0) {
+        stat_add(&b->st.server_err, 1);
+        health_failure(b);
+        frag_fail(f, b->pool->cf->redis, strerror(-rc));
+        return NULL;
+    }
+    return bc;
+}
+
+void frag_send(frag *f, backend *b, const client *c, const void *data, size_t len) {
+    bconn *bc = frag_conn(f, b, c);
+    if (!bc) return;
+    buf_append(&bc->out, data, len);
+    bconn_push(bc, f, len);
+}
+
+int bconn_flush(bconn *bc) {
+    worker *w = bc->b->pool->w;
+    if (bc->out.is_oom) {
+        bconn_fail(bc, "out of memory", FAIL_ERR);
+        return -1;
+    }
+    while (buf_used(&bc->out)) {
+        ssize_t n = write(bc->io.fd, buf_start(&bc->out), buf_used(&bc->out));
+        if (n > 0) {
+            stat_sub(&bc->b->st.in_queue_bytes, (uint64_t)n);
+            buf_consume(&bc->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            loop_set(w->loop, &bc->io, LOOP_READ | LOOP_WRITE);
+            return 0;
+        }
+        bconn_fail(bc, n < 0 ? strerror(errno) : "write failed", FAIL_ERR);
+        return -1;
+    }
+    loop_set(w->loop, &bc->io, LOOP_READ);
+    return 0;
+}
+
+static frag *bconn_pop(bconn *bc) {
+    frag *f = bc->head;
+    bc->head = f->next;
+    if (!bc->head) bc->tail = NULL;
+    bc->inflight--;
+    bc->replied_ms = bc->b->pool->w->now_ms;
+    if (f->is_late) bc->late--;
+    stat_sub(&bc->b->st.out_queue, 1);
+    stat_add(&bc->b->st.responses, 1);
+    return f;
+}
+
+/* The length of the complete reply at the front of bc->in: 1 with *len set,
+ * 0 when more bytes are needed, -1 when the bytes are not a reply. */
+static int bconn_next_reply(bconn *bc, size_t *len) {
+    if (bc->reader) {
+        redisReader *rd = bc->reader;
+        void *reply = NULL;
+        if (redisReaderGetReply(rd, &reply) != REDIS_OK) return -1;
+        if (!reply) return 0;
+        /* The reader keeps its own copy; what it has not consumed is the
+         * tail of ours, so the reply is everything before that. */
+        *len = buf_used(&bc->in) - (rd->len - rd->pos);
+        return 1;
+    }
+    int rc = mc_reply_next(&bc->mcr, buf_start(&bc->in), buf_used(&bc->in),
+                           bc->head->is_retrieval, len);
+    if (rc == 1) mc_reply_reset(&bc->mcr);
+    return rc;
+}
+
+/* Hands every complete reply to its fragment. Returns -1 if bc failed. */
+static int bconn_parse(bconn *bc) {
+    backend *b = bc->b;
+    /* An emptied buffer may have no memory at all (buf_start is NULL):
+     * nothing to parse then. */
+    while (bc->head && buf_used(&bc->in)) {
+        size_t rlen = 0;
+        int rc = bconn_next_reply(bc, &rlen);
+        if (rc < 0) {
+            bconn_fail(bc, b->pool->cf->redis ? "Protocol error from server"
+                                              : "protocol error from server", FAIL_ERR);
+            return -1;
+        }
+        if (rc == 0) break;
+        frag *f = bconn_pop(bc);
+        health_success(b);
+        stats_latency(&b->st, b->pool->w->now_us - f->sent_us);
+        frag_deliver(f, buf_start(&bc->in), rlen);
+        buf_consume(&bc->in, rlen);
+    }
+    if (!bc->head && buf_used(&bc->in)) {
+        bconn_fail(bc, "unexpected data from server", FAIL_ERR);
+        return -1;
+    }
+    return 0;
+}
+
+static void bconn_read(bconn *bc) {
+    for (int round = 0; round < 4; round++) {
+        if (buf_reserve(&bc->in, READ_CHUNK) != 0) {
+            bconn_fail(bc, "out of memory", FAIL_ERR);
+            return;
+        }
+        size_t avail = bc->in.cap - bc->in.len;
+        ssize_t n = read(bc->io.fd, bc->in.data + bc->in.len, avail);
+        if (n == 0) {
+            bconn_fail(bc, "Connection closed by server", FAIL_EOF);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            bconn_fail(bc, strerror(errno), FAIL_ERR);
+            return;
+        }
+        stat_add(&bc->b->st.response_bytes, (uint64_t)n);
+        bc->heard_ms = bc->b->pool->w->now_ms;
+        size_t old = bc->in.len;
+        bc->in.len += (size_t)n;
+        if (bc->reader && redisReaderFeed(bc->reader, bc->in.data + old, (size_t)n) != REDIS_OK) {
+            bconn_fail(bc, "out of memory", FAIL_ERR);
+            return;
+        }
+        if (bconn_parse(bc) < 0) return;
+        if ((size_t)n < avail) return;
+    }
+}
+
+static void bconn_on_event(loop_io *io, uint32_t events) {
+    bconn *bc = io->owner;
+    if (bc->state == BC_IDLE) return;
+    if (bc->state == BC_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        if (err) {
+            bconn_fail(bc, strerror(err), FAIL_ERR);
+            return;
+        }
+        if (!(events & (LOOP_WRITE | LOOP_ERROR))) return;
+        bc->state = BC_READY;
+        bconn_flush(bc);
+        return;
+    }
+    if (events & (LOOP_READ | LOOP_ERROR)) {
+        bconn_read(bc);
+        if (bc->state != BC_READY) return;
+        if ((events & LOOP_ERROR) && !(events & LOOP_READ)) {
+            bconn_fail(bc, "connection error", FAIL_ERR);
+            return;
+        }
+    }
+    if (events & LOOP_WRITE) bconn_flush(bc);
+}
+
+/*
+ * Late requests. Each request has `timeout` ms from when it was sent; one
+ * still unanswered then, on a connection whose server has sent nothing for
+ * `timeout` ms either, gets "Connection timed out" on its own, and a
+ * placeholder takes its place in the connection's FIFO so that its reply,
+ * if the server sends it after all, is matched and dropped. Requests behind
+ * it keep their own deadlines, and the connection stays up: a slow reply
+ * fails one request, not every client's requests on the connection (as
+ * closing it, nutcracker's way, would). A server that is sending is busy,
+ * not gone: requests queued behind one client's large replies are not
+ * failed for the time those take (with one connection per server, they
+ * would be other clients' requests).
+ *
+ * A connection is closed, failing what it carries, when it holds LATE_MAX
+ * placeholders, or when its head has waited twice the timeout with no reply
+ * completed meanwhile: the reply stream is stuck (a silent server, or a
+ * reply that never ends while bytes still come), and nothing behind the
+ * head can arrive.
+ */
+#define LATE_MAX 1024u
+
+static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
+    backend *b = bc->b;
+    bool is_redis = b->pool->cf->redis;
+    uint32_t expired = 0;
+    bool is_silent = now_ms - bc->heard_ms >= timeout;
+    for (frag **at = &bc->head; is_silent && *at;) {
+        frag *f = *at;
+        if (f->is_swallowed) {
+            at = &f->next;
+            continue;
+        }
+        /* Sent in queue order: the first one in time ends the scan. */
+        if (now_ms - f->sent_ms < timeout) break;
+        frag *late = calloc(1, sizeof *late);
+        if (!late) {
+            bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
+            return;
+        }
+        late->next = f->next;
+        late->sent_ms = f->sent_ms;
+        late->sent_us = f->sent_us;
+        late->is_retrieval = f->is_retrieval;
+        late->is_swallowed = late->is_late = true;
+        *at = late;
+        if (bc->tail == f) bc->tail = late;
+        bc->late++;
+        at = &late->next;
+        expired++;
+        stat_add(&b->st.server_timedout, 1);
+        frag_fail(f, is_redis, "Connection timed out");
+    }
+    if (expired) {
+        proxy_log(LOG_INFO, "pool %s: server %s: %u request(s) timed out", b->pool->cf->name,
+                  b->cf->name, expired);
+        health_failure(b);
+    }
+    if (bc->late > LATE_MAX ||
+        (bc->head && now_ms - bc->head->sent_ms >= 2 * timeout &&
+         now_ms - bc->replied_ms >= 2 * timeout))
+        bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
+}
+
+void server_expire(wpool *p, uint64_t now_ms) {
+    int64_t timeout = p->cf->timeout_ms;
+    if (timeout <= 0) return;
+    for (size_t k = 0; k < p->backend_count; k++) {
+        backend *b = &p->backends[k];
+        for (uint32_t j = 0; j < b->conn_count; j++) {
+            bconn *bc = &b->conns[j];
+            if (bc->state == BC_CONNECTING && now_ms - bc->since_ms >= (uint64_t)timeout)
+                bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
+            else if (bc->state == BC_READY && bc->head)
+                bconn_expire(bc, now_ms, (uint64_t)timeout);
+        }
+    }
+}
+
+void backend_close(backend *b, const char *why) {
+    for (uint32_t j = 0; j < b->conn_count; j++) {
+        bconn_abort(&b->conns[j], why);
+    }
+}
+
+void pool_close(wpool *p, const char *why) {
+    for (size_t k = 0; k < p->backend_count; k++) backend_close(&p->backends[k], why);
+}
+
+void pool_preconnect(wpool *p) {
+    if (!p->cf->preconnect) return;
+    for (size_t k = 0; k < p->server_count; k++)
+        for (uint32_t j = 0; j < p->backends[k].conn_count; j++)
+            if (bconn_ensure(&p->backends[k].conns[j]) < 0) health_failure(&p->backends[k]);
+}

@@ -1,0 +1,116 @@
+/*
+ * stats.h - every statistic the proxy keeps, listed once.
+ *
+ * The lists below are the only place a statistic is named. From them come
+ * the counters in pool_stats and server_stats, the nutcracker-compatible
+ * JSON document, the Prometheus families of /metrics, `chash-proxy -D`, and
+ * what a reload carries over to the pool that replaces the old one.
+ *
+ * Each row: X(field, how, carry, json, metric, type, text)
+ *   how     SUM: summed over the workers; MAX: the largest value
+ *   carry   1: a reload's new pool goes on from the old pool's value;
+ *           0: a gauge that stays with the connections it counts
+ *   json    1: a field of the JSON document (nutcracker's, in its order)
+ *   metric  the Prometheus name, or NULL when not exported
+ *   type    counter or gauge (Prometheus)
+ *   text    one line: what it counts (-D and the metric's HELP)
+ */
+#ifndef PROXY_STATS_H
+#define PROXY_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define POOL_STATS(X)                                                                          \
+    X(client_eof, SUM, 1, 1, "chash_proxy_client_eof_total", counter,                         \
+      "Clients that closed their connection.")                                                \
+    X(client_err, SUM, 1, 1, "chash_proxy_client_errors_total", counter,                      \
+      "Clients closed or refused for a protocol error or a limit.")                           \
+    X(client_connections, SUM, 1, 1, "chash_proxy_client_connections", gauge,                 \
+      "Open client connections.")                                                             \
+    X(server_ejects, SUM, 1, 1, "chash_proxy_server_ejects_total", counter,                   \
+      "Times a server was ejected from the ring or marked down.")                             \
+    X(forward_error, SUM, 1, 1, "chash_proxy_forward_errors_total", counter,                  \
+      "Requests (or parts) answered with an error for a server's fault.")                     \
+    X(fragments, SUM, 1, 1, "chash_proxy_fragments_total", counter,                           \
+      "Server requests made by splitting multi-key requests.")                                \
+    X(warmup_moved, SUM, 1, 1, "chash_proxy_warmup_moved_total", counter,                     \
+      "Keys moved from their previous owner during a warm-up window.")                        \
+    X(warmup_absent, SUM, 1, 1, "chash_proxy_warmup_absent_total", counter,                   \
+      "Warm-up moves that found no key on the previous owner.")                               \
+    X(warmup_stale, SUM, 1, 1, "chash_proxy_warmup_stale_total", counter,                     \
+      "Previous owners' copies deleted because the new owner had a newer one.")               \
+    X(warmup_failed, SUM, 1, 1, "chash_proxy_warmup_failed_total", counter,                   \
+      "Warm-up moves that failed (the key then misses).")                                     \
+    X(requests, SUM, 1, 0, "chash_proxy_requests_total", counter, "Requests received.")       \
+    X(errors_local, SUM, 1, 0, "chash_proxy_local_errors_total", counter,                     \
+      "Requests answered with an error by the proxy itself.")
+
+#define SERVER_STATS(X)                                                                        \
+    X(server_eof, SUM, 1, 1, "chash_proxy_server_eof_total", counter,                         \
+      "Times the server closed a connection.")                                                \
+    X(server_err, SUM, 1, 1, "chash_proxy_server_errors_total", counter,                      \
+      "Connection errors with the server.")                                                   \
+    X(server_timedout, SUM, 1, 1, "chash_proxy_server_timeouts_total", counter,               \
+      "Requests that timed out waiting for the server.")                                      \
+    X(server_connections, SUM, 0, 1, "chash_proxy_server_connections", gauge,                 \
+      "Open connections to the server.")                                                      \
+    X(server_ejected_at, MAX, 1, 1, NULL, gauge,                                              \
+      "The last ejection (monotonic microseconds).")                                          \
+    X(requests, SUM, 1, 1, "chash_proxy_server_requests_total", counter,                      \
+      "Requests sent to the server.")                                                         \
+    X(request_bytes, SUM, 1, 1, "chash_proxy_server_request_bytes_total", counter,            \
+      "Bytes sent to the server.")                                                            \
+    X(responses, SUM, 1, 1, "chash_proxy_server_responses_total", counter,                    \
+      "Replies received from the server.")                                                    \
+    X(response_bytes, SUM, 1, 1, "chash_proxy_server_response_bytes_total", counter,          \
+      "Bytes received from the server.")                                                      \
+    X(in_queue, SUM, 0, 1, NULL, gauge,                                                       \
+      "Requests waiting to be sent (always 0: each is sent on the turn it arrives).")         \
+    X(in_queue_bytes, SUM, 0, 1, "chash_proxy_server_in_queue_bytes", gauge,                  \
+      "Bytes waiting to be written to the server.")                                           \
+    X(out_queue, SUM, 0, 1, "chash_proxy_server_out_queue", gauge,                            \
+      "Requests sent and waiting for the server's reply.")                                    \
+    X(out_queue_bytes, SUM, 0, 1, NULL, gauge, "Not tracked (always 0).")
+
+/* Statistics: written by one worker, read by the stats thread. */
+typedef _Atomic uint64_t stat_t;
+static inline void stat_add(stat_t *s, uint64_t n) {
+    atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+static inline void stat_sub(stat_t *s, uint64_t n) {
+    atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) - n,
+                          memory_order_relaxed);
+}
+static inline uint64_t stat_get(const stat_t *s) {
+    return atomic_load_explicit(s, memory_order_relaxed);
+}
+
+#define STATS_FIELD(field, how, carry, json, metric, type, text) stat_t field;
+typedef struct pool_stats {
+    POOL_STATS(STATS_FIELD)
+} pool_stats;
+
+/* Reply latency buckets, upper bounds in microseconds (and +Inf). */
+#define LATENCY_BUCKETS 14
+extern const uint64_t latency_bucket_us[LATENCY_BUCKETS - 1];
+
+typedef struct server_stats {
+    SERVER_STATS(STATS_FIELD)
+    stat_t latency_count[LATENCY_BUCKETS]; /* not cumulative; stats.c sums */
+    stat_t latency_sum_us;
+} server_stats;
+#undef STATS_FIELD
+
+/* Counts one reply that took `us` microseconds. */
+void stats_latency(server_stats *st, uint64_t us);
+/* A reloaded pool's (or server's) statistics go on from the old one's:
+ * adds every carried field of `from` to `to`. */
+void stats_carry_pool(pool_stats *to, const pool_stats *from);
+void stats_carry_server(server_stats *to, const server_stats *from);
+/* What every statistic means (`chash-proxy -D`). */
+void stats_describe(FILE *out);
+
+#endif
