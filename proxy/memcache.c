@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ST_LINE, ST_DATA };
 
 /* Longest reply line we expect from a server (VALUE lines are short). */
 #define REPLY_LINE_MAX (64u * 1024u)
@@ -161,9 +160,116 @@ static int emit_invalid(mc_parser *p, mc_msg *msg, size_t raw_len, const char *e
     msg->error = error;
     p->in.off += raw_len;
     p->skip = skip;
-    p->state = ST_LINE;
     p->line_scanned = 0;
     return 1;
+}
+
+/* The tokens of one command line: t[0] is the command, t[1..n); `args`
+ * leaves out a final "noreply". */
+typedef struct mc_line {
+    const mc_key *t;
+    size_t n, args;
+} mc_line;
+
+/* get/gets <key>*, gat/gats <exptime> <key>*. Returns NULL, or the error. */
+static const char *parse_retrieval(const mc_parser *p, mc_cmd cmd, const mc_line *l,
+                                   mc_msg *msg) {
+    const mc_key *t = l->t;
+    size_t n = l->n, first = (cmd == MC_GAT || cmd == MC_GATS) ? 2 : 1;
+    if (n <= first) {
+        /* memcached: "get" alone is an error; "gat <exptime>" alone reads
+         * the expiry, then finds nothing to get */
+        if (first == 1 || n == 1) return "ERROR";
+        return valid_i32(t[1].ptr, t[1].len) ? "END" : "CLIENT_ERROR invalid exptime argument";
+    }
+    if (n - first > lim_keys(p)) return "CLIENT_ERROR too many keys";
+    if (first == 2) {
+        if (!valid_i32(t[1].ptr, t[1].len)) return "CLIENT_ERROR invalid exptime argument";
+        msg->exptime = t[1].ptr;
+        msg->exptime_len = t[1].len;
+    }
+    for (size_t i = first; i < n; i++)
+        if (t[i].len > lim_key(p)) return bad_format;
+    msg->keys = t + first;
+    msg->key_count = n - first;
+    return NULL;
+}
+
+/* set/add/replace/append/prepend <key> <flags> <exptime> <bytes>, cas ...
+ * <cas>. *data_needed: the data block's bytes with its line end; *skip_bad:
+ * what to drop after a bad line (memcached swallows the data too). */
+static const char *parse_storage(const mc_parser *p, mc_cmd cmd, const mc_line *l,
+                                 uint64_t *data_needed, uint64_t *skip_bad) {
+    const mc_key *t = l->t;
+    uint64_t v, bytes;
+    /* memcached ignores a token after <bytes> (or <cas>) that is not
+     * "noreply"; so do we, and forward it as it is. */
+    size_t want = cmd == MC_CAS ? 6 : 5;
+    if (l->n != want && l->n != want + 1) return "ERROR"; /* no such command that long */
+    if (!parse_u64(t[4].ptr, t[4].len, UINT64_C(0x7ffffffd), &bytes)) return bad_format;
+    bool ok = t[1].len <= lim_key(p) && parse_u64(t[2].ptr, t[2].len, UINT32_MAX, &v) &&
+              valid_i32(t[3].ptr, t[3].len) &&
+              (cmd != MC_CAS || parse_u64(t[5].ptr, t[5].len, UINT64_MAX, &v));
+    if (!ok || bytes > lim_value(p)) {
+        *skip_bad = bytes + 2;
+        return ok ? "SERVER_ERROR object too large for cache" : bad_format;
+    }
+    *data_needed = bytes + 2;
+    return NULL;
+}
+
+/* delete <key> [0], incr/decr <key> <delta>, touch <key> <exptime>. */
+static const char *parse_one_key(const mc_parser *p, mc_cmd cmd, const mc_line *l) {
+    const mc_key *t = l->t;
+    uint64_t v;
+    if (cmd == MC_DELETE) {
+        /* The 0 is an old, still accepted, time. */
+        if (l->args < 2) return "ERROR";
+        if (l->args > 3 || (l->args == 3 && !tok_is(&t[2], "0")))
+            return "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
+        return t[1].len > lim_key(p) ? bad_format : NULL;
+    }
+    if (l->args != 3 || t[1].len > lim_key(p)) return "ERROR";
+    if (cmd == MC_TOUCH)
+        return valid_i32(t[2].ptr, t[2].len) ? NULL : "CLIENT_ERROR invalid exptime argument";
+    return parse_u64(t[2].ptr, t[2].len, UINT64_MAX, &v)
+               ? NULL
+               : "CLIENT_ERROR invalid numeric delta argument";
+}
+
+/* The command's own syntax; NULL when it is well formed. */
+static const char *parse_command(const mc_parser *p, mc_cmd cmd, const mc_line *l, mc_msg *msg,
+                                 uint64_t *data_needed, uint64_t *skip_bad) {
+    switch (cmd) {
+    case MC_GET:
+    case MC_GETS:
+    case MC_GAT:
+    case MC_GATS:
+        return parse_retrieval(p, cmd, l, msg);
+    case MC_SET:
+    case MC_ADD:
+    case MC_REPLACE:
+    case MC_APPEND:
+    case MC_PREPEND:
+    case MC_CAS:
+    case MC_DELETE:
+    case MC_INCR:
+    case MC_DECR:
+    case MC_TOUCH: {
+        const char *error = is_storage(cmd) ? parse_storage(p, cmd, l, data_needed, skip_bad)
+                                            : parse_one_key(p, cmd, l);
+        if (!error) {
+            msg->keys = l->t + 1;
+            msg->key_count = 1;
+        }
+        return error;
+    }
+    case MC_VERSION:
+    case MC_QUIT:
+    case MC_INVALID:
+        return NULL; /* memcached ignores any further tokens */
+    }
+    return NULL;
 }
 
 /*
@@ -171,8 +277,8 @@ static int emit_invalid(mc_parser *p, mc_msg *msg, size_t raw_len, const char *e
  * (for storage commands *msg is complete only when the data block is there:
  * *data_needed says how many bytes must follow the line), or -1.
  */
-static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_line_len,
-                      mc_msg *msg, uint64_t *data_needed, uint64_t *skip_bad) {
+static int parse_line(mc_parser *p, const char *line, size_t len, mc_msg *msg,
+                      uint64_t *data_needed, uint64_t *skip_bad) {
     *data_needed = 0;
     *skip_bad = 0;
     memset(msg, 0, sizeof *msg);
@@ -200,133 +306,11 @@ static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_lin
         return 1;
     }
     bool has_noreply = n > 1 && tok_is(&t[n - 1], "noreply");
-    size_t args = has_noreply ? n - 1 : n; /* tokens before "noreply" */
-    uint64_t v;
-    msg->line_keep_len = (size_t)(t[args - 1].ptr + t[args - 1].len - line);
-    switch (cmd) {
-    case MC_GET:
-    case MC_GETS:
-    case MC_GAT:
-    case MC_GATS: {
-        size_t first = (cmd == MC_GAT || cmd == MC_GATS) ? 2 : 1;
-        if (n <= first) {
-            /* memcached: "get" alone is an error; "gat <exptime>" alone
-             * reads the expiry, then finds nothing to get */
-            if (first == 1 || n == 1)
-                msg->error = "ERROR";
-            else if (!valid_i32(t[1].ptr, t[1].len))
-                msg->error = "CLIENT_ERROR invalid exptime argument";
-            else
-                msg->error = "END";
-            return 1;
-        }
-        if (n - first > lim_keys(p)) {
-            msg->error = "CLIENT_ERROR too many keys";
-            return 1;
-        }
-        if (first == 2) {
-            if (!valid_i32(t[1].ptr, t[1].len)) {
-                msg->error = "CLIENT_ERROR invalid exptime argument";
-                return 1;
-            }
-            msg->exptime = t[1].ptr;
-            msg->exptime_len = t[1].len;
-        }
-        for (size_t i = first; i < n; i++)
-            if (t[i].len > lim_key(p)) {
-                msg->error = bad_format;
-                return 1;
-            }
-        msg->keys = t + first;
-        msg->key_count = n - first;
-        msg->line_keep_len = len;
-        break;
-    }
-    case MC_SET:
-    case MC_ADD:
-    case MC_REPLACE:
-    case MC_APPEND:
-    case MC_PREPEND:
-    case MC_CAS: {
-        /* memcached ignores a token after <bytes> (or <cas>) that is not
-         * "noreply"; so do we, and forward it as it is. */
-        size_t want = cmd == MC_CAS ? 6 : 5;
-        if (n != want && n != want + 1) {
-            msg->error = "ERROR"; /* memcached: no such command of that length */
-            return 1;
-        }
-        uint64_t bytes;
-        if (!parse_u64(t[4].ptr, t[4].len, UINT64_C(0x7ffffffd), &bytes)) {
-            msg->error = bad_format;
-            return 1;
-        }
-        bool ok = t[1].len <= lim_key(p) && parse_u64(t[2].ptr, t[2].len, UINT32_MAX, &v) &&
-                  valid_i32(t[3].ptr, t[3].len) &&
-                  (cmd != MC_CAS || parse_u64(t[5].ptr, t[5].len, UINT64_MAX, &v));
-        if (!ok) {
-            msg->error = bad_format;
-            *skip_bad = bytes + 2; /* memcached swallows the data too */
-            return 1;
-        }
-        if (bytes > lim_value(p)) {
-            msg->error = "SERVER_ERROR object too large for cache";
-            *skip_bad = bytes + 2;
-            return 1;
-        }
-        msg->keys = t + 1;
-        msg->key_count = 1;
-        *data_needed = bytes + 2;
-        break;
-    }
-    case MC_DELETE:
-        /* "delete <key> [0] [noreply]": the 0 is an old, still accepted, time. */
-        if (args < 2) {
-            msg->error = "ERROR";
-            return 1;
-        }
-        if (args > 3 || (args == 3 && !tok_is(&t[2], "0"))) {
-            msg->error = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
-            return 1;
-        }
-        if (t[1].len > lim_key(p)) {
-            msg->error = bad_format;
-            return 1;
-        }
-        msg->keys = t + 1;
-        msg->key_count = 1;
-        break;
-    case MC_INCR:
-    case MC_DECR:
-        if (args != 3 || t[1].len > lim_key(p)) {
-            msg->error = "ERROR";
-            return 1;
-        }
-        if (!parse_u64(t[2].ptr, t[2].len, UINT64_MAX, &v)) {
-            msg->error = "CLIENT_ERROR invalid numeric delta argument";
-            return 1;
-        }
-        msg->keys = t + 1;
-        msg->key_count = 1;
-        break;
-    case MC_TOUCH:
-        if (args != 3 || t[1].len > lim_key(p)) {
-            msg->error = "ERROR";
-            return 1;
-        }
-        if (!valid_i32(t[2].ptr, t[2].len)) {
-            msg->error = "CLIENT_ERROR invalid exptime argument";
-            return 1;
-        }
-        msg->keys = t + 1;
-        msg->key_count = 1;
-        break;
-    case MC_VERSION:
-    case MC_QUIT:
-        break; /* memcached ignores any further tokens */
-    case MC_INVALID:
-        break;
-    }
-    (void)raw_line_len;
+    mc_line l = {.t = t, .n = n, .args = has_noreply ? n - 1 : n};
+    msg->line_keep_len = (size_t)(t[l.args - 1].ptr + t[l.args - 1].len - line);
+    msg->error = parse_command(p, cmd, &l, msg, data_needed, skip_bad);
+    if (msg->error) return 1;
+    if (mc_cmd_is_retrieval(cmd)) msg->line_keep_len = len;
     /* memcached reads a command line only up to a NUL byte: it would take
      * "set a<NUL>b 0 0 1" for "set a", answer ERROR, then answer the data
      * line as a command too - two replies to one request, and every later
@@ -338,6 +322,8 @@ static int parse_line(mc_parser *p, const char *line, size_t len, size_t raw_lin
         *data_needed = 0;
         msg->keys = NULL;
         msg->key_count = 0;
+        msg->exptime = NULL;
+        msg->exptime_len = 0;
         return 1;
     }
     msg->cmd = cmd;
@@ -372,7 +358,7 @@ int mc_next(mc_parser *p, mc_msg *msg) {
         size_t line_len = line_raw - 1;
         if (line_len > 0 && base[line_len - 1] == '\r') line_len--;
         uint64_t need, skip_bad;
-        if (parse_line(p, base, line_len, line_raw, msg, &need, &skip_bad) < 0) return -1;
+        if (parse_line(p, base, line_len, msg, &need, &skip_bad) < 0) return -1;
         if (msg->cmd == MC_INVALID) return emit_invalid(p, msg, line_raw, msg->error, skip_bad);
         if (is_storage(msg->cmd)) {
             /* line_raw + need cannot wrap: need < 2^31 and line_raw <= limit. */
@@ -380,7 +366,6 @@ int mc_next(mc_parser *p, mc_msg *msg) {
                 return fail(p, MC_ERR_LIMIT, "SERVER_ERROR object too large for cache");
             if (avail - line_raw < need) {
                 p->line_scanned = line_raw - 1; /* the newline is found again at once */
-                p->state = ST_DATA;
                 return 0;
             }
             const char *end = base + line_raw + need;
@@ -394,7 +379,6 @@ int mc_next(mc_parser *p, mc_msg *msg) {
         }
         msg->raw = base;
         p->in.off += msg->raw_len;
-        p->state = ST_LINE;
         p->line_scanned = 0;
         return 1;
     }

@@ -88,7 +88,6 @@ typedef struct mc_parser {
 
     /* private */
     buf in;
-    int state;
     uint64_t skip;       /* bytes of an oversized data block still to drop */
     size_t line_scanned;
     mc_key *keys;
