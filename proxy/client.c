@@ -182,11 +182,56 @@ static void client_on_event(loop_io *io, uint32_t events) {
     if (events & LOOP_WRITE) client_flush(c);
 }
 
+/* A client on fd, accepted on p's listener, or NULL (fd then closed). */
+static client *client_new(wpool *p, int fd) {
+    worker *w = p->w;
+    if (!p->cf->listen_addr.is_unix) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    client *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->w = w;
+    c->pool = p;
+    c->id = w->next_client_id++;
+    c->io = (loop_io){.fd = fd, .fn = client_on_event, .owner = c};
+    resp_parser_init(&c->rp);
+    c->rp.max_bulk_len = p->cf->max_bulk_length;
+    c->rp.max_args = p->cf->max_arguments;
+    c->rp.max_buffer = p->cf->max_client_buffer;
+    mc_parser_init(&c->mp);
+    c->mp.max_keys = p->cf->max_arguments;
+    c->mp.max_value_len = p->cf->max_bulk_length;
+    c->is_authed = p->cf->redis_auth == NULL;
+    if (loop_add(w->loop, &c->io, LOOP_READ) != 0) {
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    c->next = w->clients;
+    if (w->clients) w->clients->prev = c;
+    w->clients = c;
+    return c;
+}
+
+/* Past the pool's client_connections: told so, and closed. */
+static void client_refuse(wpool *p, int fd) {
+    const char *msg = p->cf->redis ? "-ERR max number of clients reached\r\n"
+                                   : "SERVER_ERROR max number of clients reached\r\n";
+    ssize_t wr = write(fd, msg, strlen(msg));
+    (void)wr;
+    close(fd);
+    stat_add(&p->st.client_err, 1);
+}
+
 void listener_on_event(loop_io *io, uint32_t events) {
     (void)events;
     wpool *p = io->owner;
-    worker *w = p->w;
-    proxy *px = w->px;
+    proxy *px = p->w->px;
+    _Atomic uint32_t *clients = &px->pool_clients[p->index];
     for (int i = 0; i < 64; i++) {
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -195,48 +240,16 @@ void listener_on_event(loop_io *io, uint32_t events) {
                 proxy_log(LOG_WARN, "pool %s: accept: %s", p->cf->name, strerror(errno));
             return;
         }
-        uint32_t count = atomic_fetch_add(&px->pool_clients[p->index], 1) + 1;
+        uint32_t count = atomic_fetch_add(clients, 1) + 1;
         if (p->cf->client_connections && count > p->cf->client_connections) {
-            atomic_fetch_sub(&px->pool_clients[p->index], 1);
-            const char *msg = p->cf->redis ? "-ERR max number of clients reached\r\n"
-                                           : "SERVER_ERROR max number of clients reached\r\n";
-            ssize_t wr = write(fd, msg, strlen(msg));
-            (void)wr;
-            close(fd);
-            stat_add(&p->st.client_err, 1);
+            atomic_fetch_sub(clients, 1);
+            client_refuse(p, fd);
             continue;
         }
-        if (!p->cf->listen_addr.is_unix) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
-        client *c = calloc(1, sizeof *c);
-        if (!c) {
-            atomic_fetch_sub(&px->pool_clients[p->index], 1);
-            close(fd);
+        if (!client_new(p, fd)) {
+            atomic_fetch_sub(clients, 1);
             continue;
         }
-        c->w = w;
-        c->pool = p;
-        c->id = w->next_client_id++;
-        c->io = (loop_io){.fd = fd, .fn = client_on_event, .owner = c};
-        resp_parser_init(&c->rp);
-        c->rp.max_bulk_len = p->cf->max_bulk_length;
-        c->rp.max_args = p->cf->max_arguments;
-        c->rp.max_buffer = p->cf->max_client_buffer;
-        mc_parser_init(&c->mp);
-        c->mp.max_keys = p->cf->max_arguments;
-        c->mp.max_value_len = p->cf->max_bulk_length;
-        c->is_authed = p->cf->redis_auth == NULL;
-        if (loop_add(w->loop, &c->io, LOOP_READ) != 0) {
-            atomic_fetch_sub(&px->pool_clients[p->index], 1);
-            close(fd);
-            free(c);
-            continue;
-        }
-        c->next = w->clients;
-        if (w->clients) w->clients->prev = c;
-        w->clients = c;
         stat_add(&p->st.client_connections, 1);
         atomic_fetch_add(&px->total_connections, 1);
     }

@@ -16,7 +16,7 @@
 #define NUMKEYS(n, i, d) {n, CK_NUMKEYS, i, 0, 1, d}
 #define LOCAL(n, k) {n, k, 0, 0, 0, false}
 
-/* Sorted at start-up (route_init), so the order here is free. Blocking
+/* Sorted at start-up (command_init), so the order here is free. Blocking
  * commands (BLPOP...) are left out on purpose: they would stall every other
  * client sharing the server connection. */
 static cmd_spec commands[] = {

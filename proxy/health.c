@@ -9,7 +9,7 @@
  * - error (consistency): the server stays on the ring, marked down, and its
  *   keys get an error at once; nothing is written anywhere else;
  * - reroute (availability): the server stays on the ring, marked down, and
- *   its keys go to the next live server in their ring order (route.c), so no
+ *   its keys go to the next live server in their ring order (pool.c), so no
  *   other key moves, and they come back when it does.
  * An ejected or down server comes back only when an active probe (PING, or
  * memcached's `version`) gets an answer, tried every server_retry_timeout

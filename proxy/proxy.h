@@ -229,7 +229,7 @@ struct worker {
     const conf *cf;   /* what pools were built from */
     uint64_t conf_gen;
     struct retired *retired; /* pools replaced by a reload, still in flight */
-    req *spare;              /* freed requests kept for reuse (conn.c) */
+    req *spare;              /* freed requests kept for reuse (req.c) */
     uint32_t spare_count;
     pthread_t thread;
 };

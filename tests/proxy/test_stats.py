@@ -10,12 +10,13 @@ keys really are on the real redis-servers behind it.
 import json
 import os
 import re
+import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Conn, check, check_eq, free_port, proxy_binary, raw_stats, run,  # noqa: E402
-                     wait_port)
+from harness import (Conn, check, check_eq, enc, free_port, proxy_binary, raw_stats,  # noqa: E402
+                     run, wait_port)
 
 BIN = proxy_binary()
 
@@ -156,6 +157,114 @@ def test_stats_port(env):
     check("gamma" in json.loads(raw_stats(stats, b"hello\n")), "non-HTTP bytes")
 
 
+# Families read by another test, not triggered here.
+READ_ELSEWHERE = {
+    "chash_proxy_warmup_moved_total": "test_warmup.py (JSON warmup_moved)",
+    "chash_proxy_warmup_absent_total": "test_warmup.py (JSON warmup_absent)",
+    "chash_proxy_warmup_stale_total": "test_warmup.py (JSON warmup_stale)",
+    "chash_proxy_warmup_failed_total": "test_warmup.py (JSON warmup_failed)",
+    "chash_proxy_server_latency_seconds": "test_stats_port",
+    "chash_proxy_uptime_seconds": "not an event: seconds since start",
+}
+
+
+def metrics(stats):
+    return parse_prometheus(http_get(stats, "/metrics")[2].decode())
+
+
+def wait_metric(stats, name, labels, what, timeout=5.0):
+    """Polls /metrics until name{labels} is above 0; returns the samples."""
+    deadline = time.time() + timeout
+    while True:
+        samples = metrics(stats)
+        if samples.get((name, labels), 0) > 0 or time.time() > deadline:
+            check(samples.get((name, labels), 0) > 0, "%s%s > 0: %s" % (name, labels, what))
+            return samples
+
+
+def test_every_metric(env):
+    """Each family /metrics exports goes above zero when its event happens
+    (or is named in READ_ELSEWHERE): a metric that is exported but never
+    counted, or a new one without a test, fails here."""
+    r0, r1 = env.redis(), env.redis()
+    gone = free_port()  # nothing listens there: connections are refused
+    listen, stats = free_port(), free_port()
+    conf = ("delta:\n  listen: 127.0.0.1:%d\n  redis: true\n  timeout: 1000\n"
+            "  server_failure_limit: 1\n  server_retry_timeout: 60000\n  on_failure: error\n"
+            "  servers:\n   - 127.0.0.1:%d:1 r0\n   - 127.0.0.1:%d:1 r1\n"
+            "   - 127.0.0.1:%d:1 r2\n" % (listen, r0[0], r1[0], gone))
+    wait_port(stats, env.proxy(BIN, conf, [listen], stats_port=stats))
+    c = Conn(listen)
+    key_on = {}
+    for i in range(300):
+        owner = c.call("PROXY", "LOCATE", "m:%d" % i)[0][0].decode()
+        key_on.setdefault(owner, "m:%d" % i)
+    check_eq(sorted(key_on), ["r0", "r1", "r2"], "a key on every server")
+    seen = {}
+
+    def saw(name, labels, what):
+        samples = wait_metric(stats, name, labels, what)
+        seen[name] = what
+        return samples
+
+    pool_l = '{pool="delta"}'
+    srv = lambda s: '{pool="delta",server="%s"}' % s  # noqa: E731
+    # Requests, replies and their bytes; a split MGET; open connections.
+    check_eq(c.call("SET", key_on["r0"], "v"), b"+OK", "SET on r0")
+    check_eq(c.call("SET", key_on["r1"], "v"), b"+OK", "SET on r1")
+    check_eq(c.call("MGET", key_on["r0"], key_on["r1"]), [b"v", b"v"], "MGET over two servers")
+    saw("chash_proxy_requests_total", pool_l, "requests received")
+    saw("chash_proxy_fragments_total", pool_l, "MGET split")
+    saw("chash_proxy_client_connections", pool_l, "a client is connected")
+    saw("chash_proxy_connections_total", "", "clients accepted")
+    saw("chash_proxy_command_requests_total", '{pool="delta",command="set"}', "SETs")
+    for name, what in (("server_requests_total", "requests sent"),
+                       ("server_request_bytes_total", "bytes sent"),
+                       ("server_responses_total", "replies read"),
+                       ("server_response_bytes_total", "bytes read"),
+                       ("server_connections", "a connection is open")):
+        saw("chash_proxy_" + name, srv("r0"), what)
+    # The proxy's own errors.
+    check_eq(c.call("NOSUCHCOMMAND")[0], "err", "unsupported command")
+    saw("chash_proxy_local_errors_total", pool_l, "an unsupported command")
+    bad = Conn(listen)
+    bad.send(b"*x\r\n")
+    check(bad.is_closed(), "a protocol error closes the client")
+    saw("chash_proxy_client_errors_total", pool_l, "a protocol error")
+    bad.close()
+    # A server that refuses connections: a server error, an ejection, a
+    # request failed for the server's fault.
+    check_eq(c.call("GET", key_on["r2"])[0], "err", "GET on a server that is not there")
+    saw("chash_proxy_server_errors_total", srv("r2"), "connection refused")
+    saw("chash_proxy_server_ejects_total", pool_l, "failure limit 1")
+    saw("chash_proxy_forward_errors_total", pool_l, "the GET failed")
+    # A frozen server: a large write waits in the proxy, a request waits for
+    # its reply, and both time out.
+    env_r1 = r1[1]
+    env_r1.send_signal(signal.SIGSTOP)
+    try:
+        big = Conn(listen)
+        big.send_async(enc("SET", key_on["r1"], b"x" * (32 << 20)))
+        saw("chash_proxy_server_in_queue_bytes", srv("r1"), "32 MB to a stopped server")
+        saw("chash_proxy_server_out_queue", srv("r1"), "a request awaits its reply")
+        check_eq(big.reply()[0], "err", "the SET times out")
+        saw("chash_proxy_server_timeouts_total", srv("r1"), "no reply within the timeout")
+        big.close()
+    finally:
+        env_r1.send_signal(signal.SIGCONT)
+    # A server that closes: EOF on its connection.
+    env.stop(r0[1], force=True)
+    saw("chash_proxy_server_eof_total", srv("r0"), "the server was killed")
+    c.close()
+    saw("chash_proxy_client_eof_total", pool_l, "the client closed")
+
+    families = {line.split()[2] for line in http_get(stats, "/metrics")[2].decode().splitlines()
+                if line.startswith("# HELP ")}
+    untested = sorted(families - set(seen) - set(READ_ELSEWHERE))
+    check_eq(untested, [], "exported families that no test sees counted")
+    check_eq(sorted(set(seen) - families), [], "families this test expects are exported")
+
+
 def test_proxy_command(env):
     ports, listen, _ = pool(env, servers=4, workers=1)
     px = Conn(listen)
@@ -191,4 +300,4 @@ def test_proxy_command(env):
 
 
 if __name__ == "__main__":
-    run([test_stats_port, test_proxy_command])
+    run([test_stats_port, test_every_metric, test_proxy_command])
