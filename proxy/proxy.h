@@ -51,6 +51,7 @@
 #include "config.h"
 #include "loop.h"
 #include "memcache.h"
+#include "reply.h"
 #include "resp.h"
 #include "stats.h"
 
@@ -130,7 +131,7 @@ struct bconn {
     buf out;
     frag *head, *tail;
     uint32_t inflight;
-    void *reader; /* hiredis redisReader (redis pools) */
+    resp_reply_parser rr; /* redis pools: where the next reply ends */
     buf in;
     mc_reply_parser mcr;
     uint64_t since_ms;

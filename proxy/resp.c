@@ -323,61 +323,6 @@ int resp_next(resp_parser *p, resp_msg *msg) {
     }
 }
 
-/* The end of the RESP line starting at p[pos] (index of its '\n'), or 0. A
- * line ends at its first CR LF, as hiredis reads it: a lone LF inside a
- * status line is part of the line, so both see the same values. */
-static size_t line_end(const char *p, size_t n, size_t pos) {
-    size_t i = pos;
-    while (i + 1 < n) {
-        const char *cr = memchr(p + i, '\r', n - 1 - i);
-        if (!cr) return 0;
-        i = (size_t)(cr - p);
-        if (p[i + 1] == '\n') return i + 1;
-        i++;
-    }
-    return 0;
-}
-
-size_t resp_value_len(const char *p, size_t n) {
-    size_t pos = 0;
-    uint64_t pending = 1;
-    while (pending) {
-        if (pos >= n) return 0;
-        size_t nl = line_end(p, n, pos);
-        if (!nl) return 0;
-        int64_t v = 0;
-        size_t used;
-        char type = p[pos];
-        pending--;
-        switch (type) {
-        case '+':
-        case '-':
-        case ':':
-            pos = nl + 1;
-            break;
-        case '$':
-            if (parse_num_line(p + pos + 1, nl + 1 - pos - 1, false, &v, &used) != 1) return 0;
-            pos = nl + 1;
-            if (v >= 0) {
-                if ((uint64_t)v > n - pos || n - pos - (size_t)v < 2) return 0;
-                pos += (size_t)v + 2;
-            }
-            break;
-        case '*':
-            if (parse_num_line(p + pos + 1, nl + 1 - pos - 1, false, &v, &used) != 1) return 0;
-            pos = nl + 1;
-            if (v > 0) {
-                if ((uint64_t)v > n) return 0; /* cannot all be here */
-                pending += (uint64_t)v;
-            }
-            break;
-        default:
-            return 0;
-        }
-    }
-    return pos;
-}
-
 static char fold(char ch) { return (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch); }
 
 bool resp_arg_is(const resp_arg *a, const char *lower) {

@@ -95,12 +95,4 @@ bool resp_arg_is(const resp_arg *a, const char *lower);
  * when a is not one. */
 bool resp_arg_int(const resp_arg *a, long long *out);
 
-/*
- * resp_value_len - the length of the first complete RESP2 value in p[0..n),
- * or 0 when it is incomplete or malformed. Meant for replies already checked
- * by a reader (hiredis), e.g. to split an array into its elements. Iterative,
- * so nesting depth costs no stack.
- */
-size_t resp_value_len(const char *p, size_t n);
-
 #endif

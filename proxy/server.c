@@ -16,7 +16,6 @@
 #include "proxy.h"
 
 #include <errno.h>
-#include <hiredis/read.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -48,10 +47,7 @@ static void bconn_reset(bconn *bc) {
     stat_sub(&bc->b->st.in_queue_bytes, buf_used(&bc->out));
     buf_free(&bc->out);
     buf_free(&bc->in);
-    if (bc->reader) {
-        redisReaderFree(bc->reader);
-        bc->reader = NULL;
-    }
+    resp_reply_init(&bc->rr);
     mc_reply_reset(&bc->mcr);
 }
 
@@ -133,11 +129,6 @@ int bconn_ensure(bconn *bc) {
     }
     stat_add(&b->st.server_connections, 1);
     if (p->cf->redis) {
-        bc->reader = redisReaderCreateWithFunctions(NULL);
-        if (!bc->reader) {
-            bconn_reset(bc);
-            return -ENOMEM;
-        }
         /* AUTH first, then SELECT: a server with a password refuses SELECT
          * before AUTH (twemproxy #457). */
         if (p->cf->redis_auth) {
@@ -242,16 +233,8 @@ static frag *bconn_pop(bconn *bc) {
 /* The length of the complete reply at the front of bc->in: 1 with *len set,
  * 0 when more bytes are needed, -1 when the bytes are not a reply. */
 static int bconn_next_reply(bconn *bc, size_t *len) {
-    if (bc->reader) {
-        redisReader *rd = bc->reader;
-        void *reply = NULL;
-        if (redisReaderGetReply(rd, &reply) != REDIS_OK) return -1;
-        if (!reply) return 0;
-        /* The reader keeps its own copy; what it has not consumed is the
-         * tail of ours, so the reply is everything before that. */
-        *len = buf_used(&bc->in) - (rd->len - rd->pos);
-        return 1;
-    }
+    if (bc->b->pool->cf->redis)
+        return resp_reply_next(&bc->rr, buf_start(&bc->in), buf_used(&bc->in), len);
     int rc = mc_reply_next(&bc->mcr, buf_start(&bc->in), buf_used(&bc->in),
                            bc->head->is_retrieval, len);
     if (rc == 1) mc_reply_reset(&bc->mcr);
@@ -305,12 +288,7 @@ static void bconn_read(bconn *bc) {
         }
         stat_add(&bc->b->st.response_bytes, (uint64_t)n);
         bc->heard_ms = bc->b->pool->w->now_ms;
-        size_t old = bc->in.len;
         bc->in.len += (size_t)n;
-        if (bc->reader && redisReaderFeed(bc->reader, bc->in.data + old, (size_t)n) != REDIS_OK) {
-            bconn_fail(bc, "out of memory", FAIL_ERR);
-            return;
-        }
         if (bconn_parse(bc) < 0) return;
         if ((size_t)n < avail) return;
     }

@@ -1,6 +1,5 @@
 /*
- * fuzz_resp.c - libFuzzer harness for the Redis request parser (resp.c) and
- * resp_value_len.
+ * fuzz_resp.c - libFuzzer harness for the Redis request parser (resp.c).
  *
  * The input is a client's byte stream. It is delivered three ways (one read,
  * one byte per read, random reads drained lazily) through resp_space and
@@ -10,16 +9,11 @@
  * change what they mean. Each command is checked against the bytes that were
  * fed (raw is exactly the next bytes of the stream, every argument lies inside
  * it and is framed as the protocol says), and an error must be sticky and
- * printable as a one-line reply.
- *
- * The same bytes are then read as a server reply: resp_value_len must agree
- * with hiredis's reader, which the proxy runs on replies before it splits them
- * with resp_value_len.
+ * printable as a one-line reply. (Server replies: fuzz_reply.c.)
  */
 #include "fuzz.h"
 #include "resp.h"
 
-#include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -211,62 +205,11 @@ static void check_deliveries(const uint8_t *data, size_t size, const limits *lim
     }
 }
 
-/* The length hiredis gives the first reply in data, or 0 when it has none. */
-static size_t hiredis_reply_len(const uint8_t *data, size_t size, bool *is_error) {
-    *is_error = false;
-    redisReader *r = redisReaderCreate();
-    FUZZ_CHECK(r != NULL);
-    size_t len = 0;
-    void *reply = NULL;
-    if (redisReaderFeed(r, (const char *)data, size) != REDIS_OK ||
-        redisReaderGetReply(r, &reply) != REDIS_OK) {
-        *is_error = true;
-    } else if (reply) {
-        len = size - (r->len - r->pos);
-        freeReplyObject(reply);
-    }
-    redisReaderFree(r);
-    return len;
-}
-
-/* hiredis 0.14 allocates an array's element pointers as soon as it reads
- * "*<count>", before any element arrives; a count above the input's size
- * cannot be complete anyway, so such inputs skip the comparison rather than
- * ask for gigabytes. */
-static bool has_huge_array(const uint8_t *data, size_t size) {
-    for (size_t i = 0; i < size; i++) {
-        if (data[i] != '*') continue;
-        uint64_t count = 0;
-        for (size_t j = i + 1; j < size && data[j] >= '0' && data[j] <= '9'; j++) {
-            count = count * 10 + (uint64_t)(data[j] - '0');
-            if (count > size) return true;
-        }
-    }
-    return false;
-}
-
-static void check_value_len(const uint8_t *data, size_t size) {
-    const char *s = (const char *)data;
-    size_t n = resp_value_len(s, size);
-    FUZZ_CHECK(n <= size);
-    if (n > 0) {
-        /* A complete value is complete on its own, and no shorter prefix is. */
-        FUZZ_CHECK_EQ(resp_value_len(s, n), n);
-        FUZZ_CHECK_EQ(resp_value_len(s, n - 1), 0);
-    }
-    if (has_huge_array(data, size)) return;
-    bool is_error;
-    size_t hired = hiredis_reply_len(data, size, &is_error);
-    /* The proxy splits only what hiredis accepted: they must see one value. */
-    if (hired > 0) FUZZ_CHECK_EQ(n, hired);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const limits defaults = {0, 0, 0, 0};
     /* Small limits, so a short input can cross every one of them. */
     static const limits small = {16, 4, 24, 64};
     check_deliveries(data, size, &defaults);
     check_deliveries(data, size, &small);
-    check_value_len(data, size);
     return 0;
 }

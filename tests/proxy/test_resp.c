@@ -303,36 +303,6 @@ static void test_inline_quotes(void) {
         expect_malformed(bad[i], "unbalanced quotes");
 }
 
-static void test_value_len(void) {
-    static const struct {
-        const char *text;
-        size_t len;
-    } ok[] = {
-        {"+OK\r\n", 5},
-        {"-ERR x\r\n", 8},
-        {":12\r\n", 5},
-        {"$-1\r\n", 5},
-        {"$3\r\nabc\r\n", 9},
-        {"$0\r\n\r\n", 6},
-        {"*-1\r\n", 5},
-        {"*0\r\n", 4},
-        {"*2\r\n$1\r\na\r\n$-1\r\n", 16},
-        {"*2\r\n*1\r\n:1\r\n*1\r\n*1\r\n+x\r\n", 24},
-    };
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        size_t n = strlen(ok[i].text);
-        ASSERT_UEQ(resp_value_len(ok[i].text, n), ok[i].len);
-        char extra[64];
-        memcpy(extra, ok[i].text, n);
-        memcpy(extra + n, "+tail\r\n", 7);
-        ASSERT_UEQ(resp_value_len(extra, n + 7), ok[i].len);
-        for (size_t k = 0; k < n; k++) ASSERT_UEQ(resp_value_len(ok[i].text, k), 0);
-    }
-    ASSERT_UEQ(resp_value_len("*99999999999\r\n", 14), 0);
-    ASSERT_UEQ(resp_value_len("$5\r\nab\r\n", 8), 0);
-    ASSERT_UEQ(resp_value_len("?x\r\n", 4), 0);
-}
-
 int main(void) {
     test_random_pipelines();
     test_bad_input();
@@ -340,6 +310,5 @@ int main(void) {
     test_inline();
     test_inline_quotes();
     test_strict_lengths();
-    test_value_len();
     TEST_DONE();
 }
