@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""test_hostile.py CHASH_PROXY - one client, one server or one event never
+hurts another client.
+
+Each case runs a hostile client (or a fault) against a pool of real
+redis-servers while a bystander client on the same pool keeps working at a
+steady pace. Every case, with one worker and with two:
+  - the bystander sees no error, no reordering and no lost write;
+  - no healthy server is ejected or marked down;
+  - the proxy's CPU time, memory and log stay within the case's bounds
+    (a spinning loop, a leak or a log flood fails the case).
+"""
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Conn, check, check_eq, free_port, is_sanitized, proxy_binary,  # noqa: E402
+                     run, stats_json, wait_port)
+
+BIN = proxy_binary()
+SANITIZED = is_sanitized(BIN)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class Bystander:
+    """A well-behaved client: pipelines of INCR, RPUSH and SET over keys on
+    every server, every few milliseconds, each reply checked at once (its
+    value, so order too); at the end every write is read back."""
+
+    def __init__(self, listen, name, counters=8):
+        self.conn = Conn(listen, timeout=10)
+        self.name = name
+        self.counters = ["by:%s:c:%d" % (name, j) for j in range(counters)]
+        self.list = "by:%s:list" % name
+        self.count = 0
+        self.errors = []
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _round(self):
+        n = self.count
+        cmds, want = [], []
+        for j, key in enumerate(self.counters):
+            cmds.append(("INCR", key))
+            want.append(n + 1)
+        cmds.append(("RPUSH", self.list, str(n)))
+        want.append(n + 1)
+        cmds.append(("SET", "by:%s:k:%d" % (self.name, n % 64), str(n)))
+        want.append(b"+OK")
+        got = self.conn.pipeline(cmds)
+        for c, g, w in zip(cmds, got, want):
+            if g != w:
+                self.errors.append("%s: got %r, want %r" % (" ".join(c), g, w))
+        self.count = n + 1
+
+    def _loop(self):
+        try:
+            while not self.stop_flag.is_set() and len(self.errors) < 20:
+                self._round()
+                time.sleep(0.005)
+        except Exception as e:  # a dropped connection is an error too
+            self.errors.append("bystander: %r" % (e,))
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join(30)
+        check(not self.thread.is_alive(), "%s: the bystander finished" % self.name)
+        check_eq(self.errors, [], "%s: bystander errors" % self.name)
+        check(self.count > 0, "%s: the bystander made progress" % self.name)
+        # No lost write: everything acknowledged is there, in order.
+        for key in self.counters:
+            check_eq(self.conn.call("GET", key), str(self.count).encode(), "%s %s" % (self.name, key))
+        got = self.conn.call("LRANGE", self.list, 0, -1)
+        check_eq(got, [str(i).encode() for i in range(self.count)], "%s: list in order" % self.name)
+        for i in range(max(0, self.count - 64), self.count):
+            check_eq(self.conn.call("GET", "by:%s:k:%d" % (self.name, i % 64)), str(i).encode(),
+                     "%s: last SETs" % self.name)
+        self.conn.close()
+        return self.count
+
+
+class Watch:
+    """The proxy's CPU seconds, resident memory and log bytes over a case."""
+
+    def __init__(self, proc, log):
+        self.proc, self.log = proc, log
+        self.t0, self.cpu0, self.rss0, self.log0 = time.time(), self.cpu(), self.rss(), self.logsize()
+
+    def cpu(self):
+        fields = open("/proc/%d/stat" % self.proc.pid).read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def rss(self):
+        for line in open("/proc/%d/status" % self.proc.pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def logsize(self):
+        return os.path.getsize(self.log) if os.path.exists(self.log) else 0
+
+    def check(self, case, cpu_share=0.6, rss_mb=64, log_kb=64):
+        wall = time.time() - self.t0
+        cpu, rss, log = self.cpu() - self.cpu0, self.rss() - self.rss0, self.logsize() - self.log0
+        print("  %s: %.2fs, proxy CPU %.2fs, RSS %+.1f MB, log %+d bytes"
+              % (case, wall, cpu, rss / 1e6, log))
+        if not SANITIZED:  # ASan keeps freed memory and runs slower
+            check(cpu <= cpu_share * wall + 0.5, "%s: proxy CPU %.2fs in %.2fs" % (case, cpu, wall))
+            check(rss <= rss_mb * 1e6, "%s: proxy RSS grew %.1f MB" % (case, rss / 1e6))
+        check(log <= log_kb * 1024, "%s: log grew %d bytes" % (case, log))
+
+
+def pool(env, workers, servers=3, extra=""):
+    ports = [env.redis()[0] for _ in range(servers)]
+    listen, stats = free_port(), free_port()
+    conf = ("h:\n  listen: 127.0.0.1:%d\n  redis: true\n  hash: fnv1a_64\n"
+            "  distribution: ketama\n  timeout: 2000\n  auto_eject_hosts: true\n"
+            "  server_failure_limit: 2\n  server_retry_timeout: 30000\n%s  servers:\n"
+            % (listen, extra))
+    conf += "".join("   - 127.0.0.1:%d:1 s%d\n" % (p, i) for i, p in enumerate(ports))
+    proc = env.proxy(BIN, conf, [listen], workers=workers, stats_port=stats)
+    wait_port(stats, proc)
+    log = os.path.join(env.dir, "proxy-%d.log" % listen)
+    return ports, listen, stats, proc, log
+
+
+def no_server_hurt(stats, case):
+    doc = stats_json(stats)["h"]
+    check_eq(doc["server_ejects"], 0, "%s: servers ejected" % case)
+    for name, s in doc.items():
+        if isinstance(s, dict):
+            check_eq((s["server_err"], s["server_eof"], s["server_timedout"]), (0, 0, 0),
+                     "%s: server %s errors, eofs, timeouts" % (case, name))
+
+
+def case(fn, workers):
+    """Runs fn(env, listen, ...) as a hostile case with a bystander."""
+    def test(env):
+        ports, listen, stats, proc, log = pool(env, workers)
+        watch = Watch(proc, log)
+        by = Bystander(listen, "%s-w%d" % (fn.__name__, workers)).start()
+        limits = fn(env, ports, listen) or {}
+        time.sleep(max(0.0, 0.5 - (time.time() - watch.t0)))  # the bystander's share
+        by.stop()
+        check(proc.poll() is None, "%s: the proxy runs" % fn.__name__)
+        watch.check(fn.__name__, **limits)
+        no_server_hurt(stats, fn.__name__)
+    test.__name__ = "%s_w%d" % (fn.__name__, workers)
+    return test
+
+
+# ---- the cases ---------------------------------------------------------------
+
+def deep_reply(env, ports, listen):
+    """A script's reply nested 9 and 100 levels deep (hiredis 0.14 stopped
+    at 7): passed through whole, the server connection untouched."""
+    hostile = Conn(listen, timeout=10)
+    for depth in (9, 100):
+        script = "return " + "{" * depth + "1" + "}" * depth
+        want = 1
+        for _ in range(depth):
+            want = [want]
+        for i in range(50):
+            check_eq(hostile.call("EVAL", script, 1, "deep:%d" % i), want,
+                     "a reply %d levels deep" % depth)
+    hostile.close()
+
+
+CASES = [deep_reply]
+
+if __name__ == "__main__":
+    run([case(fn, w) for fn in CASES for w in (1, 2)])
