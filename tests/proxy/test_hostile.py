@@ -139,13 +139,24 @@ def no_server_hurt(stats, case):
                      "%s: server %s errors, eofs, timeouts" % (case, name))
 
 
+class Ctx:
+    """What a case gets: env, the servers' ports, the pool's listen and
+    stats ports, the proxy's process and log, and its worker count."""
+
+    def __init__(self, env, workers, **kw):
+        self.env, self.workers = env, workers
+        self.__dict__.update(kw)
+
+
 def case(fn, workers):
-    """Runs fn(env, listen, ...) as a hostile case with a bystander."""
+    """Runs fn(ctx) as a hostile case with a bystander. fn returns None or
+    bounds for Watch.check (cpu_share, rss_mb, log_kb)."""
     def test(env):
         ports, listen, stats, proc, log = pool(env, workers)
         watch = Watch(proc, log)
         by = Bystander(listen, "%s-w%d" % (fn.__name__, workers)).start()
-        limits = fn(env, ports, listen) or {}
+        ctx = Ctx(env, workers, ports=ports, listen=listen, stats=stats, proc=proc, log=log)
+        limits = fn(ctx) or {}
         time.sleep(max(0.0, 0.5 - (time.time() - watch.t0)))  # the bystander's share
         by.stop()
         check(proc.poll() is None, "%s: the proxy runs" % fn.__name__)
@@ -157,10 +168,10 @@ def case(fn, workers):
 
 # ---- the cases ---------------------------------------------------------------
 
-def deep_reply(env, ports, listen):
+def deep_reply(ctx):
     """A script's reply nested 9 and 100 levels deep (hiredis 0.14 stopped
     at 7): passed through whole, the server connection untouched."""
-    hostile = Conn(listen, timeout=10)
+    hostile = Conn(ctx.listen, timeout=10)
     for depth in (9, 100):
         script = "return " + "{" * depth + "1" + "}" * depth
         want = 1
