@@ -61,8 +61,14 @@ void client_drain(client *c) {
 
 /* Reading stops at max_pipeline requests in flight, or when the replies
  * held for the client reach half its max_client_buffer (16 MB at most), so
- * that a client which does read never comes near the limit. */
-static bool client_is_full(const client *c) {
+ * that a client which does read never comes near the limit; and while a
+ * reload's fence or a warm-up move holds it. */
+static bool client_is_full(client *c) {
+    if (c->is_fenced) {
+        for (const req *r = c->head; r; r = r->next)
+            if (!r->is_done) return true;
+        c->is_fenced = false;
+    }
     uint64_t pause = c->pool->cf->max_client_buffer / 2;
     if (pause > CLIENT_OUT_PAUSE) pause = CLIENT_OUT_PAUSE;
     return c->warm || c->depth >= c->pool->cf->max_pipeline ||

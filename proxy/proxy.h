@@ -197,6 +197,10 @@ struct client {
     bool is_draining; /* no more input: close once everything is answered */
     bool is_closed;
     bool is_paused;   /* reads stopped for backpressure */
+    /* A reload moved c to new pools while requests of its were still in
+     * flight on the old pools' connections: nothing more is read until
+     * they are answered, so its commands reach each server in its order. */
+    bool is_fenced;
     /* A command waiting for its keys to be moved (warm-up): nothing after it
      * is read until it is sent on. */
     warm_job *warm;

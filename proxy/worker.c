@@ -217,7 +217,10 @@ static void worker_sync(worker *w) {
         if (cf->pools[i].listen_addr.is_unix) mask |= LOOP_EXCLUSIVE;
         if (!w->is_draining) loop_add(w->loop, &fresh[i].listen_io, mask);
     }
-    for (client *c = w->clients; c; c = c->next) c->pool = &fresh[c->pool->index];
+    for (client *c = w->clients; c; c = c->next) {
+        c->pool = &fresh[c->pool->index];
+        c->is_fenced = c->head != NULL; /* see client_is_full */
+    }
     old->pools = w->pools;
     old->count = w->pool_count;
     pthread_mutex_lock(&px->lock);
