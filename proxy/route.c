@@ -86,15 +86,19 @@ static void forward_mc(client *c, const mc_msg *m, backend *b) {
 
 /* ---- splitting by server ------------------------------------------------- */
 
-/* A multi-key command's keys grouped by server, each group in key order. */
+/* A multi-key command's keys grouped by server, each group in key order;
+ * with a budget, a server's keys go in as many fragments as keep each
+ * under it. */
 typedef struct split {
     uint32_t frag_count;
+    size_t budget;          /* bytes a fragment may cost, or 0: no limit */
     uint32_t *key_frag;     /* key -> its fragment (handed over to the req) */
     uint32_t *frag_backend; /* fragment -> backend index */
     uint32_t *frag_first;   /* fragment -> its first key */
     uint32_t *frag_last;    /* fragment -> its last key so far */
+    size_t *frag_cost;      /* fragment -> bytes so far */
     uint32_t *next_key;     /* key -> the next key of its fragment, or UINT32_MAX */
-    uint32_t *frag_of;      /* backend index -> its fragment, or UINT32_MAX */
+    uint32_t *frag_of;      /* backend index -> its open fragment, or UINT32_MAX */
 } split;
 
 static void split_free(split *s) {
@@ -102,22 +106,25 @@ static void split_free(split *s) {
     free(s->frag_backend);
     free(s->frag_first);
     free(s->frag_last);
+    free(s->frag_cost);
     free(s->next_key);
     free(s->frag_of);
 }
 
 /* Returns false when out of memory (s is then freed). */
-static bool split_init(split *s, const wpool *p, size_t key_count) {
+static bool split_init(split *s, const wpool *p, size_t key_count, size_t budget) {
     size_t n = p->backend_count;
-    *s = (split){0};
+    size_t frags = budget && key_count > n ? key_count : n; /* at most one a key */
+    *s = (split){.budget = budget};
     s->key_frag = malloc(key_count * sizeof *s->key_frag);
     s->next_key = malloc(key_count * sizeof *s->next_key);
-    s->frag_backend = malloc(n * sizeof *s->frag_backend);
-    s->frag_first = malloc(n * sizeof *s->frag_first);
-    s->frag_last = malloc(n * sizeof *s->frag_last);
+    s->frag_backend = malloc(frags * sizeof *s->frag_backend);
+    s->frag_first = malloc(frags * sizeof *s->frag_first);
+    s->frag_last = malloc(frags * sizeof *s->frag_last);
+    s->frag_cost = malloc(frags * sizeof *s->frag_cost);
     s->frag_of = malloc(n * sizeof *s->frag_of);
     if (!s->key_frag || !s->next_key || !s->frag_backend || !s->frag_first || !s->frag_last ||
-        !s->frag_of) {
+        !s->frag_cost || !s->frag_of) {
         split_free(s);
         return false;
     }
@@ -125,16 +132,20 @@ static bool split_init(split *s, const wpool *p, size_t key_count) {
     return true;
 }
 
-/* Key i (keys are added in order) belongs to server b. */
-static void split_add(split *s, uint32_t i, const backend *b) {
+/* Key i (keys are added in order) belongs to server b; it costs `cost`
+ * bytes of its fragment, which starts at `base` bytes. */
+static void split_add(split *s, uint32_t i, const backend *b, size_t base, size_t cost) {
     uint32_t f = s->frag_of[b->index];
+    if (f != UINT32_MAX && s->budget && s->frag_cost[f] + cost > s->budget) f = UINT32_MAX;
     if (f == UINT32_MAX) {
         f = s->frag_of[b->index] = s->frag_count++;
         s->frag_backend[f] = b->index;
         s->frag_first[f] = i;
+        s->frag_cost[f] = base;
     } else {
         s->next_key[s->frag_last[f]] = i;
     }
+    s->frag_cost[f] += cost;
     s->frag_last[f] = i;
     s->next_key[i] = UINT32_MAX;
     s->key_frag[i] = f;
@@ -212,7 +223,7 @@ static void route_same_server(client *c, const resp_msg *m, const cmd_keys *k) {
 static void route_split(client *c, const resp_msg *m, const cmd_keys *k, req_kind kind) {
     wpool *p = c->pool;
     split s;
-    if (!split_init(&s, p, k->count)) {
+    if (!split_init(&s, p, k->count, 0)) {
         reply_oom(c);
         return;
     }
@@ -223,7 +234,7 @@ static void route_split(client *c, const resp_msg *m, const cmd_keys *k, req_kin
             split_free(&s);
             return;
         }
-        split_add(&s, i, b);
+        split_add(&s, i, b, 0, 0);
     }
     req *r = s.frag_count == 1 ? NULL : split_req(c, &s, kind, k->count);
     if (s.frag_count == 1) forward_resp(c, m, &p->backends[s.frag_backend[0]]);
@@ -371,10 +382,22 @@ static bool mc_keep_keys(req *r, const mc_msg *m) {
     return !r->keys.is_oom;
 }
 
+/*
+ * memcached 1.6 closes a connection whose command line passes 2048 bytes
+ * before its end has arrived, unless it is a get or gets: a long gat would
+ * reset the connection every client shares. So gat and gats go in lines of
+ * at most this many bytes, several to a server when the keys need it.
+ */
+#define MC_GAT_LINE_MAX 2048u
+
 static void mc_route_get(client *c, const mc_msg *m) {
     wpool *p = c->pool;
+    const char *cmd = mc_name(m->cmd);
+    bool is_gat = m->cmd == MC_GAT || m->cmd == MC_GATS;
+    /* A fragment's line: the command, the expiry, then " key" a key, CRLF. */
+    size_t base = strlen(cmd) + (m->exptime ? 1 + m->exptime_len : 0) + 2;
     split s;
-    if (!split_init(&s, p, m->key_count)) {
+    if (!split_init(&s, p, m->key_count, is_gat ? MC_GAT_LINE_MAX : 0)) {
         reply_oom(c);
         return;
     }
@@ -385,12 +408,12 @@ static void mc_route_get(client *c, const mc_msg *m) {
             split_free(&s);
             return;
         }
-        split_add(&s, i, b);
+        split_add(&s, i, b, base, 1 + m->keys[i].len);
     }
-    req *r = s.frag_count == 1 ? NULL : split_req(c, &s, REQ_MC_GET, m->key_count);
-    if (s.frag_count == 1) forward_mc(c, m, &p->backends[s.frag_backend[0]]);
+    bool is_whole = s.frag_count == 1 && (!is_gat || m->raw_len <= MC_GAT_LINE_MAX);
+    req *r = is_whole ? NULL : split_req(c, &s, REQ_MC_GET, m->key_count);
+    if (is_whole) forward_mc(c, m, &p->backends[s.frag_backend[0]]);
     bool has_keys = r && mc_keep_keys(r, m);
-    const char *cmd = mc_name(m->cmd);
     for (uint32_t f = 0; r && f < s.frag_count; f++) {
         frag *fr = &r->frags[f];
         fr->is_retrieval = true;

@@ -86,6 +86,53 @@ class Bystander:
         return self.count
 
 
+class McBystander(Bystander):
+    """The same over memcached ASCII: incr, set, and every write read back."""
+
+    def __init__(self, listen, name, counters=8):
+        Bystander.__init__(self, listen, name, counters)
+        for key in self.counters:
+            self.conn.send(b"set %s 0 0 1\r\n0\r\n" % key.encode())
+            check_eq(self.conn.mc_reply(), b"STORED\r\n", "%s: counter" % name)
+
+    def _round(self):
+        n = self.count
+        out, want = b"", []
+        for key in self.counters:
+            out += b"incr %s 1\r\n" % key.encode()
+            want.append(b"%d\r\n" % (n + 1))
+        value = str(n).encode()
+        out += b"set by:%s:k:%d 0 0 %d\r\n%s\r\n" % (self.name.encode(), n % 64, len(value), value)
+        want.append(b"STORED\r\n")
+        self.conn.send(out)
+        for w in want:
+            g = self.conn.mc_reply()
+            if g != w:
+                self.errors.append("got %r, want %r" % (g, w))
+        self.count = n + 1
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join(30)
+        check(not self.thread.is_alive(), "%s: the bystander finished" % self.name)
+        check_eq(self.errors, [], "%s: bystander errors" % self.name)
+        check(self.count > 0, "%s: the bystander made progress" % self.name)
+        for key in self.counters:
+            self.conn.send(b"get %s\r\n" % key.encode())
+            value = str(self.count).encode()
+            check_eq(self.conn.mc_reply(retrieval=True),
+                     b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key.encode(), len(value), value),
+                     "%s %s" % (self.name, key))
+        for i in range(max(0, self.count - 64), self.count):
+            key, value = b"by:%s:k:%d" % (self.name.encode(), i % 64), str(i).encode()
+            self.conn.send(b"get %s\r\n" % key)
+            check_eq(self.conn.mc_reply(retrieval=True),
+                     b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key, len(value), value),
+                     "%s: last sets" % self.name)
+        self.conn.close()
+        return self.count
+
+
 class Watch:
     """The proxy's CPU seconds, resident memory and log bytes over a case."""
 
@@ -117,14 +164,14 @@ class Watch:
         check(log <= log_kb * 1024, "%s: log grew %d bytes" % (case, log))
 
 
-def pool(env, workers, servers=3, extra=""):
-    redis = [env.redis() for _ in range(servers)]
+def pool(env, workers, servers=3, extra="", proto="redis"):
+    redis = [env.redis() if proto == "redis" else env.memcached() for _ in range(servers)]
     ports = [port for port, _ in redis]
     listen, stats = free_port(), free_port()
-    conf = ("h:\n  listen: 127.0.0.1:%d\n  redis: true\n  hash: fnv1a_64\n"
+    conf = ("h:\n  listen: 127.0.0.1:%d\n  redis: %s\n  hash: fnv1a_64\n"
             "  distribution: ketama\n  timeout: 2000\n  auto_eject_hosts: true\n"
             "  server_failure_limit: 2\n  server_retry_timeout: 30000\n%s  servers:\n"
-            % (listen, extra))
+            % (listen, "true" if proto == "redis" else "false", extra))
     conf += "".join("   - 127.0.0.1:%d:1 s%d\n" % (p, i) for i, p in enumerate(ports))
     proc = env.proxy(BIN, conf, [listen], workers=workers, stats_port=stats)
     wait_port(stats, proc)
@@ -153,11 +200,15 @@ class Ctx:
 
 def case(fn, workers):
     """Runs fn(ctx) as a hostile case with a bystander. fn returns None or
-    bounds for Watch.check (cpu_share, rss_mb, log_kb)."""
+    bounds for Watch.check (cpu_share, rss_mb, log_kb). A case whose name
+    starts with mc_ runs on a memcached pool."""
+    proto = "memcached" if fn.__name__.startswith("mc_") else "redis"
+
     def test(env):
-        redis, listen, stats, proc, log, conf = pool(env, workers)
+        redis, listen, stats, proc, log, conf = pool(env, workers, proto=proto)
         watch = Watch(proc, log)
-        by = Bystander(listen, "%s-w%d" % (fn.__name__, workers)).start()
+        kind = Bystander if proto == "redis" else McBystander
+        by = kind(listen, "%s-w%d" % (fn.__name__, workers)).start()
         ctx = Ctx(env, workers, ports=[p for p, _ in redis], servers=[s for _, s in redis],
                   listen=listen, stats=stats, proc=proc, log=log,
                   conf=conf, conf_path=os.path.join(env.dir, "proxy-%d.yml" % listen))
@@ -228,7 +279,31 @@ def reload_order(ctx):
     return {"cpu_share": 1.0}
 
 
-CASES = [deep_reply, reload_order]
+def mc_long_gat(ctx):
+    """gat with 20,000 keys (~400 KB a server): memcached 1.6 resets a
+    connection whose line passes 2048 bytes unless it is a get; at b733ada
+    that was the connection every client shares (and two such lines
+    ejected both healthy servers). Answered whole, in key order."""
+    c = Conn(ctx.listen, timeout=20)
+    keys = [b"gat-key-%06d" % i for i in range(20000)]
+    stored = keys[::997]
+    for k in stored:
+        c.send(b"set %s 0 0 2\r\nhi\r\n" % k)
+        check_eq(c.mc_reply(), b"STORED\r\n", "set")
+    want = b"".join(b"VALUE %s 0 2\r\nhi\r\n" % k for k in stored) + b"END\r\n"
+    for cmd in (b"gat 0", b"gats 0", b"get"):
+        for _ in range(3):
+            c.send(cmd + b" " + b" ".join(keys) + b"\r\n")
+            got = c.mc_reply(retrieval=True)
+            if cmd == b"gats 0":  # with cas: drop it to compare
+                got = b"\r\n".join(b" ".join(line.split(b" ")[:4]) if line.startswith(b"VALUE")
+                                    else line for line in got.split(b"\r\n"))
+            check_eq(got, want, "%s of 20,000 keys" % cmd.decode())
+    c.close()
+    return {"cpu_share": 1.0}
+
+
+CASES = [deep_reply, reload_order, mc_long_gat]
 
 if __name__ == "__main__":
     # CHASH_HOSTILE=name,name runs only those cases (to try one on an old build).
