@@ -4,7 +4,8 @@
  * Keys and values follow nutcracker 0.5 (nc_conf.c): the same names, the same
  * defaults, the same server syntax `host:port:weight [name]` or
  * `/unix/path:weight [name]`. Unlike nutcracker, every error names its line,
- * and a few keys of ours (limits) sit beside the old ones.
+ * and a few keys of ours (failure policy, warm-up, limits) sit beside the old
+ * ones. Every pool key is one row of the table `keys[]` below.
  *
  * Invariant: a conf is either fully valid or not returned at all.
  */
@@ -238,46 +239,275 @@ static int parse_server(ctx *c, const yaml_node_t *at, const char *s, conf_serve
     return resolve(c, at, out->host, out->port, false, false, &out->addr);
 }
 
-static int get_bool(ctx *c, const yaml_node_t *v, const char *key, bool *out) {
-    const char *s = scalar(v);
-    if (s && strcmp(s, "true") == 0) {
-        *out = true;
-        return 0;
-    }
-    if (s && strcmp(s, "false") == 0) {
-        *out = false;
-        return 0;
-    }
-    return fail(c, v, "%s: expected true or false", key);
+/*
+ * The pool keys: one table says each key's name, syntax, limits, default,
+ * field, protocols, origin and one line of doc. Parsing, defaults, the
+ * required-key check and the docs table (`chash-proxy --config-keys`, pasted
+ * into docs/proxy.md and checked there by a test) all read it, so a key
+ * cannot exist without its docs, and docs cannot show a limit the parser
+ * does not apply.
+ */
+
+/* The syntax of a value; each has one parser below. */
+typedef enum key_kind {
+    KEY_BOOL,         /* true or false */
+    KEY_INT,          /* a decimal integer in [min, max] */
+    KEY_ENUM,         /* one of names[] */
+    KEY_STRING,       /* min..max bytes, copied */
+    KEY_LISTEN,       /* host:port, [v6]:port or /path [mode] */
+    KEY_HASH,         /* a key hash name of the library */
+    KEY_HASH_TAG,     /* two characters */
+    KEY_DISTRIBUTION, /* nutcracker's three, or an algorithm of the library */
+    KEY_SERVERS,      /* a list of server lines */
+} key_kind;
+
+/* The C type of the conf_pool field a key sets, so one parser serves fields
+ * of every width. */
+typedef enum key_field {
+    FIELD_NONE, /* the key's own parser sets its fields (listen, hash_tag...) */
+    FIELD_BOOL,
+    FIELD_INT,
+    FIELD_U32,
+    FIELD_I64,
+    FIELD_U64,
+    FIELD_FAILURE, /* conf_failure */
+    FIELD_HASH,    /* chash_hash */
+    FIELD_STRING,  /* char *, malloc'd */
+} key_field;
+
+enum { PROTO_REDIS = 1, PROTO_MEMCACHED = 2, PROTO_BOTH = 3 };
+
+typedef struct key_name {
+    const char *name;
+    int value;
+} key_name;
+
+typedef struct conf_key {
+    const char *name;
+    key_kind kind;
+    size_t offset;     /* of the field in conf_pool */
+    key_field field;
+    int64_t min, max;  /* KEY_INT: the value; KEY_STRING: its length */
+    int64_t def;       /* the default, stored before parsing (not FIELD_NONE) */
+    const char *unit;  /* KEY_INT: "ms", "bytes" or "" */
+    const key_name *names;  /* KEY_ENUM, ended by a NULL name */
+    const char *missing;    /* non-NULL: required; the message when absent */
+    const char *values_doc; /* the value column where the kind cannot say it */
+    const char *default_doc; /* the default column where def cannot say it */
+    const char *doc;
+    unsigned protocols; /* PROTO_* */
+    bool is_ours;       /* a key of chash-proxy, not of nutcracker */
+} conf_key;
+
+/* The conf_pool field `member`, which must have the C type `type`: any
+ * other type is a compile error (an array of negative size). */
+#define FIELD(member, type, tag)                                                            \
+    .offset = offsetof(conf_pool, member) +                                                 \
+              0 * sizeof(char[_Generic(((conf_pool *)0)->member, type: 1, default: -1)]),  \
+    .field = tag
+
+#define INT_KEY(member, type, tag, lo, hi, def_value, unit_text)                            \
+    .kind = KEY_INT, FIELD(member, type, tag), .min = (lo), .max = (hi), .def = (def_value), \
+    .unit = (unit_text)
+
+#define BOOL_KEY(member) .kind = KEY_BOOL, FIELD(member, bool, FIELD_BOOL)
+
+static const key_name failure_names[] = {
+    {"error", CONF_FAIL_ERROR}, {"reroute", CONF_FAIL_REROUTE}, {"eject", CONF_FAIL_EJECT},
+    {NULL, 0},
+};
+
+#define MIB (INT64_C(1) << 20)
+
+/* Keys in the order the docs list them: nutcracker's, then ours. */
+static const conf_key keys[] = {
+    {.name = "listen", .kind = KEY_LISTEN, .field = FIELD_NONE,
+     .missing = "no listen address",
+     .values_doc = "`host:port`, `[v6]:port`, or `/unix/path [mode]` (mode in octal)",
+     .doc = "the address clients connect to", .protocols = PROTO_BOTH},
+    {.name = "hash", .kind = KEY_HASH, FIELD(hash, chash_hash, FIELD_HASH),
+     .def = CHASH_HASH_FNV1A_64,
+     .doc = "the key hash, as nutcracker computes it", .protocols = PROTO_BOTH},
+    {.name = "hash_tag", .kind = KEY_HASH_TAG, .field = FIELD_NONE,
+     .values_doc = "two characters, e.g. `\"{}\"`", .default_doc = "none",
+     .doc = "only the bytes between the two characters, when present, are hashed",
+     .protocols = PROTO_BOTH},
+    {.name = "distribution", .kind = KEY_DISTRIBUTION, .field = FIELD_NONE,
+     .default_doc = "`ketama`",
+     .doc = "how keys are placed: nutcracker's, or an algorithm of the library in its native "
+            "scheme",
+     .protocols = PROTO_BOTH},
+    {.name = "timeout", INT_KEY(timeout_ms, int64_t, FIELD_I64, 1, INT32_MAX, -1, "ms"),
+     .default_doc = "wait forever",
+     .doc = "how long a request waits for its reply (below)", .protocols = PROTO_BOTH},
+    {.name = "backlog", INT_KEY(backlog, int, FIELD_INT, 1, INT32_MAX, 512, ""),
+     .doc = "listen backlog", .protocols = PROTO_BOTH},
+    {.name = "preconnect", BOOL_KEY(preconnect),
+     .doc = "connect to every server at start", .protocols = PROTO_BOTH},
+    {.name = "redis", BOOL_KEY(redis),
+     .doc = "Redis protocol (else memcached ASCII)", .protocols = PROTO_BOTH},
+    {.name = "redis_auth", .kind = KEY_STRING, FIELD(redis_auth, char *, FIELD_STRING),
+     .min = 1, .max = REDIS_AUTH_MAX, .default_doc = "none",
+     .doc = "password clients must `AUTH` with (compared in constant time); also sent "
+            "upstream on connect",
+     .protocols = PROTO_REDIS},
+    {.name = "redis_db", INT_KEY(redis_db, int, FIELD_INT, 0, INT32_MAX, 0, ""),
+     .doc = "database selected upstream on connect; clients may `SELECT` only it",
+     .protocols = PROTO_REDIS},
+    {.name = "server_connections",
+     INT_KEY(server_connections, uint32_t, FIELD_U32, 1, 1024, 1, ""),
+     .doc = "connections per server per worker", .protocols = PROTO_BOTH},
+    {.name = "client_connections",
+     INT_KEY(client_connections, uint32_t, FIELD_U32, 0, INT32_MAX, 0, ""),
+     .default_doc = "0 (unlimited)",
+     .doc = "clients per pool, 0 = unlimited; over it: an error reply, then close",
+     .protocols = PROTO_BOTH},
+    {.name = "auto_eject_hosts", BOOL_KEY(auto_eject_hosts),
+     .doc = "take a failing server off the ring (with `on_failure: eject`)",
+     .protocols = PROTO_BOTH},
+    {.name = "server_failure_limit",
+     INT_KEY(server_failure_limit, uint32_t, FIELD_U32, 1, INT32_MAX, 2, ""),
+     .doc = "failures in a row before the pool's `on_failure` applies to a server",
+     .protocols = PROTO_BOTH},
+    {.name = "server_retry_timeout",
+     INT_KEY(server_retry_timeout_ms, int64_t, FIELD_I64, 1, INT32_MAX, 30000, "ms"),
+     .doc = "how often a server that is ejected or down is probed",
+     .protocols = PROTO_BOTH},
+    {.name = "tcpkeepalive", BOOL_KEY(tcpkeepalive),
+     .doc = "TCP keepalive on server connections", .protocols = PROTO_BOTH},
+    {.name = "reuseport", BOOL_KEY(reuseport),
+     .doc = "`SO_REUSEPORT` on the listener (always on with more than one worker)",
+     .protocols = PROTO_BOTH},
+    {.name = "servers", .kind = KEY_SERVERS, .field = FIELD_NONE, .missing = "no servers",
+     .values_doc = "a list of `host:port:weight [name]` or `/unix/path:weight [name]`; "
+                   "weight 1..65535",
+     .doc = "the servers; the name (else `host` for port 11211, else `host:port`) is the "
+            "server's identity on the ring",
+     .protocols = PROTO_BOTH},
+    {.name = "on_failure", .kind = KEY_ENUM, FIELD(on_failure, conf_failure, FIELD_FAILURE),
+     .names = failure_names, .def = CONF_FAIL_EJECT,
+     .doc = "what happens to a failing server's keys (below)", .protocols = PROTO_BOTH,
+     .is_ours = true},
+    {.name = "warmup", INT_KEY(warmup_ms, int64_t, FIELD_I64, 0, INT32_MAX, 0, "ms"),
+     .default_doc = "0 (off)",
+     .doc = "after a reload, how long a key whose owner changed is first moved from its "
+            "previous owner (below)",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "max_bulk_length",
+     INT_KEY(max_bulk_length, uint64_t, FIELD_U64, 1, INT64_C(1) << 40, 512 * MIB, "bytes"),
+     .doc = "largest bulk string / memcached value", .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "max_arguments",
+     INT_KEY(max_arguments, uint32_t, FIELD_U32, 2, INT32_MAX, 1024 * 1024, ""),
+     .doc = "arguments per command (or keys per memcached get)", .protocols = PROTO_BOTH,
+     .is_ours = true},
+    {.name = "max_key_length",
+     INT_KEY(max_key_length, uint32_t, FIELD_U32, 1, INT32_MAX, 64 * 1024, "bytes"),
+     .doc = "key length", .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "max_pipeline",
+     INT_KEY(max_pipeline, uint32_t, FIELD_U32, 1, INT32_MAX, 10000, ""),
+     .doc = "requests in flight per client; reading pauses past it", .protocols = PROTO_BOTH,
+     .is_ours = true},
+    {.name = "max_client_buffer",
+     INT_KEY(max_client_buffer, uint64_t, FIELD_U64, 1024, INT64_C(1) << 40, 1024 * MIB,
+             "bytes"),
+     .doc = "bytes buffered per client, requests and unread replies: reading pauses at half "
+            "of it (16 MiB at most), and a client past it is closed",
+     .protocols = PROTO_BOTH, .is_ours = true},
+};
+
+#define KEY_COUNT (sizeof keys / sizeof keys[0])
+
+static const conf_key *key_find(const char *name) {
+    for (size_t i = 0; i < KEY_COUNT; i++)
+        if (strcmp(keys[i].name, name) == 0) return &keys[i];
+    return NULL;
 }
 
-static int get_int(ctx *c, const yaml_node_t *v, const char *key, int64_t min, int64_t max,
-                   int64_t *out) {
-    if (!parse_int(scalar(v), min, max, out))
-        return fail(c, v, "%s: expected an integer in %lld..%lld", key, (long long)min,
-                    (long long)max);
-    return 0;
+static void field_store(conf_pool *p, const conf_key *k, int64_t v) {
+    void *field = (char *)p + k->offset;
+    switch (k->field) {
+    case FIELD_BOOL: *(bool *)field = v != 0; break;
+    case FIELD_INT: *(int *)field = (int)v; break;
+    case FIELD_U32: *(uint32_t *)field = (uint32_t)v; break;
+    case FIELD_I64: *(int64_t *)field = v; break;
+    case FIELD_U64: *(uint64_t *)field = (uint64_t)v; break;
+    case FIELD_FAILURE: *(conf_failure *)field = (conf_failure)v; break;
+    case FIELD_HASH: *(chash_hash *)field = (chash_hash)v; break;
+    case FIELD_NONE:
+    case FIELD_STRING: break;
+    }
 }
 
 static void pool_defaults(conf_pool *p) {
-    p->listen_mode = -1;
-    p->hash = CHASH_HASH_FNV1A_64;
-    p->dist = CONF_DIST_KETAMA;
-    p->timeout_ms = -1;
-    p->backlog = 512;
-    p->server_connections = 1;
-    p->server_retry_timeout_ms = 30000;
-    p->server_failure_limit = 2;
-    p->max_bulk_length = 512ull * 1024 * 1024;
-    p->max_arguments = 1024 * 1024;
-    p->max_key_length = 64 * 1024;
-    p->max_pipeline = 10000;
-    p->max_client_buffer = 1024ull * 1024 * 1024;
+    for (size_t i = 0; i < KEY_COUNT; i++) field_store(p, &keys[i], keys[i].def);
+    p->listen_mode = -1; /* not a key: part of listen */
 }
 
-static int set_distribution(ctx *c, const yaml_node_t *v, conf_pool *p) {
+static int key_bool(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool *p) {
     const char *s = scalar(v);
-    if (!s) return fail(c, v, "distribution: expected a name");
+    if (strcmp(s, "true") != 0 && strcmp(s, "false") != 0)
+        return fail(c, v, "%s: expected true or false", k->name);
+    field_store(p, k, s[0] == 't');
+    return 0;
+}
+
+static int key_int(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool *p) {
+    int64_t n;
+    if (!parse_int(scalar(v), k->min, k->max, &n))
+        return fail(c, v, "%s: expected an integer in %lld..%lld", k->name, (long long)k->min,
+                    (long long)k->max);
+    field_store(p, k, n);
+    return 0;
+}
+
+static int key_enum(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool *p) {
+    const char *s = scalar(v);
+    for (const key_name *n = k->names; n->name; n++) {
+        if (strcmp(s, n->name) == 0) {
+            field_store(p, k, n->value);
+            return 0;
+        }
+    }
+    /* "expected a, b or c" */
+    char list[128] = "";
+    size_t used = 0;
+    for (const key_name *n = k->names; n->name && used < sizeof list; n++) {
+        const char *sep = n == k->names ? "" : n[1].name ? ", " : " or ";
+        int w = snprintf(list + used, sizeof list - used, "%s%s", sep, n->name);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    return fail(c, v, "%s: expected %s", k->name, list);
+}
+
+static int key_string(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool *p) {
+    const char *s = scalar(v);
+    size_t len = strlen(s);
+    if ((int64_t)len < k->min || (int64_t)len > k->max)
+        return fail(c, v, "%s: %lld..%lld bytes", k->name, (long long)k->min, (long long)k->max);
+    char **field = (char **)((char *)p + k->offset);
+    *field = strdup(s);
+    if (!*field) return fail(c, v, "out of memory");
+    return 0;
+}
+
+static int key_hash(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool *p) {
+    const char *s = scalar(v);
+    chash_hash h;
+    if (chash_hash_from_name(s, &h) != CHASH_OK || h == CHASH_HASH_DEFAULT)
+        return fail(c, v, "%s: unknown '%s'", k->name, s);
+    field_store(p, k, h);
+    return 0;
+}
+
+static int key_hash_tag(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool *p) {
+    const char *s = scalar(v);
+    if (strlen(s) != 2) return fail(c, v, "%s: expected two characters, like \"{}\"", k->name);
+    memcpy(p->hash_tag, s, 3);
+    return 0;
+}
+
+static int key_distribution(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool *p) {
+    const char *s = scalar(v);
     if (strcmp(s, "ketama") == 0) {
         p->dist = CONF_DIST_KETAMA;
     } else if (strcmp(s, "modula") == 0) {
@@ -287,163 +517,56 @@ static int set_distribution(ctx *c, const yaml_node_t *v, conf_pool *p) {
     } else if (chash_algo_from_name(s, &p->algo) == CHASH_OK) {
         p->dist = CONF_DIST_ALGO;
     } else {
-        return fail(c, v, "distribution: unknown '%s' (ketama, modula, random, or an "
-                          "algorithm of the library such as ring)", s);
+        return fail(c, v, "%s: unknown '%s' (ketama, modula, random, or an "
+                          "algorithm of the library such as ring)", k->name, s);
     }
     return 0;
 }
 
-static int pool_key(ctx *c, conf_pool *p, const char *key, yaml_node_t *k, yaml_node_t *v) {
-    int64_t n;
-    const char *s = scalar(v);
-    if (strcmp(key, "servers") == 0) {
-        if (v->type != YAML_SEQUENCE_NODE) return fail(c, v, "servers: expected a list");
-        size_t count = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        if (count == 0) return fail(c, v, "servers: the list is empty");
-        p->servers = calloc(count, sizeof *p->servers);
-        if (!p->servers) return fail(c, v, "out of memory");
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
-             it++) {
-            yaml_node_t *item = yaml_document_get_node(c->doc, *it);
-            const char *text = scalar(item);
-            if (!text) return fail(c, item ? item : v, "servers: expected host:port:weight");
-            p->server_count++;
-            if (parse_server(c, item, text, &p->servers[p->server_count - 1]) != 0) return -1;
-            for (size_t j = 0; j + 1 < p->server_count; j++)
-                if (strcmp(p->servers[j].name, p->servers[p->server_count - 1].name) == 0)
-                    return fail(c, item, "servers: duplicate server name '%s'",
-                                p->servers[j].name);
-        }
-        return 0;
+static int key_servers(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool *p) {
+    if (v->type != YAML_SEQUENCE_NODE) return fail(c, v, "%s: expected a list", k->name);
+    size_t count = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (count == 0) return fail(c, v, "%s: the list is empty", k->name);
+    p->servers = calloc(count, sizeof *p->servers);
+    if (!p->servers) return fail(c, v, "out of memory");
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+        const char *text = scalar(item);
+        if (!text) return fail(c, item ? item : v, "%s: expected host:port:weight", k->name);
+        conf_server *s = &p->servers[p->server_count++];
+        if (parse_server(c, item, text, s) != 0) return -1;
+        for (size_t j = 0; j + 1 < p->server_count; j++)
+            if (strcmp(p->servers[j].name, s->name) == 0)
+                return fail(c, item, "%s: duplicate server name '%s'", k->name, s->name);
     }
-    if (!s) return fail(c, v, "%s: expected a single value", key);
-    if (strcmp(key, "listen") == 0) return parse_listen(c, v, s, p);
-    if (strcmp(key, "hash") == 0) {
-        if (chash_hash_from_name(s, &p->hash) != CHASH_OK || p->hash == CHASH_HASH_DEFAULT)
-            return fail(c, v, "hash: unknown '%s'", s);
-        return 0;
-    }
-    if (strcmp(key, "hash_tag") == 0) {
-        if (strlen(s) != 2) return fail(c, v, "hash_tag: expected two characters, like \"{}\"");
-        memcpy(p->hash_tag, s, 3);
-        return 0;
-    }
-    if (strcmp(key, "distribution") == 0) return set_distribution(c, v, p);
-    if (strcmp(key, "timeout") == 0) {
-        if (get_int(c, v, key, 1, INT32_MAX, &n)) return -1;
-        p->timeout_ms = n;
-        return 0;
-    }
-    if (strcmp(key, "backlog") == 0) {
-        if (get_int(c, v, key, 1, INT32_MAX, &n)) return -1;
-        p->backlog = (int)n;
-        return 0;
-    }
-    if (strcmp(key, "preconnect") == 0) return get_bool(c, v, key, &p->preconnect);
-    if (strcmp(key, "redis") == 0) return get_bool(c, v, key, &p->redis);
-    if (strcmp(key, "auto_eject_hosts") == 0) return get_bool(c, v, key, &p->auto_eject_hosts);
-    if (strcmp(key, "tcpkeepalive") == 0) return get_bool(c, v, key, &p->tcpkeepalive);
-    if (strcmp(key, "reuseport") == 0) return get_bool(c, v, key, &p->reuseport);
-    if (strcmp(key, "redis_auth") == 0) {
-        size_t len = strlen(s);
-        if (len == 0 || len > REDIS_AUTH_MAX)
-            return fail(c, v, "redis_auth: 1..%u bytes", REDIS_AUTH_MAX);
-        p->redis_auth = strdup(s);
-        if (!p->redis_auth) return fail(c, v, "out of memory");
-        p->redis_auth_len = len;
-        return 0;
-    }
-    if (strcmp(key, "redis_db") == 0) {
-        if (get_int(c, v, key, 0, INT32_MAX, &n)) return -1;
-        p->redis_db = (int)n;
-        return 0;
-    }
-    if (strcmp(key, "server_connections") == 0) {
-        if (get_int(c, v, key, 1, 1024, &n)) return -1;
-        p->server_connections = (uint32_t)n;
-        return 0;
-    }
-    if (strcmp(key, "client_connections") == 0) {
-        if (get_int(c, v, key, 0, INT32_MAX, &n)) return -1;
-        p->client_connections = (uint32_t)n;
-        return 0;
-    }
-    if (strcmp(key, "server_retry_timeout") == 0) {
-        if (get_int(c, v, key, 1, INT32_MAX, &n)) return -1;
-        p->server_retry_timeout_ms = n;
-        return 0;
-    }
-    if (strcmp(key, "server_failure_limit") == 0) {
-        if (get_int(c, v, key, 1, INT32_MAX, &n)) return -1;
-        p->server_failure_limit = (uint32_t)n;
-        return 0;
-    }
-    if (strcmp(key, "on_failure") == 0) {
-        if (s && strcmp(s, "error") == 0)
-            p->on_failure = CONF_FAIL_ERROR;
-        else if (s && strcmp(s, "reroute") == 0)
-            p->on_failure = CONF_FAIL_REROUTE;
-        else if (s && strcmp(s, "eject") == 0)
-            p->on_failure = CONF_FAIL_EJECT;
-        else
-            return fail(c, v, "on_failure: expected error, reroute or eject");
-        return 0;
-    }
-    if (strcmp(key, "warmup") == 0) {
-        if (get_int(c, v, key, 0, INT32_MAX, &n)) return -1;
-        p->warmup_ms = n;
-        return 0;
-    }
-    if (strcmp(key, "max_bulk_length") == 0) {
-        if (get_int(c, v, key, 1, INT64_C(1) << 40, &n)) return -1;
-        p->max_bulk_length = (uint64_t)n;
-        return 0;
-    }
-    if (strcmp(key, "max_arguments") == 0) {
-        if (get_int(c, v, key, 2, INT32_MAX, &n)) return -1;
-        p->max_arguments = (uint32_t)n;
-        return 0;
-    }
-    if (strcmp(key, "max_key_length") == 0) {
-        if (get_int(c, v, key, 1, INT32_MAX, &n)) return -1;
-        p->max_key_length = (uint32_t)n;
-        return 0;
-    }
-    if (strcmp(key, "max_pipeline") == 0) {
-        if (get_int(c, v, key, 1, INT32_MAX, &n)) return -1;
-        p->max_pipeline = (uint32_t)n;
-        return 0;
-    }
-    if (strcmp(key, "max_client_buffer") == 0) {
-        if (get_int(c, v, key, 1024, INT64_C(1) << 40, &n)) return -1;
-        p->max_client_buffer = (uint64_t)n;
-        return 0;
-    }
-    return fail(c, k, "pool '%s': unknown key '%s'", p->name, key);
+    return 0;
 }
 
-static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_pool *p) {
-    pool_defaults(p);
-    p->line = (unsigned)name_node->start_mark.line + 1;
-    p->name = strdup(scalar(name_node));
-    if (!p->name) return fail(c, name_node, "out of memory");
-    if (body->type != YAML_MAPPING_NODE)
-        return fail(c, body, "pool '%s': expected a map of settings", p->name);
-    bool has_listen = false;
-    for (yaml_node_pair_t *kv = body->data.mapping.pairs.start; kv < body->data.mapping.pairs.top;
-         kv++) {
-        yaml_node_t *k = yaml_document_get_node(c->doc, kv->key);
-        yaml_node_t *v = yaml_document_get_node(c->doc, kv->value);
-        const char *key = scalar(k);
-        if (!key || !v) return fail(c, k, "pool '%s': expected key: value", p->name);
-        for (yaml_node_pair_t *prev = body->data.mapping.pairs.start; prev < kv; prev++)
-            if (strcmp(scalar(yaml_document_get_node(c->doc, prev->key)), key) == 0)
-                return fail(c, k, "pool '%s': duplicate key '%s'", p->name, key);
-        if (pool_key(c, p, key, k, v) != 0) return -1;
-        if (strcmp(key, "listen") == 0) has_listen = true;
+/* One `key: value` of a pool; k is NULL for a name that is no key. */
+static int pool_key(ctx *c, conf_pool *p, const yaml_node_t *kn, const yaml_node_t *v,
+                    const conf_key *k) {
+    /* A list or map where one value belongs is reported before an unknown
+     * name, at the value's line, as it always was. */
+    if ((!k || k->kind != KEY_SERVERS) && !scalar(v))
+        return fail(c, v, "%s: expected a single value", scalar(kn));
+    if (!k) return fail(c, kn, "pool '%s': unknown key '%s'", p->name, scalar(kn));
+    switch (k->kind) {
+    case KEY_BOOL: return key_bool(c, k, v, p);
+    case KEY_INT: return key_int(c, k, v, p);
+    case KEY_ENUM: return key_enum(c, k, v, p);
+    case KEY_STRING: return key_string(c, k, v, p);
+    case KEY_LISTEN: return parse_listen(c, v, scalar(v), p);
+    case KEY_HASH: return key_hash(c, k, v, p);
+    case KEY_HASH_TAG: return key_hash_tag(c, k, v, p);
+    case KEY_DISTRIBUTION: return key_distribution(c, k, v, p);
+    case KEY_SERVERS: return key_servers(c, k, v, p);
     }
-    if (!has_listen) return fail(c, name_node, "pool '%s': no listen address", p->name);
-    if (p->server_count == 0) return fail(c, name_node, "pool '%s': no servers", p->name);
+    return fail(c, kn, "%s: no parser", k->name);
+}
+
+/* The rules between keys, once a pool's keys are read. */
+static int pool_check(ctx *c, const yaml_node_t *name_node, const conf_pool *p) {
     if (p->redis_auth && !p->redis)
         return fail(c, name_node, "pool '%s': redis_auth needs redis: true", p->name);
     /* Warm-up moves a key with Redis's MIGRATE, atomic on the previous
@@ -489,6 +612,34 @@ static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_po
     return 0;
 }
 
+static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_pool *p) {
+    pool_defaults(p);
+    p->line = (unsigned)name_node->start_mark.line + 1;
+    p->name = strdup(scalar(name_node));
+    if (!p->name) return fail(c, name_node, "out of memory");
+    if (body->type != YAML_MAPPING_NODE)
+        return fail(c, body, "pool '%s': expected a map of settings", p->name);
+    bool is_set[KEY_COUNT] = {false};
+    for (yaml_node_pair_t *kv = body->data.mapping.pairs.start; kv < body->data.mapping.pairs.top;
+         kv++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, kv->key);
+        yaml_node_t *v = yaml_document_get_node(c->doc, kv->value);
+        const char *name = scalar(k);
+        if (!name || !v) return fail(c, k, "pool '%s': expected key: value", p->name);
+        for (yaml_node_pair_t *prev = body->data.mapping.pairs.start; prev < kv; prev++)
+            if (strcmp(scalar(yaml_document_get_node(c->doc, prev->key)), name) == 0)
+                return fail(c, k, "pool '%s': duplicate key '%s'", p->name, name);
+        const conf_key *key = key_find(name);
+        if (pool_key(c, p, k, v, key) != 0) return -1;
+        is_set[key - keys] = true;
+    }
+    for (size_t i = 0; i < KEY_COUNT; i++)
+        if (keys[i].missing && !is_set[i])
+            return fail(c, name_node, "pool '%s': %s", p->name, keys[i].missing);
+    if (p->redis_auth) p->redis_auth_len = strlen(p->redis_auth);
+    return pool_check(c, name_node, p);
+}
+
 static void pool_free(conf_pool *p) {
     for (size_t i = 0; i < p->server_count; i++) {
         free(p->servers[i].text);
@@ -510,11 +661,6 @@ void conf_free(conf *cf) {
 
 static bool same_addr(const conf_addr *a, const conf_addr *b) {
     return a->sa_len == b->sa_len && memcmp(&a->sa, &b->sa, a->sa_len) == 0;
-}
-
-int conf_parse(const char *text, size_t len, const char *path, conf **out, char *err,
-               size_t err_len) {
-    return conf_parse_with(NULL, text, len, path, out, err, err_len);
 }
 
 int conf_parse_with(const conf_options *opt, const char *text, size_t len, const char *path,
@@ -680,31 +826,136 @@ const char *conf_dist_name(const conf_pool *p) {
     return "?";
 }
 
-int conf_pool_ring(const conf_pool *cp, chash **out) {
+bool conf_server_same(const conf_server *a, const conf_server *b) {
+    return strcmp(a->name, b->name) == 0 && strcmp(a->host, b->host) == 0 && a->port == b->port;
+}
+
+/* v as the docs show it: bytes in the largest binary unit that divides
+ * them, with that unit (returns true); anything else bare (false). */
+static bool amount_text(char *buf, size_t len, int64_t v, const char *unit) {
+    static const char *const binary[] = {"TiB", "GiB", "MiB", "KiB"};
+    for (int i = 0; strcmp(unit, "bytes") == 0 && i < 4; i++) {
+        int64_t size = INT64_C(1) << (10 * (4 - i));
+        if (v >= size && v % size == 0) {
+            snprintf(buf, len, "%lld %s", (long long)(v / size), binary[i]);
+            return true;
+        }
+    }
+    snprintf(buf, len, "%lld", (long long)v);
+    return false;
+}
+
+/* "1 to 1024", "1 to 2147483647 ms", "1 KiB to 1 TiB", "1 byte to 1 TiB" */
+static void put_range(FILE *out, const conf_key *k) {
+    char lo[32], hi[32];
+    bool is_lo_unit = amount_text(lo, sizeof lo, k->min, k->unit);
+    bool is_hi_unit = amount_text(hi, sizeof hi, k->max, k->unit);
+    const char *lo_unit = k->min == 1 && strcmp(k->unit, "bytes") == 0 ? "byte" : k->unit;
+    if (is_lo_unit || is_hi_unit)
+        fprintf(out, "%s%s%s to %s%s%s", lo, is_lo_unit ? "" : " ", is_lo_unit ? "" : lo_unit, hi,
+                is_hi_unit ? "" : " ", is_hi_unit ? "" : k->unit);
+    else
+        fprintf(out, "%s to %s%s%s", lo, hi, *k->unit ? " " : "", k->unit);
+}
+
+static void put_amount(FILE *out, int64_t v, const char *unit) {
+    char text[32];
+    bool has_unit = amount_text(text, sizeof text, v, unit);
+    fprintf(out, "%s%s%s", text, has_unit || !*unit ? "" : " ", has_unit ? "" : unit);
+}
+
+static void put_values(FILE *out, const conf_key *k) {
+    switch (k->kind) {
+    case KEY_BOOL: fputs("`true` or `false`", out); return;
+    case KEY_INT: put_range(out, k); return;
+    case KEY_ENUM:
+        for (const key_name *n = k->names; n->name; n++)
+            fprintf(out, "%s`%s`", n == k->names ? "" : n[1].name ? ", " : " or ", n->name);
+        return;
+    case KEY_STRING:
+        fprintf(out, "%lld to %lld bytes", (long long)k->min, (long long)k->max);
+        return;
+    case KEY_HASH:
+        /* The library's names, past "default" (the scheme's own hash); the
+         * first value past the last has none. */
+        for (int h = CHASH_HASH_DEFAULT + 1; chash_hash_name((chash_hash)h); h++)
+            fprintf(out, "%s`%s`", h == CHASH_HASH_DEFAULT + 1 ? "" : ", ",
+                    chash_hash_name((chash_hash)h));
+        return;
+    case KEY_DISTRIBUTION:
+        fputs("`ketama`, `modula`, `random`; ours, the library's:", out);
+        for (int a = 0; chash_algo_name((chash_algo)a); a++)
+            fprintf(out, "%s`%s`", a == 0 ? " " : ", ", chash_algo_name((chash_algo)a));
+        return;
+    case KEY_LISTEN:
+    case KEY_HASH_TAG:
+    case KEY_SERVERS: fputs(k->values_doc, out); return;
+    }
+}
+
+static void put_default(FILE *out, const conf_key *k) {
+    if (k->default_doc) {
+        fputs(k->default_doc, out);
+    } else if (k->missing) {
+        fputs("required", out);
+    } else if (k->kind == KEY_BOOL) {
+        fputs(k->def ? "`true`" : "`false`", out);
+    } else if (k->kind == KEY_HASH) {
+        fprintf(out, "`%s`", chash_hash_name((chash_hash)k->def));
+    } else if (k->kind == KEY_ENUM) {
+        for (const key_name *n = k->names; n->name; n++)
+            if (n->value == k->def) fprintf(out, "`%s`", n->name);
+    } else {
+        put_amount(out, k->def, k->unit ? k->unit : "");
+    }
+}
+
+void conf_keys_markdown(FILE *out) {
+    static const char *const protocols[] = {"-", "redis", "memcached", "both"};
+    fputs("| key | value | default | protocol | from | meaning |\n"
+          "|---|---|---|---|---|---|\n", out);
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const conf_key *k = &keys[i];
+        fprintf(out, "| `%s` | ", k->name);
+        put_values(out, k);
+        fputs(" | ", out);
+        put_default(out, k);
+        fprintf(out, " | %s | %s | %s |\n", protocols[k->protocols & 3],
+                k->is_ours ? "ours" : "nutcracker", k->doc);
+    }
+}
+
+int conf_pool_ring_live(const conf_pool *cp, const bool *is_live, chash **out,
+                        uint32_t *node_server) {
     chash_config cc;
     conf_pool_chash_config(cp, &cc);
     size_t n = cp->server_count;
     const conf_server **order = malloc((n ? n : 1) * sizeof *order);
     chash_node_spec *specs = malloc((n ? n : 1) * sizeof *specs);
+    chash *ring = NULL;
     int rc = CHASH_ENOMEM;
-    *out = NULL;
     if (order && specs) {
-        for (size_t i = 0; i < n; i++) order[i] = &cp->servers[i];
-        qsort(order, n, sizeof *order, conf_server_order);
+        size_t live = 0;
         for (size_t i = 0; i < n; i++)
+            if (!is_live || is_live[i]) order[live++] = &cp->servers[i];
+        qsort(order, live, sizeof *order, conf_server_order);
+        for (size_t i = 0; i < live; i++)
             specs[i] = (chash_node_spec){order[i]->name, strlen(order[i]->name), order[i]->weight};
-        rc = chash_create(&cc, out);
-        if (rc == CHASH_OK && n) rc = chash_add_many(*out, specs, n);
-        if (rc != CHASH_OK) {
-            chash_free(*out);
-            *out = NULL;
-        }
+        rc = chash_create(&cc, &ring);
+        if (rc == CHASH_OK && live) rc = chash_add_many(ring, specs, live);
+        if (rc == CHASH_OK && node_server)
+            for (size_t i = 0; i < live; i++) node_server[i] = (uint32_t)(order[i] - cp->servers);
     }
+    if (rc != CHASH_OK) {
+        chash_free(ring);
+        ring = NULL;
+    }
+    *out = ring;
     free(order);
     free(specs);
     return rc;
 }
 
-bool conf_server_same(const conf_server *a, const conf_server *b) {
-    return strcmp(a->name, b->name) == 0 && strcmp(a->host, b->host) == 0 && a->port == b->port;
+int conf_pool_ring(const conf_pool *cp, chash **out) {
+    return conf_pool_ring_live(cp, NULL, out, NULL);
 }

@@ -2,9 +2,10 @@
  * config.h - twemproxy (nutcracker) YAML configuration, as is, plus our keys.
  *
  * The file is a map of pools; each pool has one listen address and its
- * servers. conf_parse checks every key and value and reports the first
+ * servers. conf_parse_with checks every key and value and reports the first
  * problem as "FILE:LINE: message"; the result is read-only afterwards and
- * shared by all workers.
+ * shared by all workers. The keys are one table in config.c, which also
+ * prints their docs (conf_keys_markdown).
  */
 #ifndef PROXY_CONFIG_H
 #define PROXY_CONFIG_H
@@ -14,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define CONF_ERR_MAX 512
@@ -105,19 +107,23 @@ typedef struct conf_options {
     void *user;
 } conf_options;
 
+/* Reads and parses a file, as `chash-proxy -t` does: conf_load_with with
+ * all defaults. */
+int conf_load(const char *path, conf **out, char *err, size_t err_len);
 /* Parses YAML text; `path` only names the file in messages. On error returns
  * -1, leaves *out alone and writes "PATH:LINE: message" to err. Resolves host
- * names. */
-int conf_parse(const char *text, size_t len, const char *path, conf **out, char *err,
-               size_t err_len);
-/* Reads and parses a file, as `chash-proxy -t` does. */
-int conf_load(const char *path, conf **out, char *err, size_t err_len);
-/* The same two with options (NULL: all defaults). */
+ * names as opt says (NULL: all defaults). */
 int conf_parse_with(const conf_options *opt, const char *text, size_t len, const char *path,
                     conf **out, char *err, size_t err_len);
+/* conf_parse_with on the contents of a file. */
 int conf_load_with(const conf_options *opt, const char *path, conf **out, char *err,
                    size_t err_len);
 void conf_free(conf *c);
+
+/* Prints the pool keys as the markdown table of docs/proxy.md (`chash-proxy
+ * --config-keys`): name, values and limits, default, protocol, origin and
+ * meaning, from the table the parser reads. */
+void conf_keys_markdown(FILE *out);
 
 /* The library settings that place keys as this pool does (nutcracker's
  * ketama and modula are the twemproxy scheme; ours the native one). */
@@ -131,10 +137,24 @@ int conf_server_order(const void *a, const void *b);
  * name at the same address, so the same keys are there. */
 bool conf_server_same(const conf_server *a, const conf_server *b);
 
-/* A new ring (the caller frees it) over every server of the pool, in
- * nutcracker's order: the placement as configured, with no server ejected.
- * Returns CHASH_OK or the library's error. */
-int conf_pool_ring(const conf_pool *p, chash **out);
+/*
+ * conf_pool_ring_live - a new ring over the pool's live servers, placed as the
+ * pool says (conf_pool_chash_config) and added in nutcracker's order
+ * (conf_server_order), so every builder of a pool's ring agrees.
+ *
+ * is_live[i] says whether cp->servers[i] is on the ring; NULL: all are.
+ * node_server, when not NULL, has room for cp->server_count entries and gets
+ * for each ring node (0 .. chash_node_count(*out) - 1) the index of its
+ * server in cp->servers. With no live server the ring is empty.
+ * The caller frees *out with chash_free. Returns CHASH_OK, or the library's
+ * error (CHASH_ENOMEM...) with *out NULL and node_server unchanged.
+ * Cost: O(n log n) for n live servers, plus the algorithm's build.
+ */
+int conf_pool_ring_live(const conf_pool *cp, const bool *is_live, chash **out,
+                        uint32_t *node_server);
+/* The ring as configured, every server on it: conf_pool_ring_live(cp, NULL,
+ * out, NULL). */
+int conf_pool_ring(const conf_pool *cp, chash **out);
 
 /* Text of a conf_dist / algorithm for messages and stats. */
 const char *conf_dist_name(const conf_pool *p);

@@ -1,10 +1,15 @@
 /*
  * main.c - `chash-proxy`: options, configuration, listeners, workers.
  *
+ * main is four steps: options (options_parse); setup (config_load,
+ * log_setup, then setup: listeners, workers, daemon and pid file, signals,
+ * the reload and stats threads); run (the workers until a signal); and
+ * teardown, which undoes whatever part of setup was done.
+ *
  * The options are nutcracker's (so a nutcracker command line works as is),
- * plus --workers. Exit status: 0 on success (and for -t with a good
- * configuration), 2 for a bad command line or configuration, 1 when the proxy
- * cannot start (a port in use...).
+ * plus --workers and --config-keys. Exit status: 0 on success (and for -t
+ * with a good configuration), 2 for a bad command line or configuration, 1
+ * when the proxy cannot start (a port in use...).
  */
 #define _GNU_SOURCE
 #include "proxy.h"
@@ -24,6 +29,11 @@
 
 #define EXIT_USAGE 2
 #define EXIT_START 1
+/* From options_parse, config_load, log_setup: go on to the next step (not an
+ * exit status). */
+#define GO_ON (-1)
+/* getopt_long's value for an option with no short form. */
+#define OPT_CONFIG_KEYS 256
 
 static const char usage[] =
     "usage: chash-proxy [-c FILE] [-t] [--workers N] [-s PORT] [-a ADDR]\n"
@@ -45,6 +55,8 @@ static const char usage[] =
     "  -D, --describe-stats     print what the stats mean and exit\n"
     "  -i, --stats-interval MS  accepted for nutcracker; stats are always current\n"
     "  -m, --mbuf-size N        accepted for nutcracker; buffers grow as needed\n"
+    "      --config-keys        print the configuration keys as a markdown table\n"
+    "                           (docs/proxy.md) and exit\n"
     "  -V, --version            print the version and exit\n"
     "  -h, --help               this text\n"
     "\n"
@@ -65,6 +77,26 @@ static void on_signal(int sig) {
         proxy_drain = 1;
 }
 
+/* The command line, with nutcracker's defaults. */
+typedef struct options {
+    const char *conf_path;
+    const char *stats_addr;
+    const char *log_path; /* NULL: stderr */
+    const char *pid_path; /* NULL: none */
+    bool is_test_only;
+    bool is_daemon;
+    long worker_count;
+    long stats_port; /* 0: no stats */
+    long verbosity;
+} options;
+
+/* What setup made, for run and teardown. */
+typedef struct runtime {
+    proxy px;
+    int *fds;        /* pool p's listener for worker w at [w * pool_count + p] */
+    uint32_t inited; /* workers initialised: teardown destroys these */
+} runtime;
+
 static int parse_count(const char *s, long min, long max, long *out) {
     char *end;
     errno = 0;
@@ -74,12 +106,42 @@ static int parse_count(const char *s, long min, long max, long *out) {
     return 0;
 }
 
-static void *worker_thread(void *arg) {
-    worker_run(arg);
-    return NULL;
+/* A numeric option's value in min..max: GO_ON, or its message and
+ * EXIT_USAGE. */
+static int option_count(const char *name, long min, long max, long *out) {
+    if (parse_count(optarg, min, max, out) == 0) return GO_ON;
+    fprintf(stderr, "chash-proxy: %s: expected %ld..%ld\n", name, min, max);
+    return EXIT_USAGE;
 }
 
-int main(int argc, char **argv) {
+/* One option: GO_ON, or the exit status of an option that ends the run. */
+static int option_one(int opt, options *o) {
+    long ignored;
+    switch (opt) {
+    case 'c': o->conf_path = optarg; return GO_ON;
+    case 't': o->is_test_only = true; return GO_ON;
+    case 'n': return option_count("--workers", 1, 1024, &o->worker_count);
+    case 's': return option_count("--stats-port", 0, 65535, &o->stats_port);
+    case 'a': o->stats_addr = optarg; return GO_ON;
+    case 'v': return option_count("--verbose", 0, 11, &o->verbosity);
+    case 'o': o->log_path = optarg; return GO_ON;
+    case 'p': o->pid_path = optarg; return GO_ON;
+    case 'd': o->is_daemon = true; return GO_ON;
+    case 'D': stats_describe(stdout); return 0;
+    case 'i':
+    case 'm':
+        if (parse_count(optarg, 0, 1L << 30, &ignored) == 0) return GO_ON;
+        fprintf(stderr, "chash-proxy: -%c: expected a number\n", opt);
+        return EXIT_USAGE;
+    case OPT_CONFIG_KEYS: conf_keys_markdown(stdout); return 0;
+    case 'V': printf("chash-proxy %s\n", chash_version_string()); return 0;
+    case 'h': fputs(usage, stdout); return 0;
+    default: fputs(usage, stderr); return EXIT_USAGE;
+    }
+}
+
+/* Step 1: the command line into *o, and the log level. */
+static int options_parse(int argc, char **argv, options *o) {
     static const struct option longs[] = {
         {"conf-file", required_argument, NULL, 'c'}, {"test-conf", no_argument, NULL, 't'},
         {"workers", required_argument, NULL, 'n'},   {"stats-port", required_argument, NULL, 's'},
@@ -88,75 +150,47 @@ int main(int argc, char **argv) {
         {"daemonize", no_argument, NULL, 'd'},       {"describe-stats", no_argument, NULL, 'D'},
         {"stats-interval", required_argument, NULL, 'i'},
         {"mbuf-size", required_argument, NULL, 'm'}, {"version", no_argument, NULL, 'V'},
+        {"config-keys", no_argument, NULL, OPT_CONFIG_KEYS},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
     };
-    const char *conf_path = "conf/nutcracker.yml";
-    const char *stats_addr = "127.0.0.1";
-    const char *log_path = NULL, *pid_path = NULL;
-    bool test_only = false, daemonize = false;
-    long workers = sysconf(_SC_NPROCESSORS_ONLN), stats_port = 22222, verbosity = 5, ignored;
-    if (workers < 1) workers = 1;
+    *o = (options){.conf_path = "conf/nutcracker.yml", .stats_addr = "127.0.0.1",
+                   .worker_count = sysconf(_SC_NPROCESSORS_ONLN), .stats_port = 22222,
+                   .verbosity = 5};
+    if (o->worker_count < 1) o->worker_count = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:tn:s:a:v:o:p:dDi:m:Vh", longs, NULL)) != -1) {
-        switch (opt) {
-        case 'c': conf_path = optarg; break;
-        case 't': test_only = true; break;
-        case 'n':
-            if (parse_count(optarg, 1, 1024, &workers)) {
-                fprintf(stderr, "chash-proxy: --workers: expected 1..1024\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 's':
-            if (parse_count(optarg, 0, 65535, &stats_port)) {
-                fprintf(stderr, "chash-proxy: --stats-port: expected 0..65535\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 'a': stats_addr = optarg; break;
-        case 'v':
-            if (parse_count(optarg, 0, 11, &verbosity)) {
-                fprintf(stderr, "chash-proxy: --verbose: expected 0..11\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 'o': log_path = optarg; break;
-        case 'p': pid_path = optarg; break;
-        case 'd': daemonize = true; break;
-        case 'D': stats_describe(stdout); return 0;
-        case 'i':
-        case 'm':
-            if (parse_count(optarg, 0, 1L << 30, &ignored)) {
-                fprintf(stderr, "chash-proxy: -%c: expected a number\n", opt);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'V': printf("chash-proxy %s\n", chash_version_string()); return 0;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return EXIT_USAGE;
-        }
+        int rc = option_one(opt, o);
+        if (rc != GO_ON) return rc;
     }
     if (optind < argc) {
         fprintf(stderr, "chash-proxy: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
-    proxy_log_level = verbosity <= 3 ? LOG_ERROR : verbosity <= 5 ? LOG_WARN
-                      : verbosity == 6 ? LOG_INFO : LOG_DEBUG;
+    proxy_log_level = o->verbosity <= 3 ? LOG_ERROR : o->verbosity <= 5 ? LOG_WARN
+                      : o->verbosity == 6 ? LOG_INFO : LOG_DEBUG;
+    return GO_ON;
+}
 
+/* Step 2a: the configuration; with -t, all there is to do. */
+static int config_load(const options *o, conf **cf) {
     char err[CONF_ERR_MAX];
-    conf *cf = NULL;
-    if (conf_load(conf_path, &cf, err, sizeof err) != 0) {
+    if (conf_load(o->conf_path, cf, err, sizeof err) != 0) {
         fprintf(stderr, "chash-proxy: %s\n", err);
         return EXIT_USAGE;
     }
-    if (test_only) {
-        printf("chash-proxy: configuration file '%s' syntax is ok\n", conf_path);
-        conf_free(cf);
+    if (o->is_test_only) {
+        printf("chash-proxy: configuration file '%s' syntax is ok\n", o->conf_path);
+        conf_free(*cf);
         return 0;
     }
-    if (log_path && proxy_log_open(log_path) != 0) {
-        fprintf(stderr, "chash-proxy: cannot open log file %s: %s\n", log_path, strerror(errno));
-        conf_free(cf);
+    return GO_ON;
+}
+
+/* Step 2b: the log file, and process-wide settings made once. */
+static int log_setup(const options *o) {
+    if (o->log_path && proxy_log_open(o->log_path) != 0) {
+        fprintf(stderr, "chash-proxy: cannot open log file %s: %s\n", o->log_path,
+                strerror(errno));
         return EXIT_START;
     }
 #if defined(__GLIBC__)
@@ -165,64 +199,87 @@ int main(int argc, char **argv) {
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 #endif
     command_init();
+    return GO_ON;
+}
 
-    proxy px = {0};
-    px.cf = cf;
-    px.conf_path = conf_path;
-    pthread_mutex_init(&px.lock, NULL);
-    px.stats_fd = -1;
-    px.start_time = (uint64_t)time(NULL);
-    px.worker_count = (uint32_t)workers;
-    px.workers = calloc(px.worker_count, sizeof *px.workers);
-    px.pool_clients = calloc(cf->pool_count, sizeof *px.pool_clients);
-    int *fds = malloc(px.worker_count * cf->pool_count * sizeof *fds);
-    int rc = EXIT_START;
-    uint32_t started = 0, inited = 0;
-    if (!px.workers || !px.pool_clients || !fds) {
+/* The proxy object and its arrays; rt->px owns cf from here on. */
+static int runtime_init(runtime *rt, conf *cf, const options *o) {
+    proxy *px = &rt->px;
+    px->cf = cf;
+    px->conf_path = o->conf_path;
+    pthread_mutex_init(&px->lock, NULL);
+    px->stats_fd = -1;
+    px->start_time = (uint64_t)time(NULL);
+    px->worker_count = (uint32_t)o->worker_count;
+    px->workers = calloc(px->worker_count, sizeof *px->workers);
+    px->pool_clients = calloc(cf->pool_count, sizeof *px->pool_clients);
+    rt->fds = malloc(px->worker_count * cf->pool_count * sizeof *rt->fds);
+    if (!px->workers || !px->pool_clients || !rt->fds) {
         fprintf(stderr, "chash-proxy: out of memory\n");
-        goto out;
+        return EXIT_START;
     }
-    for (size_t i = 0; i < px.worker_count * cf->pool_count; i++) fds[i] = -1;
-    /* Every listener is bound before anything runs, so a busy port is an
-     * error at start, not in a worker. */
+    for (size_t i = 0; i < px->worker_count * cf->pool_count; i++) rt->fds[i] = -1;
+    return 0;
+}
+
+/* Every listener is bound before anything runs, so a busy port is an error
+ * at start, not in a worker. A unix socket is one listener for all workers. */
+static int listeners_open(runtime *rt) {
+    const conf *cf = rt->px.cf;
+    char err[CONF_ERR_MAX];
     for (size_t p = 0; p < cf->pool_count; p++) {
         const conf_pool *cp = &cf->pools[p];
-        bool reuseport = px.worker_count > 1 || cp->reuseport;
-        for (uint32_t w = 0; w < px.worker_count; w++) {
+        bool reuseport = rt->px.worker_count > 1 || cp->reuseport;
+        for (uint32_t w = 0; w < rt->px.worker_count; w++) {
             if (cp->listen_addr.is_unix && w > 0) {
-                fds[w * cf->pool_count + p] = fds[p];
+                rt->fds[w * cf->pool_count + p] = rt->fds[p];
                 continue;
             }
             int fd = proxy_listen(cp, reuseport, err, sizeof err);
             if (fd < 0) {
                 fprintf(stderr, "chash-proxy: %s\n", err);
-                goto out;
+                return EXIT_START;
             }
-            fds[w * cf->pool_count + p] = fd;
+            rt->fds[w * cf->pool_count + p] = fd;
         }
     }
-    for (; inited < px.worker_count; inited++) {
-        if (worker_init(&px.workers[inited], &px, inited, err, sizeof err) != 0 ||
-            worker_listen(&px.workers[inited], fds + inited * cf->pool_count, err,
-                          sizeof err) != 0) {
+    return 0;
+}
+
+static int workers_init(runtime *rt) {
+    proxy *px = &rt->px;
+    char err[CONF_ERR_MAX];
+    for (; rt->inited < px->worker_count; rt->inited++) {
+        worker *w = &px->workers[rt->inited];
+        if (worker_init(w, px, rt->inited, err, sizeof err) != 0 ||
+            worker_listen(w, rt->fds + rt->inited * px->cf->pool_count, err, sizeof err) != 0) {
             fprintf(stderr, "chash-proxy: %s\n", err);
-            inited++;
-            goto out;
+            rt->inited++; /* teardown destroys this one too, as it always did */
+            return EXIT_START;
         }
     }
-    if (daemonize && daemon(1, log_path ? 0 : 1) != 0) {
+    return 0;
+}
+
+/* -d and -p. */
+static int detach(const options *o) {
+    if (o->is_daemon && daemon(1, o->log_path ? 0 : 1) != 0) {
         fprintf(stderr, "chash-proxy: daemonize: %s\n", strerror(errno));
-        goto out;
+        return EXIT_START;
     }
-    if (pid_path) {
-        FILE *f = fopen(pid_path, "w");
+    if (o->pid_path) {
+        FILE *f = fopen(o->pid_path, "w");
         if (!f) {
-            fprintf(stderr, "chash-proxy: pid file %s: %s\n", pid_path, strerror(errno));
-            goto out;
+            fprintf(stderr, "chash-proxy: pid file %s: %s\n", o->pid_path, strerror(errno));
+            return EXIT_START;
         }
         fprintf(f, "%ld\n", (long)getpid());
         fclose(f);
     }
+    return 0;
+}
+
+static void signals_install(void) {
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -232,63 +289,125 @@ int main(int argc, char **argv) {
     hup.sa_handler = on_hangup;
     sigemptyset(&hup.sa_mask);
     sigaction(SIGHUP, &hup, NULL);
-    if (reload_start(&px, err, sizeof err) != 0) {
+}
+
+/* The reload thread, then the stats thread (-s 0: none). */
+static int threads_start(runtime *rt, const options *o) {
+    char err[CONF_ERR_MAX];
+    if (reload_start(&rt->px, err, sizeof err) != 0) {
         fprintf(stderr, "chash-proxy: %s\n", err);
-        goto out;
+        return EXIT_START;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (stats_port > 0 && stats_start(&px, stats_addr, (int)stats_port, err, sizeof err) != 0) {
+    if (o->stats_port > 0 &&
+        stats_start(&rt->px, o->stats_addr, (int)o->stats_port, err, sizeof err) != 0) {
         fprintf(stderr, "chash-proxy: %s\n", err);
-        goto out;
+        return EXIT_START;
     }
+    return 0;
+}
+
+/* Step 2c: everything the proxy runs with, in an order where at the first
+ * failure teardown finds all it needs. 0 or EXIT_START. */
+static int setup(runtime *rt, conf *cf, const options *o) {
+    int rc = runtime_init(rt, cf, o);
+    if (rc == 0) rc = listeners_open(rt);
+    if (rc == 0) rc = workers_init(rt);
+    if (rc == 0) rc = detach(o);
+    if (rc == 0) {
+        signals_install();
+        rc = threads_start(rt, o);
+    }
+    return rc;
+}
+
+static void *worker_thread(void *arg) {
+    worker_run(arg);
+    return NULL;
+}
+
+/* Step 3: worker 0 on this thread, the others on their own, until a signal
+ * stops or drains them. */
+static int run(runtime *rt) {
+    proxy *px = &rt->px;
+    const conf *cf = px->cf;
     for (size_t p = 0; p < cf->pool_count; p++)
         proxy_log(LOG_INFO, "pool %s: %s on %s, %zu servers, %s, %u workers", cf->pools[p].name,
                   cf->pools[p].redis ? "redis" : "memcached", cf->pools[p].listen,
-                  cf->pools[p].server_count, conf_dist_name(&cf->pools[p]), px.worker_count);
+                  cf->pools[p].server_count, conf_dist_name(&cf->pools[p]), px->worker_count);
     /* Signals go to the main thread only: the others block them. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    for (started = 1; started < px.worker_count; started++)
-        if (pthread_create(&px.workers[started].thread, NULL, worker_thread,
-                           &px.workers[started]) != 0) {
+    uint32_t started;
+    for (started = 1; started < px->worker_count; started++)
+        if (pthread_create(&px->workers[started].thread, NULL, worker_thread,
+                           &px->workers[started]) != 0) {
             fprintf(stderr, "chash-proxy: cannot start worker %u\n", started);
             proxy_stop = 1;
             break;
         }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!proxy_stop) worker_run(&px.workers[0]);
+    if (!proxy_stop) worker_run(&px->workers[0]);
     /* Draining: the other workers finish their own clients (or their
      * deadline) and return by themselves. */
     if (!proxy_drain) proxy_stop = 1;
-    for (uint32_t w = 1; w < started; w++) pthread_join(px.workers[w].thread, NULL);
-    rc = 0;
-out:
-    proxy_stop = 1;
-    stats_stop(&px);
-    reload_stop(&px);
-    for (uint32_t w = 0; w < inited; w++) worker_destroy(&px.workers[w]);
-    if (fds) {
-        for (size_t p = 0; p < cf->pool_count; p++) {
-            for (uint32_t w = 0; w < px.worker_count; w++) {
-                int fd = fds[w * cf->pool_count + p];
-                if (fd >= 0 && !(cf->pools[p].listen_addr.is_unix && w > 0)) close(fd);
-            }
-            if (cf->pools[p].listen_addr.is_unix && fds[p] >= 0)
-                unlink(((const struct sockaddr_un *)&cf->pools[p].listen_addr.sa)->sun_path);
+    for (uint32_t w = 1; w < started; w++) pthread_join(px->workers[w].thread, NULL);
+    return 0;
+}
+
+/* Closes the listeners (a unix socket's once, and removes its file). */
+static void listeners_close(runtime *rt) {
+    const conf *cf = rt->px.cf;
+    if (!rt->fds) return;
+    for (size_t p = 0; p < cf->pool_count; p++) {
+        bool is_unix = cf->pools[p].listen_addr.is_unix;
+        for (uint32_t w = 0; w < rt->px.worker_count; w++) {
+            int fd = rt->fds[w * cf->pool_count + p];
+            if (fd >= 0 && !(is_unix && w > 0)) close(fd);
         }
+        if (is_unix && rt->fds[p] >= 0)
+            unlink(((const struct sockaddr_un *)&cf->pools[p].listen_addr.sa)->sun_path);
     }
-    if (pid_path && rc == 0) unlink(pid_path);
-    free(fds);
-    free(px.workers);
-    free((void *)px.pool_clients);
-    conf_free(px.cf);
-    while (px.old_confs) {
-        conf_list *next = px.old_confs->next;
-        conf_free(px.old_confs->cf);
-        free(px.old_confs);
-        px.old_confs = next;
+}
+
+/* Step 4: undoes what setup did, however far it got; rc is main's status
+ * (the pid file goes only after a clean run). */
+static void teardown(runtime *rt, const options *o, int rc) {
+    proxy *px = &rt->px;
+    proxy_stop = 1;
+    stats_stop(px);
+    reload_stop(px);
+    for (uint32_t w = 0; w < rt->inited; w++) worker_destroy(&px->workers[w]);
+    listeners_close(rt);
+    if (o->pid_path && rc == 0) unlink(o->pid_path);
+    free(rt->fds);
+    free(px->workers);
+    free((void *)px->pool_clients);
+    conf_free(px->cf);
+    while (px->old_confs) {
+        conf_list *next = px->old_confs->next;
+        conf_free(px->old_confs->cf);
+        free(px->old_confs);
+        px->old_confs = next;
     }
-    pthread_mutex_destroy(&px.lock);
+    pthread_mutex_destroy(&px->lock);
+}
+
+int main(int argc, char **argv) {
+    options o;
+    int rc = options_parse(argc, argv, &o);
+    if (rc != GO_ON) return rc;
+    conf *cf = NULL;
+    rc = config_load(&o, &cf);
+    if (rc != GO_ON) return rc;
+    if (log_setup(&o) != GO_ON) {
+        conf_free(cf);
+        return EXIT_START;
+    }
+    runtime rt = {0};
+    rc = setup(&rt, cf, &o);
+    if (rc == 0) rc = run(&rt);
+    teardown(&rt, &o, rc);
     return rc;
 }

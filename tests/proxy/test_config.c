@@ -1,0 +1,220 @@
+/*
+ * test_config.c - the config loader's key table and ring builder, without
+ * the proxy: defaults of a pool that sets nothing, every integer key at and
+ * past both ends of its range (the message names the key, the range and the
+ * value's line), the enum and boolean messages, the docs table printed from
+ * the same table, and conf_pool_ring_live over any set of live servers
+ * agreeing with a ring built directly from those servers.
+ */
+#include "../testlib.h"
+#include "config.h"
+
+#include <chash.h>
+
+#define BASE "alpha:\n  listen: 127.0.0.1:22121\n  redis: true\n"
+#define SERVERS "  servers:\n   - 127.0.0.1:6379:1\n"
+
+static conf *load(const char *text, char *err) {
+    conf *cf = NULL;
+    err[0] = '\0';
+    if (conf_parse_with(NULL, text, strlen(text), "t.yml", &cf, err, CONF_ERR_MAX) != 0)
+        return NULL;
+    return cf;
+}
+
+static void test_defaults(void) {
+    char err[CONF_ERR_MAX];
+    conf *cf = load(BASE SERVERS, err);
+    if (!cf) TEST_FAIL_AT("%s", err);
+    const conf_pool *p = &cf->pools[0];
+    ASSERT_EQ(p->hash, CHASH_HASH_FNV1A_64);
+    ASSERT_EQ(p->dist, CONF_DIST_KETAMA);
+    ASSERT_EQ(p->hash_tag[0], 0);
+    ASSERT_EQ(p->timeout_ms, -1);
+    ASSERT_EQ(p->backlog, 512);
+    ASSERT_EQ(p->listen_mode, -1);
+    ASSERT_EQ(p->preconnect, false);
+    ASSERT_TRUE(p->redis_auth == NULL);
+    ASSERT_EQ(p->redis_db, 0);
+    ASSERT_EQ(p->server_connections, 1);
+    ASSERT_EQ(p->client_connections, 0);
+    ASSERT_EQ(p->auto_eject_hosts, false);
+    ASSERT_EQ(p->server_retry_timeout_ms, 30000);
+    ASSERT_EQ(p->server_failure_limit, 2);
+    ASSERT_EQ(p->tcpkeepalive, false);
+    ASSERT_EQ(p->reuseport, false);
+    ASSERT_EQ(p->on_failure, CONF_FAIL_EJECT);
+    ASSERT_EQ(p->warmup_ms, 0);
+    ASSERT_UEQ(p->max_bulk_length, 512u << 20);
+    ASSERT_EQ(p->max_arguments, 1024 * 1024);
+    ASSERT_EQ(p->max_key_length, 64 * 1024);
+    ASSERT_EQ(p->max_pipeline, 10000);
+    ASSERT_UEQ(p->max_client_buffer, (uint64_t)1 << 30);
+    conf_free(cf);
+}
+
+typedef struct int_key {
+    const char *name;
+    int64_t min, max;
+} int_key;
+
+/* The ranges as they were before the table: a change here is a change of
+ * behaviour, and of docs/proxy.md. */
+static const int_key int_keys[] = {
+    {"timeout", 1, INT32_MAX},
+    {"backlog", 1, INT32_MAX},
+    {"redis_db", 0, INT32_MAX},
+    {"server_connections", 1, 1024},
+    {"client_connections", 0, INT32_MAX},
+    {"server_retry_timeout", 1, INT32_MAX},
+    {"server_failure_limit", 1, INT32_MAX},
+    {"warmup", 0, INT32_MAX},
+    {"max_bulk_length", 1, INT64_C(1) << 40},
+    {"max_arguments", 2, INT32_MAX},
+    {"max_key_length", 1, INT32_MAX},
+    {"max_pipeline", 1, INT32_MAX},
+    {"max_client_buffer", 1024, INT64_C(1) << 40},
+};
+
+/* A pool with one `key: value` on line 4. */
+static conf *load_key(const char *key, const char *value, char *err) {
+    char text[512];
+    snprintf(text, sizeof text, BASE "  %s: %s\n" SERVERS, key, value);
+    return load(text, err);
+}
+
+static void test_int_ranges(void) {
+    char err[CONF_ERR_MAX], value[32], want[160];
+    for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++) {
+        const int_key *k = &int_keys[i];
+        int64_t good[] = {k->min, k->max}, bad[] = {k->min - 1, k->max + 1};
+        for (int j = 0; j < 2; j++) {
+            snprintf(value, sizeof value, "%lld", (long long)good[j]);
+            conf *cf = load_key(k->name, value, err);
+            if (!cf) TEST_FAIL_AT("%s: %s: %s", k->name, value, err);
+            conf_free(cf);
+            snprintf(value, sizeof value, "%lld", (long long)bad[j]);
+            ASSERT_TRUE(load_key(k->name, value, err) == NULL);
+            snprintf(want, sizeof want, "t.yml:4: %s: expected an integer in %lld..%lld",
+                     k->name, (long long)k->min, (long long)k->max);
+            if (strcmp(err, want) != 0) TEST_FAIL_AT("got '%s', want '%s'", err, want);
+        }
+    }
+}
+
+static void expect_error(const char *key, const char *value, const char *want) {
+    char err[CONF_ERR_MAX];
+    ASSERT_TRUE(load_key(key, value, err) == NULL);
+    if (strcmp(err, want) != 0) TEST_FAIL_AT("got '%s', want '%s'", err, want);
+}
+
+static void test_messages(void) {
+    expect_error("on_failure", "retry", "t.yml:4: on_failure: expected error, reroute or eject");
+    expect_error("preconnect", "yes", "t.yml:4: preconnect: expected true or false");
+    expect_error("hash", "md6", "t.yml:4: hash: unknown 'md6'");
+    expect_error("hash_tag", "\"{\"", "t.yml:4: hash_tag: expected two characters, like \"{}\"");
+    expect_error("redis_auth", "\"\"", "t.yml:4: redis_auth: 1..255 bytes");
+    expect_error("colour", "blue", "t.yml:4: pool 'alpha': unknown key 'colour'");
+    expect_error("timeout", "[1]", "t.yml:4: timeout: expected a single value");
+    char err[CONF_ERR_MAX];
+    conf *cf = load_key("on_failure", "reroute", err);
+    if (!cf) TEST_FAIL_AT("%s", err);
+    ASSERT_EQ(cf->pools[0].on_failure, CONF_FAIL_REROUTE);
+    conf_free(cf);
+    cf = load_key("redis_auth", "secret", err);
+    if (!cf) TEST_FAIL_AT("%s", err);
+    ASSERT_TRUE(strcmp(cf->pools[0].redis_auth, "secret") == 0);
+    ASSERT_EQ(cf->pools[0].redis_auth_len, 6);
+    conf_free(cf);
+    ASSERT_TRUE(load("alpha:\n  listen: 127.0.0.1:22121\n", err) == NULL);
+    ASSERT_TRUE(strcmp(err, "t.yml:1: pool 'alpha': no servers") == 0);
+    ASSERT_TRUE(load("alpha:\n" SERVERS, err) == NULL);
+    ASSERT_TRUE(strcmp(err, "t.yml:1: pool 'alpha': no listen address") == 0);
+}
+
+/* Every row of the docs table names a key the parser knows. */
+static void test_markdown(void) {
+    FILE *f = tmpfile();
+    ASSERT_TRUE(f != NULL);
+    conf_keys_markdown(f);
+    rewind(f);
+    char line[1024];
+    size_t rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        ASSERT_TRUE(line[0] == '|' && strchr(line, '\n') != NULL);
+        if (strncmp(line, "| `", 3) != 0) continue;
+        rows++;
+        char key[64], err[CONF_ERR_MAX];
+        ASSERT_TRUE(sscanf(line, "| `%63[^`]`", key) == 1);
+        conf *cf = load_key(key, "\"@@\"", err);
+        conf_free(cf);
+        ASSERT_TRUE(strstr(err, "unknown key") == NULL);
+    }
+    fclose(f);
+    ASSERT_EQ(rows, 25);
+}
+
+#define RING_SERVERS 6
+
+static void test_ring_live(void) {
+    static const char text[] = "alpha:\n  listen: 127.0.0.1:22121\n  servers:\n"
+                               "   - 127.0.0.1:6379:1 zeta\n   - 127.0.0.1:6380:2 alpha\n"
+                               "   - 127.0.0.1:6381:1 mid\n   - 127.0.0.1:6382:3 b\n"
+                               "   - 127.0.0.1:6383:1 longer_name\n   - 127.0.0.1:6384:1 c\n";
+    char err[CONF_ERR_MAX];
+    conf *cf = load(text, err);
+    if (!cf) TEST_FAIL_AT("%s", err);
+    const conf_pool *p = &cf->pools[0];
+    ASSERT_EQ(p->server_count, RING_SERVERS);
+    uint64_t seed = 7;
+    for (unsigned mask = 0; mask < (1u << RING_SERVERS); mask++) {
+        bool is_live[RING_SERVERS];
+        size_t live = 0;
+        for (int i = 0; i < RING_SERVERS; i++) live += is_live[i] = (mask >> i) & 1;
+        uint32_t node_server[RING_SERVERS];
+        memset(node_server, 0xff, sizeof node_server);
+        chash *ring = NULL;
+        ASSERT_OK(conf_pool_ring_live(p, is_live, &ring, node_server));
+        ASSERT_EQ(chash_node_count(ring), live);
+        /* The same servers added by hand in nutcracker's order (shorter
+         * names first) place every key the same. */
+        chash_config cc;
+        conf_pool_chash_config(p, &cc);
+        chash *want = NULL;
+        ASSERT_OK(chash_create(&cc, &want));
+        const conf_server *order[RING_SERVERS];
+        size_t n = 0;
+        for (int i = 0; i < RING_SERVERS; i++)
+            if (is_live[i]) order[n++] = &p->servers[i];
+        qsort(order, n, sizeof *order, conf_server_order);
+        for (size_t i = 0; i < n; i++) {
+            ASSERT_OK(chash_add(want, order[i]->name, strlen(order[i]->name), order[i]->weight));
+            ASSERT_TRUE(&p->servers[node_server[i]] == order[i]);
+        }
+        for (int k = 0; k < 200; k++) {
+            char key[32];
+            int len = snprintf(key, sizeof key, "key:%llu", (unsigned long long)test_rand(&seed));
+            size_t got = SIZE_MAX, expected = SIZE_MAX;
+            int rc = chash_lookup(ring, key, (size_t)len, &got);
+            ASSERT_EQ(rc, chash_lookup(want, key, (size_t)len, &expected));
+            if (rc == CHASH_OK) ASSERT_EQ(got, expected);
+            if (live == 0) ASSERT_EQ(rc, CHASH_EEMPTY);
+        }
+        chash_free(ring);
+        chash_free(want);
+    }
+    chash *all = NULL;
+    ASSERT_OK(conf_pool_ring(p, &all));
+    ASSERT_EQ(chash_node_count(all), RING_SERVERS);
+    chash_free(all);
+    conf_free(cf);
+}
+
+int main(void) {
+    test_defaults();
+    test_int_ranges();
+    test_messages();
+    test_markdown();
+    test_ring_live();
+    TEST_DONE();
+}
