@@ -663,22 +663,20 @@ static bool same_addr(const conf_addr *a, const conf_addr *b) {
     return a->sa_len == b->sa_len && memcmp(&a->sa, &b->sa, a->sa_len) == 0;
 }
 
-int conf_parse_with(const conf_options *opt, const char *text, size_t len, const char *path,
-                    conf **out, char *err, size_t err_len) {
-    static const conf_options defaults = {0};
-    ctx c = {path, err, err_len, NULL, opt ? opt : &defaults, count_lines(text, len)};
+/* libyaml's document of the text, or -1 with its complaint as
+ * "PATH:LINE: problem" in c->err. */
+static int load_document(ctx *c, const char *text, size_t len, yaml_document_t *doc) {
     yaml_parser_t parser;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser)) return fail(&c, NULL, "out of memory");
+    if (!yaml_parser_initialize(&parser)) return fail(c, NULL, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
+    if (!yaml_parser_load(&parser, doc)) {
         /* libyaml finds an unclosed quote or bracket only where the file
          * ends: say where it began too. */
         char context[160] = "";
         if (parser.error != YAML_MEMORY_ERROR && parser.context)
             snprintf(context, sizeof context, " (%s that begins on line %lu)", parser.context,
-                     mark_line(&c, parser.context_mark));
-        snprintf(err, err_len, "%s:%lu: %s%s", path, mark_line(&c, parser.problem_mark),
+                     mark_line(c, parser.context_mark));
+        snprintf(c->err, c->err_len, "%s:%lu: %s%s", c->path, mark_line(c, parser.problem_mark),
                  parser.error == YAML_MEMORY_ERROR ? "out of memory"
                  : parser.problem                  ? parser.problem
                                                    : "YAML syntax error",
@@ -687,52 +685,44 @@ int conf_parse_with(const conf_options *opt, const char *text, size_t len, const
         return -1;
     }
     yaml_parser_delete(&parser);
-    c.doc = &doc;
-    int rc = -1;
-    conf *cf = calloc(1, sizeof *cf);
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (!cf) {
-        fail(&c, NULL, "out of memory");
-        goto done;
-    }
-    if (!root || root->type != YAML_MAPPING_NODE) {
-        fail(&c, root, "expected a map of pools");
-        goto done;
-    }
+    return 0;
+}
+
+/* The root map's pools into cf, each checked against those before it. */
+static int parse_pools(ctx *c, yaml_node_t *root, conf *cf) {
+    if (!root || root->type != YAML_MAPPING_NODE) return fail(c, root, "expected a map of pools");
     size_t count = (size_t)(root->data.mapping.pairs.top - root->data.mapping.pairs.start);
-    if (count == 0) {
-        fail(&c, root, "no pools");
-        goto done;
-    }
+    if (count == 0) return fail(c, root, "no pools");
     cf->pools = calloc(count, sizeof *cf->pools);
-    if (!cf->pools) {
-        fail(&c, root, "out of memory");
-        goto done;
-    }
+    if (!cf->pools) return fail(c, root, "out of memory");
     for (yaml_node_pair_t *kv = root->data.mapping.pairs.start; kv < root->data.mapping.pairs.top;
          kv++) {
-        yaml_node_t *k = yaml_document_get_node(&doc, kv->key);
-        yaml_node_t *v = yaml_document_get_node(&doc, kv->value);
-        if (!scalar(k) || !v) {
-            fail(&c, k, "expected pool-name: settings");
-            goto done;
-        }
+        yaml_node_t *k = yaml_document_get_node(c->doc, kv->key);
+        yaml_node_t *v = yaml_document_get_node(c->doc, kv->value);
+        if (!scalar(k) || !v) return fail(c, k, "expected pool-name: settings");
         conf_pool *p = &cf->pools[cf->pool_count++];
-        if (parse_pool(&c, k, v, p) != 0) goto done;
+        if (parse_pool(c, k, v, p) != 0) return -1;
         for (size_t j = 0; j + 1 < cf->pool_count; j++) {
-            if (strcmp(cf->pools[j].name, p->name) == 0) {
-                fail(&c, k, "duplicate pool '%s'", p->name);
-                goto done;
-            }
-            if (same_addr(&cf->pools[j].listen_addr, &p->listen_addr)) {
-                fail(&c, k, "pool '%s' listens on the address of pool '%s'", p->name,
-                     cf->pools[j].name);
-                goto done;
-            }
+            if (strcmp(cf->pools[j].name, p->name) == 0)
+                return fail(c, k, "duplicate pool '%s'", p->name);
+            if (same_addr(&cf->pools[j].listen_addr, &p->listen_addr))
+                return fail(c, k, "pool '%s' listens on the address of pool '%s'", p->name,
+                            cf->pools[j].name);
         }
     }
-    rc = 0;
-done:
+    return 0;
+}
+
+int conf_parse_with(const conf_options *opt, const char *text, size_t len, const char *path,
+                    conf **out, char *err, size_t err_len) {
+    static const conf_options defaults = {0};
+    ctx c = {path, err, err_len, NULL, opt ? opt : &defaults, count_lines(text, len)};
+    yaml_document_t doc;
+    if (load_document(&c, text, len, &doc) != 0) return -1;
+    c.doc = &doc;
+    conf *cf = calloc(1, sizeof *cf);
+    int rc = cf ? parse_pools(&c, yaml_document_get_root_node(&doc), cf)
+                : fail(&c, NULL, "out of memory");
     yaml_document_delete(&doc);
     if (rc == 0) {
         *out = cf;
