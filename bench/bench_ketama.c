@@ -87,7 +87,7 @@ static double time_md5(int ours, const keyset *k) {
 
 static int bench_pool(const keyset *k, size_t n, int weighted, FILE *json) {
     memcached_st *m = memcached_create(NULL);
-    chash_config cfg = {.scheme = CHASH_SCHEME_KETAMA};
+    chash_config cfg = {.struct_size = sizeof cfg, .scheme = CHASH_SCHEME_KETAMA};
     chash *c = NULL;
     if (!m || chash_create(&cfg, &c) != CHASH_OK) return 1;
     memcached_behavior_set(m, MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED, 1);

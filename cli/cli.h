@@ -103,8 +103,10 @@ enum {
 
 /* "ring, modulo, jump, ...": every algorithm name, for messages. */
 const char *cli_algo_list(void);
+/* Room for every algorithm the library names (chash.h has no count). */
+#define CLI_ALGO_MAX 16
 /* "all" or a comma-separated list of distinct algorithm names into
- * algos[CHASH_ALGO__COUNT]; false on an unknown or repeated name. */
+ * algos[CLI_ALGO_MAX]; false on an unknown or repeated name. */
 bool cli_parse_algo_list(const char *arg, chash_algo *algos, size_t *count);
 
 /* Handles a placement option; false (after printing why) on a bad value. */

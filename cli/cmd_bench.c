@@ -150,7 +150,7 @@ static bool bench_one(const keyset *keys, chash_scheme scheme, size_t nodes, uin
         int len = snprintf(name, sizeof name, "node-%zu", i);
         if (!cli_nodes_push(&members, name, (size_t)len, 1)) return false;
     }
-    chash_config cfg = {.scheme = scheme, .vnodes = vnodes};
+    chash_config cfg = {.struct_size = sizeof cfg, .scheme = scheme, .vnodes = vnodes};
     double *t_build = calloc((size_t)passes, sizeof *t_build);
     double *t_crc = calloc((size_t)passes, sizeof *t_crc);
     double *t_ring = calloc((size_t)passes, sizeof *t_ring);
@@ -463,8 +463,8 @@ int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
     uint64_t key_count = 1000000, passes = 5;
     bool json = false;
-    cli_placement p = {0};
-    chash_algo algos[CHASH_ALGO__COUNT];
+    cli_placement p = {.config = CHASH_CONFIG_INIT};
+    chash_algo algos[CLI_ALGO_MAX];
     size_t algo_count = 0;
     int opt;
     opterr = 0;

@@ -63,7 +63,7 @@ int cmd_lookup(int argc, char **argv) {
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    cli_placement p = {0};
+    cli_placement p = {.config = CHASH_CONFIG_INIT};
     uint64_t replicas = 1;
     int opt;
     opterr = 0;

@@ -179,7 +179,7 @@ int cmd_plan(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "plan", *from_path = NULL, *to_path = NULL, *keys_path = NULL;
-    cli_placement pl = {0};
+    cli_placement pl = {.config = CHASH_CONFIG_INIT};
     bool json = false;
     int opt;
     opterr = 0;
@@ -238,7 +238,7 @@ int cmd_plan(int argc, char **argv) {
     }
     qsort(p.pairs, p.pair_count, sizeof *p.pairs, cmp_pair);
     double denom = exact ? 4294967296.0 : (double)samples;
-    chash_config cfg;
+    chash_config cfg = CHASH_CONFIG_INIT;
     chash_get_config(from, &cfg);
     if (json) {
         printf("{\"command\":\"plan\",\"algo\":\"%s\",\"scheme\":\"%s\",\"vnodes\":%u,"
@@ -310,7 +310,7 @@ int cmd_ownership(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "ownership";
-    cli_placement pl = {0};
+    cli_placement pl = {.config = CHASH_CONFIG_INIT};
     bool json = false;
     int opt;
     opterr = 0;

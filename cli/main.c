@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "--version") == 0) {
-        printf("chash %s\n", chash_version());
+        printf("chash %s\n", chash_version_string());
         return 0;
     }
     if (strcmp(cmd, "lookup") == 0) return cmd_lookup(argc - 1, argv + 1);

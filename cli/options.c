@@ -61,7 +61,7 @@ const char *cli_algo_list(void) {
     static char list[256];
     if (list[0]) return list;
     size_t at = 0;
-    for (int a = 0; a < CHASH_ALGO__COUNT && at < sizeof list; a++)
+    for (int a = 0; chash_algo_name((chash_algo)a) && at < sizeof list; a++)
         at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", a ? ", " : "",
                                chash_algo_name((chash_algo)a));
     return list;
@@ -70,7 +70,10 @@ const char *cli_algo_list(void) {
 bool cli_parse_algo_list(const char *arg, chash_algo *algos, size_t *count) {
     *count = 0;
     if (strcmp(arg, "all") == 0) {
-        for (int a = 0; a < CHASH_ALGO__COUNT; a++) algos[(*count)++] = (chash_algo)a;
+        for (int a = 0; chash_algo_name((chash_algo)a); a++) {
+            if (*count == CLI_ALGO_MAX) return false;
+            algos[(*count)++] = (chash_algo)a;
+        }
         return true;
     }
     char buf[256];
@@ -82,7 +85,7 @@ bool cli_parse_algo_list(const char *arg, chash_algo *algos, size_t *count) {
         if (chash_algo_from_name(tok, &a) != CHASH_OK) return false;
         for (size_t i = 0; i < *count; i++)
             if (algos[i] == a) return false;
-        if (*count == CHASH_ALGO__COUNT) return false;
+        if (*count == CLI_ALGO_MAX) return false;
         algos[(*count)++] = a;
     }
     return *count > 0;

@@ -24,7 +24,7 @@ typedef struct sim {
     size_t before_count;
     size_t removed; /* the last `removed` of before are not in after */
     bool *in_after;
-    algo_run runs[CHASH_ALGO__COUNT];
+    algo_run runs[CLI_ALGO_MAX];
     size_t run_count;
     chash_config config;
     uint64_t keys, seed;

@@ -12,8 +12,7 @@
  * chash_error; chash_strerror() names it. A failed call leaves the object as
  * it was.
  *
- * ABI: within one major version, functions are only added and the layout of
- * chash_config only grows at its end (zero means "default" for every field).
+ * ABI: see "Versions and the ABI promise" below.
  */
 #ifndef CHASH_H
 #define CHASH_H
@@ -25,10 +24,39 @@
 extern "C" {
 #endif
 
-#define CHASH_VERSION_MAJOR 0
-#define CHASH_VERSION_MINOR 1
+/*
+ * Versions and the ABI promise.
+ *
+ * CHASH_VERSION_MAJOR is the shared library's SONAME (libchash.so.MAJOR).
+ * Within one major version a program built against an older header runs
+ * with any newer library:
+ *   - a minor release (x.Y.0) may add functions, enum values (at the end of
+ *     their enum, never renumbering) and chash_config fields (at its end only,
+ *     zero meaning the old behaviour); a patch release (x.y.Z) changes no
+ *     interface at all;
+ *   - the library reads and writes a caller's chash_config only up to the
+ *     struct_size the caller compiled in, so fields the caller does not know
+ *     take their defaults and nothing past its struct is touched;
+ *   - no enum carries a count: loop with the *_name functions, which return
+ *     NULL for the first value past the last (a newer library may have more).
+ * The other way round, a program built against a newer header may run with
+ * an older library of the same major version as long as it uses nothing
+ * newer: chash_create refuses (CHASH_ESIZE) a config that sets a field the
+ * library does not have, rather than ignore it.
+ * Anything else - removing or renaming a function, changing its parameters,
+ * return type or meaning, renumbering an enum, moving, resizing or removing a
+ * chash_config field - bumps the major version and with it the SONAME.
+ * Compare chash_version() with CHASH_VERSION_NUMBER to see which library a
+ * program actually runs with.
+ */
+#define CHASH_VERSION_MAJOR 1
+#define CHASH_VERSION_MINOR 0
 #define CHASH_VERSION_PATCH 0
-#define CHASH_VERSION_STRING "0.1.0"
+#define CHASH_VERSION_STRING "1.0.0"
+/* major * 10000 + minor * 100 + patch: 10000 for 1.0.0; grows with every
+ * release, so `>=` tests for a feature. */
+#define CHASH_VERSION_NUMBER \
+    (CHASH_VERSION_MAJOR * 10000 + CHASH_VERSION_MINOR * 100 + CHASH_VERSION_PATCH)
 
 #if defined(_WIN32) && defined(CHASH_BUILDING_SHARED)
 #define CHASH_API __declspec(dllexport)
@@ -49,7 +77,11 @@ typedef enum chash_error {
     CHASH_EWEIGHT = -7,  /* weight 0, or above CHASH_WEIGHT_MAX */
     CHASH_ETOOBIG = -8,  /* more nodes or points than the structure can hold */
     CHASH_ENOTSUP = -9,  /* the algorithm or scheme cannot do this */
-    CHASH_EUNKNOWN = -10 /* an algorithm or scheme name that we do not know */
+    CHASH_EUNKNOWN = -10, /* an algorithm or scheme name that we do not know */
+    /* chash_config.struct_size is 0, smaller than the field itself or
+     * implausibly large, or a newer caller's config sets a field this
+     * library does not have. */
+    CHASH_ESIZE = -11
 } chash_error;
 
 #define CHASH_NAME_MAX 4096u
@@ -111,8 +143,7 @@ typedef enum chash_algo {
      * a node restores the most recently removed bucket first (LIFO). The
      * placement depends on the order of changes, not only on the
      * membership: publish clones of one object rather than rebuilding. */
-    CHASH_ALGO_MEMENTO,
-    CHASH_ALGO__COUNT
+    CHASH_ALGO_MEMENTO
 } chash_algo;
 
 /* Defaults and limits of the algorithms' options in chash_config. */
@@ -154,8 +185,7 @@ typedef enum chash_scheme {
     /* nginx `hash $key consistent`: node names are the `server` strings;
      * weight * vnodes points chained by CRC-32 from "host\0port"; keys at
      * CRC-32. Equal points: the lower node index first. */
-    CHASH_SCHEME_NGINX,
-    CHASH_SCHEME__COUNT
+    CHASH_SCHEME_NGINX
 } chash_scheme;
 
 /*
@@ -177,8 +207,7 @@ typedef enum chash_hash {
     CHASH_HASH_MURMUR,        /* "murmur": MurmurHash2, seed 0xdeadbeef * len */
     CHASH_HASH_JENKINS,       /* "jenkins": lookup3 hashlittle, initval 13 */
     CHASH_HASH_HSIEH,         /* "hsieh": SuperFastHash from 0 */
-    CHASH_HASH_CRC16,         /* "crc16": twemproxy's unmasked XMODEM loop */
-    CHASH_HASH__COUNT
+    CHASH_HASH_CRC16          /* "crc16": twemproxy's unmasked XMODEM loop */
 } chash_hash;
 
 /*
@@ -192,8 +221,20 @@ typedef struct chash_allocator {
     void *user;
 } chash_allocator;
 
-/* Zero-initialise, then set what you need: zero means the default. */
+/*
+ * The options of chash_create. Zero means the default for every field but
+ * struct_size, which must be sizeof(chash_config) as the caller compiled it:
+ *
+ *     chash_config cfg = {.struct_size = sizeof cfg, .algo = CHASH_ALGO_JUMP};
+ *     chash_config cfg = CHASH_CONFIG_INIT;   // all defaults; C and C++
+ *
+ * It lets a program built against an older, shorter chash_config run with a
+ * newer library: the library reads and writes only the fields that lie wholly
+ * within struct_size and takes the defaults for the rest. Fields are only
+ * ever added at the end (see "Versions and the ABI promise").
+ */
 typedef struct chash_config {
+    size_t struct_size;       /* sizeof(chash_config); 0 is CHASH_ESIZE */
     chash_algo algo;          /* default CHASH_ALGO_RING */
     chash_scheme scheme;      /* default CHASH_SCHEME_NATIVE */
     /* Ring points per unit of weight (ketama and twemproxy: per node at
@@ -218,12 +259,32 @@ typedef struct chash_config {
      * ceil((1 + load_epsilon) * (total load + 1) * weight / total weight);
      * 0 = 0.25, else in (0, CHASH_LOAD_EPSILON_MAX]. */
     double load_epsilon;
+    /* New fields go here, and only here, each starting at or after the old
+     * sizeof(chash_config) (pad explicitly where needed): an older caller's
+     * struct_size then never covers part of a new field. */
 } chash_config;
+
+/* An initializer for a chash_config of all defaults. */
+#ifdef __cplusplus
+#define CHASH_CONFIG_INIT {sizeof(chash_config)}
+#else
+#define CHASH_CONFIG_INIT {.struct_size = sizeof(chash_config)}
+#endif
 
 typedef struct chash chash;
 
-/* Library version as "MAJOR.MINOR.PATCH"; static storage. */
-CHASH_API const char *chash_version(void);
+/*
+ * chash_version - the version of the library the program runs with, as
+ * CHASH_VERSION_NUMBER (major * 10000 + minor * 100 + patch) of its header.
+ * A program may compare it with the CHASH_VERSION_NUMBER it was built
+ * against: the same major part (value / 10000) is compatible as chash.h
+ * promises above, a smaller one means an older library. Never fails; O(1).
+ */
+CHASH_API unsigned chash_version(void);
+
+/* chash_version_string - the same version as "MAJOR.MINOR.PATCH" (the
+ * library's CHASH_VERSION_STRING); static storage, never NULL. Cost: O(1). */
+CHASH_API const char *chash_version_string(void);
 
 /* A static, one-line English message for an error code; never NULL. */
 CHASH_API const char *chash_strerror(int err);
@@ -233,7 +294,12 @@ CHASH_API const char *chash_strerror(int err);
  * "maglev", "multiprobe", "bounded", "memento"; "native", "groupcache",
  * "ketama", "twemproxy", "nginx") and back. The *_name functions return NULL
  * for a value out of range; the *_from_name functions return CHASH_EUNKNOWN
- * for a name they do not know.
+ * for a name they do not know (CHASH_EINVAL for a NULL argument). Values run
+ * from 0 without gaps, so this visits every algorithm the library has:
+ *
+ *     for (int a = 0; chash_algo_name((chash_algo)a); a++) ...
+ *
+ * The names are static storage. Cost: O(1); *_from_name O(values).
  */
 CHASH_API const char *chash_algo_name(chash_algo algo);
 CHASH_API const char *chash_scheme_name(chash_scheme scheme);
@@ -263,19 +329,24 @@ CHASH_API void chash_md5(const void *buf, size_t len, uint8_t digest[16]);
 CHASH_API uint32_t chash_hash32(chash_hash hash, const void *buf, size_t len);
 
 /* Names of key hashes ("md5", "fnv1a_64", ...; "default") and back: NULL for
- * a value out of range, CHASH_EUNKNOWN for a name we do not know. */
+ * a value out of range (so the loop above works for them too), CHASH_EUNKNOWN
+ * for a name we do not know. */
 CHASH_API const char *chash_hash_name(chash_hash hash);
 CHASH_API int chash_hash_from_name(const char *name, chash_hash *out);
 
 /*
  * chash_create - a placement with no nodes.
  *
- * cfg may be NULL for all defaults. On success *out owns the new object;
- * release it with chash_free(). Errors: CHASH_EINVAL (out NULL, unknown algo,
- * scheme or key hash, vnodes above CHASH_VNODES_MAX, a hash tag that is not
- * two characters, a scheme the algo cannot use, an algorithm option out of
- * range: maglev_table_size not a prime, probe_count, load_epsilon),
- * CHASH_ENOMEM. Cost: O(1).
+ * cfg may be NULL for all defaults; it is not kept. Only the fields that lie
+ * wholly within cfg->struct_size are read, the others take their defaults;
+ * bytes past this library's last field must be zero. On success *out owns
+ * the new object; release it with chash_free(). Errors: CHASH_ESIZE
+ * (struct_size 0, smaller than the struct_size field or above 4096, or a
+ * non-zero byte past this library's last field: an option it does not
+ * have), CHASH_EINVAL (out NULL, unknown algo, scheme or key hash, vnodes
+ * above CHASH_VNODES_MAX, a hash tag that is not two characters, a scheme
+ * the algo cannot use, an algorithm option out of range: maglev_table_size
+ * not a prime, probe_count, load_epsilon), CHASH_ENOMEM. Cost: O(1).
  */
 CHASH_API int chash_create(const chash_config *cfg, chash **out);
 
@@ -481,7 +552,14 @@ CHASH_API size_t chash_memory(const chash *c);
 
 /*
  * chash_get_config - the configuration c was created with, defaults filled
- * in (vnodes 0 becomes 160, and so on). Errors: CHASH_EINVAL. Cost: O(1).
+ * in (vnodes 0 becomes 160, and so on).
+ *
+ * Set out->struct_size first (CHASH_CONFIG_INIT does): only the fields that
+ * lie wholly within it are written, struct_size itself and any bytes after
+ * the last such field are left alone. The allocator's user pointer is c's,
+ * still owned by the caller who gave it. Errors: CHASH_EINVAL (c or out
+ * NULL), CHASH_ESIZE (out->struct_size 0 or smaller than the struct_size
+ * field); out is unchanged on error. Cost: O(1).
  */
 CHASH_API int chash_get_config(const chash *c, chash_config *out);
 

@@ -777,7 +777,7 @@ int conf_load_with(const conf_options *opt, const char *path, conf **out, char *
 }
 
 void conf_pool_chash_config(const conf_pool *p, chash_config *out) {
-    memset(out, 0, sizeof *out);
+    *out = (chash_config)CHASH_CONFIG_INIT;
     switch (p->dist) {
     case CONF_DIST_KETAMA:
         out->algo = CHASH_ALGO_RING;

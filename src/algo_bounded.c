@@ -11,10 +11,11 @@
  * key still goes to its ring owner whenever that node has room. With weights
  * the cap is ceil((1 + epsilon) * (total + 1) * w_i / W).
  *
- * The loads live outside the placement, in chash_loads: atomic counters the
- * caller moves with acquire and release (or sets from its own counts), so the
- * placement stays const and lookups stay lock-free. Plain chash_lookup,
- * lookup_n and ownership ignore loads and are the ring's.
+ * The loads live outside the placement, in chash_loads (loads.c): atomic
+ * counters the caller moves with acquire and release (or sets from its own
+ * counts), so the placement stays const and lookups stay lock-free. Plain
+ * chash_lookup, lookup_n and ownership ignore loads and are the ring's; the
+ * bounded lookup is this table's lookup_bounded.
  *
  * Invariant: ring is the ring of exactly this membership; cap_factor[i] is
  * (1 + epsilon) * w_i / W, so node i has room while load_i < cap_factor[i] *
@@ -22,20 +23,11 @@
  */
 #include "internal.h"
 
-#include <stdatomic.h>
-
 typedef struct bounded_state {
     void *ring;
     double *cap_factor;
     size_t count;
 } bounded_state;
-
-struct chash_loads {
-    chash_allocator allocator;
-    size_t count;
-    _Atomic(uint64_t) total;
-    _Atomic(uint64_t) *counts;
-};
 
 static void bounded_free(const algo_ctx *ctx, void *state) {
     bounded_state *s = state;
@@ -155,6 +147,26 @@ static size_t memory(const void *state) {
     return sizeof *s + s->count * sizeof *s->cap_factor + chash_algo_ring.memory(s->ring);
 }
 
+/* The first node clockwise from the key whose load is below its cap. */
+static size_t lookup_bounded(const void *state, uint64_t hash, const chash_loads *loads) {
+    const bounded_state *s = state;
+    size_t count = chash_algo_ring.point_count(s->ring);
+    size_t i = chash_algo_ring.point_index(s->ring, hash), first = SIZE_MAX;
+    double units = (double)chash_loads_total(loads) + 1;
+    /* Caps sum to (1 + epsilon) * (total + 1) > total, so some node has
+     * room and one lap finds it, unless loads change under us meanwhile:
+     * then the ring owner, as if unbounded. */
+    for (size_t walked = 0; walked < count; walked++) {
+        size_t node;
+        chash_algo_ring.point(s->ring, i, NULL, &node);
+        if (first == SIZE_MAX) first = node;
+        uint64_t load = chash_loads_get(loads, node);
+        if ((double)load < s->cap_factor[node] * units) return node;
+        if (++i == count) i = 0;
+    }
+    return first;
+}
+
 const algo_ops chash_algo_bounded = {
     .build = build,
     .added = added,
@@ -166,98 +178,9 @@ const algo_ops chash_algo_bounded = {
     .lookup_n = lookup_n,
     .ownership = ownership,
     .point_index = point_index,
+    .lookup_bounded = lookup_bounded,
     .point_count = point_count,
     .point = point,
     .memory = memory,
 };
 
-/* ---- the bounded lookup ------------------------------------------------ */
-
-size_t chash_bounded_lookup(const void *state, uint64_t hash, const chash_loads *loads) {
-    const bounded_state *s = state;
-    size_t count = chash_algo_ring.point_count(s->ring);
-    size_t i = chash_algo_ring.point_index(s->ring, hash), first = SIZE_MAX;
-    double units = (double)atomic_load_explicit(&loads->total, memory_order_relaxed) + 1;
-    /* Caps sum to (1 + epsilon) * (total + 1) > total, so some node has
-     * room and one lap finds it, unless loads change under us meanwhile:
-     * then the ring owner, as if unbounded. */
-    for (size_t walked = 0; walked < count; walked++) {
-        size_t node;
-        chash_algo_ring.point(s->ring, i, NULL, &node);
-        if (first == SIZE_MAX) first = node;
-        uint64_t load = atomic_load_explicit(&loads->counts[node], memory_order_relaxed);
-        if ((double)load < s->cap_factor[node] * units) return node;
-        if (++i == count) i = 0;
-    }
-    return first;
-}
-
-/* ---- load counters ----------------------------------------------------- */
-
-size_t chash_loads_node_count(const chash_loads *loads) { return loads->count; }
-
-int chash_loads_create(const chash *c, chash_loads **out) {
-    if (!c || !out) return CHASH_EINVAL;
-    chash_config cfg;
-    chash_get_config(c, &cfg);
-    size_t count = chash_node_count(c);
-    chash_loads *l = chash_mem_alloc(&cfg.allocator, sizeof *l);
-    if (!l) return CHASH_ENOMEM;
-    l->counts = chash_mem_alloc(&cfg.allocator,
-                                chash_mul_size(count ? count : 1, sizeof *l->counts));
-    if (!l->counts) {
-        chash_mem_free(&cfg.allocator, l);
-        return CHASH_ENOMEM;
-    }
-    l->allocator = cfg.allocator;
-    l->count = count;
-    atomic_init(&l->total, 0);
-    for (size_t i = 0; i < count; i++) atomic_init(&l->counts[i], 0);
-    *out = l;
-    return CHASH_OK;
-}
-
-void chash_loads_free(chash_loads *loads) {
-    if (!loads) return;
-    chash_allocator a = loads->allocator;
-    chash_mem_free(&a, (void *)loads->counts);
-    chash_mem_free(&a, loads);
-}
-
-int chash_loads_acquire(chash_loads *loads, size_t node) {
-    if (!loads) return CHASH_EINVAL;
-    if (node >= loads->count) return CHASH_ENOENT;
-    atomic_fetch_add_explicit(&loads->counts[node], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&loads->total, 1, memory_order_relaxed);
-    return CHASH_OK;
-}
-
-int chash_loads_release(chash_loads *loads, size_t node) {
-    if (!loads) return CHASH_EINVAL;
-    if (node >= loads->count) return CHASH_ENOENT;
-    uint64_t load = atomic_load_explicit(&loads->counts[node], memory_order_relaxed);
-    do {
-        if (load == 0) return CHASH_EINVAL;
-    } while (!atomic_compare_exchange_weak_explicit(&loads->counts[node], &load, load - 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    atomic_fetch_sub_explicit(&loads->total, 1, memory_order_relaxed);
-    return CHASH_OK;
-}
-
-int chash_loads_set(chash_loads *loads, size_t node, uint64_t load) {
-    if (!loads) return CHASH_EINVAL;
-    if (node >= loads->count) return CHASH_ENOENT;
-    uint64_t before = atomic_exchange_explicit(&loads->counts[node], load, memory_order_relaxed);
-    /* Unsigned wrap-around makes this a signed adjustment. */
-    atomic_fetch_add_explicit(&loads->total, load - before, memory_order_relaxed);
-    return CHASH_OK;
-}
-
-uint64_t chash_loads_get(const chash_loads *loads, size_t node) {
-    if (!loads || node >= loads->count) return 0;
-    return atomic_load_explicit(&loads->counts[node], memory_order_relaxed);
-}
-
-uint64_t chash_loads_total(const chash_loads *loads) {
-    return loads ? atomic_load_explicit(&loads->total, memory_order_relaxed) : 0;
-}

@@ -6,11 +6,13 @@
  * name_slots is an open-addressing table (power-of-two size, at most half
  * full) of node index + 1, 0 meaning empty; `state` is the algorithm's
  * structure for exactly this membership. Every change builds the new state
- * first and commits only when nothing can fail any more.
+ * first and commits only when nothing can fail any more. config is complete
+ * (struct_size is this library's); a caller's config, of whatever size, is
+ * read and written only through config_read and chash_get_config.
  */
 #include "internal.h"
 
-#include <stdlib.h>
+#include <stddef.h>
 
 struct chash {
     chash_config config; /* normalised: no zero defaults left */
@@ -23,30 +25,6 @@ struct chash {
     size_t name_bytes;
     void *state;
 };
-
-/* ---- allocation ------------------------------------------------------- */
-
-static bool has_custom_allocator(const chash_allocator *a) {
-    return a->malloc_fn && a->realloc_fn && a->free_fn;
-}
-
-void *chash_mem_alloc(const chash_allocator *a, size_t size) {
-    if (size == SIZE_MAX) return NULL;
-    return has_custom_allocator(a) ? a->malloc_fn(a->user, size) : malloc(size);
-}
-
-void *chash_mem_realloc(const chash_allocator *a, void *ptr, size_t size) {
-    if (size == SIZE_MAX) return NULL;
-    return has_custom_allocator(a) ? a->realloc_fn(a->user, ptr, size) : realloc(ptr, size);
-}
-
-void chash_mem_free(const chash_allocator *a, void *ptr) {
-    if (!ptr) return;
-    if (has_custom_allocator(a))
-        a->free_fn(a->user, ptr);
-    else
-        free(ptr);
-}
 
 /* ---- the name index ---------------------------------------------------- */
 
@@ -146,7 +124,6 @@ static const algo_ops *ops_for(chash_algo algo) {
     case CHASH_ALGO_MULTIPROBE: return &chash_algo_multiprobe;
     case CHASH_ALGO_BOUNDED: return &chash_algo_bounded;
     case CHASH_ALGO_MEMENTO: return &chash_algo_memento;
-    case CHASH_ALGO__COUNT: break;
     }
     return NULL;
 }
@@ -169,16 +146,71 @@ static bool algo_options_normalise(chash_config *config) {
            config->load_epsilon > 0 && config->load_epsilon <= CHASH_LOAD_EPSILON_MAX;
 }
 
+/* ---- a caller's config, of any size ------------------------------------ */
+
+#define FIELD_END(field) (offsetof(chash_config, field) + sizeof(((chash_config *)0)->field))
+
+/* Where each field of chash_config ends, in order. A caller's config shares
+ * with ours every field that ends within its struct_size. */
+static const size_t config_field_ends[] = {
+    FIELD_END(struct_size), FIELD_END(algo),        FIELD_END(scheme),
+    FIELD_END(vnodes),      FIELD_END(allocator),   FIELD_END(key_hash),
+    FIELD_END(hash_tag),    FIELD_END(maglev_table_size), FIELD_END(probe_count),
+    FIELD_END(load_epsilon),
+};
+#define CONFIG_FIELD_COUNT (sizeof config_field_ends / sizeof config_field_ends[0])
+/* No tail padding, so an older struct_size never covers a newer field; a
+ * field added to chash_config must also be added to the table above. */
+_Static_assert(FIELD_END(load_epsilon) == sizeof(chash_config),
+               "chash_config: list the new field in config_field_ends, pad explicitly");
+
+/* A struct_size no caller can have: a missing or garbage size. */
+#define CONFIG_SIZE_MAX 4096u
+
+static int config_size_check(size_t struct_size) {
+    return (struct_size < FIELD_END(struct_size) || struct_size > CONFIG_SIZE_MAX) ? CHASH_ESIZE
+                                                                                  : CHASH_OK;
+}
+
+/* Bytes from the start that a caller's config of struct_size shares with
+ * ours: up to the end of the last field that fits in both. */
+static size_t config_shared_bytes(size_t struct_size) {
+    size_t shared = 0;
+    for (size_t i = 0; i < CONFIG_FIELD_COUNT && config_field_ends[i] <= struct_size; i++)
+        shared = config_field_ends[i];
+    return shared;
+}
+
+/* The caller's config, its missing fields zero (default). A newer caller's
+ * fields that we do not have must be zero: silently ignoring an option the
+ * caller asked for would place keys differently than it expects. */
+static int config_read(const chash_config *cfg, chash_config *config) {
+    *config = (chash_config){.struct_size = sizeof(chash_config)};
+    if (!cfg) return CHASH_OK;
+    size_t struct_size;
+    memcpy(&struct_size, cfg, sizeof struct_size);
+    int rc = config_size_check(struct_size);
+    if (rc != CHASH_OK) return rc;
+    const unsigned char *bytes = (const unsigned char *)cfg;
+    for (size_t i = sizeof(chash_config); i < struct_size; i++)
+        if (bytes[i] != 0) return CHASH_ESIZE;
+    size_t shared = config_shared_bytes(struct_size);
+    memcpy((unsigned char *)config + sizeof struct_size, bytes + sizeof struct_size,
+           shared - sizeof struct_size);
+    return CHASH_OK;
+}
+
 /* ---- lifetime ---------------------------------------------------------- */
 
 int chash_create(const chash_config *cfg, chash **out) {
     if (!out) return CHASH_EINVAL;
-    chash_config config = {0};
-    if (cfg) config = *cfg;
+    chash_config config;
+    int rc = config_read(cfg, &config);
+    if (rc != CHASH_OK) return rc;
     if (config.vnodes == 0) config.vnodes = CHASH_VNODES_DEFAULT;
     if (config.vnodes > CHASH_VNODES_MAX) return CHASH_EINVAL;
-    if ((unsigned)config.scheme >= CHASH_SCHEME__COUNT) return CHASH_EINVAL;
-    if ((unsigned)config.key_hash >= CHASH_HASH__COUNT) return CHASH_EINVAL;
+    if ((unsigned)config.scheme >= CHASH_SCHEME_END) return CHASH_EINVAL;
+    if ((unsigned)config.key_hash >= CHASH_HASH_END) return CHASH_EINVAL;
     if (!chash_hash_tag_valid(config.hash_tag)) return CHASH_EINVAL;
     if (config.key_hash == CHASH_HASH_DEFAULT)
         config.key_hash = chash_scheme_default_hash(config.scheme);
@@ -187,7 +219,7 @@ int chash_create(const chash_config *cfg, chash **out) {
     if (!algo_options_normalise(&config)) return CHASH_EINVAL;
     const algo_ops *ops = ops_for(config.algo);
     if (!ops) return CHASH_EINVAL;
-    if (!has_custom_allocator(&config.allocator)) {
+    if (!chash_allocator_is_custom(&config.allocator)) {
         config.allocator = (chash_allocator){0};
     }
 
@@ -198,7 +230,7 @@ int chash_create(const chash_config *cfg, chash **out) {
     c->ops = ops;
     algo_ctx ctx = ctx_of(c);
     algo_nodes none = {NULL, 0};
-    int rc = ops->build(&ctx, &none, &c->state);
+    rc = ops->build(&ctx, &none, &c->state);
     if (rc != CHASH_OK) {
         chash_mem_free(&config.allocator, c);
         return rc;
@@ -453,12 +485,17 @@ int chash_ownership(const chash *c, uint64_t *shares, size_t node_count, uint64_
 int chash_lookup_bounded(const chash *c, const chash_loads *loads, const void *key,
                          size_t key_len, size_t *node) {
     if (!c || !loads || !node || (!key && key_len > 0)) return CHASH_EINVAL;
-    if (c->config.algo != CHASH_ALGO_BOUNDED) return CHASH_ENOTSUP;
+    if (!c->ops->lookup_bounded) return CHASH_ENOTSUP;
     if (c->node_count == 0) return CHASH_EEMPTY;
     if (chash_loads_node_count(loads) != c->node_count) return CHASH_EINVAL;
-    *node = chash_bounded_lookup(c->state, chash_config_key_hash(&c->config, key, key_len),
-                                 loads);
+    uint64_t h = chash_config_key_hash(&c->config, key, key_len);
+    *node = c->ops->lookup_bounded(c->state, h, loads);
     return CHASH_OK;
+}
+
+int chash_loads_create(const chash *c, chash_loads **out) {
+    if (!c || !out) return CHASH_EINVAL;
+    return chash_loads_new(&c->config.allocator, c->node_count, out);
 }
 
 size_t chash_point_count(const chash *c) {
@@ -479,6 +516,13 @@ size_t chash_memory(const chash *c) {
 
 int chash_get_config(const chash *c, chash_config *out) {
     if (!c || !out) return CHASH_EINVAL;
-    *out = c->config;
+    size_t struct_size;
+    memcpy(&struct_size, out, sizeof struct_size);
+    int rc = config_size_check(struct_size);
+    if (rc != CHASH_OK) return rc;
+    /* Never past the caller's struct: an older one is shorter than ours. */
+    size_t shared = config_shared_bytes(struct_size);
+    memcpy((unsigned char *)out + sizeof struct_size,
+           (const unsigned char *)&c->config + sizeof struct_size, shared - sizeof struct_size);
     return CHASH_OK;
 }

@@ -1,14 +1,15 @@
 /*
- * error.c - messages for error codes, and the names of algorithms and schemes.
+ * error.c - the version, messages for error codes, and the names of
+ * algorithms and schemes.
  *
  * chash_strerror() switches without a default so the compiler flags a code
  * that has no message.
  */
-#include "chash.h"
+#include "internal.h"
 
-#include <string.h>
+unsigned chash_version(void) { return CHASH_VERSION_NUMBER; }
 
-const char *chash_version(void) { return CHASH_VERSION_STRING; }
+const char *chash_version_string(void) { return CHASH_VERSION_STRING; }
 
 const char *chash_strerror(int err) {
     switch ((chash_error)err) {
@@ -23,11 +24,12 @@ const char *chash_strerror(int err) {
     case CHASH_ETOOBIG: return "too many nodes or points";
     case CHASH_ENOTSUP: return "not supported by this algorithm or scheme";
     case CHASH_EUNKNOWN: return "unknown algorithm or scheme name";
+    case CHASH_ESIZE: return "config struct_size does not fit this library";
     }
     return "unknown error code";
 }
 
-static const char *const algo_names[CHASH_ALGO__COUNT] = {
+static const char *const algo_names[CHASH_ALGO_END] = {
     [CHASH_ALGO_RING] = "ring",
     [CHASH_ALGO_MODULO] = "modulo",
     [CHASH_ALGO_JUMP] = "jump",
@@ -38,7 +40,7 @@ static const char *const algo_names[CHASH_ALGO__COUNT] = {
     [CHASH_ALGO_MEMENTO] = "memento",
 };
 
-static const char *const scheme_names[CHASH_SCHEME__COUNT] = {
+static const char *const scheme_names[CHASH_SCHEME_END] = {
     [CHASH_SCHEME_NATIVE] = "native",
     [CHASH_SCHEME_GROUPCACHE] = "groupcache",
     [CHASH_SCHEME_KETAMA] = "ketama",
@@ -47,16 +49,16 @@ static const char *const scheme_names[CHASH_SCHEME__COUNT] = {
 };
 
 const char *chash_algo_name(chash_algo algo) {
-    return (unsigned)algo < CHASH_ALGO__COUNT ? algo_names[algo] : NULL;
+    return (unsigned)algo < CHASH_ALGO_END ? algo_names[algo] : NULL;
 }
 
 const char *chash_scheme_name(chash_scheme scheme) {
-    return (unsigned)scheme < CHASH_SCHEME__COUNT ? scheme_names[scheme] : NULL;
+    return (unsigned)scheme < CHASH_SCHEME_END ? scheme_names[scheme] : NULL;
 }
 
 int chash_algo_from_name(const char *name, chash_algo *out) {
     if (!name || !out) return CHASH_EINVAL;
-    for (int i = 0; i < CHASH_ALGO__COUNT; i++)
+    for (int i = 0; i < CHASH_ALGO_END; i++)
         if (strcmp(name, algo_names[i]) == 0) {
             *out = (chash_algo)i;
             return CHASH_OK;
@@ -66,7 +68,7 @@ int chash_algo_from_name(const char *name, chash_algo *out) {
 
 int chash_scheme_from_name(const char *name, chash_scheme *out) {
     if (!name || !out) return CHASH_EINVAL;
-    for (int i = 0; i < CHASH_SCHEME__COUNT; i++)
+    for (int i = 0; i < CHASH_SCHEME_END; i++)
         if (strcmp(name, scheme_names[i]) == 0) {
             *out = (chash_scheme)i;
             return CHASH_OK;

@@ -4,12 +4,12 @@
  * for empty keys.
  *
  * Invariant: hash_names[] and chash_hash32() cover every chash_hash value
- * below CHASH_HASH__COUNT (the switch has no default, so the compiler flags a
+ * below CHASH_HASH_END (the switch has no default, so the compiler flags a
  * missing one).
  */
 #include "internal.h"
 
-static const char *const hash_names[CHASH_HASH__COUNT] = {
+static const char *const hash_names[CHASH_HASH_END] = {
     [CHASH_HASH_DEFAULT] = "default",
     [CHASH_HASH_CRC32A] = "crc32a",
     [CHASH_HASH_MD5] = "md5",
@@ -26,12 +26,12 @@ static const char *const hash_names[CHASH_HASH__COUNT] = {
 };
 
 const char *chash_hash_name(chash_hash hash) {
-    return (unsigned)hash < CHASH_HASH__COUNT ? hash_names[hash] : NULL;
+    return (unsigned)hash < CHASH_HASH_END ? hash_names[hash] : NULL;
 }
 
 int chash_hash_from_name(const char *name, chash_hash *out) {
     if (!name || !out) return CHASH_EINVAL;
-    for (int i = 0; i < CHASH_HASH__COUNT; i++)
+    for (int i = 0; i < CHASH_HASH_END; i++)
         if (strcmp(name, hash_names[i]) == 0) {
             *out = (chash_hash)i;
             return CHASH_OK;
@@ -63,7 +63,6 @@ uint32_t chash_hash32(chash_hash hash, const void *buf, size_t len) {
     case CHASH_HASH_JENKINS: return chash_hash_jenkins(p, len);
     case CHASH_HASH_HSIEH: return chash_hash_hsieh(p, len);
     case CHASH_HASH_CRC16: return chash_hash_crc16(p, len);
-    case CHASH_HASH__COUNT: break;
     }
     return 0;
 }
@@ -74,8 +73,7 @@ chash_hash chash_scheme_default_hash(chash_scheme scheme) {
     case CHASH_SCHEME_TWEMPROXY: return CHASH_HASH_FNV1A_64;
     case CHASH_SCHEME_NATIVE:
     case CHASH_SCHEME_GROUPCACHE:
-    case CHASH_SCHEME_NGINX:
-    case CHASH_SCHEME__COUNT: break;
+    case CHASH_SCHEME_NGINX: break;
     }
     return CHASH_HASH_CRC32A;
 }
@@ -109,9 +107,4 @@ uint32_t chash_config_key_hash(const chash_config *cfg, const void *key, size_t 
     if (h == CHASH_HASH_CRC32A) return chash_crc32(0, p, len);
     if (h == CHASH_HASH_MD5) return md5_word0(p, len);
     return chash_hash32(h, p, len);
-}
-
-uint32_t chash_scheme_key_hash(chash_scheme scheme, const void *key, size_t key_len) {
-    chash_config cfg = {.scheme = scheme};
-    return chash_config_key_hash(&cfg, key, key_len);
 }

@@ -4,7 +4,8 @@
  *
  * Data flows one way: hash functions -> an algorithm's state, built from the
  * plain node array -> lookups. An algorithm never sees more of `chash` than
- * the node array, the scheme and the allocator.
+ * the node array, the scheme and the allocator, and never calls back into
+ * chash.c: the entry points reach every algorithm through its algo_ops only.
  */
 #ifndef CHASH_INTERNAL_H
 #define CHASH_INTERNAL_H
@@ -13,6 +14,16 @@
 
 #include <stdbool.h>
 #include <string.h>
+
+/*
+ * One past the last value of each public enum. chash.h carries no counts, as
+ * they would be compiled into callers and go stale with a newer library. A
+ * value added to an enum moves its end here too; the name tables, sized by
+ * these, refuse to compile a name past the end.
+ */
+#define CHASH_ALGO_END ((int)CHASH_ALGO_MEMENTO + 1)
+#define CHASH_SCHEME_END ((int)CHASH_SCHEME_NGINX + 1)
+#define CHASH_HASH_END ((int)CHASH_HASH_CRC16 + 1)
 
 typedef struct chash_node_rec {
     uint8_t *name;
@@ -66,6 +77,10 @@ typedef struct algo_ops {
     /* Ring-like algorithms: the first point at or after hash (wrapping);
      * NULL elsewhere. Lets an algorithm built on the ring walk its points. */
     size_t (*point_index)(const void *state, uint64_t hash);
+    /* Bounded loads: the node a new unit of load for `hash` goes to, given
+     * live loads with a counter for every node (loads.c); NULL:
+     * CHASH_ENOTSUP. Called only with at least one node. */
+    size_t (*lookup_bounded)(const void *state, uint64_t hash, const chash_loads *loads);
     size_t (*point_count)(const void *state);
     int (*point)(const void *state, size_t index, uint32_t *hash, size_t *node);
     size_t (*memory)(const void *state);
@@ -79,8 +94,6 @@ typedef struct algo_ops {
  * a node's points all at once because some schemes derive several points
  * from one digest or chain each point from the previous one.
  */
-/* Where a key lands under the scheme's own key hash, no hash tag. */
-uint32_t chash_scheme_key_hash(chash_scheme scheme, const void *key, size_t key_len);
 /* Where a key lands under a config: its hash tag, its key hash (or the
  * scheme's), and the scheme's rule for empty keys (hash_keys.c). */
 uint32_t chash_config_key_hash(const chash_config *cfg, const void *key, size_t key_len);
@@ -133,12 +146,14 @@ int32_t chash_jump_bucket(uint64_t key, int32_t bucket_count);
 /* A 64-bit hash of a node's name, to seed per-node choices (rendezvous
  * scores, maglev permutations): FNV-1a 64 then fmix64 (algo_rendezvous.c). */
 uint64_t chash_name_hash64(const chash_node_rec *rec);
-/* Bounded loads (algo_bounded.c): the first node clockwise from the key
- * whose load is below its cap; loads has a counter for every node. */
-size_t chash_bounded_lookup(const void *state, uint64_t hash, const chash_loads *loads);
+/* Live load counters (loads.c), one per node: zeroed counters allocated
+ * with `alloc` (copied); the public chash_loads_* functions do the rest. */
+int chash_loads_new(const chash_allocator *alloc, size_t node_count, chash_loads **out);
 size_t chash_loads_node_count(const chash_loads *loads);
 
-/* Allocation through the object's allocator (libc when none was given). */
+/* Allocation through the object's allocator (alloc.c): its functions when
+ * all three are set (chash_allocator_is_custom), libc's otherwise. */
+bool chash_allocator_is_custom(const chash_allocator *a);
 void *chash_mem_alloc(const chash_allocator *a, size_t size);
 void *chash_mem_realloc(const chash_allocator *a, void *ptr, size_t size);
 void chash_mem_free(const chash_allocator *a, void *ptr);

@@ -43,7 +43,7 @@ static int emit(pending *p, uint32_t first, uint32_t last, size_t from, size_t t
 
 int chash_diff(const chash *from, const chash *to, chash_range_fn fn, void *user) {
     if (!from || !to || !fn) return CHASH_EINVAL;
-    chash_config ca, cb;
+    chash_config ca = CHASH_CONFIG_INIT, cb = CHASH_CONFIG_INIT;
     chash_get_config(from, &ca);
     chash_get_config(to, &cb);
     /* Keys must land at the same positions in both. */

@@ -62,6 +62,5 @@ void chash_scheme_points(const algo_ctx *ctx, const scheme_totals *totals,
     case CHASH_SCHEME_KETAMA: chash_preset_ketama_points(rec, count, out); return;
     case CHASH_SCHEME_TWEMPROXY: chash_preset_twemproxy_points(rec, count, out); return;
     case CHASH_SCHEME_NGINX: chash_preset_nginx_points(rec, count, out); return;
-    case CHASH_SCHEME__COUNT: break;
     }
 }

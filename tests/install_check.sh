@@ -14,6 +14,10 @@ pc_dir=$(dirname "$(find "$tmp/prefix" -name chash.pc | head -n 1)")
 libdir=$(dirname "$(find "$tmp/prefix" -name 'libchash.so' | head -n 1)")
 test -f "$tmp/prefix/include/chash.h"
 test -f "$libdir/libchash.a"
+# The SONAME is the header's major version (the ABI promise in chash.h).
+major=$(sed -n 's/^#define CHASH_VERSION_MAJOR \([0-9][0-9]*\)$/\1/p' "$tmp/prefix/include/chash.h")
+test -n "$major"
+test -e "$libdir/libchash.so.$major"
 flags=$(PKG_CONFIG_PATH="$pc_dir" pkg-config --cflags --libs chash)
 cc -std=c11 -Wall -Werror $user_flags "$src/examples/basic.c" $flags -o "$tmp/basic_pc"
 LD_LIBRARY_PATH="$libdir" "$tmp/basic_pc" | grep -q '^user:42 -> cache-[abc]$'
@@ -21,7 +25,7 @@ mkdir "$tmp/user"
 cat >"$tmp/user/CMakeLists.txt" <<CM
 cmake_minimum_required(VERSION 3.16)
 project(user C)
-find_package(chash 0.1 REQUIRED)
+find_package(chash $major.0 REQUIRED)
 add_executable(basic "$src/examples/basic.c")
 target_link_libraries(basic PRIVATE chash::static)
 CM

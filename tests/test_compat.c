@@ -84,7 +84,7 @@ static void parse_case_line(vcase *v, const char *line) {
     size_t nodes;
     ASSERT_TRUE(sscanf(line, "case %31s %31s %31s %15s %zu", scheme, algo, hash, tag, &nodes) ==
                 5);
-    memset(&v->cfg, 0, sizeof v->cfg);
+    v->cfg = (chash_config)CHASH_CONFIG_INIT;
     ASSERT_OK(chash_scheme_from_name(scheme, &v->cfg.scheme));
     ASSERT_OK(chash_algo_from_name(algo, &v->cfg.algo));
     ASSERT_OK(chash_hash_from_name(hash, &v->cfg.key_hash));

@@ -9,13 +9,14 @@
 #include <chash.h>
 
 static void test_messages(void) {
-    for (int e = 0; e >= -10; e--) {
+    for (int e = 0; e >= CHASH_ESIZE; e--) {
         const char *m = chash_strerror(e);
         ASSERT_TRUE(m && strlen(m) > 3 && strcmp(m, "unknown error code") != 0);
     }
     ASSERT_TRUE(strcmp(chash_strerror(-999), "unknown error code") == 0);
     ASSERT_TRUE(strcmp(chash_strerror(1), "unknown error code") == 0);
-    ASSERT_TRUE(strcmp(chash_version(), CHASH_VERSION_STRING) == 0);
+    ASSERT_TRUE(strcmp(chash_version_string(), CHASH_VERSION_STRING) == 0);
+    ASSERT_UEQ(chash_version(), CHASH_VERSION_NUMBER);
     chash_algo a;
     chash_scheme s;
     ASSERT_OK(chash_algo_from_name("ring", &a));
@@ -36,11 +37,13 @@ static void test_arguments(void) {
     size_t n, found;
     uint64_t shares[4], space;
     ASSERT_EQ(chash_create(NULL, NULL), CHASH_EINVAL);
-    chash_config bad = {.vnodes = CHASH_VNODES_MAX + 1};
+    chash_config bad = {.struct_size = sizeof bad, .vnodes = CHASH_VNODES_MAX + 1};
     ASSERT_EQ(chash_create(&bad, &c), CHASH_EINVAL);
-    bad = (chash_config){.algo = CHASH_ALGO__COUNT};
+    int algo_end = 0; /* the first value past the last algorithm */
+    while (chash_algo_name((chash_algo)algo_end)) algo_end++;
+    bad = (chash_config){.struct_size = sizeof(chash_config), .algo = (chash_algo)algo_end};
     ASSERT_EQ(chash_create(&bad, &c), CHASH_EINVAL);
-    bad = (chash_config){.scheme = (chash_scheme)77};
+    bad = (chash_config){.struct_size = sizeof(chash_config), .scheme = (chash_scheme)77};
     ASSERT_EQ(chash_create(&bad, &c), CHASH_EINVAL);
     ASSERT_TRUE(c == NULL);
     ASSERT_OK(chash_create(NULL, &c));
@@ -98,7 +101,7 @@ static void test_arguments(void) {
 
     /* Too many points: 65535 * 65536 per node is past CHASH_POINTS_MAX. */
     chash *big = NULL;
-    chash_config many = {.vnodes = CHASH_VNODES_MAX};
+    chash_config many = {.struct_size = sizeof many, .vnodes = CHASH_VNODES_MAX};
     ASSERT_OK(chash_create(&many, &big));
     ASSERT_EQ(chash_add(big, "huge", 4, CHASH_WEIGHT_MAX), CHASH_ETOOBIG);
     ASSERT_EQ(chash_node_count(big), 0);
@@ -140,7 +143,7 @@ static void sweep(chash_algo algo, chash_scheme scheme, operation op, const char
     long failures = 0;
     for (long n = 0;; n++) {
         failing f = {.fail_at = -1};
-        chash_config cfg = {.algo = algo,
+        chash_config cfg = {.struct_size = sizeof cfg, .algo = algo,
                             .scheme = scheme,
                             .vnodes = 8,
                             .allocator = failing_allocator(&f)};
@@ -177,7 +180,7 @@ static void sweep(chash_algo algo, chash_scheme scheme, operation op, const char
 static void test_create_failure(void) {
     for (long n = 0; n < 4; n++) {
         failing f = {.fail_at = n};
-        chash_config cfg = {.allocator = failing_allocator(&f)};
+        chash_config cfg = {.struct_size = sizeof cfg, .allocator = failing_allocator(&f)};
         chash *c = NULL;
         int rc = chash_create(&cfg, &c);
         if (rc == CHASH_OK) {
@@ -196,7 +199,7 @@ int main(void) {
     test_create_failure();
     static const operation ops[] = {op_add, op_add_many, op_remove, op_weight, op_clone};
     static const char *names[] = {"add", "add_many", "remove", "set_weight", "clone"};
-    for (int s = 0; s < CHASH_SCHEME__COUNT; s++)
+    for (int s = 0; chash_scheme_name((chash_scheme)s); s++)
         for (size_t i = 0; i < 5; i++) sweep(CHASH_ALGO_RING, (chash_scheme)s, ops[i], names[i]);
     for (size_t i = 0; i < 5; i++) sweep(CHASH_ALGO_MODULO, CHASH_SCHEME_NATIVE, ops[i], names[i]);
     TEST_DONE();

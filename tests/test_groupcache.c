@@ -20,7 +20,8 @@ typedef struct vcase {
 } vcase;
 
 static void build_case(vcase *v) {
-    chash_config cfg = {.scheme = CHASH_SCHEME_GROUPCACHE, .vnodes = v->replicas};
+    chash_config cfg = {.struct_size = sizeof cfg,
+                        .scheme = CHASH_SCHEME_GROUPCACHE, .vnodes = v->replicas};
     chash_node_spec specs[128];
     for (size_t i = 0; i < v->node_count; i++)
         specs[i] = (chash_node_spec){v->names[i], v->name_lens[i], 1};

@@ -110,21 +110,21 @@ static void test_known_hashes(void) {
     uint32_t h = 0x811c9dc5u ^ 0xffffffffu;
     ASSERT_UEQ(chash_hash32(CHASH_HASH_FNV1A_32, "\xff", 1), h * 0x01000193u);
     ASSERT_UEQ(chash_hash32(CHASH_HASH_DEFAULT, "hello", 5), chash_crc32(0, "hello", 5));
-    ASSERT_UEQ(chash_hash32(CHASH_HASH__COUNT, "hello", 5), 0);
+    ASSERT_UEQ(chash_hash32((chash_hash)(CHASH_HASH_CRC16 + 1), "hello", 5), 0);
 }
 
 static void test_names(void) {
-    for (int i = 0; i < CHASH_HASH__COUNT; i++) {
+    int count = 0;
+    for (int i = 0; chash_hash_name((chash_hash)i); i++, count++) {
         chash_hash back;
         const char *name = chash_hash_name((chash_hash)i);
-        ASSERT_TRUE(name != NULL);
         ASSERT_OK(chash_hash_from_name(name, &back));
         ASSERT_EQ(back, i);
     }
     chash_hash h;
     ASSERT_EQ(chash_hash_from_name("sha1", &h), CHASH_EUNKNOWN);
     ASSERT_EQ(chash_hash_from_name(NULL, &h), CHASH_EINVAL);
-    ASSERT_TRUE(chash_hash_name(CHASH_HASH__COUNT) == NULL);
+    ASSERT_EQ(count, CHASH_HASH_CRC16 + 1); /* no gap before the last */
     static const char *const schemes[] = {"ketama", "twemproxy", "nginx"};
     for (size_t i = 0; i < 3; i++) {
         chash_scheme s;
@@ -143,11 +143,11 @@ static uint64_t key_hash(const chash_config *cfg, const char *key) {
 
 static void test_config_and_tags(void) {
     chash *c;
-    chash_config bad = {.key_hash = CHASH_HASH__COUNT};
+    chash_config bad = {.struct_size = sizeof bad, .key_hash = (chash_hash)(CHASH_HASH_CRC16 + 1)};
     ASSERT_EQ(chash_create(&bad, &c), CHASH_EINVAL);
-    chash_config one = {.hash_tag = "{"};
+    chash_config one = {.struct_size = sizeof one, .hash_tag = "{"};
     ASSERT_EQ(chash_create(&one, &c), CHASH_EINVAL);
-    chash_config three = {.hash_tag = "{}}"};
+    chash_config three = {.struct_size = sizeof three, .hash_tag = "{}}"};
     ASSERT_EQ(chash_create(&three, &c), CHASH_EINVAL);
 
     /* Defaults are filled in: each scheme's own key hash. */
@@ -159,7 +159,8 @@ static void test_config_and_tags(void) {
                     {CHASH_SCHEME_TWEMPROXY, CHASH_HASH_FNV1A_64},
                     {CHASH_SCHEME_NGINX, CHASH_HASH_CRC32A}};
     for (size_t i = 0; i < 4; i++) {
-        chash_config cfg = {.scheme = defaults[i].scheme}, got;
+        chash_config cfg = {.struct_size = sizeof cfg, .scheme = defaults[i].scheme},
+                     got = CHASH_CONFIG_INIT;
         ASSERT_OK(chash_create(&cfg, &c));
         ASSERT_OK(chash_get_config(c, &got));
         ASSERT_EQ(got.key_hash, defaults[i].hash);
@@ -167,7 +168,8 @@ static void test_config_and_tags(void) {
         chash_free(c);
     }
 
-    chash_config tw = {.scheme = CHASH_SCHEME_TWEMPROXY, .hash_tag = "{}"};
+    chash_config tw = {.struct_size = sizeof tw,
+                       .scheme = CHASH_SCHEME_TWEMPROXY, .hash_tag = "{}"};
     uint32_t b = chash_hash32(CHASH_HASH_FNV1A_64, "b", 1);
     ASSERT_UEQ(key_hash(&tw, "a{b}c"), b);
     ASSERT_UEQ(key_hash(&tw, "{b}"), b);
@@ -177,16 +179,18 @@ static void test_config_and_tags(void) {
     ASSERT_UEQ(key_hash(&tw, "a}b{c"), chash_hash32(CHASH_HASH_FNV1A_64, "a}b{c", 5));
     ASSERT_UEQ(key_hash(&tw, "a{bc"), chash_hash32(CHASH_HASH_FNV1A_64, "a{bc", 4));
     ASSERT_UEQ(key_hash(&tw, ""), 0); /* twemproxy: an empty key is not hashed */
-    chash_config same = {.scheme = CHASH_SCHEME_TWEMPROXY, .hash_tag = "$$"};
+    chash_config same = {.struct_size = sizeof same,
+                         .scheme = CHASH_SCHEME_TWEMPROXY, .hash_tag = "$$"};
     ASSERT_UEQ(key_hash(&same, "x$user1$y"), chash_hash32(CHASH_HASH_FNV1A_64, "user1", 5));
-    chash_config nat = {.hash_tag = "{}"};
+    chash_config nat = {.struct_size = sizeof nat, .hash_tag = "{}"};
     ASSERT_UEQ(key_hash(&nat, "a{b}c"), chash_crc32(0, "b", 1));
-    chash_config plain = {.scheme = CHASH_SCHEME_TWEMPROXY, .key_hash = CHASH_HASH_MURMUR};
+    chash_config plain = {.struct_size = sizeof plain,
+                          .scheme = CHASH_SCHEME_TWEMPROXY, .key_hash = CHASH_HASH_MURMUR};
     ASSERT_UEQ(key_hash(&plain, "a{b}c"), chash_hash32(CHASH_HASH_MURMUR, "a{b}c", 5));
 }
 
 static size_t points_of(chash_scheme scheme, size_t nodes, const uint32_t *weights) {
-    chash_config cfg = {.scheme = scheme};
+    chash_config cfg = {.struct_size = sizeof cfg, .scheme = scheme};
     chash *c;
     ASSERT_OK(chash_create(&cfg, &c));
     for (size_t i = 0; i < nodes; i++) {
@@ -202,7 +206,8 @@ static size_t points_of(chash_scheme scheme, size_t nodes, const uint32_t *weigh
 /* Points of one named node, as a sorted list, for comparing name forms. */
 static bool same_points(chash_scheme s1, const char *n1, chash_scheme s2, const char *n2) {
     chash *a, *b;
-    chash_config c1 = {.scheme = s1}, c2 = {.scheme = s2};
+    chash_config c1 = {.struct_size = sizeof c1, .scheme = s1},
+                 c2 = {.struct_size = sizeof c2, .scheme = s2};
     ASSERT_OK(chash_create(&c1, &a));
     ASSERT_OK(chash_create(&c2, &b));
     ASSERT_OK(chash_add(a, n1, strlen(n1), 1));
@@ -248,7 +253,7 @@ static void test_point_rules(void) {
 
     /* nginx point 0 by hand: CRC-32 of "h\0" "80" then four zero bytes. */
     chash *c;
-    chash_config cfg = {.scheme = CHASH_SCHEME_NGINX};
+    chash_config cfg = {.struct_size = sizeof cfg, .scheme = CHASH_SCHEME_NGINX};
     ASSERT_OK(chash_create(&cfg, &c));
     ASSERT_OK(chash_add(c, "h:80", 4, 1));
     uint32_t first = chash_crc32(0, "h\0" "80\0\0\0\0", 8);

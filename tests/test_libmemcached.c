@@ -160,7 +160,7 @@ static memcached_st *libmemcached_pool(const pool *p) {
 }
 
 static chash *our_pool(const pool *p) {
-    chash_config cfg = {.scheme = CHASH_SCHEME_KETAMA};
+    chash_config cfg = {.struct_size = sizeof cfg, .scheme = CHASH_SCHEME_KETAMA};
     chash *c;
     ASSERT_OK(chash_create(&cfg, &c));
     /* One add_many: each single add would rebuild the whole ring. */

@@ -284,8 +284,9 @@ static void check(const model *m, const chash *c, uint64_t *seed) {
 }
 
 /* Two names per preset whose points collide. */
-static char tie_names[CHASH_SCHEME__COUNT][2][8];
-static size_t ties_seen[CHASH_SCHEME__COUNT];
+#define SCHEME_END (CHASH_SCHEME_NGINX + 1)
+static char tie_names[SCHEME_END][2][8];
+static size_t ties_seen[SCHEME_END];
 
 static void random_name(uint64_t *seed, chash_scheme scheme, uint8_t *name, size_t *len) {
     /* A small pool, so duplicates and re-adds happen; some binary names. */
@@ -305,7 +306,8 @@ static void random_name(uint64_t *seed, chash_scheme scheme, uint8_t *name, size
 
 static void run_sequence(uint64_t seed, chash_algo algo, chash_scheme scheme, uint32_t vnodes) {
     model m = {.algo = algo, .scheme = scheme, .vnodes = vnodes};
-    chash_config cfg = {.algo = algo, .scheme = scheme, .vnodes = vnodes};
+    chash_config cfg = {.struct_size = sizeof cfg,
+                        .algo = algo, .scheme = scheme, .vnodes = vnodes};
     chash *c = NULL;
     ASSERT_OK(chash_create(&cfg, &c));
     for (int step = 0; step < 40; step++) {

@@ -36,7 +36,7 @@ static int moved(const chash *a, const chash *b, uint32_t h) {
 }
 
 static chash *ring(chash_scheme scheme, uint32_t vnodes, const char *const *names, size_t n) {
-    chash_config cfg = {.scheme = scheme, .vnodes = vnodes};
+    chash_config cfg = {.struct_size = sizeof cfg, .scheme = scheme, .vnodes = vnodes};
     chash *c = NULL;
     ASSERT_OK(chash_create(&cfg, &c));
     for (size_t i = 0; i < n; i++) ASSERT_OK(chash_add(c, names[i], strlen(names[i]), 1));
@@ -90,7 +90,7 @@ int main(void) {
     uint64_t seed = 3;
     static const char *const ten[] = {"node-0", "node-1", "node-2", "node-3", "node-4",
                                       "node-5", "node-6", "node-7", "node-8", "node-9", "node-10"};
-    for (int s = 0; s < CHASH_SCHEME__COUNT; s++) {
+    for (int s = 0; chash_scheme_name((chash_scheme)s); s++) {
         chash *a = ring((chash_scheme)s, 160, ten, 10), *b = ring((chash_scheme)s, 160, ten, 11);
         check_pair(a, b, &seed); /* add */
         check_pair(b, a, &seed); /* remove */
@@ -121,7 +121,8 @@ int main(void) {
     ASSERT_OK(chash_set_weight(b, "a", 1, 3));
     check_pair(a, b, &seed);
     /* Unsupported and bad arguments. */
-    chash_config mod = {.algo = CHASH_ALGO_MODULO}, gc = {.scheme = CHASH_SCHEME_GROUPCACHE};
+    chash_config mod = {.struct_size = sizeof mod, .algo = CHASH_ALGO_MODULO},
+                 gc = {.struct_size = sizeof gc, .scheme = CHASH_SCHEME_GROUPCACHE};
     chash *m = NULL, *g = NULL, *empty = NULL;
     ASSERT_OK(chash_create(&mod, &m));
     ASSERT_OK(chash_add(m, "a", 1, 1));

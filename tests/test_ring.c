@@ -15,7 +15,7 @@ static size_t key_of(uint64_t i, char *buf) { return (size_t)sprintf(buf, "k%llu
 
 static chash *ring_named(chash_scheme scheme, uint32_t vnodes, size_t n, const char *prefix) {
     chash *c = NULL;
-    chash_config cfg = {.scheme = scheme, .vnodes = vnodes};
+    chash_config cfg = {.struct_size = sizeof cfg, .scheme = scheme, .vnodes = vnodes};
     ASSERT_OK(chash_create(&cfg, &c));
     for (size_t i = 0; i < n; i++) {
         char name[64];
@@ -137,7 +137,7 @@ static void test_lookup_n(void) {
 
 /* Ownership from arcs sums to the whole circle and matches sampled load. */
 static void test_ownership(chash_algo algo) {
-    chash_config cfg = {.algo = algo, .vnodes = 40};
+    chash_config cfg = {.struct_size = sizeof cfg, .algo = algo, .vnodes = 40};
     chash *c = NULL;
     ASSERT_OK(chash_create(&cfg, &c));
     for (int i = 0; i < 7; i++) {
@@ -259,7 +259,7 @@ static void test_incremental_equals_build(chash_scheme scheme) {
     ASSERT_OK(chash_add(inc, "m3", 2, 2));
     ASSERT_OK(chash_set_weight(inc, "m11", 3, 1)); /* unchanged: a no-op */
 
-    chash_config cfg = {.scheme = scheme, .vnodes = 50};
+    chash_config cfg = {.struct_size = sizeof cfg, .scheme = scheme, .vnodes = 50};
     chash *fresh = NULL;
     ASSERT_OK(chash_create(&cfg, &fresh));
     for (size_t i = 0; i < 30; i++) {
@@ -277,7 +277,7 @@ static void test_incremental_equals_build(chash_scheme scheme) {
 /* groupcache: when two nodes' points collide, the node added later owns it. */
 static void test_groupcache_tie(void) {
     /* "11" + "node" == "1" + "1node": point 11 of node, point 1 of 1node. */
-    chash_config cfg = {.scheme = CHASH_SCHEME_GROUPCACHE, .vnodes = 12};
+    chash_config cfg = {.struct_size = sizeof cfg, .scheme = CHASH_SCHEME_GROUPCACHE, .vnodes = 12};
     for (int order = 0; order < 2; order++) {
         chash *c = NULL;
         ASSERT_OK(chash_create(&cfg, &c));
@@ -338,7 +338,7 @@ static void test_native_tie(void) {
     int lb = sprintf(b, "t%x-%u", c[at + 1].id * 2654435761u, c[at + 1].id);
     free(c);
     int a_first = strcmp(a, b) < 0;
-    chash_config cfg = {.vnodes = 1};
+    chash_config cfg = {.struct_size = sizeof cfg, .vnodes = 1};
     for (int order = 0; order < 2; order++) {
         chash *r = NULL;
         ASSERT_OK(chash_create(&cfg, &r));
@@ -359,7 +359,7 @@ static void test_native_tie(void) {
 }
 
 static void test_modulo(void) {
-    chash_config cfg = {.algo = CHASH_ALGO_MODULO};
+    chash_config cfg = {.struct_size = sizeof cfg, .algo = CHASH_ALGO_MODULO};
     chash *c = NULL;
     ASSERT_OK(chash_create(&cfg, &c));
     ASSERT_OK(chash_add(c, "a", 1, 1));

@@ -66,7 +66,7 @@ static int fake_resolve(void *user, const char *host, int port, bool is_passive,
 
 /* The proxy's ring for a pool, built as health.c's pool_build_ring does. */
 static void check_ring(const conf_pool *p) {
-    chash_config cc = {0};
+    chash_config cc = CHASH_CONFIG_INIT;
     switch (p->dist) {
     case CONF_DIST_KETAMA:
         cc.algo = CHASH_ALGO_RING;
