@@ -8,7 +8,8 @@
  *
  * The numbers are summed over the workers at the moment of the request (no
  * 30 s aggregation interval as in nutcracker). A thread of its own serves the
- * port, so a slow stats reader never touches a request path.
+ * port, so a slow stats reader never touches a request path, and serves all
+ * its connections at once, so a slow one never holds up another.
  */
 #define _GNU_SOURCE
 #include "proxy.h"
@@ -19,9 +20,9 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -326,36 +327,113 @@ static void prom_commands(const proxy *px, buf *b) {
 
 /* ---- the port ------------------------------------------------------------ */
 
-static void send_all(int fd, const char *s, size_t left) {
-    while (left > 0) {
-        ssize_t n = send(fd, s, left, MSG_NOSIGNAL);
-        if (n <= 0) return;
-        s += n;
-        left -= (size_t)n;
-    }
+/*
+ * One thread serves every stats connection at once: a poll() loop over the
+ * listener and up to STATS_CONN_MAX non-blocking connections, each of which
+ * goes
+ *
+ *   accept -> reading the request head -> answered (rendered once, under
+ *   px->lock) -> writing the answer as fast as the client takes it -> closed
+ *
+ * and no step waits on one client: every wait is a deadline the loop keeps,
+ * so a client that trickles its request or never reads its answer costs a
+ * slot, never the port.
+ *
+ * A head ends at a blank line, a full buffer or the client's EOF. A client
+ * that sends nothing for STATS_WAIT_MS is a nutcracker client and gets the
+ * JSON; one that pauses STATS_IDLE_MS, or is still sending STATS_HEAD_MS
+ * after its accept, is answered on what it sent (a trickle gets one answer,
+ * not the port). An answer not written within STATS_SEND_MS is dropped.
+ */
+#define STATS_CONN_MAX 64
+#define STATS_HEAD_MAX 2048 /* request head bytes kept, with the NUL */
+#define STATS_IDLE_MS 1000
+#define STATS_HEAD_MS 2000
+/* Prometheus's default scrape timeout: an answer later than that is of no
+ * use to it, and a slow reader meanwhile holds only its slot. */
+#define STATS_SEND_MS 10000
+#define STATS_TICK_MS 200 /* proxy_stop is seen within this */
+#define STATS_ACCEPT_PAUSE_MS 100
+
+typedef struct stats_conn {
+    int fd; /* -1: a free slot */
+    bool is_writing;
+    uint64_t accepted_ms;
+    uint64_t heard_ms;   /* when the last request bytes came */
+    uint64_t send_by_ms; /* is_writing: the answer's deadline */
+    size_t head_len;
+    char head[STATS_HEAD_MAX];
+    buf out; /* is_writing: what is left to send */
+} stats_conn;
+
+/* The stats thread's own state: made by stats_start, freed by the thread. */
+typedef struct stats_port {
+    proxy *px;
+    uint64_t accept_after_ms; /* accepting paused until then (out of fds) */
+    stats_conn conns[STATS_CONN_MAX];
+} stats_port;
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Reads what a client sends within STATS_WAIT_MS, up to the end of an HTTP
- * request head or the buffer. Returns the bytes read (0: a nutcracker
- * client that only listens). */
-static size_t read_request(int fd, char *head, size_t cap) {
-    size_t used = 0;
-    while (used + 1 < cap) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, used ? 1000 : STATS_WAIT_MS) <= 0) break;
-        ssize_t n = recv(fd, head + used, cap - 1 - used, 0);
-        if (n <= 0) break;
-        used += (size_t)n;
-        head[used] = '\0';
-        if (strstr(head, "\r\n\r\n") || strstr(head, "\n\n")) break;
-    }
-    head[used] = '\0';
-    return used;
+static void conn_close(stats_conn *c) {
+    close(c->fd);
+    c->fd = -1;
+    buf_free(&c->out);
 }
 
-static void serve(proxy *px, int fd) {
-    char head[2048];
-    size_t n = read_request(fd, head, sizeof head);
+/* When the connection must move on: be answered, or be closed. */
+static uint64_t conn_due_ms(const stats_conn *c) {
+    if (c->is_writing) return c->send_by_ms;
+    if (c->head_len == 0) return c->accepted_ms + STATS_WAIT_MS;
+    uint64_t idle_ms = c->heard_ms + STATS_IDLE_MS, cap_ms = c->accepted_ms + STATS_HEAD_MS;
+    return idle_ms < cap_ms ? idle_ms : cap_ms;
+}
+
+/* Sends what the client takes now; closes the connection once all is sent
+ * or the client is gone. */
+static void conn_write(stats_conn *c) {
+    while (buf_used(&c->out) > 0) {
+        ssize_t n = send(c->fd, buf_start(&c->out), buf_used(&c->out), MSG_NOSIGNAL);
+        if (n > 0) {
+            buf_consume(&c->out, (size_t)n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return; /* the rest when poll says POLLOUT */
+        } else {
+            break;
+        }
+    }
+    conn_close(c);
+}
+
+/* Takes the bytes that arrived. Returns true when the head is complete;
+ * closes the connection on an error. */
+static bool conn_read(stats_conn *c, uint64_t now) {
+    while (c->head_len + 1 < sizeof c->head) {
+        ssize_t n = recv(c->fd, c->head + c->head_len, sizeof c->head - 1 - c->head_len, 0);
+        if (n == 0) return true; /* `nc -N`: the request, then EOF, then the answer */
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) conn_close(c);
+            return false;
+        }
+        c->head_len += (size_t)n;
+        c->head[c->head_len] = '\0';
+        c->heard_ms = now;
+        if (strstr(c->head, "\r\n\r\n") || strstr(c->head, "\n\n")) return true;
+    }
+    return true; /* a full buffer is as much of a head as is kept */
+}
+
+/* Renders the answer to the request head once, then writes what it can. */
+static void serve(proxy *px, stats_conn *c, uint64_t now) {
+    const char *head = c->head;
+    size_t n = c->head_len;
     buf body = {0};
     const char *status = "200 OK", *type = "application/json";
     bool is_http = n >= 4 && memcmp(head, "GET ", 4) == 0;
@@ -378,34 +456,113 @@ static void serve(proxy *px, int fd) {
         }
     }
     pthread_mutex_unlock(&px->lock);
-    if (body.is_oom) {
-        buf_free(&body);
-        return;
-    }
     if (is_http) {
         char status_line[256];
         int hn = snprintf(status_line, sizeof status_line,
                           "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                           "Connection: close\r\n\r\n",
                           status, type, buf_used(&body));
-        send_all(fd, status_line, (size_t)hn);
+        buf_append(&c->out, status_line, (size_t)hn);
     }
-    send_all(fd, buf_start(&body), buf_used(&body));
+    buf_append(&c->out, buf_start(&body), buf_used(&body));
+    bool is_oom = body.is_oom || c->out.is_oom;
     buf_free(&body);
+    if (is_oom) {
+        conn_close(c);
+        return;
+    }
+    c->is_writing = true;
+    c->send_by_ms = now + STATS_SEND_MS;
+    conn_write(c);
+}
+
+/* A slot for a new connection. With every slot taken the oldest connection
+ * is closed rather than the new one: an answer takes milliseconds, so the
+ * oldest is the one most likely stalling, and a client that held every slot
+ * (renewing each before its deadline) would otherwise keep the port from
+ * everyone; to starve a scrape now it must open STATS_CONN_MAX connections
+ * in the milliseconds that scrape takes. */
+static stats_conn *slot_take(stats_port *sp) {
+    stats_conn *oldest = &sp->conns[0];
+    for (size_t i = 0; i < STATS_CONN_MAX; i++) {
+        stats_conn *c = &sp->conns[i];
+        if (c->fd < 0) return c;
+        if (c->accepted_ms < oldest->accepted_ms) oldest = c;
+    }
+    conn_close(oldest);
+    return oldest;
+}
+
+static void port_accept(stats_port *sp, uint64_t now) {
+    /* A bounded batch, so a flood of connections cannot keep the loop from
+     * serving and expiring the ones it has. */
+    for (size_t i = 0; i < STATS_CONN_MAX; i++) {
+        int fd = accept4(sp->px->stats_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            /* Out of descriptors, say: the listener stays readable, and
+             * polling it again at once would spin. */
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                sp->accept_after_ms = now + STATS_ACCEPT_PAUSE_MS;
+            return;
+        }
+        stats_conn *c = slot_take(sp);
+        c->fd = fd;
+        c->is_writing = false;
+        c->accepted_ms = c->heard_ms = now;
+        c->head_len = 0;
+        c->head[0] = '\0';
+    }
 }
 
 static void *stats_main(void *arg) {
-    proxy *px = arg;
+    stats_port *sp = arg;
+    struct pollfd pfds[1 + STATS_CONN_MAX];
+    stats_conn *conn_of[1 + STATS_CONN_MAX]; /* NULL: the listener */
     while (!proxy_stop) {
-        struct pollfd pfd = {.fd = px->stats_fd, .events = POLLIN};
-        if (poll(&pfd, 1, 200) <= 0) continue;
-        int fd = accept4(px->stats_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) continue;
-        struct timeval tv = {.tv_sec = 1};
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        serve(px, fd);
-        close(fd);
+        uint64_t now = mono_ms(), wake_ms = now + STATS_TICK_MS;
+        nfds_t count = 0;
+        if (now >= sp->accept_after_ms) {
+            pfds[count] = (struct pollfd){.fd = sp->px->stats_fd, .events = POLLIN};
+            conn_of[count++] = NULL;
+        } else if (sp->accept_after_ms < wake_ms) {
+            wake_ms = sp->accept_after_ms;
+        }
+        for (size_t i = 0; i < STATS_CONN_MAX; i++) {
+            stats_conn *c = &sp->conns[i];
+            if (c->fd < 0) continue;
+            pfds[count] = (struct pollfd){.fd = c->fd, .events = c->is_writing ? POLLOUT : POLLIN};
+            conn_of[count++] = c;
+            uint64_t due_ms = conn_due_ms(c);
+            if (due_ms < wake_ms) wake_ms = due_ms;
+        }
+        int ready = poll(pfds, count, wake_ms > now ? (int)(wake_ms - now) : 0);
+        now = mono_ms();
+        bool is_acceptable = false;
+        for (nfds_t k = 0; ready > 0 && k < count; k++) {
+            if (!pfds[k].revents) continue;
+            stats_conn *c = conn_of[k];
+            if (!c)
+                is_acceptable = true;
+            else if (c->is_writing)
+                conn_write(c);
+            else if (conn_read(c, now) && c->fd >= 0)
+                serve(sp->px, c, now);
+        }
+        /* After the connections: accepting may reuse a slot polled above. */
+        if (is_acceptable) port_accept(sp, now);
+        for (size_t i = 0; i < STATS_CONN_MAX; i++) {
+            stats_conn *c = &sp->conns[i];
+            if (c->fd < 0 || now < conn_due_ms(c)) continue;
+            if (c->is_writing)
+                conn_close(c);
+            else
+                serve(sp->px, c, now);
+        }
     }
+    for (size_t i = 0; i < STATS_CONN_MAX; i++)
+        if (sp->conns[i].fd >= 0) conn_close(&sp->conns[i]);
+    free(sp);
     return NULL;
 }
 
@@ -421,7 +578,9 @@ int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len
         snprintf(err, err_len, "stats address %s: %s", addr, gai_strerror(rc));
         return -1;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: a connection reset between poll and accept must not
+     * stop the thread in accept. */
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 64) != 0) {
@@ -431,9 +590,18 @@ int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len
         return -1;
     }
     freeaddrinfo(res);
+    stats_port *sp = calloc(1, sizeof *sp);
+    if (!sp) {
+        snprintf(err, err_len, "stats port: out of memory");
+        close(fd);
+        return -1;
+    }
+    sp->px = px;
+    for (size_t i = 0; i < STATS_CONN_MAX; i++) sp->conns[i].fd = -1;
     px->stats_fd = fd;
-    if (pthread_create(&px->stats_thread, NULL, stats_main, px) != 0) {
+    if (pthread_create(&px->stats_thread, NULL, stats_main, sp) != 0) {
         snprintf(err, err_len, "cannot start the stats thread");
+        free(sp);
         close(fd);
         px->stats_fd = -1;
         return -1;

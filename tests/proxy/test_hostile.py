@@ -303,7 +303,70 @@ def mc_long_gat(ctx):
     return {"cpu_share": 1.0}
 
 
-CASES = [deep_reply, reload_order, mc_long_gat]
+def stats_trickle(ctx):
+    """10 clients trickle a GET to the stats port, a byte every 0.3 s (each
+    comes again once answered), and 10 connect and neither read nor write:
+    meanwhile a fresh GET /metrics answers within 1 s, 20 times in a row. At
+    b733ada the stats thread served one connection at a time and waited up
+    to 1 s for each next byte of a request head, so one trickling client
+    kept /metrics from everyone (for ~2,000 s in the issue)."""
+    import socket
+    stop = threading.Event()
+    head = b"GET /metrics HTTP/1.0\r\nX-Trickle: " + b"a" * 2000
+
+    def trickle():
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", ctx.stats), timeout=2)
+            except OSError:
+                stop.wait(0.1)
+                continue
+            try:
+                for i in range(len(head)):
+                    s.send(head[i:i + 1])
+                    if stop.wait(0.3):
+                        break
+            except OSError:
+                pass  # answered and closed
+            s.close()
+
+    tricklers = [threading.Thread(target=trickle, daemon=True) for _ in range(10)]
+    for t in tricklers:
+        t.start()
+    mutes = [socket.create_connection(("127.0.0.1", ctx.stats)) for _ in range(10)]
+    times = []
+    try:
+        time.sleep(0.5)  # every trickler has begun
+        for i in range(20):
+            t0 = time.time()
+            data = b""
+            try:
+                s = socket.create_connection(("127.0.0.1", ctx.stats), timeout=1)
+                s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                while time.time() - t0 <= 1.0:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                s.close()
+            except OSError as e:
+                data += b" (%r)" % e
+            times.append(time.time() - t0)
+            check(times[-1] <= 1.0 and data.startswith(b"HTTP/1.0 200 OK\r\n")
+                  and b"\nchash_proxy_uptime_seconds " in data,
+                  "GET /metrics %d while trickled: %.2fs, %r" % (i + 1, times[-1], data[:60]))
+            time.sleep(0.1)  # the probes span the tricklers' 2 s deadline
+    finally:
+        stop.set()
+        for t in tricklers:
+            t.join(5)
+        for s in mutes:
+            s.close()
+    print("  stats_trickle: GET /metrics in %.1f ms at most, %.1f ms median"
+          % (max(times) * 1e3, sorted(times)[len(times) // 2] * 1e3))
+
+
+CASES = [deep_reply, reload_order, mc_long_gat, stats_trickle]
 
 if __name__ == "__main__":
     # CHASH_HOSTILE=name,name runs only those cases (to try one on an old build).
