@@ -11,13 +11,17 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+static void client_count_down(wpool *p);
 
 void client_close(client *c, bool is_error) {
     if (c->is_closed) return;
@@ -41,7 +45,7 @@ void client_close(client *c, bool is_error) {
     if (c->next) c->next->prev = c->prev;
     c->next_dead = w->dead;
     w->dead = c;
-    atomic_fetch_sub(&w->px->pool_clients[p->index], 1);
+    client_count_down(p);
     stat_sub(&p->st.client_connections, 1);
     if (is_error) stat_add(&p->st.client_err, 1);
 }
@@ -223,7 +227,7 @@ static client *client_new(wpool *p, int fd) {
     return c;
 }
 
-/* Past the pool's client_connections: told so, and closed. */
+/* Past a client limit: told so, and closed. */
 static void client_refuse(wpool *p, int fd) {
     const char *msg = p->cf->redis ? "-ERR max number of clients reached\r\n"
                                    : "SERVER_ERROR max number of clients reached\r\n";
@@ -233,30 +237,110 @@ static void client_refuse(wpool *p, int fd) {
     stat_add(&p->st.client_err, 1);
 }
 
+/* How long accepting stops when the process is out of descriptors. */
+#define ACCEPT_PAUSE_MS 100u
+
+/*
+ * Out of descriptors (or kernel memory) at accept: the pending connections
+ * would make the listener ready forever, and accept fail forever (at
+ * b733ada: 100 % CPU and 280 MB of log in 7 s). The reserve descriptor is
+ * let go to accept and refuse what is waiting, then the listener rests for
+ * ACCEPT_PAUSE_MS.
+ */
+static void listener_overloaded(wpool *p, int err) {
+    static log_limit limit;
+    worker *w = p->w;
+    if (w->reserve_fd >= 0) {
+        close(w->reserve_fd);
+        for (int i = 0; i < 64; i++) {
+            int fd = accept4(p->listen_io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) break;
+            client_refuse(p, fd);
+        }
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    proxy_log_limited(&limit, LOG_WARN, "pool %s: accept: %s; refusing clients for %u ms",
+                      p->cf->name, strerror(err), ACCEPT_PAUSE_MS);
+    loop_del(w->loop, &p->listen_io);
+    p->accept_resume_ms = w->now_ms + ACCEPT_PAUSE_MS;
+}
+
+void listener_tick(wpool *p, uint64_t now_ms) {
+    if (!p->accept_resume_ms || now_ms < p->accept_resume_ms || p->w->is_draining) return;
+    p->accept_resume_ms = 0;
+    if (p->listen_io.fd >= 0) loop_add(p->w->loop, &p->listen_io, p->listen_mask);
+}
+
+/* Counts one more client of p: false (nothing counted) past a limit. */
+static bool client_count_up(wpool *p) {
+    proxy *px = p->w->px;
+    uint32_t count = atomic_fetch_add(&px->pool_clients[p->index], 1) + 1;
+    uint32_t total = atomic_fetch_add(&px->client_count, 1) + 1;
+    if ((p->cf->client_connections && count > p->cf->client_connections) ||
+        (px->max_clients && total > px->max_clients)) {
+        atomic_fetch_sub(&px->pool_clients[p->index], 1);
+        atomic_fetch_sub(&px->client_count, 1);
+        return false;
+    }
+    return true;
+}
+
+static void client_count_down(wpool *p) {
+    atomic_fetch_sub(&p->w->px->pool_clients[p->index], 1);
+    atomic_fetch_sub(&p->w->px->client_count, 1);
+}
+
 void listener_on_event(loop_io *io, uint32_t events) {
     (void)events;
     wpool *p = io->owner;
     proxy *px = p->w->px;
-    _Atomic uint32_t *clients = &px->pool_clients[p->index];
     for (int i = 0; i < 64; i++) {
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                proxy_log(LOG_WARN, "pool %s: accept: %s", p->cf->name, strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                listener_overloaded(p, errno);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                static log_limit limit;
+                proxy_log_limited(&limit, LOG_WARN, "pool %s: accept: %s", p->cf->name,
+                                  strerror(errno));
+            }
             return;
         }
-        uint32_t count = atomic_fetch_add(clients, 1) + 1;
-        if (p->cf->client_connections && count > p->cf->client_connections) {
-            atomic_fetch_sub(clients, 1);
+        if (!client_count_up(p)) {
             client_refuse(p, fd);
             continue;
         }
         if (!client_new(p, fd)) {
-            atomic_fetch_sub(clients, 1);
+            client_count_down(p);
             continue;
         }
         stat_add(&p->st.client_connections, 1);
         atomic_fetch_add(&px->total_connections, 1);
     }
+}
+
+void proxy_limit_clients(proxy *px) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+    /* Per worker: its server connections, a probe a server, its listeners,
+     * its event loop and reserve; then the process's own (stats, log,
+     * standard streams, reload) with room to spare. */
+    uint64_t reserved = 64;
+    for (size_t i = 0; i < px->cf->pool_count; i++) {
+        const conf_pool *cp = &px->cf->pools[i];
+        reserved += (uint64_t)px->worker_count *
+                    (cp->server_count * ((uint64_t)cp->server_connections + 1) + 1);
+    }
+    reserved += 2u * px->worker_count;
+    uint64_t left = rl.rlim_cur > reserved ? rl.rlim_cur - reserved : 0;
+    px->max_clients = left > UINT32_MAX ? UINT32_MAX : left ? (uint32_t)left : 1;
+    if (left == 0)
+        proxy_log(LOG_WARN, "file descriptor limit %llu leaves nothing for clients after %llu "
+                  "for servers: one client at a time (raise it with ulimit -n)",
+                  (unsigned long long)rl.rlim_cur, (unsigned long long)reserved);
+    else
+        proxy_log(LOG_INFO, "file descriptor limit %llu: at most %u clients, %llu kept for "
+                  "servers", (unsigned long long)rl.rlim_cur, px->max_clients,
+                  (unsigned long long)reserved);
 }

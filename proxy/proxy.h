@@ -163,6 +163,8 @@ struct wpool {
     worker *w;
     uint32_t index;
     loop_io listen_io;
+    uint32_t listen_mask;      /* what listen_io is watched for */
+    uint64_t accept_resume_ms; /* accept paused (no descriptors) until then, or 0 */
     backend *backends;
     size_t backend_count;   /* the configured servers, then former ones (warm-up) */
     size_t server_count;    /* the configured servers: backends[0 .. server_count) */
@@ -231,6 +233,7 @@ struct worker {
     uint64_t next_client_id;
     bool is_draining;
     uint64_t drain_deadline_ms;
+    int reserve_fd; /* held so a refusal can still be accepted when out of fds */
     const conf *cf;   /* what pools were built from */
     uint64_t conf_gen;
     struct retired *retired; /* pools replaced by a reload, still in flight */
@@ -256,6 +259,8 @@ struct proxy {
     worker *workers;
     uint32_t worker_count;
     _Atomic uint32_t *pool_clients; /* per pool, across workers */
+    _Atomic uint32_t client_count;  /* every pool's */
+    uint32_t max_clients; /* what the descriptor limit leaves for clients, or 0 */
     _Atomic uint64_t total_connections;
     uint64_t start_time; /* unix seconds */
     int stats_fd;
@@ -284,6 +289,12 @@ void worker_run(worker *w);
 void worker_destroy(worker *w);
 
 /* ---- client.c: client connections --------------------------------------- */
+/* Sets px->max_clients from RLIMIT_NOFILE: what is left once every worker
+ * has its server connections, probes and listeners (a client never takes
+ * a server's descriptor). Logs the figures; warns when nothing is left. */
+void proxy_limit_clients(proxy *px);
+/* Watches p's listener again once an accept pause is over. */
+void listener_tick(wpool *p, uint64_t now_ms);
 /* Accepts what is waiting on a pool's listener (io->owner is the wpool). */
 void listener_on_event(loop_io *io, uint32_t events);
 /* Writes c's output; closes c when it is over its limits or done. */
@@ -408,6 +419,17 @@ void proxy_log(int level, const char *fmt, ...)
     ;
 /* Sends the log to a file instead of stderr. Returns 0 or -errno. */
 int proxy_log_open(const char *path);
+/* One call site's limit: a zeroed (static) log_limit. */
+typedef struct log_limit {
+    _Atomic uint64_t next_ms, suppressed;
+} log_limit;
+/* proxy_log, at most once a second for `lim`; the next line that passes
+ * says how many were left out. Thread-safe. */
+void proxy_log_limited(log_limit *lim, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /* ---- stats.c: the statistics and their port ---------------------------- */
 int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len);

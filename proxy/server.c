@@ -83,6 +83,11 @@ static void bconn_fail(bconn *bc, const char *reason, enum fail_kind kind) {
 
 static void bconn_on_event(loop_io *io, uint32_t events);
 
+/* Errors that say the proxy ran out of descriptors or memory. */
+static bool is_local_error(int err) {
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
 bconn *backend_conn_for(backend *b, const client *c) {
     return &b->conns[b->conn_count == 1 ? 0 : c->id % b->conn_count];
 }
@@ -178,9 +183,20 @@ bconn *frag_conn(frag *f, backend *b, const client *c) {
     bconn *bc = backend_conn_for(b, c);
     int rc = bconn_ensure(bc);
     if (rc < 0) {
-        stat_add(&b->st.server_err, 1);
-        health_failure(b);
-        frag_fail(f, b->pool->cf->redis, strerror(-rc));
+        char reason[160];
+        if (is_local_error(-rc)) {
+            /* The proxy is out of something: not the server's fault, so
+             * not counted against it (which would eject healthy servers). */
+            static log_limit limit;
+            snprintf(reason, sizeof reason, "proxy cannot connect: %s", strerror(-rc));
+            proxy_log_limited(&limit, LOG_WARN, "pool %s: server %s: %s", b->pool->cf->name,
+                              b->cf->name, reason);
+        } else {
+            snprintf(reason, sizeof reason, "%s", strerror(-rc));
+            stat_add(&b->st.server_err, 1);
+            health_failure(b);
+        }
+        frag_fail(f, b->pool->cf->redis, reason);
         return NULL;
     }
     return bc;
@@ -412,6 +428,8 @@ void pool_close(wpool *p, const char *why) {
 void pool_preconnect(wpool *p) {
     if (!p->cf->preconnect) return;
     for (size_t k = 0; k < p->server_count; k++)
-        for (uint32_t j = 0; j < p->backends[k].conn_count; j++)
-            if (bconn_ensure(&p->backends[k].conns[j]) < 0) health_failure(&p->backends[k]);
+        for (uint32_t j = 0; j < p->backends[k].conn_count; j++) {
+            int rc = bconn_ensure(&p->backends[k].conns[j]);
+            if (rc < 0 && !is_local_error(-rc)) health_failure(&p->backends[k]);
+        }
 }

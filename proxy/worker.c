@@ -14,6 +14,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,7 @@ static void wpool_free(wpool *p) {
 /* Timers of one pool: probes of failed servers, the warm-up window, and
  * requests that waited too long. */
 static void pool_tick(wpool *p, uint64_t now_ms) {
+    listener_tick(p, now_ms);
     health_tick(p, now_ms);
     warmup_tick(p, now_ms);
     server_expire(p, now_ms);
@@ -213,9 +215,8 @@ static void worker_sync(worker *w) {
         if (!w->is_draining) loop_del(w->loop, io);
         io->fd = -1;
         fresh[i].listen_io = (loop_io){.fd = fd, .fn = listener_on_event, .owner = &fresh[i]};
-        uint32_t mask = LOOP_READ;
-        if (cf->pools[i].listen_addr.is_unix) mask |= LOOP_EXCLUSIVE;
-        if (!w->is_draining) loop_add(w->loop, &fresh[i].listen_io, mask);
+        fresh[i].listen_mask = w->pools[i].listen_mask;
+        if (!w->is_draining) loop_add(w->loop, &fresh[i].listen_io, fresh[i].listen_mask);
     }
     for (client *c = w->clients; c; c = c->next) {
         c->pool = &fresh[c->pool->index];
@@ -248,6 +249,7 @@ int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len) {
     w->now_us = now_us();
     w->now_ms = w->now_us / 1000u;
     w->tick_ms = 100;
+    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (loop_create(&w->loop) != 0) {
         snprintf(err, err_len, "cannot create an event loop");
         return -1;
@@ -271,9 +273,9 @@ int worker_listen(worker *w, const int *fds, char *err, size_t err_len) {
     for (size_t i = 0; i < w->pool_count; i++) {
         wpool *p = &w->pools[i];
         p->listen_io = (loop_io){.fd = fds[i], .fn = listener_on_event, .owner = p};
-        uint32_t mask = LOOP_READ;
-        if (p->cf->listen_addr.is_unix) mask |= LOOP_EXCLUSIVE;
-        if (loop_add(w->loop, &p->listen_io, mask) != 0) {
+        p->listen_mask = LOOP_READ;
+        if (p->cf->listen_addr.is_unix) p->listen_mask |= LOOP_EXCLUSIVE;
+        if (loop_add(w->loop, &p->listen_io, p->listen_mask) != 0) {
             snprintf(err, err_len, "pool %s: cannot watch the listener", p->cf->name);
             return -1;
         }
@@ -363,6 +365,8 @@ void worker_destroy(worker *w) {
     free(w->pools);
     req_free_spares(w);
     loop_free(w->loop);
+    if (w->reserve_fd >= 0) close(w->reserve_fd);
+    w->reserve_fd = -1;
     w->pools = NULL;
     w->loop = NULL;
 }

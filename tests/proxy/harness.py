@@ -73,9 +73,14 @@ class Env:
         self.procs = []
         self.proxies = []
 
-    def spawn(self, argv, port=None, log=None, host="127.0.0.1"):
+    def spawn(self, argv, port=None, log=None, host="127.0.0.1", nofile=None):
         out = open(os.path.join(self.dir, log or (os.path.basename(argv[0]) + ".log")), "ab")
-        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
+        limit = None
+        if nofile:  # the child's descriptor limit, set before it runs
+            import resource
+            limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))  # noqa
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.dir,
+                             preexec_fn=limit)
         out.close()
         self.procs.append(p)
         if port:
@@ -108,10 +113,11 @@ class Env:
             f.write(text)
         return path
 
-    def proxy(self, binary, conf_text, listen_ports, workers=1, stats_port=0, extra=()):
+    def proxy(self, binary, conf_text, listen_ports, workers=1, stats_port=0, extra=(),
+              nofile=None):
         path = self.write("proxy-%d.yml" % listen_ports[0], conf_text)
         argv = [binary, "-c", path, "--workers", str(workers), "-s", str(stats_port)] + list(extra)
-        p = self.spawn(argv, None, "proxy-%d.log" % listen_ports[0])
+        p = self.spawn(argv, None, "proxy-%d.log" % listen_ports[0], nofile=nofile)
         self.proxies.append((p, os.path.join(self.dir, "proxy-%d.log" % listen_ports[0])))
         for port in listen_ports:
             wait_port(port, p)
