@@ -220,6 +220,7 @@ static int runtime_init(runtime *rt, conf *cf, const options *o) {
     }
     for (size_t i = 0; i < px->worker_count * cf->pool_count; i++) rt->fds[i] = -1;
     proxy_limit_clients(px);
+    reload_init(px);
     return 0;
 }
 

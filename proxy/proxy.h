@@ -178,6 +178,7 @@ struct wpool {
     uint32_t *prev_backend; /* prev_ring node -> backend index, or UINT32_MAX */
     uint64_t *warm_seen;    /* fingerprints of keys already moved */
     uint64_t warm_until_ms;
+    uint64_t warm_gen; /* generation of the configuration warm-up reads */
 };
 
 struct client {
@@ -235,7 +236,11 @@ struct worker {
     uint64_t drain_deadline_ms;
     int reserve_fd; /* held so a refusal can still be accepted when out of fds */
     const conf *cf;   /* what pools were built from */
-    uint64_t conf_gen;
+    uint64_t conf_gen; /* the last generation seen */
+    uint64_t cf_gen;   /* cf's generation */
+    /* The oldest generation this worker still uses (cf, pools a reload
+     * retired, warm-up windows): older configurations may be freed. */
+    _Atomic uint64_t oldest_gen;
     struct retired *retired; /* pools replaced by a reload, still in flight */
     req *spare;              /* freed requests kept for reuse (req.c) */
     uint32_t spare_count;
@@ -244,6 +249,7 @@ struct worker {
 
 typedef struct conf_list {
     conf *cf;
+    uint64_t gen; /* the generation it was current in */
     struct conf_list *next;
 } conf_list;
 
@@ -252,7 +258,10 @@ struct proxy {
     const char *conf_path;
     pthread_mutex_t lock; /* cf, every worker's pools and retired lists */
     _Atomic uint64_t conf_gen; /* bumped by each reload that takes */
-    conf_list *old_confs; /* replaced configurations, freed at exit */
+    /* Replaced configurations, freed once no worker uses them (reload.c). */
+    conf_list *old_confs;
+    uint64_t conf_digest; /* of the configuration file's bytes in force */
+    uint64_t last_reload_ms; /* when the last reload was tried (one_at_a_time) */
     pthread_t reload_thread;
     bool has_reload_thread;
     char last_reload[2048]; /* the last reload's outcome; under lock */
@@ -403,9 +412,16 @@ void merge_reply(req *r);
 /* Reads the configuration file again; if it is valid and keeps every pool's
  * name, listen address and protocol, publishes it for the workers and
  * writes the plan (per pool: servers before and after, hash ranges and
- * share of the key space that change owner) to msg. Returns 0, or -1 with
- * the reason in msg (the old configuration stays). Thread-safe. */
+ * share of the key space that change owner) to msg. Returns 0 (also when
+ * the file is unchanged: nothing happens), -1 with the reason in msg (the
+ * old configuration stays), or -2 when the last reload was too recent.
+ * Thread-safe. */
 int proxy_reload(proxy *px, char *msg, size_t msg_len);
+/* Remembers the configuration file in force (at start), so a reload of
+ * the same bytes changes nothing. */
+void reload_init(proxy *px);
+/* Replaced configurations that no worker uses any more are freed. */
+void reload_collect(proxy *px);
 int reload_start(proxy *px, char *err, size_t err_len);
 void reload_stop(proxy *px);
 

@@ -13,6 +13,11 @@
  *
  * The plan of a reload is exact: the old and new rings (all servers, as
  * configured) are compared with chash_diff, range by range.
+ *
+ * A reload is tried at most every RELOAD_MIN_INTERVAL_MS, and the same file
+ * (byte for byte) changes nothing. A replaced configuration is freed once
+ * every worker has moved past it: its pools drained and its warm-up
+ * windows closed (each worker publishes the oldest generation it uses).
  */
 #define _GNU_SOURCE
 #include "proxy.h"
@@ -89,6 +94,67 @@ static int compatible(const conf *old, const conf *now, char *msg, size_t len) {
     return 0;
 }
 
+/* A reload is tried at most this often: each builds every pool anew on
+ * every worker, so a client looping on PROXY RELOAD (5,700 a second at
+ * b733ada) would cost everyone. */
+#define RELOAD_MIN_INTERVAL_MS 200u
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* FNV-1a of the file's bytes, or 0 when it cannot be read. */
+static uint64_t file_digest(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    uint64_t h = 0xcbf29ce484222325u;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)chunk[i]) * 0x100000001b3u;
+    bool is_ok = !ferror(f);
+    fclose(f);
+    return is_ok ? h | 1 : 0;
+}
+
+void reload_init(proxy *px) { px->conf_digest = file_digest(px->conf_path); }
+
+void reload_collect(proxy *px) {
+    uint64_t oldest = UINT64_MAX;
+    for (uint32_t i = 0; i < px->worker_count; i++) {
+        uint64_t g = atomic_load(&px->workers[i].oldest_gen);
+        if (g < oldest) oldest = g;
+    }
+    conf_list *dead = NULL;
+    pthread_mutex_lock(&px->lock);
+    for (conf_list **at = &px->old_confs; *at;) {
+        conf_list *node = *at;
+        if (node->gen >= oldest) {
+            at = &node->next;
+            continue;
+        }
+        *at = node->next;
+        node->next = dead;
+        dead = node;
+    }
+    pthread_mutex_unlock(&px->lock);
+    while (dead) {
+        conf_list *next = dead->next;
+        conf_free(dead->cf);
+        free(dead);
+        dead = next;
+    }
+}
+
+/* A reload that did nothing (too soon, the same file): said to whoever
+ * asked, logged at most once a second. */
+static void reload_skipped(const char *msg) {
+    static log_limit limit;
+    proxy_log_limited(&limit, LOG_INFO, "%s", msg);
+}
+
 int proxy_reload(proxy *px, char *msg, size_t msg_len) {
     static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&one_at_a_time);
@@ -97,6 +163,23 @@ int proxy_reload(proxy *px, char *msg, size_t msg_len) {
     conf_list *node = NULL;
     char err[CONF_ERR_MAX];
     int rc = -1;
+    uint64_t t = now_ms();
+    if (px->last_reload_ms && t - px->last_reload_ms < RELOAD_MIN_INTERVAL_MS) {
+        snprintf(msg, msg_len, "reload refused: the last one was %llu ms ago (one every %u ms "
+                 "at most)", (unsigned long long)(t - px->last_reload_ms),
+                 RELOAD_MIN_INTERVAL_MS);
+        reload_skipped(msg);
+        pthread_mutex_unlock(&one_at_a_time);
+        return -2;
+    }
+    px->last_reload_ms = t;
+    uint64_t digest = file_digest(px->conf_path);
+    if (digest && digest == px->conf_digest) {
+        snprintf(msg, msg_len, "%s is unchanged: nothing to reload", px->conf_path);
+        reload_skipped(msg);
+        pthread_mutex_unlock(&one_at_a_time);
+        return 0;
+    }
     if (conf_load(px->conf_path, &now, err, sizeof err) != 0) {
         snprintf(msg, msg_len, "reload refused, the old configuration stays: %s", err);
         goto done;
@@ -118,9 +201,11 @@ int proxy_reload(proxy *px, char *msg, size_t msg_len) {
         describe_pool(&old->pools[i], &now->pools[i], msg, msg_len);
     pthread_mutex_lock(&px->lock);
     node->cf = px->cf;
+    node->gen = atomic_load(&px->conf_gen);
     node->next = px->old_confs;
     px->old_confs = node;
     px->cf = now;
+    px->conf_digest = digest;
     atomic_fetch_add(&px->conf_gen, 1);
     pthread_mutex_unlock(&px->lock);
     now = NULL;
@@ -147,8 +232,10 @@ static void *reload_main(void *arg) {
         if (proxy_reload_requested) {
             proxy_reload_requested = 0;
             char msg[2048];
-            proxy_reload(px, msg, sizeof msg);
+            /* Too soon: signals in a burst become one reload, once allowed. */
+            if (proxy_reload(px, msg, sizeof msg) < -1) proxy_reload_requested = 1;
         }
+        reload_collect(px);
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

@@ -178,7 +178,10 @@ void stats_latency(server_stats *st, uint64_t us) {
     stat_add(&st->latency_sum_us, us);
 }
 
-#define STATS_WAIT_MS 50
+/* Long enough for an HTTP client on a loaded host to send its request line
+ * (at 50 ms a scrape was sometimes answered with the JSON); short for a
+ * person waiting on `nc`. */
+#define STATS_WAIT_MS 250
 
 /* Short formatted text (metric lines): longer output is cut, never
  * overflowed. */
@@ -231,6 +234,13 @@ static void stats_prometheus(const proxy *px, buf *b) {
                       "# TYPE chash_proxy_connections_total counter\n"
                       "chash_proxy_connections_total ");
     buf_append_u64(b, atomic_load(&px->total_connections));
+    /* Held under px->lock, as the whole page is. */
+    uint64_t retained = 0;
+    for (const conf_list *c = px->old_confs; c; c = c->next) retained++;
+    buf_append_str(b, "\n# HELP chash_proxy_configs_retained Replaced configurations still in "
+                      "use by requests in flight or a warm-up window.\n"
+                      "# TYPE chash_proxy_configs_retained gauge\nchash_proxy_configs_retained ");
+    buf_append_u64(b, retained);
     buf_append_str(b, "\n");
     for (size_t m = 0; m < POOL_FIELD_COUNT; m++) {
         const stat_field *f = &pool_fields[m];

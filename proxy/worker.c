@@ -128,8 +128,19 @@ static void pool_tick(wpool *p, uint64_t now_ms) {
 typedef struct retired {
     wpool *pools;
     size_t count;
+    uint64_t gen; /* of the configuration they were built from */
     struct retired *next;
 } retired;
+
+/* See worker.oldest_gen; published for reload_collect. */
+static void publish_oldest_gen(worker *w) {
+    uint64_t g = w->cf_gen;
+    for (const retired *r = w->retired; r; r = r->next)
+        if (r->gen < g) g = r->gen;
+    for (size_t i = 0; i < w->pool_count; i++)
+        if (warmup_active(&w->pools[i]) && w->pools[i].warm_gen < g) g = w->pools[i].warm_gen;
+    atomic_store(&w->oldest_gen, g);
+}
 
 static bool pool_is_idle(const wpool *p) {
     for (size_t k = 0; k < p->backend_count; k++)
@@ -206,6 +217,7 @@ static void worker_sync(worker *w) {
     for (size_t i = 0; i < w->pool_count && i < cf->pool_count; i++) {
         carry_stats(&fresh[i], &w->pools[i]);
         warmup_start(&fresh[i], w->pools[i].cf);
+        fresh[i].warm_gen = w->cf_gen;
     }
     /* The same listening sockets, now owned by the new pools. */
     for (size_t i = 0; i < w->pool_count; i++) {
@@ -224,13 +236,16 @@ static void worker_sync(worker *w) {
     }
     old->pools = w->pools;
     old->count = w->pool_count;
+    old->gen = w->cf_gen;
     pthread_mutex_lock(&px->lock);
     old->next = w->retired;
     w->retired = old;
     w->pools = fresh;
     w->pool_count = cf->pool_count;
     w->cf = cf;
+    w->cf_gen = gen;
     pthread_mutex_unlock(&px->lock);
+    publish_oldest_gen(w);
     return;
 fail:
     proxy_log(LOG_ERROR, "worker %u: cannot take the new configuration: %s", w->id,
@@ -255,7 +270,8 @@ int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len) {
         return -1;
     }
     w->cf = px->cf;
-    w->conf_gen = atomic_load(&px->conf_gen);
+    w->conf_gen = w->cf_gen = atomic_load(&px->conf_gen);
+    atomic_store(&w->oldest_gen, w->cf_gen);
     w->pool_count = px->cf->pool_count;
     w->pools = calloc(w->pool_count, sizeof *w->pools);
     if (!w->pools) {
@@ -348,6 +364,7 @@ void worker_run(worker *w) {
         worker_sync(w);
         if (w->now_ms >= w->next_tick_ms) {
             for (size_t i = 0; i < w->pool_count; i++) pool_tick(&w->pools[i], w->now_ms);
+            publish_oldest_gen(w); /* retired pools and warm-up windows end here */
             w->next_tick_ms = w->now_ms + w->tick_ms;
         }
         worker_before_sleep(w);

@@ -165,6 +165,7 @@ READ_ELSEWHERE = {
     "chash_proxy_warmup_failed_total": "test_warmup.py (JSON warmup_failed)",
     "chash_proxy_server_latency_seconds": "test_stats_port",
     "chash_proxy_uptime_seconds": "not an event: seconds since start",
+    "chash_proxy_configs_retained": "test_hostile.py reload_loop",
 }
 
 
