@@ -10,52 +10,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Backends in nutcracker's server order (conf_server_order). */
-static int server_order(const void *a, const void *b) {
-    const backend *x = *(backend *const *)a, *y = *(backend *const *)b;
-    const conf_server *sx = x->cf, *sy = y->cf;
-    return conf_server_order(&sx, &sy);
-}
-
 int pool_build_ring(wpool *p) {
-    const conf_pool *cf = p->cf;
-    chash_config cc;
-    conf_pool_chash_config(cf, &cc);
-
     size_t n = p->server_count; /* former servers are never on the ring */
-    backend **order = malloc(n * sizeof *order);
-    chash_node_spec *specs = malloc(n * sizeof *specs);
-    uint32_t *map = malloc(n * sizeof *map);
+    bool *is_live = malloc((n ? n : 1) * sizeof *is_live);
+    uint32_t *map = malloc((n ? n : 1) * sizeof *map);
     chash *ring = NULL;
     int rc = CHASH_ENOMEM;
-    if (!order || !specs || !map) goto done;
-    size_t live = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!p->backends[i].is_ejected) order[live++] = &p->backends[i];
-    qsort(order, live, sizeof *order, server_order);
-    for (size_t i = 0; i < live; i++) {
-        specs[i] = (chash_node_spec){order[i]->cf->name, strlen(order[i]->cf->name),
-                                     order[i]->cf->weight};
-        map[i] = order[i]->index;
+    if (is_live && map) {
+        /* backends[k] is servers[k] of the pool's configuration. */
+        for (size_t k = 0; k < n; k++) is_live[k] = !p->backends[k].is_ejected;
+        rc = conf_pool_ring_live(p->cf, is_live, &ring, map);
     }
-    rc = chash_create(&cc, &ring);
-    if (rc != CHASH_OK) goto done;
-    if (live) rc = chash_add_many(ring, specs, live);
-    if (rc != CHASH_OK) goto done;
-    chash_free(p->ring);
-    free(p->node_backend);
-    p->ring = ring;
-    p->node_backend = map;
-    p->live_count = live;
-    ring = NULL;
-    map = NULL;
-done:
-    if (rc != CHASH_OK)
-        proxy_log(LOG_ERROR, "pool %s: cannot build the ring: %s", cf->name, chash_strerror(rc));
-    chash_free(ring);
+    if (rc == CHASH_OK) {
+        chash_free(p->ring);
+        free(p->node_backend);
+        p->ring = ring;
+        p->node_backend = map;
+        p->live_count = chash_node_count(ring);
+        map = NULL;
+    } else {
+        proxy_log(LOG_ERROR, "pool %s: cannot build the ring: %s", p->cf->name,
+                  chash_strerror(rc));
+    }
     free(map);
-    free(specs);
-    free(order);
+    free(is_live);
     return rc;
 }
 
