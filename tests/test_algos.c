@@ -8,8 +8,8 @@
  *   disruption      minimal where promised, asserted key by key: after an
  *                   add only keys now on the new node moved, after a remove
  *                   only the removed node's keys; jump, rendezvous and
- *                   memento move 1/(N+1) +- 10 % on add; maglev's excess
- *                   over the minimum is printed, not asserted
+ *                   memento move 1/(N+1) +- 10 %; modulo N/(N+1); maglev
+ *                   at most 1.30x the minimum (assert_move_factor says why)
  *   balance         max/mean bounds per algorithm, weighted shares
  *   determinism     same membership twice, in another order, by add_many or
  *                   one add at a time, by clone: same answers where promised
@@ -156,6 +156,39 @@ static int32_t jump_as_in_paper(uint64_t key, int32_t num_buckets) {
     return (int32_t)b;
 }
 
+/* The owners of 10,000 keys over 37 nodes (weights 1..3), folded FNV-1a
+ * style into one number. */
+static uint64_t placement_vector(chash_algo algo) {
+    chash_config cfg = {.struct_size = sizeof cfg, .algo = algo};
+    chash *c = NULL;
+    ASSERT_OK(chash_create(&cfg, &c));
+    for (int i = 0; i < 37; i++) {
+        char name[32];
+        int len = sprintf(name, "cache-%02d", i);
+        ASSERT_OK(chash_add(c, name, (size_t)len, 1 + (uint32_t)(i % 3)));
+    }
+    uint64_t h = 1469598103934665603ull;
+    for (int k = 0; k < 10000; k++) {
+        char key[32];
+        size_t n;
+        int len = sprintf(key, "user:%d", k);
+        ASSERT_OK(chash_lookup(c, key, (size_t)len, &n));
+        h = (h ^ n) * 1099511628211ull;
+    }
+    chash_free(c);
+    return h;
+}
+
+/* "CHASH_ALGO_RING" for ring: the table's own spelling. */
+static const char *algo_enum_name(chash_algo algo) {
+    static char buf[32];
+    const char *name = chash_algo_name(algo);
+    size_t i = (size_t)sprintf(buf, "CHASH_ALGO_");
+    for (; *name && i + 1 < sizeof buf; name++) buf[i++] = (char)(*name - 'a' + 'A');
+    buf[i] = '\0';
+    return buf;
+}
+
 static void test_known_answers(void) {
     /* Lamping & Veach: key 256 over 1024 buckets is bucket 520. */
     ASSERT_EQ(chash_jump_bucket(256, 1024), 520);
@@ -183,10 +216,10 @@ static void test_known_answers(void) {
     }
 
     /* Placement vectors: owners of 10,000 keys over 37 nodes (weights 1..3),
-     * folded into one number per algorithm (CHASH_PRINT_VECTORS=1 prints
-     * them). A change here moves users' keys: it needs a new major version,
-     * not a new vector. Jump and memento agree with no removals, as do ring
-     * and bounded for plain lookups. */
+     * folded into one number per algorithm (`test_algos print-vectors`
+     * prints them). A change here moves users' keys: it needs a new major
+     * version, not a new vector. Jump and memento agree with no removals, as
+     * do ring and bounded for plain lookups. */
     static const uint64_t expected[] = {
         [CHASH_ALGO_RING] = 0x6b426dd76c0321b3ull,
         [CHASH_ALGO_MODULO] = 0xa9d2fbafdebb27b8ull,
@@ -197,38 +230,52 @@ static void test_known_answers(void) {
         [CHASH_ALGO_BOUNDED] = 0x6b426dd76c0321b3ull,
         [CHASH_ALGO_MEMENTO] = 0x97c88c81f15aba1bull,
     };
-    bool print = getenv("CHASH_PRINT_VECTORS") != NULL;
     /* Every algorithm the library names has a vector. */
     size_t algo_count = 0;
     while (chash_algo_name((chash_algo)algo_count)) algo_count++;
     ASSERT_EQ(algo_count, sizeof expected / sizeof expected[0]);
-    for (int a = 0; a < (int)algo_count; a++) {
-        chash_config cfg = {.struct_size = sizeof cfg, .algo = (chash_algo)a};
-        chash *c = NULL;
-        ASSERT_OK(chash_create(&cfg, &c));
-        for (int i = 0; i < 37; i++) {
-            char name[32];
-            int len = sprintf(name, "cache-%02d", i);
-            ASSERT_OK(chash_add(c, name, (size_t)len, 1 + (uint32_t)(i % 3)));
-        }
-        uint64_t h = 1469598103934665603ull;
-        for (int k = 0; k < 10000; k++) {
-            char key[32];
-            size_t n;
-            int len = sprintf(key, "user:%d", k);
-            ASSERT_OK(chash_lookup(c, key, (size_t)len, &n));
-            h = (h ^ n) * 1099511628211ull;
-        }
-        if (print)
-            printf("        [%d] = 0x%016llxull, /* %s */\n", a, (unsigned long long)h,
-                   chash_algo_name((chash_algo)a));
-        else
-            ASSERT_UEQ(h, expected[a]);
-        chash_free(c);
-    }
+    for (int a = 0; a < (int)algo_count; a++)
+        ASSERT_UEQ(placement_vector((chash_algo)a), expected[a]);
+}
+
+/* `test_algos print-vectors`: the table above, for a new major version.
+ * A tool mode, not a test: ctest never runs it, and it checks nothing. */
+static void print_vectors(void) {
+    for (int a = 0; chash_algo_name((chash_algo)a); a++)
+        printf("        [%s] = 0x%016llxull,\n", algo_enum_name((chash_algo)a),
+               (unsigned long long)placement_vector((chash_algo)a));
 }
 
 /* ---- disruption -------------------------------------------------------- */
+
+/*
+ * Keys moved by one change, over the least any placement must move (the
+ * new or removed node's fair share), against what each algorithm promises.
+ * The change is test_disruption's: 30 nodes, one added or node-7 removed,
+ * 100,000 keys, so a fair share of 3,200 or 3,300 keys has a sampling
+ * spread of about 2 %.
+ *   even and minimal  1 +- 0.10: exactly the new or removed node's keys.
+ *   modulo            a key stays only if h mod 30 and h mod 31 (h mod 29)
+ *                     name the same node: 1 of 31 (1 of 30) residue pairs,
+ *                     so it moves `modulo_factor` = 30 (29) times the
+ *                     minimum, to within 1 % (the spread is 0.06 %).
+ *   maglev            at least the minimum (the new node claims a fair share
+ *                     of entries, to 1 %) and at most 1.30x: some entries
+ *                     change hands between nodes that stay. Measured with
+ *                     this change (add, remove the 8th) over 1,000 random
+ *                     30-node memberships at the default 65,537 entries:
+ *                     mean 1.12x, sd 0.03, one membership past 1.25; ours
+ *                     moves 1.10x and 1.11x. Refilling the table from
+ *                     scratch, as modulo does its slots, would move ~30x.
+ *   ring, multiprobe, bounded: minimal, so the moved keys are exactly the
+ *                     new node's load (moved_keys checks each); how fair
+ *                     that load is, is test_balance's to check.
+ */
+static void assert_move_factor(const traits *t, double factor, int modulo_factor) {
+    if (t->is_even && t->is_minimal) ASSERT_NEAR(factor, 1.0, 0.10);
+    if (t->algo == CHASH_ALGO_MODULO) ASSERT_NEAR(factor, modulo_factor, 0.01 * modulo_factor);
+    if (t->algo == CHASH_ALGO_MAGLEV) ASSERT_TRUE(factor >= 0.90 && factor <= 1.30);
+}
 
 static void test_disruption(const traits *t) {
     enum { N = 30, KEYS = 100000 };
@@ -241,9 +288,9 @@ static void test_disruption(const traits *t) {
     ASSERT_OK(chash_add(grown, "node-new", 8, 1));
     size_t moved = moved_keys(c, grown, keys, KEYS, t->is_minimal ? "node-new" : NULL, NULL);
     double ideal = (double)KEYS / (N + 1), factor = (double)moved / ideal;
-    if (t->is_even && t->is_minimal) ASSERT_NEAR(factor, 1.0, 0.10);
     printf("  %-10s add:    moved %5.2f%% of keys, %.2fx the minimum\n", algo_name(t),
            100.0 * (double)moved / KEYS, factor);
+    assert_move_factor(t, factor, N);
 
     /* Remove one: a middle node where allowed, else the last. */
     const char *victim = t->removes_any ? "node-7" : "node-29";
@@ -253,9 +300,9 @@ static void test_disruption(const traits *t) {
     moved = moved_keys(c, shrunk, keys, KEYS, NULL, t->is_minimal ? victim : NULL);
     ideal = (double)KEYS / N;
     factor = (double)moved / ideal;
-    if (t->is_even && t->is_minimal) ASSERT_NEAR(factor, 1.0, 0.10);
     printf("  %-10s remove: moved %5.2f%% of keys, %.2fx the minimum\n", algo_name(t),
            100.0 * (double)moved / KEYS, factor);
+    assert_move_factor(t, factor, N - 1);
     if (!t->removes_any) {
         /* Plain jump: a middle node cannot go, and trying changes nothing. */
         chash *k = NULL;
@@ -905,6 +952,14 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "threads") == 0) {
         test_threads();
         TEST_DONE();
+    }
+    if (argc > 1 && strcmp(argv[1], "print-vectors") == 0) {
+        print_vectors();
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "usage: test_algos [threads | print-vectors]\n");
+        return 2;
     }
     test_known_answers();
     test_errors();
