@@ -46,7 +46,12 @@ typedef struct plan {
     uint64_t moved_hashes;
     size_t range_count;
     FILE *ranges; /* range lines are spooled here, printed after the summary */
+    char *spool;
+    size_t spool_len;
     bool json;
+    bool is_exact;    /* from ranges; else from `samples` sampled keys */
+    uint64_t samples;
+    double moved_fraction;
 } plan;
 
 static const char *node_name(const chash *c, size_t i, size_t *len) {
@@ -103,71 +108,188 @@ static int cmp_pair(const void *a, const void *b) {
     return (x->hashes < y->hashes) - (x->hashes > y->hashes);
 }
 
+/* A key's owner before and after the change. */
+typedef struct key_owners {
+    size_t from, to;
+    const char *from_name, *to_name;
+    size_t from_len, to_len;
+} key_owners;
+
+/* Looks the key up on both sides; true when its owner (by name) changes. */
+static bool key_moves(const plan *p, const char *key, size_t len, key_owners *o) {
+    chash_lookup(p->from, key, len, &o->from);
+    chash_lookup(p->to, key, len, &o->to);
+    o->from_name = node_name(p->from, o->from, &o->from_len);
+    o->to_name = node_name(p->to, o->to, &o->to_len);
+    return !(o->from_len == o->to_len && memcmp(o->from_name, o->to_name, o->from_len) == 0);
+}
+
 /* Sampled estimate for algorithms without ranges. */
 static int sample_pairs(plan *p, uint64_t samples, uint64_t *moved) {
     *moved = 0;
     for (uint64_t i = 0; i < samples; i++) {
         char key[64];
-        size_t len = cli_key(1, i, key, sizeof key), a, b, la, lb;
-        chash_lookup(p->from, key, len, &a);
-        chash_lookup(p->to, key, len, &b);
-        const char *na = node_name(p->from, a, &la), *nb = node_name(p->to, b, &lb);
-        if (la == lb && memcmp(na, nb, la) == 0) continue;
+        size_t len = cli_key(1, i, key, sizeof key);
+        key_owners o;
+        if (!key_moves(p, key, len, &o)) continue;
         (*moved)++;
-        if (add_pair(p, a, b, 1)) return 1;
+        if (add_pair(p, o.from, o.to, 1)) return 1;
     }
     return 0;
 }
 
+/* The moved share and its pairs: exact from the ranges where the algorithm
+ * has them (spooled for the output), else estimated from sampled keys. */
+static int find_moves(plan *p) {
+    int drc = chash_diff(p->from, p->to, on_range, p);
+    fflush(p->ranges);
+    p->is_exact = drc != CHASH_ENOTSUP;
+    if (drc == CHASH_ENOTSUP) {
+        uint64_t sampled_moved = 0;
+        if (sample_pairs(p, p->samples, &sampled_moved)) return cli_fail("plan", "out of memory");
+        p->moved_fraction = (double)sampled_moved / (double)p->samples;
+    } else if (drc != CHASH_OK) {
+        return cli_fail("plan", "%s", drc > 0 ? "out of memory" : chash_strerror(drc));
+    } else {
+        p->moved_fraction = (double)p->moved_hashes / 4294967296.0;
+    }
+    /* No pairs, no array: qsort must not see NULL even for zero items. */
+    if (p->pair_count) qsort(p->pairs, p->pair_count, sizeof *p->pairs, cmp_pair);
+    return 0;
+}
+
+/* What a pair's count is a share of: the hash space, or the samples. */
+static double pair_denominator(const plan *p) {
+    return p->is_exact ? 4294967296.0 : (double)p->samples;
+}
+
+static void print_json_summary(const plan *p, const chash_config *cfg) {
+    printf("{\"command\":\"plan\",\"algo\":\"%s\",\"scheme\":\"%s\",\"vnodes\":%u,"
+           "\"nodes_from\":%zu,\"nodes_to\":%zu,\"exact\":%s,\"moved_fraction\":%.9f,",
+           chash_algo_name(cfg->algo), chash_scheme_name(cfg->scheme), cfg->vnodes,
+           chash_node_count(p->from), chash_node_count(p->to), p->is_exact ? "true" : "false",
+           p->moved_fraction);
+    if (!p->is_exact) printf("\"sampled_keys\":%llu,", (unsigned long long)p->samples);
+    printf("\"pairs\":[");
+    for (size_t i = 0; i < p->pair_count; i++) {
+        printf("%s{\"from\":", i ? "," : "");
+        print_name(stdout, p->from, p->pairs[i].from, true);
+        printf(",\"to\":");
+        print_name(stdout, p->to, p->pairs[i].to, true);
+        printf(",\"fraction\":%.9f}", (double)p->pairs[i].hashes / pair_denominator(p));
+    }
+    printf("],\"range_count\":%zu,\"ranges\":[", p->range_count);
+    fwrite(p->spool, 1, p->spool_len, stdout);
+    printf("]");
+}
+
+static void print_text_summary(const plan *p, const chash_config *cfg) {
+    printf("# plan: %zu nodes -> %zu nodes, algo %s, scheme %s, %u vnodes\n",
+           chash_node_count(p->from), chash_node_count(p->to), chash_algo_name(cfg->algo),
+           chash_scheme_name(cfg->scheme), cfg->vnodes);
+    if (p->is_exact)
+        printf("# moved: %.4f%% of the key space, exactly, in %zu ranges\n",
+               100 * p->moved_fraction, p->range_count);
+    else
+        printf("# moved: about %.4f%% of keys (%llu sampled keys; %s has no ranges)\n",
+               100 * p->moved_fraction, (unsigned long long)p->samples, chash_algo_name(cfg->algo));
+    printf("# %-22s %-22s %10s\n", "from", "to", "share");
+    for (size_t i = 0; i < p->pair_count; i++) {
+        size_t la, lb;
+        const char *na = node_name(p->from, p->pairs[i].from, &la);
+        const char *nb = node_name(p->to, p->pairs[i].to, &lb);
+        printf("# %-22.*s %-22.*s %9.4f%%\n", (int)la, na, (int)lb, nb,
+               100.0 * (double)p->pairs[i].hashes / pair_denominator(p));
+    }
+    fwrite(p->spool, 1, p->spool_len, stdout);
+}
+
+static void print_key_move(const plan *p, const char *key, size_t len, const key_owners *o,
+                           bool is_first) {
+    if (p->json) {
+        printf("%s{\"key\":", is_first ? "" : ",");
+        cli_json_string(stdout, key, len);
+        printf(",\"from\":");
+        cli_json_string(stdout, o->from_name, o->from_len);
+        printf(",\"to\":");
+        cli_json_string(stdout, o->to_name, o->to_len);
+        putchar('}');
+    } else {
+        fwrite(key, 1, len, stdout);
+        putchar('\t');
+        fwrite(o->from_name, 1, o->from_len, stdout);
+        putchar('\t');
+        fwrite(o->to_name, 1, o->to_len, stdout);
+        putchar('\n');
+    }
+}
+
+/* Prints each key of the file (one a line, "-" for stdin) that moves. */
 static int list_keys(plan *p, const char *path, uint64_t *total, uint64_t *moved) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) return cli_usage_error("plan", "--keys %s: cannot open", path);
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
-    bool first = true;
     while ((got = getline(&line, &cap, f)) >= 0) {
-        size_t len = (size_t)got, a, b, la, lb;
+        size_t len = (size_t)got;
         if (len && line[len - 1] == '\n') len--;
         (*total)++;
-        chash_lookup(p->from, line, len, &a);
-        chash_lookup(p->to, line, len, &b);
-        const char *na = node_name(p->from, a, &la), *nb = node_name(p->to, b, &lb);
-        if (la == lb && memcmp(na, nb, la) == 0) continue;
+        key_owners o;
+        if (!key_moves(p, line, len, &o)) continue;
+        print_key_move(p, line, len, &o, *moved == 0);
         (*moved)++;
-        if (p->json) {
-            printf("%s{\"key\":", first ? "" : ",");
-            cli_json_string(stdout, line, len);
-            printf(",\"from\":");
-            cli_json_string(stdout, na, la);
-            printf(",\"to\":");
-            cli_json_string(stdout, nb, lb);
-            putchar('}');
-        } else {
-            fwrite(line, 1, len, stdout);
-            putchar('\t');
-            fwrite(na, 1, la, stdout);
-            putchar('\t');
-            fwrite(nb, 1, lb, stdout);
-            putchar('\n');
-        }
-        first = false;
     }
     free(line);
     if (f != stdin) fclose(f);
     return 0;
 }
 
-static bool load_side(const char *flag, const char *path, const chash_config *cfg, chash **out) {
+static int print_keys(plan *p, const char *path) {
+    uint64_t total = 0, moved = 0;
+    if (p->json) printf(",\"keys\":[");
+    int rc = list_keys(p, path, &total, &moved);
+    if (p->json)
+        printf("],\"keys_total\":%llu,\"keys_moved\":%llu", (unsigned long long)total,
+               (unsigned long long)moved);
+    else if (rc == 0)
+        printf("# keys: %llu of %llu move\n", (unsigned long long)moved, (unsigned long long)total);
+    return rc;
+}
+
+static int print_plan(plan *p, const char *keys_path) {
+    chash_config cfg = CHASH_CONFIG_INIT;
+    chash_get_config(p->from, &cfg);
+    if (p->json)
+        print_json_summary(p, &cfg);
+    else
+        print_text_summary(p, &cfg);
+    int rc = keys_path ? print_keys(p, keys_path) : 0;
+    if (p->json) printf("}\n");
+    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout)))
+        rc = cli_fail("plan", "write error on stdout");
+    return rc;
+}
+
+static bool load_side(const char *path, const chash_config *cfg, chash **out) {
     cli_nodes nodes;
     if (!cli_nodes_read_file("plan", path, &nodes)) return false;
     bool ok = cli_build("plan", cfg, &nodes, out);
     cli_nodes_free(&nodes);
-    (void)flag;
     return ok;
 }
 
-int cmd_plan(int argc, char **argv) {
+typedef struct plan_options {
+    cli_placement placement;
+    const char *from_path, *to_path, *keys_path;
+    bool json;
+} plan_options;
+
+/* The options parsers' "go on": not an exit code. */
+#define OPTIONS_PARSED (-1)
+
+/* Returns OPTIONS_PARSED, or the exit code after --help or a usage error. */
+static int parse_plan_options(int argc, char **argv, plan_options *o) {
     enum { OPT_FROM = CLI_OPT_FIRST_FREE, OPT_TO, OPT_KEYS, OPT_JSON, OPT_HELP };
     static const struct option longopts[] = {
         CLI_PLACEMENT_LONG_OPTIONS,
@@ -178,130 +300,54 @@ int cmd_plan(int argc, char **argv) {
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    const char *cmd = "plan", *from_path = NULL, *to_path = NULL, *keys_path = NULL;
-    cli_placement pl = {.config = CHASH_CONFIG_INIT};
-    bool json = false;
+    const char *cmd = "plan";
     int opt;
     opterr = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case OPT_HELP: fputs(plan_help, stdout); return 0;
-        case OPT_FROM: from_path = optarg; break;
-        case OPT_TO: to_path = optarg; break;
-        case OPT_KEYS: keys_path = optarg; break;
-        case OPT_JSON: json = true; break;
+        case OPT_FROM: o->from_path = optarg; break;
+        case OPT_TO: o->to_path = optarg; break;
+        case OPT_KEYS: o->keys_path = optarg; break;
+        case OPT_JSON: o->json = true; break;
         case '?': return cli_bad_option(cmd, argc, argv);
         default:
-            if (!cli_placement_option(cmd, &pl, opt, optarg)) return CLI_EXIT_USAGE;
+            if (!cli_placement_option(cmd, &o->placement, opt, optarg)) return CLI_EXIT_USAGE;
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!from_path || !to_path) return cli_usage_error(cmd, "--from FILE and --to FILE are required");
-    if (pl.membership_flags)
+    if (!o->from_path || !o->to_path)
+        return cli_usage_error(cmd, "--from FILE and --to FILE are required");
+    if (o->placement.membership_flags)
         return cli_usage_error(cmd, "memberships come from --from and --to files only");
+    return OPTIONS_PARSED;
+}
 
-    plan p = {.json = json};
+int cmd_plan(int argc, char **argv) {
+    plan_options o = {.placement = {.config = CHASH_CONFIG_INIT}};
+    int rc = parse_plan_options(argc, argv, &o);
+    if (rc != OPTIONS_PARSED) return rc;
     chash *from = NULL, *to = NULL;
-    int rc = 0;
-    if (!load_side("--from", from_path, &pl.config, &from) ||
-        !load_side("--to", to_path, &pl.config, &to)) {
+    if (!load_side(o.from_path, &o.placement.config, &from) ||
+        !load_side(o.to_path, &o.placement.config, &to)) {
         chash_free(from);
         return CLI_EXIT_USAGE;
     }
-    p.from = from;
-    p.to = to;
-    char *spool = NULL;
-    size_t spool_len = 0;
-    p.ranges = open_memstream(&spool, &spool_len);
-    if (!p.ranges) {
-        rc = cli_fail(cmd, "out of memory");
-        goto out;
-    }
-    bool exact = true;
-    double moved_fraction;
-    uint64_t samples = 1000000, sampled_moved = 0;
-    int drc = chash_diff(from, to, on_range, &p);
-    fflush(p.ranges);
-    if (drc == CHASH_ENOTSUP) {
-        exact = false;
-        if (sample_pairs(&p, samples, &sampled_moved)) {
-            rc = cli_fail(cmd, "out of memory");
-            goto out;
-        }
-        moved_fraction = (double)sampled_moved / (double)samples;
-    } else if (drc != CHASH_OK) {
-        rc = cli_fail(cmd, "%s", drc > 0 ? "out of memory" : chash_strerror(drc));
-        goto out;
-    } else {
-        moved_fraction = (double)p.moved_hashes / 4294967296.0;
-    }
-    qsort(p.pairs, p.pair_count, sizeof *p.pairs, cmp_pair);
-    double denom = exact ? 4294967296.0 : (double)samples;
-    chash_config cfg = CHASH_CONFIG_INIT;
-    chash_get_config(from, &cfg);
-    if (json) {
-        printf("{\"command\":\"plan\",\"algo\":\"%s\",\"scheme\":\"%s\",\"vnodes\":%u,"
-               "\"nodes_from\":%zu,\"nodes_to\":%zu,\"exact\":%s,\"moved_fraction\":%.9f,",
-               chash_algo_name(cfg.algo), chash_scheme_name(cfg.scheme), cfg.vnodes,
-               chash_node_count(from), chash_node_count(to), exact ? "true" : "false",
-               moved_fraction);
-        if (!exact) printf("\"sampled_keys\":%llu,", (unsigned long long)samples);
-        printf("\"pairs\":[");
-        for (size_t i = 0; i < p.pair_count; i++) {
-            printf("%s{\"from\":", i ? "," : "");
-            print_name(stdout, from, p.pairs[i].from, true);
-            printf(",\"to\":");
-            print_name(stdout, to, p.pairs[i].to, true);
-            printf(",\"fraction\":%.9f}", (double)p.pairs[i].hashes / denom);
-        }
-        printf("],\"range_count\":%zu,\"ranges\":[", p.range_count);
-        fwrite(spool, 1, spool_len, stdout);
-        printf("]");
-    } else {
-        printf("# plan: %zu nodes -> %zu nodes, algo %s, scheme %s, %u vnodes\n",
-               chash_node_count(from), chash_node_count(to), chash_algo_name(cfg.algo),
-               chash_scheme_name(cfg.scheme), cfg.vnodes);
-        if (exact)
-            printf("# moved: %.4f%% of the key space, exactly, in %zu ranges\n",
-                   100 * moved_fraction, p.range_count);
-        else
-            printf("# moved: about %.4f%% of keys (%llu sampled keys; %s has no ranges)\n",
-                   100 * moved_fraction, (unsigned long long)samples, chash_algo_name(cfg.algo));
-        printf("# %-22s %-22s %10s\n", "from", "to", "share");
-        for (size_t i = 0; i < p.pair_count; i++) {
-            size_t la, lb;
-            const char *na = node_name(from, p.pairs[i].from, &la);
-            const char *nb = node_name(to, p.pairs[i].to, &lb);
-            printf("# %-22.*s %-22.*s %9.4f%%\n", (int)la, na, (int)lb, nb,
-                   100.0 * (double)p.pairs[i].hashes / denom);
-        }
-        fwrite(spool, 1, spool_len, stdout);
-    }
-    if (keys_path) {
-        uint64_t total = 0, moved = 0;
-        if (json) printf(",\"keys\":[");
-        rc = list_keys(&p, keys_path, &total, &moved);
-        if (json)
-            printf("],\"keys_total\":%llu,\"keys_moved\":%llu", (unsigned long long)total,
-                   (unsigned long long)moved);
-        else if (rc == 0)
-            printf("# keys: %llu of %llu move\n", (unsigned long long)moved,
-                   (unsigned long long)total);
-    }
-    if (json) printf("}\n");
-    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout)))
-        rc = cli_fail(cmd, "write error on stdout");
-out:
+    plan p = {.from = from, .to = to, .json = o.json, .samples = 1000000};
+    p.ranges = open_memstream(&p.spool, &p.spool_len);
+    rc = p.ranges ? find_moves(&p) : cli_fail("plan", "out of memory");
+    if (rc == 0) rc = print_plan(&p, o.keys_path);
     if (p.ranges) fclose(p.ranges);
-    free(spool);
+    free(p.spool);
     free(p.pairs);
     chash_free(from);
     chash_free(to);
     return rc;
 }
 
-int cmd_ownership(int argc, char **argv) {
+/* Returns OPTIONS_PARSED, or the exit code after --help or a usage error. */
+static int parse_ownership_options(int argc, char **argv, cli_placement *pl, bool *json) {
     enum { OPT_JSON = CLI_OPT_FIRST_FREE, OPT_HELP };
     static const struct option longopts[] = {
         CLI_PLACEMENT_LONG_OPTIONS,
@@ -310,8 +356,6 @@ int cmd_ownership(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "ownership";
-    cli_placement pl = {.config = CHASH_CONFIG_INIT};
-    bool json = false;
     int opt;
     opterr = 0;
     optind = 1;
@@ -321,27 +365,38 @@ int cmd_ownership(int argc, char **argv) {
             return 0;
         }
         if (opt == OPT_JSON) {
-            json = true;
+            *json = true;
             continue;
         }
         if (opt == '?') return cli_bad_option(cmd, argc, argv);
-        if (!cli_placement_option(cmd, &pl, opt, optarg)) return CLI_EXIT_USAGE;
+        if (!cli_placement_option(cmd, pl, opt, optarg)) return CLI_EXIT_USAGE;
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    cli_nodes nodes;
-    if (!cli_placement_nodes(cmd, &pl, 10, &nodes)) return CLI_EXIT_USAGE;
-    chash *c = NULL;
-    bool built = cli_build(cmd, &pl.config, &nodes, &c);
-    cli_nodes_free(&nodes);
-    if (!built) return CLI_EXIT_USAGE;
-    size_t n = chash_node_count(c);
-    uint64_t *shares = calloc(n, sizeof *shares), space = 0;
-    int rc = shares ? chash_ownership(c, shares, n, &space) : CHASH_ENOMEM;
-    if (rc != CHASH_OK) {
-        free(shares);
-        chash_free(c);
-        return cli_usage_error(cmd, "%s", chash_strerror(rc));
+    return OPTIONS_PARSED;
+}
+
+static void print_owner(const chash *c, size_t i, uint64_t hashes, double share, double ideal,
+                        double dev, bool json) {
+    uint32_t w;
+    size_t len;
+    const char *name = node_name(c, i, &len);
+    chash_node(c, i, NULL, NULL, &w);
+    if (json) {
+        printf("%s{\"name\":", i ? "," : "");
+        cli_json_string(stdout, name, len);
+        printf(",\"weight\":%u,\"hashes\":%llu,\"share\":%.9f,\"ideal\":%.9f,"
+               "\"deviation\":%.6f}",
+               w, (unsigned long long)hashes, share, ideal, dev);
+    } else {
+        printf("%-24.*s %6u %11.4f%% %11.4f%% %+9.2f%%\n", (int)len, name, w, 100 * share,
+               100 * ideal, 100 * dev);
     }
+}
+
+/* Each node's share of `space` hashes beside its weighted ideal, and the
+ * largest and typical deviation. */
+static void print_ownership(const chash *c, const uint64_t *shares, uint64_t space, bool json) {
+    size_t n = chash_node_count(c);
     double total_weight = 0, worst = 0, sq = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t w;
@@ -352,23 +407,12 @@ int cmd_ownership(int argc, char **argv) {
     else printf("%-24s %6s %12s %12s %10s\n", "node", "weight", "share", "ideal", "deviation");
     for (size_t i = 0; i < n; i++) {
         uint32_t w;
-        size_t len;
-        const char *name = node_name(c, i, &len);
         chash_node(c, i, NULL, NULL, &w);
         double share = (double)shares[i] / (double)space, ideal = w / total_weight;
         double dev = share / ideal - 1;
         if (fabs(dev) > fabs(worst)) worst = dev;
         sq += dev * dev;
-        if (json) {
-            printf("%s{\"name\":", i ? "," : "");
-            cli_json_string(stdout, name, len);
-            printf(",\"weight\":%u,\"hashes\":%llu,\"share\":%.9f,\"ideal\":%.9f,"
-                   "\"deviation\":%.6f}",
-                   w, (unsigned long long)shares[i], share, ideal, dev);
-        } else {
-            printf("%-24.*s %6u %11.4f%% %11.4f%% %+9.2f%%\n", (int)len, name, w, 100 * share,
-                   100 * ideal, 100 * dev);
-        }
+        print_owner(c, i, shares[i], share, ideal, dev, json);
     }
     if (json)
         printf("],\"max_abs_deviation\":%.6f,\"stddev_deviation\":%.6f}\n", fabs(worst),
@@ -376,8 +420,27 @@ int cmd_ownership(int argc, char **argv) {
     else
         printf("\nlargest deviation from the weighted ideal: %+.2f%%; stddev %.2f%%\n",
                100 * worst, 100 * sqrt(sq / (double)n));
+}
+
+int cmd_ownership(int argc, char **argv) {
+    const char *cmd = "ownership";
+    cli_placement pl = {.config = CHASH_CONFIG_INIT};
+    bool json = false;
+    int rc = parse_ownership_options(argc, argv, &pl, &json);
+    if (rc != OPTIONS_PARSED) return rc;
+    cli_nodes nodes;
+    if (!cli_placement_nodes(cmd, &pl, 10, &nodes)) return CLI_EXIT_USAGE;
+    chash *c = NULL;
+    bool built = cli_build(cmd, &pl.config, &nodes, &c);
+    cli_nodes_free(&nodes);
+    if (!built) return CLI_EXIT_USAGE;
+    size_t n = chash_node_count(c);
+    uint64_t *shares = calloc(n, sizeof *shares), space = 0;
+    rc = shares ? chash_ownership(c, shares, n, &space) : CHASH_ENOMEM;
+    if (rc == CHASH_OK) print_ownership(c, shares, space, json);
     free(shares);
     chash_free(c);
+    if (rc != CHASH_OK) return cli_usage_error(cmd, "%s", chash_strerror(rc));
     if (fflush(stdout) != 0 || ferror(stdout)) return cli_fail(cmd, "write error on stdout");
     return 0;
 }

@@ -118,129 +118,155 @@ static size_t union_index(const algo_run *r, bool after, size_t local) {
     return after ? r->global_after[local] : r->global_before[local];
 }
 
-/* The ring after the change as owner arcs, and the changed arcs inside it. */
-static void svg_ring(FILE *f, const sim *s, const algo_run *r, const moved_ranges *moved) {
-    const double cx = 260, cy = 260, space = 4294967296.0;
-    fputs("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"520\" height=\"520\" "
-          "viewBox=\"0 0 520 520\" role=\"img\" aria-label=\"the ring\">\n",
-          f);
-    fputs("<title>The ring after the change: each node's arcs in its colour; inner band: "
-          "the arcs that changed owner</title>\n",
-          f);
-    size_t points = chash_point_count(r->after);
-    /* Count owner runs to decide between exact arcs and bins. */
-    size_t segments = 0;
-    size_t prev_owner = SIZE_MAX;
+/* ---- the ring ----------------------------------------------------------- */
+
+#define HASH_SPACE 4294967296.0
+#define RING_CX 260.0
+#define RING_CY 260.0
+
+/* Owner runs of the ring after the change: the arcs an exact drawing needs. */
+static size_t owner_segments(const algo_run *r) {
+    size_t points = chash_point_count(r->after), segments = 0, prev_owner = SIZE_MAX;
     for (size_t i = 0; i < points; i++) {
         size_t n;
         chash_point(r->after, i, NULL, &n);
         if (n != prev_owner) segments++;
         prev_owner = n;
     }
-    bool binned = segments > RING_SEGMENTS_MAX;
-    if (!binned) {
-        /* Point i owns (hash[i-1], hash[i]]; point 0 also owns the wrap. */
-        uint32_t last_hash;
-        chash_point(r->after, points - 1, &last_hash, NULL);
-        size_t i = 0;
-        while (i < points) {
-            size_t owner, j = i;
-            uint32_t h;
-            chash_point(r->after, i, NULL, &owner);
-            size_t n = owner;
-            while (j + 1 < points && (chash_point(r->after, j + 1, &h, &n), n == owner)) j++;
-            uint32_t start_hash = 0, end_hash;
-            if (i > 0) chash_point(r->after, i - 1, &start_hash, NULL);
-            chash_point(r->after, j, &end_hash, NULL);
-            double f0 = i == 0 ? 0.0 : ((double)start_hash + 1) / space;
-            double f1 = ((double)end_hash + 1) / space;
-            size_t g = union_index(r, true, owner);
-            if (f1 > f0) {
-                arc(f, cx, cy, 200, 245, f0, f1, node_colour(s, g));
-                fputs("><title>", f);
-                put_name(f, s, g);
-                fputs("</title></path>\n", f);
-            }
-            i = j + 1;
-        }
-        if (points) { /* the wrap above the last point belongs to point 0 */
-            size_t owner;
-            chash_point(r->after, 0, NULL, &owner);
-            size_t g = union_index(r, true, owner);
-            double f0 = ((double)last_hash + 1) / space;
-            if (f0 < 1.0) {
-                arc(f, cx, cy, 200, 245, f0, 1.0, node_colour(s, g));
-                fputs("><title>", f);
-                put_name(f, s, g);
-                fputs("</title></path>\n", f);
-            }
-        }
-    } else {
-        for (size_t b = 0; b < RING_BINS; b++) {
-            uint64_t mid = (uint64_t)((b + 0.5) * space / RING_BINS);
-            size_t n;
-            chash_lookup_hash(r->after, mid, &n);
-            size_t g = union_index(r, true, n);
-            arc(f, cx, cy, 200, 245, (double)b / RING_BINS, (double)(b + 1) / RING_BINS,
-                node_colour(s, g));
+    return segments;
+}
+
+/* An arc of the outer band in node g's colour, named on hover. */
+static void owner_arc(FILE *f, const sim *s, size_t g, double f0, double f1) {
+    arc(f, RING_CX, RING_CY, 200, 245, f0, f1, node_colour(s, g));
+    fputs("><title>", f);
+    put_name(f, s, g);
+    fputs("</title></path>\n", f);
+}
+
+/* One arc per run of points with one owner. Point i owns (hash[i-1],
+ * hash[i]]; point 0 also owns the wrap above the last point. */
+static void owner_arcs(FILE *f, const sim *s, const algo_run *r) {
+    size_t points = chash_point_count(r->after);
+    uint32_t last_hash;
+    chash_point(r->after, points - 1, &last_hash, NULL);
+    size_t i = 0;
+    while (i < points) {
+        size_t owner, j = i;
+        uint32_t h;
+        chash_point(r->after, i, NULL, &owner);
+        size_t n = owner;
+        while (j + 1 < points && (chash_point(r->after, j + 1, &h, &n), n == owner)) j++;
+        uint32_t start_hash = 0, end_hash;
+        if (i > 0) chash_point(r->after, i - 1, &start_hash, NULL);
+        chash_point(r->after, j, &end_hash, NULL);
+        double f0 = i == 0 ? 0.0 : ((double)start_hash + 1) / HASH_SPACE;
+        double f1 = ((double)end_hash + 1) / HASH_SPACE;
+        if (f1 > f0) owner_arc(f, s, union_index(r, true, owner), f0, f1);
+        i = j + 1;
+    }
+    if (points) {
+        size_t owner;
+        chash_point(r->after, 0, NULL, &owner);
+        double f0 = ((double)last_hash + 1) / HASH_SPACE;
+        if (f0 < 1.0) owner_arc(f, s, union_index(r, true, owner), f0, 1.0);
+    }
+}
+
+/* Too many arcs to draw: the owner of each bin's middle hash. */
+static void owner_bins(FILE *f, const sim *s, const algo_run *r) {
+    for (size_t b = 0; b < RING_BINS; b++) {
+        uint64_t mid = (uint64_t)((b + 0.5) * HASH_SPACE / RING_BINS);
+        size_t n;
+        chash_lookup_hash(r->after, mid, &n);
+        size_t g = union_index(r, true, n);
+        arc(f, RING_CX, RING_CY, 200, 245, (double)b / RING_BINS, (double)(b + 1) / RING_BINS,
+            node_colour(s, g));
+        fputs("/>\n", f);
+    }
+}
+
+/* Changed arcs of the inner band, coloured by their new owner, both named. */
+static void moved_arcs(FILE *f, const sim *s, const algo_run *r, const moved_ranges *moved) {
+    for (size_t i = 0; i < moved->count; i++) {
+        const chash_range *m = &moved->ranges[i];
+        size_t to = union_index(r, true, m->to), from = union_index(r, false, m->from);
+        double f0 = m->first / HASH_SPACE, f1 = ((double)m->last + 1) / HASH_SPACE;
+        if (f1 - f0 < 0.0005) f1 = f0 + 0.0005; /* keep tiny arcs visible */
+        arc(f, RING_CX, RING_CY, 160, 192, f0, f1, node_colour(s, to));
+        fprintf(f, " stroke=\"#000\" stroke-width=\"0.4\"><title>hashes %u-%u: ", m->first,
+                m->last);
+        put_name(f, s, from);
+        fputs(" -&gt; ", f);
+        put_name(f, s, to);
+        fputs("</title></path>\n", f);
+    }
+}
+
+/* Too many changed arcs: each bin that holds one, in its first one's colour. */
+static void moved_bins(FILE *f, const sim *s, const algo_run *r, const moved_ranges *moved) {
+    size_t at = 0;
+    for (size_t b = 0; b < RING_BINS && at < moved->count; b++) {
+        uint64_t lo = (uint64_t)(b * HASH_SPACE / RING_BINS);
+        uint64_t hi = (uint64_t)((b + 1) * HASH_SPACE / RING_BINS);
+        while (at < moved->count && moved->ranges[at].last < lo) at++;
+        if (at < moved->count && moved->ranges[at].first < hi) {
+            size_t to = union_index(r, true, moved->ranges[at].to);
+            arc(f, RING_CX, RING_CY, 160, 192, (double)b / RING_BINS,
+                (double)(b + 1) / RING_BINS, node_colour(s, to));
             fputs("/>\n", f);
         }
     }
-    /* Changed arcs, coloured by their new owner, with both owners named. */
-    bool moved_binned = moved->count > RING_SEGMENTS_MAX;
-    if (!moved_binned) {
-        for (size_t i = 0; i < moved->count; i++) {
-            const chash_range *m = &moved->ranges[i];
-            size_t to = union_index(r, true, m->to), from = union_index(r, false, m->from);
-            double f0 = m->first / space, f1 = ((double)m->last + 1) / space;
-            if (f1 - f0 < 0.0005) f1 = f0 + 0.0005; /* keep tiny arcs visible */
-            arc(f, cx, cy, 160, 192, f0, f1, node_colour(s, to));
-            fprintf(f, " stroke=\"#000\" stroke-width=\"0.4\"><title>hashes %u-%u: ", m->first,
-                    m->last);
-            put_name(f, s, from);
-            fputs(" -&gt; ", f);
-            put_name(f, s, to);
-            fputs("</title></path>\n", f);
-        }
-    } else {
-        size_t at = 0;
-        for (size_t b = 0; b < RING_BINS && at < moved->count; b++) {
-            uint64_t lo = (uint64_t)(b * space / RING_BINS), hi = (uint64_t)((b + 1) * space / RING_BINS);
-            while (at < moved->count && moved->ranges[at].last < lo) at++;
-            if (at < moved->count && moved->ranges[at].first < hi) {
-                size_t to = union_index(r, true, moved->ranges[at].to);
-                arc(f, cx, cy, 160, 192, (double)b / RING_BINS, (double)(b + 1) / RING_BINS,
-                    node_colour(s, to));
-                fputs("/>\n", f);
-            }
-        }
-    }
+}
+
+/* The ring after the change as owner arcs, and the changed arcs inside it. */
+static void svg_ring(FILE *f, const sim *s, const algo_run *r, const moved_ranges *moved) {
+    fputs("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"520\" height=\"520\" "
+          "viewBox=\"0 0 520 520\" role=\"img\" aria-label=\"the ring\">\n",
+          f);
+    fputs("<title>The ring after the change: each node's arcs in its colour; inner band: "
+          "the arcs that changed owner</title>\n",
+          f);
+    bool is_binned = owner_segments(r) > RING_SEGMENTS_MAX;
+    bool is_moved_binned = moved->count > RING_SEGMENTS_MAX;
+    if (is_binned)
+        owner_bins(f, s, r);
+    else
+        owner_arcs(f, s, r);
+    if (is_moved_binned)
+        moved_bins(f, s, r, moved);
+    else
+        moved_arcs(f, s, r, moved);
     fprintf(f,
             "<circle cx=\"%.0f\" cy=\"%.0f\" r=\"150\" fill=\"none\" stroke=\"#ccc\"/>\n"
             "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\" class=\"big\">%.2f%%</text>\n"
             "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">of the key space changes owner</text>\n"
             "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">in %zu arcs%s</text>\n",
-            cx, cy, cx, cy - 8, 100.0 * (double)moved->hashes / space, cx, cy + 14, cx, cy + 32,
-            moved->count, binned || moved_binned ? " (drawn in 1440 bins)" : "");
+            RING_CX, RING_CY, RING_CX, RING_CY - 8, 100.0 * (double)moved->hashes / HASH_SPACE,
+            RING_CX, RING_CY + 14, RING_CX, RING_CY + 32, moved->count,
+            is_binned || is_moved_binned ? " (drawn in 1440 bins)" : "");
     fputs("</svg>\n", f);
 }
 
-/* Load per node against the weighted mean, before and after. */
-static void svg_load(FILE *f, const sim *s, const algo_run *r) {
-    const double w = 900, h = 260, left = 50, bottom = 40, top = 20;
-    double total_before = 0, total_after = 0;
+/* ---- load per node ------------------------------------------------------ */
+
+/* The load chart's frame: plot area and the y scale (load over fair share). */
+typedef struct load_chart {
+    double w, h, left, bottom, top, plot_w, plot_h, ymax;
+} load_chart;
+
+static double load_y(const load_chart *c, double v) { return c->top + c->plot_h * (1 - v / c->ymax); }
+
+/* Each node's keys over its weighted fair share, before and after (-1 where
+ * it is not a member); returns the y scale's top: the largest, at least 1.5,
+ * rounded up to a quarter. */
+static double relative_loads(const sim *s, const algo_run *r, double *before, double *after) {
+    double total_before = 0, total_after = 0, ymax = 1.5;
     for (size_t g = 0; g < s->all.count; g++) {
         if (g < s->before_count) total_before += s->all.weights[g];
         if (s->in_after[g]) total_after += s->all.weights[g];
     }
-    size_t n = s->all.count;
-    double *before = calloc(n, sizeof *before), *after = calloc(n, sizeof *after), ymax = 1.5;
-    if (!before || !after) {
-        free(before);
-        free(after);
-        return;
-    }
-    for (size_t g = 0; g < n; g++) {
+    for (size_t g = 0; g < s->all.count; g++) {
         before[g] = g < s->before_count ? (double)r->load_before[g] /
                                               ((double)s->keys * s->all.weights[g] / total_before)
                                         : -1;
@@ -250,80 +276,104 @@ static void svg_load(FILE *f, const sim *s, const algo_run *r) {
         if (before[g] > ymax) ymax = before[g];
         if (after[g] > ymax) ymax = after[g];
     }
-    ymax = ceil(ymax * 4) / 4;
-    double plot_h = h - bottom - top, plot_w = w - left - 10;
-#define Y(v) (top + plot_h * (1 - (v) / ymax))
+    return ceil(ymax * 4) / 4;
+}
+
+/* Up to 40 nodes: a pale bar before and a solid one after, names below up to 20. */
+static void load_bars(FILE *f, const load_chart *c, const sim *s, const algo_run *r,
+                      const double *before, const double *after) {
+    size_t n = s->all.count;
+    double slot = c->plot_w / (double)n, bw = slot * 0.38;
+    for (size_t g = 0; g < n; g++) {
+        double x = c->left + slot * (double)g + slot * 0.1;
+        if (before[g] >= 0) {
+            fprintf(f,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" "
+                    "opacity=\"0.45\"><title>",
+                    x, load_y(c, before[g]), bw, c->plot_h - (load_y(c, before[g]) - c->top),
+                    node_colour(s, g));
+            put_name(f, s, g);
+            fprintf(f, " before: %llu keys, %.3f of mean</title></rect>\n",
+                    (unsigned long long)r->load_before[g], before[g]);
+        }
+        if (after[g] >= 0) {
+            fprintf(f,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
+                    "<title>",
+                    x + bw, load_y(c, after[g]), bw, c->plot_h - (load_y(c, after[g]) - c->top),
+                    node_colour(s, g));
+            put_name(f, s, g);
+            fprintf(f, " after: %llu keys, %.3f of mean</title></rect>\n",
+                    (unsigned long long)r->load_after[g], after[g]);
+        }
+        if (n <= 20) {
+            fprintf(f,
+                    "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"end\" class=\"small\" "
+                    "transform=\"rotate(-40 %.1f %.0f)\">",
+                    x + bw, c->h - c->bottom + 14, x + bw, c->h - c->bottom + 14);
+            put_name(f, s, g);
+            fputs("</text>\n", f);
+        }
+    }
+}
+
+/* Too many bars to read: each distribution sorted, as a line. Sorts the
+ * members' values to the front of before[] and after[]. */
+static void load_lines(FILE *f, const load_chart *c, size_t n, double *before, double *after) {
+    for (int pass = 0; pass < 2; pass++) {
+        double *v = pass ? after : before;
+        size_t m = 0;
+        for (size_t g = 0; g < n; g++)
+            if (v[g] >= 0) v[m++] = v[g];
+        for (size_t i = 1; i < m; i++) { /* insertion sort, descending */
+            double t = v[i];
+            size_t j = i;
+            for (; j > 0 && v[j - 1] < t; j--) v[j] = v[j - 1];
+            v[j] = t;
+        }
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+                pass ? "#1f77b4" : "#ff7f0e", pass ? "" : " stroke-dasharray=\"5 3\"");
+        for (size_t i = 0; i < m; i++)
+            fprintf(f, "%.1f,%.1f ", c->left + c->plot_w * (double)i / (double)(m > 1 ? m - 1 : 1),
+                    load_y(c, v[i]));
+        fputs("\"/>\n", f);
+    }
+    fprintf(f,
+            "<text x=\"%.0f\" y=\"%.0f\" class=\"small\">nodes sorted by load: dashed "
+            "before, solid after</text>\n",
+            c->left + 10, c->h - c->bottom + 16);
+}
+
+/* Load per node against the weighted mean, before and after. */
+static void svg_load(FILE *f, const sim *s, const algo_run *r) {
+    load_chart c = {.w = 900, .h = 260, .left = 50, .bottom = 40, .top = 20};
+    size_t n = s->all.count;
+    double *before = calloc(n, sizeof *before), *after = calloc(n, sizeof *after);
+    if (!before || !after) {
+        free(before);
+        free(after);
+        return;
+    }
+    c.ymax = relative_loads(s, r, before, after);
+    c.plot_h = c.h - c.bottom - c.top;
+    c.plot_w = c.w - c.left - 10;
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
             "viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"load per node\">\n",
-            w, h, w, h);
-    for (double t = 0; t <= ymax + 1e-9; t += 0.25)
+            c.w, c.h, c.w, c.h);
+    for (double t = 0; t <= c.ymax + 1e-9; t += 0.25)
         fprintf(f,
                 "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
                 "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\" class=\"small\">%.2f</text>\n",
-                left, w - 10, Y(t), Y(t), left - 4, Y(t) + 4, t);
-    if (n <= 40) {
-        double slot = plot_w / (double)n, bw = slot * 0.38;
-        for (size_t g = 0; g < n; g++) {
-            double x = left + slot * (double)g + slot * 0.1;
-            if (before[g] >= 0)
-                fprintf(f,
-                        "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" "
-                        "opacity=\"0.45\"><title>",
-                        x, Y(before[g]), bw, plot_h - (Y(before[g]) - top), node_colour(s, g));
-            if (before[g] >= 0) {
-                put_name(f, s, g);
-                fprintf(f, " before: %llu keys, %.3f of mean</title></rect>\n",
-                        (unsigned long long)r->load_before[g], before[g]);
-            }
-            if (after[g] >= 0) {
-                fprintf(f,
-                        "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
-                        "<title>",
-                        x + bw, Y(after[g]), bw, plot_h - (Y(after[g]) - top), node_colour(s, g));
-                put_name(f, s, g);
-                fprintf(f, " after: %llu keys, %.3f of mean</title></rect>\n",
-                        (unsigned long long)r->load_after[g], after[g]);
-            }
-            if (n <= 20) {
-                fprintf(f,
-                        "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"end\" class=\"small\" "
-                        "transform=\"rotate(-40 %.1f %.0f)\">",
-                        x + bw, h - bottom + 14, x + bw, h - bottom + 14);
-                put_name(f, s, g);
-                fputs("</text>\n", f);
-            }
-        }
-    } else {
-        /* Too many bars to read: each distribution sorted, as a line. */
-        for (int pass = 0; pass < 2; pass++) {
-            double *v = pass ? after : before;
-            size_t m = 0;
-            for (size_t g = 0; g < n; g++)
-                if (v[g] >= 0) v[m++] = v[g];
-            for (size_t i = 1; i < m; i++) { /* insertion sort, descending */
-                double t = v[i];
-                size_t j = i;
-                for (; j > 0 && v[j - 1] < t; j--) v[j] = v[j - 1];
-                v[j] = t;
-            }
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
-                    pass ? "#1f77b4" : "#ff7f0e", pass ? "" : " stroke-dasharray=\"5 3\"");
-            for (size_t i = 0; i < m; i++)
-                fprintf(f, "%.1f,%.1f ", left + plot_w * (double)i / (double)(m > 1 ? m - 1 : 1),
-                        Y(v[i]));
-            fputs("\"/>\n", f);
-        }
-        fprintf(f,
-                "<text x=\"%.0f\" y=\"%.0f\" class=\"small\">nodes sorted by load: dashed "
-                "before, solid after</text>\n",
-                left + 10, h - bottom + 16);
-    }
+                c.left, c.w - 10, load_y(&c, t), load_y(&c, t), c.left - 4, load_y(&c, t) + 4, t);
+    if (n <= 40)
+        load_bars(f, &c, s, r, before, after);
+    else
+        load_lines(f, &c, n, before, after);
     fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" "
                "stroke-dasharray=\"4 3\"/>\n",
-            left, w - 10, Y(1.0), Y(1.0));
+            c.left, c.w - 10, load_y(&c, 1.0), load_y(&c, 1.0));
     fputs("</svg>\n", f);
-#undef Y
     free(before);
     free(after);
 }
@@ -410,7 +460,7 @@ static size_t vnode_curve(const sim *s, vpoint *out) {
                 sq += (ratio - 1) * (ratio - 1);
             }
             out[n++] = (vpoint){vs[i], max, sqrt(sq / (double)count),
-                                ideal > 0 ? (double)moved / 4294967296.0 / ideal : 0};
+                                ideal > 0 ? (double)moved / HASH_SPACE / ideal : 0};
         }
         free(shares);
         chash_free(before);
@@ -530,13 +580,7 @@ static void summary(FILE *f, const sim *s, const moved_ranges *moved, const algo
     fputs(".</p>\n", f);
 }
 
-static bool write_page(FILE *f, const sim *s) {
-    const algo_run *ring = ring_run(s);
-    moved_ranges moved = {0};
-    if (ring && chash_diff(ring->before, ring->after, collect_range, &moved) > 0) {
-        free(moved.ranges);
-        return false;
-    }
+static void page_head(FILE *f, const sim *s) {
     fputs("<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n"
           "<meta charset=\"utf-8\"/>\n<title>chash simulate report</title>\n<style>\n"
           "body{font-family:sans-serif;max-width:960px;margin:1.5em auto;color:#222}\n"
@@ -549,15 +593,15 @@ static bool write_page(FILE *f, const sim *s) {
           ".row{display:flex;flex-wrap:wrap;gap:1em}\n"
           "</style>\n</head>\n<body>\n<h1>Consistent hashing: what a membership change costs</h1>\n",
           f);
-    size_t after_count = 0;
-    for (size_t g = 0; g < s->all.count; g++) after_count += s->in_after[g];
     fprintf(f,
             "<p>%zu nodes &#8594; %zu nodes, %llu keys, scheme %s, %u vnodes per unit weight, "
             "seed %llu.</p>\n",
-            s->before_count, after_count, (unsigned long long)s->keys,
+            s->before_count, sim_after_count(s), (unsigned long long)s->keys,
             chash_scheme_name(s->config.scheme), s->config.vnodes, (unsigned long long)s->seed);
-    summary(f, s, &moved, ring);
+}
 
+/* Keys moved per algorithm, as a table with data-key figures and a chart. */
+static void page_moved(FILE *f, const sim *s) {
     fputs("<h2>Keys moved, per algorithm</h2>\n<table>\n<tr><th>algo</th><th>moved</th>"
           "<th>moved / ideal</th><th>max/mean</th><th>min/mean</th><th>stddev/mean</th></tr>\n",
           f);
@@ -583,34 +627,42 @@ static bool write_page(FILE *f, const sim *s) {
     }
     fputs("</table>\n", f);
     svg_moved(f, s);
+}
 
-    if (ring) {
-        fputs("<h2>The ring</h2>\n<p>Outer band: who owns each arc of the 32-bit hash circle "
-              "after the change (exact, from the ring's points). Inner band: the arcs whose "
-              "owner changed, in the new owner's colour; hover for both owners.</p>\n"
-              "<div class=\"row\">\n",
-              f);
-        svg_ring(f, s, ring, &moved);
-        fputs("<div class=\"legend\">\n", f);
-        size_t shown = s->all.count <= 20 ? s->all.count : 0;
-        for (size_t g = 0; g < shown; g++) {
-            fprintf(f, "<span><span class=\"swatch\" style=\"background:%s\"></span>",
-                    node_colour(s, g));
-            put_name(f, s, g);
-            if (g >= s->before_count) fputs(" (added)", f);
-            if (!s->in_after[g]) fputs(" (removed)", f);
-            fputs("</span><br/>\n", f);
-        }
-        if (!shown)
-            fprintf(f,
-                    "<span><span class=\"swatch\" style=\"background:#000\"></span>added "
-                    "nodes</span><br/><span><span class=\"swatch\" style=\"background:#d62728\">"
-                    "</span>removed nodes</span><br/><span>%zu other nodes in muted "
-                    "tones</span>\n",
-                    s->all.count);
-        fputs("</div>\n</div>\n", f);
+/* Each node's colour; with over 20 nodes, what the muted tones mean. */
+static void ring_legend(FILE *f, const sim *s) {
+    fputs("<div class=\"legend\">\n", f);
+    size_t shown = s->all.count <= 20 ? s->all.count : 0;
+    for (size_t g = 0; g < shown; g++) {
+        fprintf(f, "<span><span class=\"swatch\" style=\"background:%s\"></span>",
+                node_colour(s, g));
+        put_name(f, s, g);
+        if (g >= s->before_count) fputs(" (added)", f);
+        if (!s->in_after[g]) fputs(" (removed)", f);
+        fputs("</span><br/>\n", f);
     }
+    if (!shown)
+        fprintf(f,
+                "<span><span class=\"swatch\" style=\"background:#000\"></span>added "
+                "nodes</span><br/><span><span class=\"swatch\" style=\"background:#d62728\">"
+                "</span>removed nodes</span><br/><span>%zu other nodes in muted "
+                "tones</span>\n",
+                s->all.count);
+    fputs("</div>\n", f);
+}
 
+static void page_ring(FILE *f, const sim *s, const algo_run *ring, const moved_ranges *moved) {
+    fputs("<h2>The ring</h2>\n<p>Outer band: who owns each arc of the 32-bit hash circle "
+          "after the change (exact, from the ring's points). Inner band: the arcs whose "
+          "owner changed, in the new owner's colour; hover for both owners.</p>\n"
+          "<div class=\"row\">\n",
+          f);
+    svg_ring(f, s, ring, moved);
+    ring_legend(f, s);
+    fputs("</div>\n", f);
+}
+
+static void page_loads(FILE *f, const sim *s) {
     for (size_t i = 0; i < s->run_count; i++) {
         const algo_run *r = &s->runs[i];
         fprintf(f,
@@ -620,19 +672,35 @@ static bool write_page(FILE *f, const sim *s) {
                 chash_algo_name(r->algo), r->max_over_mean, r->stddev_over_mean);
         svg_load(f, s, r);
     }
+}
 
+static void page_curves(FILE *f, const sim *s) {
     vpoint curve[32];
     size_t points = vnode_curve(s, curve);
-    if (points) {
-        fputs("<h2>Balance and movement over vnodes (ring, exact)</h2>\n<p>Left: the busiest "
-              "node's share over its fair share (solid) and 1 + stddev/mean (dashed), from "
-              "exact arc lengths. Right: keys moved by this change over the ideal, from the "
-              "exact plan. Hover a point for its figures.</p>\n<div class=\"row\">\n",
-              f);
-        svg_curve(f, curve, points, 0);
-        svg_curve(f, curve, points, 1);
-        fputs("</div>\n", f);
+    if (!points) return;
+    fputs("<h2>Balance and movement over vnodes (ring, exact)</h2>\n<p>Left: the busiest "
+          "node's share over its fair share (solid) and 1 + stddev/mean (dashed), from "
+          "exact arc lengths. Right: keys moved by this change over the ideal, from the "
+          "exact plan. Hover a point for its figures.</p>\n<div class=\"row\">\n",
+          f);
+    svg_curve(f, curve, points, 0);
+    svg_curve(f, curve, points, 1);
+    fputs("</div>\n", f);
+}
+
+static bool write_page(FILE *f, const sim *s) {
+    const algo_run *ring = ring_run(s);
+    moved_ranges moved = {0};
+    if (ring && chash_diff(ring->before, ring->after, collect_range, &moved) > 0) {
+        free(moved.ranges);
+        return false;
     }
+    page_head(f, s);
+    summary(f, s, &moved, ring);
+    page_moved(f, s);
+    if (ring) page_ring(f, s, ring, &moved);
+    page_loads(f, s);
+    page_curves(f, s);
     fputs("<h2>Data</h2>\n<p>The figures above, as <code>chash simulate --json</code> prints "
           "them:</p>\n<script type=\"application/json\" id=\"chash-data\">\n",
           f);

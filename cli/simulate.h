@@ -32,6 +32,8 @@ typedef struct sim {
 
 /* The least fraction of keys any placement must move for this change. */
 double sim_ideal_moved(const sim *s);
+/* How many nodes are members after the change. */
+size_t sim_after_count(const sim *s);
 
 /* The --json document, as `chash simulate --json` prints it. */
 void sim_write_json(FILE *f, const sim *s);
