@@ -19,10 +19,19 @@
 # and prints medians over the rounds: ops/s, p50, p99 and chash-proxy's ratios
 # to nutcracker and to direct, then how the issue's bars fare. Every
 # measurement is also a JSON row (one object per line) in the output file.
+#
+# With --baseline, a second chash-proxy binary (say, the commit before a
+# change) runs beside the first as 'base' and 'base-w1', with the same
+# configuration and flags as 'chash-proxy' and 'chash-proxy-w1', each next to
+# its counterpart in the rotation; its rows are in every table, every
+# proxy row says which binary it ran ("binary"), and a last table gives
+# chash-proxy over base: ops/s and CPU per request, the ratio of the medians
+# and the ratio within each round.
 # Benchmarks never assert a time: the exit status says only whether it ran.
 #
-# Usage: bench/proxy.sh [--proxy PATH] [--out FILE] [--rounds N] [--requests N]
+# Usage: bench/proxy.sh [--proxy PATH] [--baseline PATH] [--out FILE] [--rounds N] [--requests N]
 #   --proxy     chash-proxy binary (default build/proxy/chash-proxy; use a Release build)
+#   --baseline  a second chash-proxy binary to compare it with (targets base, base-w1)
 #   --out       JSON rows (default build/bench-proxy.jsonl)
 #   --rounds    rounds of every measurement; medians are reported (default 3)
 #   --requests  redis-benchmark / mcload requests per test (default 200000)
@@ -34,6 +43,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 proxy_bin=$root/build/proxy/chash-proxy
+base_bin=
 out=$root/build/bench-proxy.jsonl
 rounds=3
 requests=200000
@@ -42,6 +52,7 @@ usage() { sed -n '/^# Usage:/,/^# Every process/p' "$0" | sed 's/^# \{0,1\}//'; 
 while [ $# -gt 0 ]; do
     case $1 in
     --proxy) proxy_bin=$2; shift 2 ;;
+    --baseline) base_bin=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --requests) requests=$2; shift 2 ;;
@@ -55,6 +66,8 @@ for tool in redis-server redis-benchmark redis-cli memcached nutcracker python3 
     command -v "$tool" >/dev/null || { echo "bench/proxy.sh: '$tool' not found" >&2; exit 2; }
 done
 [ -x "$proxy_bin" ] || { echo "bench/proxy.sh: no chash-proxy at $proxy_bin (--proxy PATH)" >&2; exit 2; }
+[ -z "$base_bin" ] || [ -x "$base_bin" ] ||
+    { echo "bench/proxy.sh: no chash-proxy at $base_bin (--baseline PATH)" >&2; exit 2; }
 has_memcaslap=$(command -v memcaslap || command -v memaslap || true)
 
 # --- processes: every one we start is recorded and stopped by its PID ------
@@ -103,7 +116,9 @@ wait_port() { # wait_port PORT NAME: until something accepts on 127.0.0.1:PORT
 
 # Ports below the ephemeral range, so no outgoing connection takes one
 # between choosing it and binding it.
-read -r -a ports <<<"$(python3 - 17 <<'PY'
+nports=17
+[ -n "$base_bin" ] && nports=23
+read -r -a ports <<<"$(python3 - "$nports" <<'PY'
 import random, socket, sys
 want, got, socks = int(sys.argv[1]), [], []
 for port in random.sample(range(20000, 32000), 2000):
@@ -120,12 +135,16 @@ for port in random.sample(range(20000, 32000), 2000):
 print(" ".join(map(str, got)))
 PY
 )"
-[ "${#ports[@]}" -eq 17 ] || { echo "bench/proxy.sh: could not find 17 free ports" >&2; exit 1; }
+[ "${#ports[@]}" -eq "$nports" ] || { echo "bench/proxy.sh: could not find $nports free ports" >&2; exit 1; }
 redis_ports=("${ports[@]:0:4}")
 mc_ports=("${ports[@]:4:4}")
 nc_redis=${ports[8]} nc_mc=${ports[9]} nc_stats=${ports[10]}
 cp_redis=${ports[11]} cp_mc=${ports[12]} cp_stats=${ports[13]}
 c1_redis=${ports[14]} c1_mc=${ports[15]} c1_stats=${ports[16]}
+if [ -n "$base_bin" ]; then
+    b_redis=${ports[17]} b_mc=${ports[18]} b_stats=${ports[19]}
+    b1_redis=${ports[20]} b1_mc=${ports[21]} b1_stats=${ports[22]}
+fi
 
 mc_user=()
 [ "$(id -u)" = 0 ] && mc_user=(-u nobody)
@@ -164,6 +183,10 @@ write_conf() { # write_conf FILE REDIS_PORT MC_PORT
 write_conf "$work/nutcracker.yml" "$nc_redis" "$nc_mc"
 write_conf "$work/chash.yml" "$cp_redis" "$cp_mc"
 write_conf "$work/chash1.yml" "$c1_redis" "$c1_mc"
+if [ -n "$base_bin" ]; then
+    write_conf "$work/base.yml" "$b_redis" "$b_mc"
+    write_conf "$work/base1.yml" "$b1_redis" "$b1_mc"
+fi
 start nutcracker nutcracker -c "$work/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 \
     -p "$work/nutcracker.pid" -o "$work/nutcracker.out"
 start chash-proxy "$proxy_bin" -c "$work/chash.yml" -s "$cp_stats" -a 127.0.0.1
@@ -171,6 +194,12 @@ start chash-proxy-w1 "$proxy_bin" -c "$work/chash1.yml" -s "$c1_stats" -a 127.0.
 wait_port "$nc_redis" nutcracker
 wait_port "$cp_redis" chash-proxy
 wait_port "$c1_redis" chash-proxy-w1
+if [ -n "$base_bin" ]; then
+    start base "$base_bin" -c "$work/base.yml" -s "$b_stats" -a 127.0.0.1
+    start base-w1 "$base_bin" -c "$work/base1.yml" -s "$b1_stats" -a 127.0.0.1 --workers 1
+    wait_port "$b_redis" base
+    wait_port "$b1_redis" base-w1
+fi
 
 "${CC:-cc}" -O2 -std=c11 -o "$work/mcload" "$here/proxy/mcload.c"
 
@@ -189,7 +218,25 @@ for p in "${redis_ports[@]}"; do redis-cli -h 127.0.0.1 -p "$p" --pipe <"$work/k
 
 targets_redis=("direct:${redis_ports[0]}" "nutcracker:$nc_redis" "chash-proxy:$cp_redis" "chash-proxy-w1:$c1_redis")
 targets_mc=("direct:${mc_ports[0]}" "nutcracker:$nc_mc" "chash-proxy:$cp_mc" "chash-proxy-w1:$c1_mc")
-workers_of() { case $1 in chash-proxy) nproc ;; chash-proxy-w1 | nutcracker | direct) echo 1 ;; esac; }
+if [ -n "$base_bin" ]; then
+    # Each baseline right after its counterpart, so the two run back to back
+    # in every round but the one whose rotation starts at the baseline.
+    targets_redis=("direct:${redis_ports[0]}" "nutcracker:$nc_redis" "chash-proxy:$cp_redis" "base:$b_redis"
+        "chash-proxy-w1:$c1_redis" "base-w1:$b1_redis")
+    targets_mc=("direct:${mc_ports[0]}" "nutcracker:$nc_mc" "chash-proxy:$cp_mc" "base:$b_mc"
+        "chash-proxy-w1:$c1_mc" "base-w1:$b1_mc")
+fi
+workers_of() { case $1 in chash-proxy | base) nproc ;; chash-proxy-w1 | base-w1 | nutcracker | direct) echo 1 ;; esac; }
+# "binary" in a row says which chash-proxy ran it, once there are two.
+json_str() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
+if [ -n "$base_bin" ]; then proxy_json=$(json_str "$proxy_bin") base_json=$(json_str "$base_bin"); fi
+binary_field() { # binary_field TARGET: ,"binary":PATH for a chash-proxy with --baseline; else nothing
+    [ -n "$base_bin" ] || return 0
+    case $1 in
+    chash-proxy | chash-proxy-w1) echo ",\"binary\":$proxy_json" ;;
+    base | base-w1) echo ",\"binary\":$base_json" ;;
+    esac
+}
 
 # A sanity check, so a broken target fails loudly instead of looking fast.
 for t in "${targets_redis[@]}"; do
@@ -200,13 +247,13 @@ done
 
 mkdir -p "$(dirname "$out")"
 : >"$out"
-row() { # row JSON-FIELDS: one measurement to the output file
-    echo "{\"bench\":\"proxy\",\"round\":$round,$1}" >>"$out"
+row() { # row TARGET JSON-FIELDS: one measurement to the output file
+    echo "{\"bench\":\"proxy\",\"round\":$round,$2$(binary_field "$1")}" >>"$out"
 }
 failed() { # failed SUITE TARGET WHAT: a run that did not finish is a row too
     echo "  $2: $3 FAILED (see below)" >&2
     tail -5 "$work/run.err" >&2 || true
-    row "\"suite\":\"$1\",\"target\":\"$2\",\"test\":\"$3\",\"error\":true"
+    row "$2" "\"suite\":\"$1\",\"target\":\"$2\",\"test\":\"$3\",\"error\":true"
 }
 # CPU per request, from /proc/PID/task/*/schedstat around each run: the
 # process the client talks to (a proxy; none for direct) and the servers
@@ -259,7 +306,7 @@ bench_redis() { # bench_redis TARGET PORT PIPELINE
         # One run does SET then GET: the CPU is shared out over both.
         local cpu
         cpu=$(cpu_fields $((requests * 2)))
-        csv_rows redis "$1" "$3" 50 1 <"$work/run.csv" | while read -r r; do row "$r,$cpu"; done
+        csv_rows redis "$1" "$3" 50 1 <"$work/run.csv" | while read -r r; do row "$1" "$r,$cpu"; done
     else
         failed redis "$1" "set,get -P $3"
     fi
@@ -273,7 +320,7 @@ bench_mget() { # bench_mget TARGET PORT KEYS CLIENTS
         MGET "${args[@]}" >"$work/run.csv" 2>"$work/run.err"; then
         local cpu
         cpu=$(cpu_fields "$n")
-        csv_rows mget "$1" 1 "$4" "$3" <"$work/run.csv" | while read -r r; do row "$r,$cpu"; done
+        csv_rows mget "$1" 1 "$4" "$3" <"$work/run.csv" | while read -r r; do row "$1" "$r,$cpu"; done
     else
         failed mget "$1" "MGET $3 keys, $4 clients"
     fi
@@ -286,7 +333,7 @@ bench_mcload() { # bench_mcload TARGET PORT PIPELINE
         cpu=$(cpu_fields $((requests * 2)))
         while read -r r; do
             r=${r#\{}
-            row "\"suite\":\"memcached\",\"tool\":\"mcload\",\"target\":\"$1\",\"workers\":$(workers_of "$1"),${r%\}},$cpu"
+            row "$1" "\"suite\":\"memcached\",\"tool\":\"mcload\",\"target\":\"$1\",\"workers\":$(workers_of "$1"),${r%\}},$cpu"
         done <"$work/run.json"
     else
         failed memcached "$1" "mcload set,get -P $3"
@@ -303,7 +350,7 @@ bench_memcaslap() { # bench_memcaslap TARGET PORT: 3 s of 90% get, 10% set
         ops=$(sed -n 's/^Run time: .* Ops: \([0-9]*\) .*/\1/p' "$work/run.txt")
         avg=$(awk '/^Total Statistics$/ {t = 1} t && $1 == "Global" {print $9; exit}' "$work/run.txt")
         if [ -n "$tps" ]; then
-            row "\"suite\":\"memcached\",\"tool\":\"memcaslap\",\"target\":\"$1\",\"workers\":$(workers_of "$1"),\"test\":\"GET90/SET10\",\"pipeline\":1,\"clients\":50,\"ops_per_sec\":$tps,\"avg_ms\":$(awk "BEGIN {print ${avg:-0} / 1000}"),$(cpu_fields "${ops:-1}")"
+            row "$1" "\"suite\":\"memcached\",\"tool\":\"memcaslap\",\"target\":\"$1\",\"workers\":$(workers_of "$1"),\"test\":\"GET90/SET10\",\"pipeline\":1,\"clients\":50,\"ops_per_sec\":$tps,\"avg_ms\":$(awk "BEGIN {print ${avg:-0} / 1000}"),$(cpu_fields "${ops:-1}")"
             return
         fi
     fi
@@ -314,6 +361,7 @@ echo "== bench/proxy.sh: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/lo
     "$rounds rounds, target order rotated each round; medians reported" >&2
 echo "   $(redis-server --version | cut -d' ' -f1-3), $(memcached -V), $(nutcracker -V 2>&1 | head -1 | sed 's/^This is //')," \
     "chash-proxy $("$proxy_bin" -V | cut -d' ' -f2) ($proxy_bin)" >&2
+[ -z "$base_bin" ] || echo "   base: chash-proxy $("$base_bin" -V | cut -d' ' -f2) ($base_bin)" >&2
 for ((round = 1; round <= rounds; round++)); do
     echo "== round $round of $rounds" >&2
     while read -r t; do
@@ -342,14 +390,15 @@ for ((round = 1; round <= rounds; round++)); do
     done < <(rotate "$round" "${targets_redis[@]}")
 done
 
-python3 - "$out" "$rounds" "$(nproc)" <<'PY'
+python3 - "$out" "$rounds" "$(nproc)" "$base_bin" <<'PY'
 import json, statistics, sys
-path, rounds, cores = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+path, rounds, cores, base_bin = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 rows = [json.loads(l) for l in open(path) if l.strip()]
 rows = [r for r in rows if r.get("bench") == "proxy"]  # not the summaries of an earlier pass
 ok = [r for r in rows if not r.get("error")]
 errors = [r for r in rows if r.get("error")]
-order = ["direct", "nutcracker", "chash-proxy", "chash-proxy-w1"]
+order = ["direct", "nutcracker", "chash-proxy", "base", "chash-proxy-w1", "base-w1"]
+PAIRS = (("chash-proxy", "base"), ("chash-proxy-w1", "base-w1"))  # with --baseline: new, base
 FIELDS = ("ops_per_sec", "p50_ms", "p99_ms", "avg_ms", "proxy_cpu_us_per_req", "servers_cpu_us_per_req")
 
 def key(r):
@@ -367,7 +416,7 @@ def med(rs, field):
 summary = {}
 for k, by_target in groups.items():
     for target, rs in by_target.items():
-        summary[k + (target,)] = dict(n=len(rs), **{f: med(rs, f) for f in FIELDS})
+        summary[k + (target,)] = dict(n=len(rs), binary=rs[0].get("binary"), **{f: med(rs, f) for f in FIELDS})
 
 def ratio(a, b):
     return a / b if a is not None and b else None
@@ -380,6 +429,9 @@ print(f"\nchash-proxy vs nutcracker vs direct: medians of {rounds} rounds (targe
       f"order rotated each round) on {cores} shared cores; 4 redis + 4 memcached on loopback")
 print("'chash-proxy' runs the default --workers (one per core), 'chash-proxy-w1' --workers 1; "
       "ratios are ops/s (and p50, p99) of each chash-proxy row over nutcracker's and direct's")
+if base_bin:
+    print(f"'base' and 'base-w1' run the --baseline binary ({base_bin}) with the same flags, each next "
+          f"to its counterpart in the rotation; ratios for them too, and chash-proxy over base at the end")
 print("cpu/req: microseconds of CPU per request (per MGET for mget) spent by the proxy and by the "
       "servers behind it; the load generator, the proxy and the servers share the cores, so on a "
       "small machine what a proxy spends is taken from the others")
@@ -399,7 +451,9 @@ for k in sorted(groups, key=lambda k: (["redis", "memcached", "mget"].index(k[0]
         rs = dict(bench="proxy-summary", suite=suite, tool=tool, test=test, pipeline=pipeline,
                   clients=clients, keys=keys, target=target, rounds=s["n"], **{f: s[f] for f in FIELDS})
         cols = ""
-        if target.startswith("chash"):
+        if s["binary"] is not None:
+            rs["binary"] = s["binary"]
+        if target.startswith("chash") or target.startswith("base"):
             for name, base in (("nutcracker", nc), ("direct", di)):
                 for f in ("ops_per_sec", "p50_ms", "p99_ms"):
                     rs[f"{f}_over_{name}"] = ratio(s[f], base[f]) if base else None
@@ -455,6 +509,46 @@ for t in ("chash-proxy", "chash-proxy-w1"):
         bar(f"memcached {tool} {test} -P{p} {t} / direct ops/s",
             ratio(c and c["ops_per_sec"], d and d["ops_per_sec"]),
             per_round("memcached", tool, test, p, t, "direct"), ">= 0.9", lambda v: v >= 0.9)
+
+def per_round_of(k, target, base, field):
+    """per_round for any row key: the ratio within each round."""
+    def rows_of(t):
+        return {r["round"]: r[field] for r in ok if key(r) == k and r["target"] == t and r.get(field) is not None}
+    a, b = rows_of(target), rows_of(base)
+    return [a[n] / b[n] for n in sorted(a) if n in b and b[n]]
+
+if base_bin:
+    print(f"\nchash-proxy over base ({base_bin}): ratio of the medians (new/base), then the ratio within "
+          f"each round and its range; cpu/req is the proxy's own. A set,get run's CPU is shared out over "
+          f"both tests, so its SET and GET rows carry the same CPU figures")
+    pw = 5 * rounds + 12  # "1.01 0.99 1.00 (0.99-1.01)"
+    head = (f"{'suite':<9} {'tool':<15} {'test':<11} {'P':>2} {'cli':>3} {'keys':>4}  {'new':<14} "
+            f"{'ops/s new':>9} {'base':>9} {'new/base':>8}  {'per round (range)':<{pw}} "
+            f"{'cpu/req new':>11} {'base':>7} {'new/base':>8}  {'per round (range)':<{pw}}")
+    print(head)
+    print("-" * len(head))
+    by_target = {(rs["suite"], rs["tool"], rs["test"], rs["pipeline"], rs["clients"], rs["keys"],
+                  rs["target"]): rs for rs in out_rows}
+    for k in sorted(groups, key=lambda k: (["redis", "memcached", "mget"].index(k[0]), k[1], k[3], k[5], k[4], k[2])):
+        for new, base in PAIRS:
+            n, b = summary.get(k + (new,)), summary.get(k + (base,))
+            if not n or not b:
+                continue
+            cols = []
+            for f, spec_new, spec_base in (("ops_per_sec", "9.0f", "9.0f"),
+                                           ("proxy_cpu_us_per_req", "11.2f", "7.2f")):
+                r = ratio(n[f], b[f])
+                each = per_round_of(k, new, base, f)
+                by_target[k + (new,)][f"{f}_over_base"] = r
+                by_target[k + (new,)][f"{f}_over_base_per_round"] = each
+                rounds_ = " ".join(f"{v:.2f}" for v in each)
+                if each:
+                    rounds_ += f" ({min(each):.2f}-{max(each):.2f})"
+                cols.append(f"{fmt(n[f], spec_new)} {fmt(b[f], spec_base)} {fmt(r, '8.3f')}  {rounds_ or '-':<{pw}}")
+            print(f"{k[0]:<9} {k[1]:<15} {k[2]:<11} {k[3]:>2} {k[4]:>3} {k[5]:>4}  {new:<14} "
+                  + " ".join(cols).rstrip())
+    print()
+
 with open(path, "a") as f:
     for rs in out_rows:
         f.write(json.dumps(rs) + "\n")
