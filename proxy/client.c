@@ -110,10 +110,16 @@ static void client_process(client *c) {
     client_set_mask(c);
 }
 
+/* A client's first read, and the least it reserves: an idle connection (or
+ * one that sent two bytes and stopped) holds this much, not READ_CHUNK. */
+#define CLIENT_READ_MIN 4096u
+
 static void client_read(client *c) {
+    bool is_redis = c->pool->cf->redis;
+    if (c->read_want < CLIENT_READ_MIN) c->read_want = CLIENT_READ_MIN;
     size_t avail = 0;
-    char *dst = c->pool->cf->redis ? resp_space(&c->rp, READ_CHUNK, &avail)
-                                   : mc_space(&c->mp, READ_CHUNK, &avail);
+    char *dst = is_redis ? resp_space(&c->rp, c->read_want, &avail)
+                         : mc_space(&c->mp, c->read_want, &avail);
     if (!dst) {
         client_close(c, true);
         return;
@@ -132,11 +138,24 @@ static void client_read(client *c) {
         client_close(c, true);
         return;
     }
-    if (c->pool->cf->redis)
+    /* A full read: the client sends more than this; read more at a time. */
+    if ((size_t)n == avail && c->read_want < READ_CHUNK) c->read_want *= 2;
+    if (is_redis)
         resp_commit(&c->rp, (size_t)n);
     else
         mc_commit(&c->mp, (size_t)n);
     client_process(c);
+    /* Between commands, large buffers go back (not while warm-up holds a
+     * command whose arguments point into them). */
+    if (c->is_closed || c->warm) return;
+    size_t before = is_redis ? resp_buffered(&c->rp) : mc_buffered(&c->mp);
+    if (before == 0) {
+        if (is_redis)
+            resp_trim(&c->rp, CLIENT_READ_MIN);
+        else
+            mc_trim(&c->mp, CLIENT_READ_MIN);
+        if (c->read_want > CLIENT_READ_MIN) c->read_want /= 2;
+    }
 }
 
 void client_flush(client *c) {
@@ -209,13 +228,11 @@ static client *client_new(wpool *p, int fd) {
     c->id = w->next_client_id++;
     c->io = (loop_io){.fd = fd, .fn = client_on_event, .owner = c};
     resp_parser_init(&c->rp);
-    c->rp.max_bulk_len = p->cf->max_bulk_length;
-    c->rp.max_args = p->cf->max_arguments;
     c->rp.max_buffer = p->cf->max_client_buffer;
     mc_parser_init(&c->mp);
     c->mp.max_keys = p->cf->max_arguments;
     c->mp.max_value_len = p->cf->max_bulk_length;
-    c->is_authed = p->cf->redis_auth == NULL;
+    client_set_authed(c, p->cf->redis_auth == NULL);
     if (loop_add(w->loop, &c->io, LOOP_READ) != 0) {
         close(fd);
         free(c);

@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEY(n) {n, CK_KEY, 1, 1, 1, false}
-#define KEY_AT(n, i) {n, CK_KEY, i, i, 1, false}
-#define KEYS(n, f, l, s) {n, CK_KEYS, f, l, s, false}
-#define NUMKEYS(n, i, d) {n, CK_NUMKEYS, i, 0, 1, d}
-#define LOCAL(n, k) {n, k, 0, 0, 0, false}
+#define KEY(n) {n, CK_KEY, 1, 1, 1, false, 0}
+#define KEY_AT(n, i) {n, CK_KEY, i, i, 1, false, 0}
+#define KEYS(n, f, l, s) {n, CK_KEYS, f, l, s, false, 0}
+#define NUMKEYS(n, i, d) {n, CK_NUMKEYS, i, 0, 1, d, 0}
+#define LOCAL(n, k) {n, k, 0, 0, 0, false, 0}
 
 /* Sorted at start-up (command_init), so the order here is free. Blocking
  * commands (BLPOP...) are left out on purpose: they would stall every other
@@ -26,8 +26,9 @@ static cmd_spec commands[] = {
     KEY("get"), KEY("getbit"), KEY("getdel"), KEY("getex"), KEY("getrange"), KEY("getset"),
     KEY("incr"), KEY("incrby"), KEY("incrbyfloat"), KEY("persist"), KEY("pexpire"),
     KEY("pexpireat"), KEY("pexpiretime"), KEY("psetex"), KEY("pttl"), KEY("restore"),
-    KEY("set"), KEY("setbit"), KEY("setex"), KEY("setnx"), KEY("setrange"), KEY("sort"),
-    KEY("sort_ro"), KEY("strlen"), KEY("substr"), KEY("ttl"), KEY("type"),
+    KEY("set"), KEY("setbit"), KEY("setex"), KEY("setnx"), KEY("setrange"),
+    {"sort", CK_KEY, 1, 1, 1, false, CMD_STORE_OPTION}, KEY("sort_ro"), KEY("strlen"),
+    KEY("substr"), KEY("ttl"), KEY("type"),
     /* hashes */
     KEY("hdel"), KEY("hexists"), KEY("hget"), KEY("hgetall"), KEY("hincrby"),
     KEY("hincrbyfloat"), KEY("hkeys"), KEY("hlen"), KEY("hmget"), KEY("hmset"),
@@ -59,16 +60,17 @@ static cmd_spec commands[] = {
     KEYS("sinterstore", 1, -1, 1), KEYS("sunion", 1, -1, 1), KEYS("sunionstore", 1, -1, 1),
     KEYS("pfcount", 1, -1, 1), KEYS("pfmerge", 1, -1, 1), KEYS("bitop", 2, -1, 1),
     KEYS("msetnx", 1, -2, 2),
-    NUMKEYS("eval", 2, false), NUMKEYS("evalsha", 2, false), NUMKEYS("eval_ro", 2, false),
+    {"eval", CK_NUMKEYS, 2, 0, 1, false, CMD_SCRIPT}, NUMKEYS("evalsha", 2, false),
+    {"eval_ro", CK_NUMKEYS, 2, 0, 1, false, CMD_SCRIPT},
     NUMKEYS("evalsha_ro", 2, false), NUMKEYS("fcall", 2, false), NUMKEYS("fcall_ro", 2, false),
     NUMKEYS("zunion", 1, false), NUMKEYS("zinter", 1, false), NUMKEYS("zdiff", 1, false),
     NUMKEYS("zintercard", 1, false), NUMKEYS("sintercard", 1, false),
     NUMKEYS("lmpop", 1, false), NUMKEYS("zmpop", 1, false), NUMKEYS("zunionstore", 2, true),
     NUMKEYS("zinterstore", 2, true), NUMKEYS("zdiffstore", 2, true),
     /* split and merged */
-    {"mget", CK_MGET, 1, -1, 1, false}, {"del", CK_SUM, 1, -1, 1, false},
-    {"unlink", CK_SUM, 1, -1, 1, false}, {"exists", CK_SUM, 1, -1, 1, false},
-    {"touch", CK_SUM, 1, -1, 1, false}, {"mset", CK_MSET, 1, -1, 2, false},
+    {"mget", CK_MGET, 1, -1, 1, false, 0}, {"del", CK_SUM, 1, -1, 1, false, 0},
+    {"unlink", CK_SUM, 1, -1, 1, false, 0}, {"exists", CK_SUM, 1, -1, 1, false, 0},
+    {"touch", CK_SUM, 1, -1, 1, false, 0}, {"mset", CK_MSET, 1, -1, 2, false, 0},
     /* the connection */
     LOCAL("ping", CK_PING), LOCAL("echo", CK_ECHO), LOCAL("quit", CK_QUIT),
     LOCAL("select", CK_SELECT), LOCAL("hello", CK_HELLO), LOCAL("auth", CK_AUTH),
@@ -132,6 +134,24 @@ static size_t keys_span(const cmd_spec *spec, const resp_msg *m) {
     return (last - first) / step + 1;
 }
 
+/* SORT key [BY p] [LIMIT o c] [GET p]... [ASC|DESC] [ALPHA] [STORE dst]:
+ * the options read as Redis reads them, so a pattern spelled "store" is
+ * not taken for the keyword. */
+static cmd_keys_err sort_store(const resp_msg *m, cmd_keys *out) {
+    for (size_t i = 2; i < m->argc; i++) {
+        const resp_arg *a = &m->argv[i];
+        size_t takes = resp_arg_is(a, "limit") ? 2
+                       : resp_arg_is(a, "by") || resp_arg_is(a, "get") ||
+                               resp_arg_is(a, "store")
+                           ? 1
+                           : 0;
+        if (i + takes >= m->argc && takes) return CMD_KEYS_SYNTAX;
+        if (resp_arg_is(a, "store")) out->dest = &m->argv[i + 1];
+        i += takes;
+    }
+    return CMD_KEYS_OK;
+}
+
 cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out) {
     *out = (cmd_keys){.step = 1};
     long long numkeys;
@@ -140,7 +160,7 @@ cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out
         if (m->argc <= (size_t)spec->first) return CMD_KEYS_ARITY;
         out->first = (size_t)spec->first;
         out->count = 1;
-        return CMD_KEYS_OK;
+        return spec->flags & CMD_STORE_OPTION ? sort_store(m, out) : CMD_KEYS_OK;
     case CK_KEYS:
         out->count = keys_span(spec, m);
         if (out->count == 0) return CMD_KEYS_ARITY;

@@ -30,6 +30,10 @@ typedef enum cmd_kind {
     CK_PROXY,
 } cmd_kind;
 
+/* cmd_spec.flags */
+#define CMD_STORE_OPTION 1u /* SORT: "STORE dst" among the options is a key */
+#define CMD_SCRIPT 2u       /* EVAL: argv[1] is a Lua script */
+
 typedef struct cmd_spec {
     const char *name; /* lowercase */
     cmd_kind kind;
@@ -37,6 +41,7 @@ typedef struct cmd_spec {
     int last; /* negative: from the end, -1 is the last argument */
     int step;
     bool has_dest;
+    unsigned flags;
 } cmd_spec;
 
 /* Where a command's keys are: argv[first + i * step] for i < count, and
@@ -53,6 +58,7 @@ typedef enum cmd_keys_err {
     CMD_KEYS_NUMKEYS,      /* numkeys is not a non-negative integer */
     CMD_KEYS_NUMKEYS_BIG,  /* numkeys exceeds the arguments */
     CMD_KEYS_NONE,         /* numkeys 0: nothing to route by */
+    CMD_KEYS_SYNTAX,       /* an option without its value (SORT ... STORE) */
 } cmd_keys_err;
 
 /* Builds the lookup table; call once before any other function here. */

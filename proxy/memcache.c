@@ -61,6 +61,10 @@ char *mc_space(mc_parser *p, size_t want, size_t *avail) {
 
 void mc_commit(mc_parser *p, size_t n) { p->in.len += n; }
 
+void mc_trim(mc_parser *p, size_t keep) {
+    if (buf_used(&p->in) == 0 && p->in.cap > keep) buf_free(&p->in);
+}
+
 size_t mc_buffered(const mc_parser *p) { return buf_used(&p->in); }
 
 /* Unsigned decimal, all of the token, at most max. */

@@ -102,6 +102,9 @@ void mc_commit(mc_parser *p, size_t n);
 /* 1: *msg is the next command; 0: need more bytes; -1: error (sticky). */
 int mc_next(mc_parser *p, mc_msg *msg);
 size_t mc_buffered(const mc_parser *p);
+/* Between commands (nothing buffered), gives back a buffer larger than
+ * `keep` bytes. Invalidates the last mc_msg. */
+void mc_trim(mc_parser *p, size_t keep);
 
 /* True for commands whose reply is a run of VALUE blocks ended by END. */
 static inline bool mc_cmd_is_retrieval(mc_cmd c) {

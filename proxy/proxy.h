@@ -188,6 +188,7 @@ struct client {
     uint64_t id;
     resp_parser rp;
     mc_parser mp;
+    uint32_t read_want; /* bytes to make room for at the next read */
     req *head, *tail;
     uint32_t depth;
     buf out;
@@ -227,7 +228,8 @@ struct worker {
     bconn *flush_bconns;
     client *dead;
     uint64_t now_ms;
-    uint64_t now_us; /* the same moment */
+    uint64_t now_us; /* the same moment; both run at most a tick a loop turn */
+    uint64_t real_us; /* the monotonic clock when now_us last advanced */
     uint64_t next_tick_ms;
     uint32_t tick_ms;
     uint64_t rng;
@@ -311,6 +313,17 @@ void client_flush(client *c);
 /* Stops reading c: it is closed once everything it asked is answered. */
 void client_drain(client *c);
 void client_close(client *c, bool is_error);
+
+/* Before AUTH, a client of a pool with a password may send what Redis
+ * takes from an unauthenticated client: commands of 10 arguments and 16 KB
+ * strings at most, so it cannot make the proxy hold a 100 MB argument. */
+#define UNAUTH_MAX_ARGS 10u
+#define UNAUTH_MAX_BULK 16384u
+static inline void client_set_authed(client *c, bool is_authed) {
+    c->is_authed = is_authed;
+    c->rp.max_args = is_authed ? c->pool->cf->max_arguments : UNAUTH_MAX_ARGS;
+    c->rp.max_bulk_len = is_authed ? c->pool->cf->max_bulk_length : UNAUTH_MAX_BULK;
+}
 
 /* ---- route.c: commands to servers -------------------------------------- */
 void route_redis(client *c, const resp_msg *m);

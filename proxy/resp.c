@@ -78,6 +78,12 @@ char *resp_space(resp_parser *p, size_t want, size_t *avail) {
 
 void resp_commit(resp_parser *p, size_t n) { p->in.len += n; }
 
+void resp_trim(resp_parser *p, size_t keep) {
+    if (buf_used(&p->in) != 0) return;
+    if (p->in.cap > keep) buf_free(&p->in);
+    if (p->scratch.cap > keep) buf_free(&p->scratch);
+}
+
 size_t resp_buffered(const resp_parser *p) { return buf_used(&p->in); }
 
 /*

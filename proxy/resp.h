@@ -88,6 +88,10 @@ void resp_commit(resp_parser *p, size_t n);
 int resp_next(resp_parser *p, resp_msg *msg);
 /* Bytes fed but not yet returned as commands. */
 size_t resp_buffered(const resp_parser *p);
+/* Between commands (nothing buffered), gives back buffers larger than
+ * `keep` bytes, so an idle connection holds little. Invalidates the last
+ * resp_msg. */
+void resp_trim(resp_parser *p, size_t keep);
 
 /* True when a equals `lower` (ASCII lowercase) in any case. */
 bool resp_arg_is(const resp_arg *a, const char *lower);

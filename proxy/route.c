@@ -272,9 +272,32 @@ static void reply_keys_error(client *c, const resp_msg *m, cmd_keys_err err) {
     case CMD_KEYS_NONE:
         client_reply_str(c, "-ERR the proxy needs at least one key to route this command\r\n");
         return;
+    case CMD_KEYS_SYNTAX:
+        client_reply_str(c, "-ERR syntax error\r\n");
+        return;
     case CMD_KEYS_OK:
         return;
     }
+}
+
+/*
+ * A script runs on the one server of its keys, so a command in it that
+ * acts on a server's whole keyspace (or switches it) would act on one
+ * shard of many: refused. Found by its name as a quoted string, as
+ * redis.call('FLUSHALL') spells it; a name built at run time is not seen.
+ */
+static const char *script_acts_on_server(const resp_arg *script) {
+    static const char *const names[] = {"flushall", "flushdb", "swapdb", "select"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t n = strlen(names[i]);
+        for (size_t at = 0; at + n + 2 <= script->len; at++) {
+            char q = script->ptr[at];
+            if ((q != '\'' && q != '"') || script->ptr[at + n + 1] != q) continue;
+            resp_arg word = {script->ptr + at + 1, n};
+            if (resp_arg_is(&word, names[i])) return names[i];
+        }
+    }
+    return NULL;
 }
 
 static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
@@ -282,6 +305,14 @@ static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
     cmd_keys_err err = command_keys(spec, m, &k);
     if (err != CMD_KEYS_OK) {
         reply_keys_error(c, m, err);
+        return;
+    }
+    const char *what = spec->flags & CMD_SCRIPT ? script_acts_on_server(&m->argv[1]) : NULL;
+    if (what) {
+        char text[160];
+        snprintf(text, sizeof text, "-ERR the proxy refuses a script that calls %s: it would "
+                 "act on one server of the pool\r\n", what);
+        client_reply_str(c, text);
         return;
     }
     switch (spec->kind) {

@@ -58,7 +58,7 @@ static void auth(client *c, const resp_msg *m) {
         client_reply_str(c, wrongpass);
         return;
     }
-    c->is_authed = true;
+    client_set_authed(c, true);
     client_reply_str(c, "+OK\r\n");
 }
 
@@ -105,7 +105,7 @@ static void hello(client *c, const resp_msg *m) {
                             "RESP protocol version at the same time\r\n");
         return;
     }
-    c->is_authed = true;
+    client_set_authed(c, true);
     buf b = {0};
     buf_append_header(&b, '*', 14);
     buf_append_bulk(&b, "server", 6);

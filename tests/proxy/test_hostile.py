@@ -30,8 +30,10 @@ class Bystander:
     every server, every few milliseconds, each reply checked at once (its
     value, so order too); at the end every write is read back."""
 
-    def __init__(self, listen, name, counters=8):
+    def __init__(self, listen, name, counters=8, auth=None):
         self.conn = Conn(listen, timeout=10)
+        if auth:
+            check_eq(self.conn.call("AUTH", auth), b"+OK", "%s: AUTH" % name)
         self.name = name
         self.counters = ["by:%s:c:%d" % (name, j) for j in range(counters)]
         self.list = "by:%s:list" % name
@@ -89,7 +91,7 @@ class Bystander:
 class McBystander(Bystander):
     """The same over memcached ASCII: incr, set, and every write read back."""
 
-    def __init__(self, listen, name, counters=8):
+    def __init__(self, listen, name, counters=8, auth=None):
         Bystander.__init__(self, listen, name, counters)
         for key in self.counters:
             self.conn.send(b"set %s 0 0 1\r\n0\r\n" % key.encode())
@@ -164,12 +166,16 @@ class Watch:
         check(log <= log_kb * 1024, "%s: log grew %d bytes" % (case, log))
 
 
-def pool(env, workers, servers=3, extra="", proto="redis", nofile=None):
-    redis = [env.redis() if proto == "redis" else env.memcached() for _ in range(servers)]
+def pool(env, workers, servers=3, extra="", proto="redis", nofile=None, auth=None):
+    args = ["--requirepass", auth] if auth else []
+    redis = [env.redis(args) if proto == "redis" else env.memcached() for _ in range(servers)]
+    if auth:
+        extra += "  redis_auth: %s\n" % auth
     ports = [port for port, _ in redis]
     listen, stats = free_port(), free_port()
     conf = ("h:\n  listen: 127.0.0.1:%d\n  redis: %s\n  hash: fnv1a_64\n"
-            "  distribution: ketama\n  timeout: 2000\n  auto_eject_hosts: true\n"
+            "  distribution: ketama\n  hash_tag: \"{}\"\n  timeout: 2000\n"
+            "  auto_eject_hosts: true\n"
             "  server_failure_limit: 2\n  server_retry_timeout: 30000\n%s  servers:\n"
             % (listen, "true" if proto == "redis" else "false", extra))
     conf += "".join("   - 127.0.0.1:%d:1 s%d\n" % (p, i) for i, p in enumerate(ports))
@@ -206,11 +212,13 @@ def case(fn, workers):
     proto = "memcached" if fn.__name__.startswith("mc_") else "redis"
 
     def test(env):
+        auth = getattr(fn, "auth", None)
         redis, listen, stats, proc, log, conf = pool(env, workers, proto=proto,
-                                                     nofile=getattr(fn, "nofile", None))
+                                                     nofile=getattr(fn, "nofile", None),
+                                                     auth=auth)
         watch = Watch(proc, log)
         kind = Bystander if proto == "redis" else McBystander
-        by = kind(listen, "%s-w%d" % (fn.__name__, workers)).start()
+        by = kind(listen, "%s-w%d" % (fn.__name__, workers), auth=auth).start()
         ctx = Ctx(env, workers, ports=[p for p, _ in redis], servers=[s for _, s in redis],
                   listen=listen, stats=stats, proc=proc, log=log,
                   conf=conf, conf_path=os.path.join(env.dir, "proxy-%d.yml" % listen))
@@ -483,7 +491,91 @@ def reload_loop(ctx):
     return {"cpu_share": 1.0}
 
 
-CASES = [deep_reply, reload_order, mc_long_gat, stats_trickle, fd_exhaustion, reload_loop]
+def proxy_stall(ctx):
+    """The proxy itself stops for longer than the timeout (2 s), twice, while
+    the bystander has requests in flight. At b733ada a 600 ms stall failed
+    2,121 requests to healthy servers with a shorter timeout: the time the
+    proxy was not running counted against the servers."""
+    for _ in range(2):
+        time.sleep(0.3)
+        ctx.proc.send_signal(signal.SIGSTOP)
+        time.sleep(2.5)
+        ctx.proc.send_signal(signal.SIGCONT)
+    time.sleep(0.5)
+
+
+def idle_two_bytes(ctx):
+    """800 clients that send two bytes of a command and stop: the proxy
+    holds a small read buffer for each (at b733ada 55 KB a connection:
+    5,000 such clients took 266 MB)."""
+    watch = Watch(ctx.proc, ctx.log)
+    conns = [Conn(ctx.listen) for _ in range(800)]
+    for c in conns:
+        c.send(b"*1")
+    time.sleep(1.0)
+    grew = watch.rss() - watch.rss0
+    for c in conns:
+        c.close()
+    print("  idle_two_bytes: RSS %+.1f MB for 800 idle clients" % (grew / 1e6))
+    if not SANITIZED:
+        check(grew < 800 * 12000, "%.0f bytes a client" % (grew / 800))
+
+
+def unauth_big(ctx):
+    """Before AUTH, a client may send only what Redis takes unauthenticated
+    (16 KB strings, 10 arguments): at b733ada four clients each had the
+    proxy buffer a 100 MB key (398 MB)."""
+    hostile = []
+    for i in range(4):
+        c = Conn(ctx.listen)
+        c.send(b"*3\r\n$3\r\nSET\r\n$104857600\r\n")
+        hostile.append(c)
+    for c in hostile:
+        got = c.reply()
+        check(isinstance(got, tuple) and "Protocol error" in got[1], "refused: %r" % (got,))
+        check(c.is_closed(), "the unauthenticated client is closed")
+    c = Conn(ctx.listen)
+    check_eq(c.call("GET", "x")[0], "err", "NOAUTH before AUTH")
+    check_eq(c.call("AUTH", "hostile-pw"), b"+OK", "AUTH")
+    check_eq(c.call("SET", "big", b"v" * (1 << 20)), b"+OK", "a 1 MB value after AUTH")
+    c.close()
+    return {"rss_mb": 24}
+
+
+unauth_big.auth = "hostile-pw"
+
+
+def server_wide(ctx):
+    """Commands that would act on one server's whole keyspace, or store a
+    key on another key's server: refused, with the reason."""
+    c = Conn(ctx.listen)
+    for script in ("return redis.call('FLUSHALL')", 'redis.call("select", 1)',
+                   "return redis.call('SwapDB', 0, 1)", "return redis.call('flushdb')"):
+        got = c.call("EVAL", script, 1, "sw:k")
+        check(isinstance(got, tuple) and "refuses a script" in got[1], "%s: %r" % (script, got))
+    # SORT src STORE dst: dst must live with src (at b733ada the write was
+    # acknowledged on src's server, then unreadable through the proxy).
+    owner = {}
+    for i in range(200):
+        owner.setdefault(c.call("PROXY", "LOCATE", "so:%d" % i)[0][0], "so:%d" % i)
+    src, other = sorted(owner.values())[:2]
+    check_eq(c.call("RPUSH", src, 3, 1, 2), 3, "RPUSH")
+    got = c.call("SORT", src, "STORE", other)
+    check(isinstance(got, tuple) and got[0] == "err" and "CROSSSLOT" in got[1], "%r" % (got,))
+    check_eq(c.call("SORT", src, "STORE", "{%s}:sorted" % src), 3, "STORE beside src")
+    check_eq(c.call("LRANGE", "{%s}:sorted" % src, 0, -1), [b"1", b"2", b"3"], "readable")
+    # BY's pattern spelled "store" is not the STORE option (and, with no
+    # '*' in it, tells Redis not to sort).
+    check_eq(c.call("SORT", src, "BY", "store", "LIMIT", 0, 2), [b"3", b"1"], "a pattern 'store'")
+    check_eq(c.call("SORT", src, "STORE")[0], "err", "STORE without a key")
+    # A script that uses its keys is fine.
+    check_eq(c.call("EVAL", "return redis.call('GET', KEYS[1])", 1, src)[0], "err",
+             "WRONGTYPE from the server, passed on")
+    c.close()
+
+
+CASES = [deep_reply, reload_order, mc_long_gat, stats_trickle, fd_exhaustion, reload_loop,
+         proxy_stall, idle_two_bytes, unauth_big, server_wide]
 
 if __name__ == "__main__":
     # CHASH_HOSTILE=name,name runs only those cases (to try one on an old build).

@@ -130,11 +130,13 @@ def test_reload(env):
     # A broken file: refused with its line number, the old config serves on.
     with open(path, "w") as f:
         f.write(config(listen, ports) + "  bogus: 1\n")
+    time.sleep(0.21)  # one reload every 200 ms at most
     got = Conn(listen).call("PROXY", "RELOAD")
     check(isinstance(got, tuple) and "refused" in got[1] and ".yml:" in got[1],
           "bad config refused with its line: %r" % (got,))
     with open(path, "w") as f:
         f.write(config(free_port(), ports))
+    time.sleep(0.21)
     got = Conn(listen).call("PROXY", "RELOAD")
     check(isinstance(got, tuple) and "listen" in got[1], "listen change refused: %r" % (got,))
     check(wait_servers(listen, 11), "still 11 servers")
@@ -142,6 +144,7 @@ def test_reload(env):
     # 11 -> 10 by PROXY RELOAD: r10 drains and leaves.
     with open(path, "w") as f:
         f.write(config(listen, ports[:10]))
+    time.sleep(0.21)
     got = Conn(listen).call("PROXY", "RELOAD")
     check(isinstance(got, list), "reload answer: %r" % (got,))
     check(any(b"11 -> 10 servers" in line for line in got), "plan lines: %r" % got)
