@@ -28,6 +28,12 @@ from harness import Closed, Conn, check, check_eq, free_port, proxy_binary, run 
 
 BIN = proxy_binary()
 KEYS = ["user:%d" % i for i in range(3000)]
+# The pool's timeout. A live server that does not answer within it has
+# failed as far as the proxy can tell, so it must be longer than any stall a
+# loaded machine (CI: ctest -j2 beside other builds) gives a live
+# redis-server or the proxy: 150 ms was not (live servers' requests timed
+# out after 160-430 ms, and two in a row marked a live server down).
+TIMEOUT_MS = 1000
 
 
 def start_redis(env, port):
@@ -41,9 +47,9 @@ def setup(env, policy):
     procs = [start_redis(env, p) for p in ports]
     listen = free_port()
     conf = ("delta:\n  listen: 127.0.0.1:%d\n  redis: true\n  hash: md5\n"
-            "  distribution: ketama\n  timeout: 150\n  server_failure_limit: 2\n"
+            "  distribution: ketama\n  timeout: %d\n  server_failure_limit: 2\n"
             "  server_retry_timeout: 200\n  auto_eject_hosts: %s\n%s  servers:\n"
-            % (listen, "true" if policy == "eject" else "false",
+            % (listen, TIMEOUT_MS, "true" if policy == "eject" else "false",
                "" if policy == "eject" else "  on_failure: %s\n" % policy))
     conf += "".join("   - 127.0.0.1:%d:1 r%d\n" % (p, i) for i, p in enumerate(ports))
     env.proxy(BIN, conf, [listen], workers=1)
@@ -96,17 +102,31 @@ def p99(values):
     return values[int(len(values) * 0.99)] if values else 0.0
 
 
+def ring_states(admin):
+    return [l.decode().split()[4] for l in admin.call("PROXY", "RING")[1:-1]]
+
+
 def scenario(env, policy):
     ports, procs, listen = setup(env, policy)
     owner = owners(listen)
     load = Load(listen)
+    admin = Conn(listen, timeout=10)
     time.sleep(0.5)
     t_fail = time.time()
     procs[1].send_signal(signal.SIGKILL)
     procs[1].wait()
     procs[2].send_signal(signal.SIGSTOP)
-    time.sleep(2.0)
-    admin = Conn(listen)
+    # Detection: until the proxy has taken both servers out (the frozen one
+    # after server_failure_limit timeouts, about 2 s). The promises below
+    # hold from then on, however long a loaded machine makes that take.
+    t_detected = None
+    while time.time() < t_fail + 15:
+        if all(st != "up" for st in ring_states(admin)[1:3]):
+            t_detected = time.time()
+            break
+        time.sleep(0.01)
+    check(t_detected is not None, "%s: both servers taken out within 15 s" % policy)
+    time.sleep(1.0)  # a second of load with both out
     if policy == "error":
         # A split MGET: the down servers' keys fail at once (no timeout
         # wait on the frozen one), the others are read.
@@ -116,24 +136,28 @@ def scenario(env, policy):
         keys = [pick[n] for n in sorted(pick)]
         t0 = time.time()
         got = admin.call("MGET", *keys)
-        check(time.time() - t0 < 0.1, "error: split MGET answered at once")
+        # At once: the "is down" elements below show no part waited for a
+        # timeout, and the time shows it too: a timeout (TIMEOUT_MS, checked
+        # every 100 ms) cannot expire in less than 0.9 of it.
+        check(time.time() - t0 < 0.8 * TIMEOUT_MS / 1000.0, "error: split MGET answered at once")
         for k, g in zip(keys, got):
             if owner[k] in ("r1", "r2"):
                 check(isinstance(g, tuple) and "is down" in g[1], "error element for %s" % k)
             else:
                 check(not isinstance(g, tuple), "value for %s" % k)
-    states = [l.decode().split()[4] for l in admin.call("PROXY", "RING")[1:-1]]
+    states = ring_states(admin)
     t_back = time.time()
     procs[1] = start_redis(env, ports[1])
     procs[2].send_signal(signal.SIGCONT)
     # Recovery: until the proxy's probes put both servers back.
-    up_after = None
+    up_after = t_up = None
     while time.time() < t_back + 5:
-        if all(l.decode().split()[4] == "up" for l in admin.call("PROXY", "RING")[1:-1]):
-            up_after = time.time() - t_back
+        if all(st == "up" for st in ring_states(admin)):
+            t_up = time.time()
+            up_after = t_up - t_back
             break
         time.sleep(0.01)
-    time.sleep(max(0.0, t_back + 1.5 - time.time()))
+    time.sleep(max(0.0, (t_up or t_back) + 1.0 - time.time()))  # a second of load after
     load.finish()
     want_state = "ejected" if policy == "eject" else "down"
     check_eq(states, ["up", want_state, want_state, "up"], "%s: states while failed" % policy)
@@ -158,12 +182,16 @@ def scenario(env, policy):
         # a few keys of live servers, possibly onto the other failing one.
         check_eq(len(others_errors), 0, "%s: keys of live servers never fail" % policy)
     check_eq(sorted(back_at), ["r1", "r2"], "%s: both servers serve their keys again" % policy)
-    after = [e for e in load.log if e[0] >= t_back + 1.0]
-    check(after and all(e[2] for e in after), "%s: no errors a second after recovery" % policy)
+    # Once the proxy reports both servers up, every request succeeds. (Not
+    # "a second after the restart": how soon the probes see a restarted
+    # redis-server is up to the machine's load; up_after is checked above.)
+    after = [e for e in load.log if e[0] >= t_up]
+    check(len(after) > 20 and all(e[2] for e in after),
+          "%s: no errors once both servers are up" % policy)
 
-    # Detection takes server_failure_limit timeouts (0.3 s); allow for a
-    # loaded machine.
-    late = [e for e in during if e[0] >= t_fail + 1.0]
+    # Once the proxy has taken both servers out, its policy holds for every
+    # request (sent after it said so).
+    late = [e for e in during if e[0] >= t_detected]
     if policy == "error":
         # Consistency: every key of a failed server fails, once it is down.
         failed_ops = [e for e in late if owner[e[1]] in failed]
