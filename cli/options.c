@@ -1,38 +1,15 @@
 /*
- * options.c - one-line errors, integer flags and the placement options that
- * every command shares.
+ * options.c - integer flags and the placement options that every command
+ * shares.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void vreport(const char *cmd, const char *fmt, va_list ap) {
-    fprintf(stderr, "chash %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-}
-
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vreport(cmd, fmt, ap);
-    va_end(ap);
-    return CLI_EXIT_USAGE;
-}
-
-int cli_fail(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vreport(cmd, fmt, ap);
-    va_end(ap);
-    return CLI_EXIT_FAILURE;
-}
 
 bool cli_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t min,
                    uint64_t max, uint64_t *out) {
