@@ -70,12 +70,16 @@ class Bystander:
         except Exception as e:  # a dropped connection is an error too
             self.errors.append("bystander: %r" % (e,))
 
-    def stop(self):
+    def _finish(self):
+        """Stops the loop: no error, some progress."""
         self.stop_flag.set()
         self.thread.join(30)
         check(not self.thread.is_alive(), "%s: the bystander finished" % self.name)
         check_eq(self.errors, [], "%s: bystander errors" % self.name)
         check(self.count > 0, "%s: the bystander made progress" % self.name)
+
+    def stop(self):
+        self._finish()
         # No lost write: everything acknowledged is there, in order.
         for key in self.counters:
             check_eq(self.conn.call("GET", key), str(self.count).encode(), "%s %s" % (self.name, key))
@@ -114,11 +118,7 @@ class McBystander(Bystander):
         self.count = n + 1
 
     def stop(self):
-        self.stop_flag.set()
-        self.thread.join(30)
-        check(not self.thread.is_alive(), "%s: the bystander finished" % self.name)
-        check_eq(self.errors, [], "%s: bystander errors" % self.name)
-        check(self.count > 0, "%s: the bystander made progress" % self.name)
+        self._finish()
         for key in self.counters:
             self.conn.send(b"get %s\r\n" % key.encode())
             value = str(self.count).encode()
