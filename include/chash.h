@@ -367,8 +367,9 @@ CHASH_API int chash_clone(const chash *c, chash **out);
  * name is copied. The ring gains weight * vnodes points, merged into place
  * without re-sorting the rest (ketama and twemproxy, whose point counts
  * depend on every weight, rebuild the ring: O(points log points)).
- * Errors: CHASH_EINVAL (c NULL, name NULL),
- * CHASH_ENAME, CHASH_EWEIGHT, CHASH_EEXIST, CHASH_ETOOBIG (points would pass
+ * Errors: CHASH_EINVAL (c NULL, name NULL; ketama or twemproxy with so few
+ * vnodes that no node would get a point), CHASH_ENAME, CHASH_EWEIGHT,
+ * CHASH_EEXIST, CHASH_ETOOBIG (points would pass
  * CHASH_POINTS_MAX; jump and memento: total weight past CHASH_POINTS_MAX;
  * maglev: more nodes than table entries), CHASH_ENOMEM. Cost: O(points);
  * the other algorithms O(nodes) or O(buckets), maglev O(table log table).

@@ -173,6 +173,11 @@ static int total_points(const algo_ctx *ctx, const algo_nodes *nodes,
         sum += chash_scheme_point_count(ctx, totals, &nodes->nodes[i]);
         if (sum > CHASH_POINTS_MAX) return CHASH_ETOOBIG;
     }
+    /* Nodes but no point at all (ketama with fewer than 4 points a node:
+     * its counts are floored to whole groups of 4): no key would have an
+     * owner, so the membership is refused rather than a ring with nothing
+     * on it. Some nodes without points is the peers' behaviour and stays. */
+    if (sum == 0 && nodes->count > 0) return CHASH_EINVAL;
     *total = (size_t)sum;
     return CHASH_OK;
 }

@@ -193,8 +193,31 @@ static void test_create_failure(void) {
     }
 }
 
+/* Ketama floors each node's points to groups of 4: with 3 vnodes no node
+ * gets one. Refused (a ring with members and no point would have no owner
+ * for any key), with nothing changed; a heavier node that does get points
+ * is fine (the peers leave the light ones unreachable). */
+static void test_no_points(void) {
+    chash_config cfg = {.struct_size = sizeof cfg, .scheme = CHASH_SCHEME_KETAMA, .vnodes = 3};
+    chash *c = NULL;
+    ASSERT_OK(chash_create(&cfg, &c));
+    ASSERT_EQ(chash_add(c, "a", 1, 1), CHASH_EINVAL);
+    ASSERT_UEQ(chash_node_count(c), 0);
+    size_t node;
+    ASSERT_EQ(chash_lookup(c, "k", 1, &node), CHASH_EEMPTY);
+    static const chash_node_spec two[] = {{"a", 1, 1}, {"b", 1, 1}};
+    ASSERT_EQ(chash_add_many(c, two, 2), CHASH_EINVAL);
+    ASSERT_UEQ(chash_node_count(c), 0);
+    static const chash_node_spec heavy[] = {{"a", 1, 1}, {"b", 1, 9}};
+    ASSERT_OK(chash_add_many(c, heavy, 2));
+    ASSERT_OK(chash_lookup(c, "k", 1, &node));
+    ASSERT_UEQ(node, 1);
+    chash_free(c);
+}
+
 int main(void) {
     test_messages();
+    test_no_points();
     test_arguments();
     test_create_failure();
     static const operation ops[] = {op_add, op_add_many, op_remove, op_weight, op_clone};
