@@ -4,6 +4,7 @@ ASCII to them. Servers are stopped by PID; nothing leaves 127.0.0.1.
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,19 +31,45 @@ def check_eq(got, want, what=""):
         raise AssertionError("%s: got %r, want %r" % (what, got, want))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def _port_range():
+    """Where free ports are picked: below the kernel's ephemeral range.
+    A port the kernel hands out for bind(0) is one it also hands out as the
+    source port of any outgoing connection on the machine, so between our
+    pick and the server's bind another test's connect() (thousands a second
+    under ctest -j2; wait_port alone makes one per try) could take it, and
+    the server exits (nutcracker with status 1 and no word). No connect()
+    takes a port below the ephemeral range."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    if low > 12000:
+        return 10000, low - 1
+    return 0, 0  # an unusual range: let the kernel pick
+
+
+_rng = random.Random()
 
 
 def free_ports(count):
-    """count distinct free ports (each socket stays bound until all are
-    picked, so the kernel cannot hand out one twice)."""
+    """count distinct free ports, outside the ephemeral range when there is
+    room (each socket stays bound until all are picked, so none is picked
+    twice; a port another test holds, or with a connection in TIME_WAIT,
+    fails the bind and is skipped)."""
+    lo, hi = _port_range()
     socks = []
-    for _ in range(count):
+    for _ in range(100 * count):
+        if len(socks) == count:
+            break
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", _rng.randint(lo, hi) if hi else 0))
+        except OSError:
+            s.close()
+            continue
+        socks.append(s)
+    while len(socks) < count:  # no luck in our range: the kernel's pick
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         socks.append(s)
@@ -50,6 +77,10 @@ def free_ports(count):
     for s in socks:
         s.close()
     return ports
+
+
+def free_port():
+    return free_ports(1)[0]
 
 
 def wait_port(port, proc=None, timeout=5.0, host="127.0.0.1"):
