@@ -534,9 +534,11 @@ def test_busy_server_not_timed_out(env):
 
     def answer(req):
         if req[-1] == b"slow":
-            # Silent until the client has had its error (and at most 1.9 s,
-            # under twice the timeout, which would close the connection).
-            release.wait(1.9 * timeout)
+            # Silent until the client has had its error (5 s at most, so a
+            # proxy that never times it out fails below instead of hanging;
+            # one that closes the connection at twice the timeout instead of
+            # failing the request alone fails "one server connection").
+            release.wait(5 * timeout)
             replied.set()
         else:
             time.sleep(state["delay"])
