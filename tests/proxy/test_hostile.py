@@ -146,9 +146,9 @@ class Watch:
         fields = open("/proc/%d/stat" % self.proc.pid).read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICK
 
-    def rss(self):
+    def rss(self, field="VmRSS"):
         for line in open("/proc/%d/status" % self.proc.pid):
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
         return 0
 
@@ -508,17 +508,21 @@ def idle_two_bytes(ctx):
     """800 clients that send two bytes of a command and stop: the proxy
     holds a small read buffer for each (at b733ada 55 KB a connection:
     5,000 such clients took 266 MB)."""
+    # Committed memory (VmData), not resident: an untouched 64 KB buffer is
+    # not resident yet, but it is the proxy's to touch (b733ada: +66 KB a
+    # client in VmData, +4.7 KB in VmRSS).
     watch = Watch(ctx.proc, ctx.log)
+    data0 = watch.rss("VmData")
     conns = [Conn(ctx.listen) for _ in range(800)]
     for c in conns:
         c.send(b"*1")
     time.sleep(1.0)
-    grew = watch.rss() - watch.rss0
+    grew = watch.rss("VmData") - data0
     for c in conns:
         c.close()
-    print("  idle_two_bytes: RSS %+.1f MB for 800 idle clients" % (grew / 1e6))
+    print("  idle_two_bytes: VmData %+.1f MB for 800 idle clients" % (grew / 1e6))
     if not SANITIZED:
-        check(grew < 800 * 12000, "%.0f bytes a client" % (grew / 800))
+        check(grew < 800 * 16000, "%.0f bytes a client" % (grew / 800))
 
 
 def unauth_big(ctx):
