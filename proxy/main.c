@@ -62,19 +62,27 @@ static const char usage[] =
     "\n"
     "Configuration keys and what differs from nutcracker: docs/proxy.md.\n";
 
+/* Signal handlers may only touch lock-free atomics. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int is lock-free");
+
 /* SIGHUP: re-read the configuration (reload.c). */
 static void on_hangup(int sig) {
     (void)sig;
-    proxy_reload_requested = 1;
+    int saved = errno;
+    atomic_store(&proxy_reload_requested, 1);
+    errno = saved;
 }
 
-/* The first SIGTERM or SIGINT drains, the second stops at once. */
+/* The first SIGTERM or SIGINT drains, the second stops at once. The flags
+ * are lock-free atomics: threads read them while a handler writes. */
 static void on_signal(int sig) {
     (void)sig;
-    if (proxy_drain)
-        proxy_stop = 1;
+    int saved = errno;
+    if (atomic_load(&proxy_drain))
+        atomic_store(&proxy_stop, 1);
     else
-        proxy_drain = 1;
+        atomic_store(&proxy_drain, 1);
+    errno = saved;
 }
 
 /* The command line, with nutcracker's defaults. */

@@ -279,13 +279,13 @@ struct proxy {
     bool has_stats_thread;
 };
 
-extern volatile sig_atomic_t proxy_stop;
+extern atomic_int proxy_stop;
 /* Set by the first SIGTERM / SIGINT: stop accepting, answer what clients
  * already asked, close them, exit (proxy_stop, by a second signal or after
  * DRAIN_TIMEOUT_MS, cuts it short). */
-extern volatile sig_atomic_t proxy_drain;
+extern atomic_int proxy_drain;
 /* Set by SIGHUP: the reload thread re-reads the configuration. */
-extern volatile sig_atomic_t proxy_reload_requested;
+extern atomic_int proxy_reload_requested;
 #define DRAIN_TIMEOUT_MS 10000u
 
 /* ---- worker.c: one loop per thread ------------------------------------- */

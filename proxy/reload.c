@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-volatile sig_atomic_t proxy_reload_requested;
+atomic_int proxy_reload_requested;
 
 typedef struct plan_sum {
     uint64_t ranges, hashes;
@@ -229,8 +229,7 @@ done:
 static void *reload_main(void *arg) {
     proxy *px = arg;
     while (!proxy_stop && !proxy_drain) {
-        if (proxy_reload_requested) {
-            proxy_reload_requested = 0;
+        if (atomic_exchange(&proxy_reload_requested, 0)) {
             char msg[2048];
             /* Too soon: signals in a burst become one reload, once allowed. */
             if (proxy_reload(px, msg, sizeof msg) < -1) proxy_reload_requested = 1;

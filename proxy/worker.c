@@ -24,8 +24,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-volatile sig_atomic_t proxy_stop;
-volatile sig_atomic_t proxy_drain;
+atomic_int proxy_stop;
+atomic_int proxy_drain;
 
 static uint64_t now_us(void) {
     struct timespec ts;

@@ -373,9 +373,11 @@ def clients_left(port, timeout=3.0):
 
 
 def is_sanitized(binary):
-    """True for a build with AddressSanitizer (slower; keeps freed memory)."""
+    """True for a build with AddressSanitizer or ThreadSanitizer (slower;
+    keeps freed memory)."""
     with open(binary, "rb") as f:
-        return b"__asan_init" in f.read()
+        data = f.read()
+    return b"__asan_init" in data or b"__tsan_init" in data
 
 
 def proxy_binary():
