@@ -71,6 +71,9 @@ static cmd_spec commands[] = {
     {"mget", CK_MGET, 1, -1, 1, false, 0}, {"del", CK_SUM, 1, -1, 1, false, 0},
     {"unlink", CK_SUM, 1, -1, 1, false, 0}, {"exists", CK_SUM, 1, -1, 1, false, 0},
     {"touch", CK_SUM, 1, -1, 1, false, 0}, {"mset", CK_MSET, 1, -1, 2, false, 0},
+    /* every server, or any one */
+    LOCAL("dbsize", CK_ALL_SUM), LOCAL("flushall", CK_ALL_OK), LOCAL("flushdb", CK_ALL_OK),
+    LOCAL("time", CK_ONE), LOCAL("lastsave", CK_ONE), LOCAL("script", CK_SCRIPT),
     /* the connection */
     LOCAL("ping", CK_PING), LOCAL("echo", CK_ECHO), LOCAL("quit", CK_QUIT),
     LOCAL("select", CK_SELECT), LOCAL("hello", CK_HELLO), LOCAL("auth", CK_AUTH),
@@ -190,6 +193,10 @@ cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out
         out->step = 2;
         out->count = (m->argc - 1) / 2;
         return CMD_KEYS_OK;
+    case CK_ALL_SUM:
+    case CK_ALL_OK:
+    case CK_ONE:
+    case CK_SCRIPT:
     case CK_PING:
     case CK_ECHO:
     case CK_QUIT:

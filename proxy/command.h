@@ -21,6 +21,10 @@ typedef enum cmd_kind {
     CK_MGET,    /* split by server, elements merged back in key order */
     CK_SUM,     /* split by server, integers added */
     CK_MSET,    /* split by server, key-value pairs */
+    CK_ALL_SUM, /* to every server, integers added (DBSIZE) */
+    CK_ALL_OK,  /* to every server, +OK when all are (FLUSHALL, FLUSHDB) */
+    CK_ONE,     /* no key: to one live server (TIME, LASTSAVE) */
+    CK_SCRIPT,  /* SCRIPT LOAD (every server, one sha) and FLUSH (every server) */
     CK_PING,    /* the rest are answered by the proxy */
     CK_ECHO,
     CK_QUIT,

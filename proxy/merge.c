@@ -9,6 +9,8 @@
  * memcached get/gets/gat/gats: the VALUE blocks in key order, then END; a
  * failed fragment's keys are misses (there is no per-key error in that
  * protocol), and when every fragment failed the first error is the reply.
+ * A command sent to every server: integers added (DBSIZE), +OK when all
+ * are (FLUSHALL), or the one reply they all gave (SCRIPT LOAD).
  */
 #include "proxy.h"
 
@@ -101,6 +103,25 @@ static void merge_mset(req *r) {
     buf_append_str(&r->reply, "+OK\r\n");
 }
 
+/* Every server must have said the same (SCRIPT LOAD: the same sha): that
+ * reply; the first error if any; else an error saying they differ. */
+static void merge_same(req *r) {
+    const buf *first = &r->frags[0].reply;
+    for (uint32_t f = 0; f < r->frag_count; f++) {
+        const buf *b = &r->frags[f].reply;
+        if (is_error_reply(b) || r->frags[f].failed) {
+            buf_append(&r->reply, buf_start(b), buf_used(b));
+            return;
+        }
+        if (buf_used(b) != buf_used(first) || memcmp(buf_start(b), buf_start(first),
+                                                     buf_used(b)) != 0) {
+            buf_append_str(&r->reply, "-ERR the servers of the pool answered differently\r\n");
+            return;
+        }
+    }
+    buf_append(&r->reply, buf_start(first), buf_used(first));
+}
+
 static bool mc_is_values(const buf *b) {
     const char *s = buf_start(b);
     size_t n = buf_used(b);
@@ -149,6 +170,7 @@ void merge_reply(req *r) {
     case REQ_SUM: merge_sum(r); break;
     case REQ_MSET: merge_mset(r); break;
     case REQ_MC_GET: merge_mc_get(r); break;
+    case REQ_SAME: merge_same(r); break;
     case REQ_LOCAL:
     case REQ_FORWARD: break;
     }

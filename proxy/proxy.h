@@ -100,6 +100,7 @@ typedef enum req_kind {
     REQ_SUM,     /* DEL, UNLINK, EXISTS, TOUCH split: integers added */
     REQ_MSET,    /* MSET split: +OK when every part is */
     REQ_MC_GET,  /* memcached get/gets/gat/gats split: VALUE blocks in key order */
+    REQ_SAME,    /* to every server: their one common reply (SCRIPT LOAD's sha) */
 } req_kind;
 
 struct req {

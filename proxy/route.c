@@ -257,6 +257,78 @@ static void route_split(client *c, const resp_msg *m, const cmd_keys *k, req_kin
     split_free(&s);
 }
 
+/* ---- commands for every server ------------------------------------------ */
+
+/*
+ * The command, whole, to every configured server of the pool; the replies
+ * merge by `kind`. A server that is down or ejected fails its part, and the
+ * merged reply is that error: a DBSIZE without one server's keys would be
+ * a wrong answer, not a smaller one.
+ */
+static void route_all(client *c, const resp_msg *m, req_kind kind) {
+    wpool *p = c->pool;
+    if (p->server_count == 0) {
+        reply_no_server(c);
+        return;
+    }
+    req *r = req_new(c, kind, (uint32_t)p->server_count);
+    if (!r) {
+        reply_oom(c);
+        return;
+    }
+    buf tmp = {0};
+    const char *data = m->raw;
+    size_t len = m->raw_len;
+    if (m->is_inline) { /* servers want RESP */
+        buf_append_header(&tmp, '*', m->argc);
+        for (size_t i = 0; i < m->argc; i++) buf_append_bulk(&tmp, m->argv[i].ptr, m->argv[i].len);
+        data = buf_start(&tmp);
+        len = buf_used(&tmp);
+    }
+    stat_add(&p->st.fragments, p->server_count);
+    for (size_t k = 0; k < p->server_count; k++) {
+        backend *b = &p->backends[k];
+        if (tmp.is_oom || b->is_ejected) {
+            char reason[200];
+            if (tmp.is_oom)
+                snprintf(reason, sizeof reason, "out of memory");
+            else
+                snprintf(reason, sizeof reason, "server %s is ejected", b->cf->name);
+            frag_fail(&r->frags[k], true, reason);
+        } else {
+            frag_send(&r->frags[k], b, c, data, len);
+        }
+    }
+    buf_free(&tmp);
+    req_release(r);
+}
+
+/* A command with no key that any server can answer: the first live one. */
+static void route_one(client *c, const resp_msg *m) {
+    wpool *p = c->pool;
+    for (size_t k = 0; k < p->server_count; k++)
+        if (!backend_is_out(&p->backends[k])) {
+            forward_resp(c, m, &p->backends[k]);
+            return;
+        }
+    reply_no_server(c);
+}
+
+/* SCRIPT LOAD: every server loads it, and they must agree on its sha;
+ * SCRIPT FLUSH [ASYNC|SYNC]: every server. The rest (EXISTS, KILL...) are
+ * about one server's state: refused with the reason. */
+static void route_script(client *c, const resp_msg *m) {
+    const resp_arg *sub = m->argc >= 2 ? &m->argv[1] : NULL;
+    if (sub && resp_arg_is(sub, "load")) {
+        route_all(c, m, REQ_SAME);
+    } else if (sub && resp_arg_is(sub, "flush")) {
+        route_all(c, m, REQ_MSET);
+    } else {
+        client_reply_str(c, "-ERR the proxy supports SCRIPT LOAD and SCRIPT FLUSH only: the "
+                            "other subcommands are about one server\r\n");
+    }
+}
+
 /* Answers a command whose arguments do not fit its keys (command_keys). */
 static void reply_keys_error(client *c, const resp_msg *m, cmd_keys_err err) {
     switch (err) {
@@ -328,6 +400,18 @@ static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
             route_split(c, m, &k, spec->kind == CK_MGET ? REQ_MGET
                                   : spec->kind == CK_SUM ? REQ_SUM
                                                          : REQ_MSET);
+        return;
+    case CK_ALL_SUM:
+        route_all(c, m, REQ_SUM);
+        return;
+    case CK_ALL_OK:
+        route_all(c, m, REQ_MSET);
+        return;
+    case CK_ONE:
+        route_one(c, m);
+        return;
+    case CK_SCRIPT:
+        route_script(c, m);
         return;
     case CK_PROXY:
         admin_command(c, m);

@@ -340,10 +340,10 @@ def test_redis_corpus(env):
     c = Conn(std, timeout=CASE_TIMEOUT)
     cmds = [("SET", "u1", "a"), ("KEYS", "*"), ("GET", "u1"), ("CONFIG", "GET", "x"),
             ("APPEND", "u1", "b"), ("SUBSCRIBE", "ch"), ("MULTI",), ("GET", "u1"),
-            ("BLPOP", "u1", "0"), ("FLUSHALL",), ("MGET", "u1", "nope"), ("SCAN", "0"),
+            ("BLPOP", "u1", "0"), ("MONITOR",), ("MGET", "u1", "nope"), ("SCAN", "0"),
             (b"\x00\xff bin",), ("PING",)]
     got = c.pipeline(cmds)
-    want = [b"+OK", "KEYS", b"a", "CONFIG", 2, "SUBSCRIBE", "MULTI", b"ab", "BLPOP", "FLUSHALL",
+    want = [b"+OK", "KEYS", b"a", "CONFIG", 2, "SUBSCRIBE", "MULTI", b"ab", "BLPOP", "MONITOR",
             [b"ab", None], "SCAN", "?? bin", b"+PONG"]
     for cmd, g, w in zip(cmds, got, want):
         if isinstance(w, str):

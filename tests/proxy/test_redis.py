@@ -219,7 +219,7 @@ def test_connection_commands(env):
     check_eq(px.call("SELECT", "1")[0], "err", "SELECT other db")
     check(px.call("AUTH", "x")[1].startswith("ERR AUTH"), "AUTH without password")
     # unsupported commands mid-pipeline: an error in its turn, connection open
-    got = px.pipeline([("SET", "a", "1"), ("KEYS", "*"), ("GET", "a"), ("FLUSHALL",),
+    got = px.pipeline([("SET", "a", "1"), ("KEYS", "*"), ("GET", "a"), ("MONITOR",),
                        ("BLPOP", "a", "0"), ("SUBSCRIBE", "c"), ("MULTI",), ("GET", "a"),
                        ("NOSUCH\r\nCMD",), ("PING",)])
     check_eq(got[0], b"+OK", "SET")
@@ -514,7 +514,55 @@ def test_memory_after_burst(env):
         check(after < base + 24 * 1024, "memory returned: %d kB over the start" % (after - base))
 
 
+def test_every_server(env):
+    """Commands for the whole keyspace go to every server, each reply
+    compared with one redis-server holding the same data: DBSIZE (summed),
+    FLUSHDB and FLUSHALL (+OK when every server is), SCRIPT LOAD (the sha
+    every server agreed on; EVALSHA then works on keys of any server),
+    SCRIPT FLUSH; TIME and LASTSAVE from one server. A server that is down
+    makes them an error, never a wrong count."""
+    ports, listen, conf = three_redis_pool(env, extra="  server_failure_limit: 1\n"
+                                           "  server_retry_timeout: 60000\n")
+    ref = Conn(env.redis()[0])
+    proc = env.proxy(BIN, conf, [listen])
+    px = Conn(listen)
+    keys = ["fan:%d" % i for i in range(300)]
+    for k in keys:
+        check_eq(px.call("SET", k, "v"), b"+OK", "SET")
+        ref.call("SET", k, "v")
+    check_eq(px.call("DBSIZE"), ref.call("DBSIZE"), "DBSIZE summed over servers")
+    check(all(Conn(p).call("DBSIZE") > 0 for p in ports), "keys on every server")
+    script = "return redis.call('GET', KEYS[1])"
+    sha = ref.call("SCRIPT", "LOAD", script)
+    check_eq(px.call("SCRIPT", "LOAD", script), sha, "SCRIPT LOAD: the sha")
+    for k in keys[:30]:
+        check_eq(px.call("EVALSHA", sha, 1, k), b"v", "EVALSHA on %s's server" % k)
+    check_eq(px.call("SCRIPT", "FLUSH"), b"+OK", "SCRIPT FLUSH")
+    got = px.call("EVALSHA", sha, 1, keys[0])
+    check(isinstance(got, tuple) and got[1].startswith("NOSCRIPT"), "flushed: %r" % (got,))
+    check(px.call("SCRIPT", "EXISTS", sha)[0] == "err", "SCRIPT EXISTS refused, with a reason")
+    t = px.call("TIME")
+    check(isinstance(t, list) and len(t) == 2 and int(t[0]) > 1.7e9, "TIME: %r" % (t,))
+    check(isinstance(px.call("LASTSAVE"), int), "LASTSAVE")
+    check_eq(px.call("FLUSHDB", "ASYNC"), ref.call("FLUSHDB", "ASYNC"), "FLUSHDB ASYNC")
+    check_eq(px.call("DBSIZE"), 0, "empty after FLUSHDB")
+    check_eq(px.call("FLUSHDB", "x"), ref.call("FLUSHDB", "x"), "the server's own error")
+    px.call("SET", "again", "1")
+    check_eq(px.call("FLUSHALL"), b"+OK", "FLUSHALL")
+    check(all(Conn(p).call("DBSIZE") == 0 for p in ports), "every server flushed")
+    check_eq(px.call("DBSIZE", "extra")[0], "err", "DBSIZE arity from the servers")
+    # One server gone: an error, not a smaller count.
+    px.call("SET", "k1", "1")
+    env.stop([p for p in env.procs if p.args[2] == str(ports[1])][0], force=True)
+    got = px.call("DBSIZE")
+    check(isinstance(got, tuple) and got[0] == "err", "DBSIZE with a server down: %r" % (got,))
+    got = px.call("FLUSHALL")
+    check(isinstance(got, tuple) and got[0] == "err", "FLUSHALL with a server down: %r" % (got,))
+    check_eq(px.call("PING"), b"+PONG", "still serving")
+    check(proc.poll() is None, "proxy running")
+
+
 if __name__ == "__main__":
     run([test_every_command, test_split_and_tags, test_connection_commands, test_auth_and_db,
          test_many_clients_pipelined, test_server_down, test_timeout_and_eject,
-         test_late_request, test_inline_quotes, test_memory_after_burst])
+         test_late_request, test_inline_quotes, test_memory_after_burst, test_every_server])
