@@ -74,6 +74,7 @@ static cmd_spec commands[] = {
     /* every server, or any one */
     LOCAL("dbsize", CK_ALL_SUM), LOCAL("flushall", CK_ALL_OK), LOCAL("flushdb", CK_ALL_OK),
     LOCAL("time", CK_ONE), LOCAL("lastsave", CK_ONE), LOCAL("script", CK_SCRIPT),
+    LOCAL("keys", CK_ALL_CONCAT), LOCAL("scan", CK_SCAN),
     /* the connection */
     LOCAL("ping", CK_PING), LOCAL("echo", CK_ECHO), LOCAL("quit", CK_QUIT),
     LOCAL("select", CK_SELECT), LOCAL("hello", CK_HELLO), LOCAL("auth", CK_AUTH),
@@ -197,6 +198,8 @@ cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out
     case CK_ALL_OK:
     case CK_ONE:
     case CK_SCRIPT:
+    case CK_ALL_CONCAT:
+    case CK_SCAN:
     case CK_PING:
     case CK_ECHO:
     case CK_QUIT:

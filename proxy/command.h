@@ -25,6 +25,8 @@ typedef enum cmd_kind {
     CK_ALL_OK,  /* to every server, +OK when all are (FLUSHALL, FLUSHDB) */
     CK_ONE,     /* no key: to one live server (TIME, LASTSAVE) */
     CK_SCRIPT,  /* SCRIPT LOAD (every server, one sha) and FLUSH (every server) */
+    CK_ALL_CONCAT, /* to every server, arrays joined (KEYS) */
+    CK_SCAN,    /* one server at a time, the cursor says which */
     CK_PING,    /* the rest are answered by the proxy */
     CK_ECHO,
     CK_QUIT,

@@ -14,6 +14,7 @@
  */
 #include "proxy.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char bad_reply[] = "-ERR unexpected reply from server\r\n";
@@ -122,6 +123,78 @@ static void merge_same(req *r) {
     buf_append(&r->reply, buf_start(first), buf_used(first));
 }
 
+/* The element count of an array reply and where its elements start, or
+ * false when b is not an array. */
+static bool array_head(const buf *b, uint64_t *count, size_t *body) {
+    const char *s = buf_start(b);
+    size_t n = buf_used(b);
+    if (n < 4 || s[0] != '*') return false;
+    uint64_t v = 0;
+    size_t i = 1;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) v = v * 10 + (uint64_t)(s[i] - '0');
+    if (i == 1 || i + 1 >= n || s[i] != '\r' || s[i + 1] != '\n') return false;
+    *count = v;
+    *body = i + 2;
+    return true;
+}
+
+/* Every server's array, one after another (KEYS). */
+static void merge_concat(req *r) {
+    uint64_t total = 0, count;
+    size_t body;
+    for (uint32_t f = 0; f < r->frag_count; f++) {
+        const buf *b = &r->frags[f].reply;
+        if (r->frags[f].failed || !array_head(b, &count, &body)) {
+            if (is_error_reply(b))
+                buf_append(&r->reply, buf_start(b), buf_used(b));
+            else
+                buf_append_str(&r->reply, bad_reply);
+            return;
+        }
+        total += count;
+    }
+    buf_append_header(&r->reply, '*', total);
+    for (uint32_t f = 0; f < r->frag_count; f++) {
+        const buf *b = &r->frags[f].reply;
+        array_head(b, &count, &body);
+        buf_append(&r->reply, buf_start(b) + body, buf_used(b) - body);
+    }
+}
+
+/*
+ * SCAN's reply from server k, [cursor, keys]: the client's cursor names the
+ * server too, (server cursor << SCAN_SERVER_BITS) | k, and a server that is
+ * done hands over to the next one (k + 1, cursor 0); 0 after the last.
+ */
+static void merge_scan(req *r) {
+    const buf *b = &r->one.reply;
+    const char *s = buf_start(b);
+    size_t n = buf_used(b), body, len;
+    uint64_t count, cursor = 0;
+    if (r->one.failed || !array_head(b, &count, &body) || count != 2 ||
+        (len = resp_value_len(s + body, n - body)) < 4 || s[body] != '$') {
+        buf_append(&r->reply, s, n); /* an error (or not SCAN's reply): as it is */
+        return;
+    }
+    const char *digits = memchr(s + body, '\n', len);
+    for (const char *d = digits ? digits + 1 : s + body + len; d < s + body + len - 2; d++) {
+        if (*d < '0' || *d > '9' || cursor > (UINT64_MAX >> SCAN_SERVER_BITS) / 10) {
+            buf_append_str(&r->reply, "-ERR a server's SCAN cursor is beyond the proxy's "
+                                      "range\r\n");
+            return;
+        }
+        cursor = cursor * 10 + (uint64_t)(*d - '0');
+    }
+    uint64_t next = cursor ? cursor << SCAN_SERVER_BITS | r->scan_server
+                    : r->scan_server + 1 < r->scan_servers ? r->scan_server + 1
+                                                          : 0;
+    char text[24];
+    int k = snprintf(text, sizeof text, "%llu", (unsigned long long)next);
+    buf_append_str(&r->reply, "*2\r\n");
+    buf_append_bulk(&r->reply, text, (size_t)k);
+    buf_append(&r->reply, s + body + len, n - body - len);
+}
+
 static bool mc_is_values(const buf *b) {
     const char *s = buf_start(b);
     size_t n = buf_used(b);
@@ -171,6 +244,8 @@ void merge_reply(req *r) {
     case REQ_MSET: merge_mset(r); break;
     case REQ_MC_GET: merge_mc_get(r); break;
     case REQ_SAME: merge_same(r); break;
+    case REQ_CONCAT: merge_concat(r); break;
+    case REQ_SCAN: merge_scan(r); break;
     case REQ_LOCAL:
     case REQ_FORWARD: break;
     }

@@ -101,6 +101,8 @@ typedef enum req_kind {
     REQ_MSET,    /* MSET split: +OK when every part is */
     REQ_MC_GET,  /* memcached get/gets/gat/gats split: VALUE blocks in key order */
     REQ_SAME,    /* to every server: their one common reply (SCRIPT LOAD's sha) */
+    REQ_CONCAT,  /* to every server: their arrays joined (KEYS) */
+    REQ_SCAN,    /* SCAN on one server: its cursor rewritten to name the server */
 } req_kind;
 
 struct req {
@@ -116,6 +118,7 @@ struct req {
     frag *frags;
     frag one; /* frags == &one when frag_count == 1 */
     uint32_t key_count;
+    uint32_t scan_server, scan_servers; /* REQ_SCAN: which of how many */
     uint32_t *key_frag; /* merges: key i's fragment */
     buf keys;           /* REQ_MC_GET: the keys, for matching VALUE blocks */
     uint32_t *key_off;  /* REQ_MC_GET: key i at keys[key_off[i] .. key_off[i+1]) */
@@ -420,6 +423,9 @@ void client_schedule(client *c);
 void client_drop_requests(client *c);
 
 /* ---- merge.c: split replies back into one ----------------------------- */
+/* SCAN cursors the proxy gives out: the server's cursor shifted left by
+ * this many bits, the server's index below (so up to 1024 servers). */
+#define SCAN_SERVER_BITS 10
 void merge_reply(req *r);
 
 /* ---- reload.c: live reconfiguration ------------------------------------ */

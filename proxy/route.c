@@ -329,6 +329,60 @@ static void route_script(client *c, const resp_msg *m) {
     }
 }
 
+/*
+ * SCAN cursor [options]: the cursor names a server (merge_scan makes them),
+ * so the proxy keeps no state and a client may reconnect mid-scan. The
+ * server gets its own cursor and the options as they came (MATCH, COUNT,
+ * TYPE). Servers are walked in configuration order.
+ */
+static void route_scan(client *c, const resp_msg *m) {
+    wpool *p = c->pool;
+    if (m->argc < 2) {
+        session_arity_error(c, &m->argv[0]);
+        return;
+    }
+    if (p->server_count == 0 || p->server_count > (1u << SCAN_SERVER_BITS)) {
+        client_reply_str(c, "-ERR SCAN through the proxy needs 1 to 1024 servers\r\n");
+        return;
+    }
+    /* Redis takes the cursor as an unsigned 64-bit number. */
+    uint64_t v = 0;
+    bool is_ok = m->argv[1].len > 0 && m->argv[1].len <= 20;
+    for (size_t i = 0; is_ok && i < m->argv[1].len; i++) {
+        char d = m->argv[1].ptr[i];
+        is_ok = d >= '0' && d <= '9' && v <= (UINT64_MAX - (uint64_t)(d - '0')) / 10;
+        if (is_ok) v = v * 10 + (uint64_t)(d - '0');
+    }
+    uint64_t server = v & ((1u << SCAN_SERVER_BITS) - 1);
+    if (!is_ok || server >= p->server_count) {
+        client_reply_str(c, "-ERR invalid cursor\r\n");
+        return;
+    }
+    req *r = req_new(c, REQ_SCAN, 1);
+    if (!r) {
+        reply_oom(c);
+        return;
+    }
+    r->scan_server = (uint32_t)server;
+    r->scan_servers = (uint32_t)p->server_count;
+    char text[24];
+    int n = snprintf(text, sizeof text, "%llu", (unsigned long long)(v >> SCAN_SERVER_BITS));
+    buf cmd = {0};
+    buf_append_header(&cmd, '*', m->argc);
+    buf_append_bulk(&cmd, m->argv[0].ptr, m->argv[0].len);
+    buf_append_bulk(&cmd, text, (size_t)n);
+    for (size_t i = 2; i < m->argc; i++) buf_append_bulk(&cmd, m->argv[i].ptr, m->argv[i].len);
+    backend *b = &p->backends[server];
+    if (cmd.is_oom)
+        frag_fail(&r->one, true, "out of memory");
+    else if (b->is_ejected)
+        frag_fail(&r->one, true, "the cursor's server is ejected");
+    else
+        frag_send(&r->one, b, c, buf_start(&cmd), buf_used(&cmd));
+    buf_free(&cmd);
+    req_release(r);
+}
+
 /* Answers a command whose arguments do not fit its keys (command_keys). */
 static void reply_keys_error(client *c, const resp_msg *m, cmd_keys_err err) {
     switch (err) {
@@ -412,6 +466,12 @@ static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
         return;
     case CK_SCRIPT:
         route_script(c, m);
+        return;
+    case CK_ALL_CONCAT:
+        route_all(c, m, REQ_CONCAT);
+        return;
+    case CK_SCAN:
+        route_scan(c, m);
         return;
     case CK_PROXY:
         admin_command(c, m);

@@ -143,7 +143,7 @@ class RedisModel:
             msg = os.urandom(rng.randint(0, 50))
             return ("ECHO", msg), msg
         if op == 17:
-            name = rng.choice(["KEYS", "SWAPDB", "MULTI", "SUBSCRIBE", "SCAN", "WAIT"])
+            name = rng.choice(["DEBUG", "SWAPDB", "MULTI", "SUBSCRIBE", "BGSAVE", "WAIT"])
             return (name, "x"), ("err", "ERR unsupported command '%s'" % name)
         if op == 18:
             return ("GET",), ("err", "ERR wrong number of arguments for 'GET' command")

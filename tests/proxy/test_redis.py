@@ -197,7 +197,14 @@ def test_split_and_tags(env):
     check_eq(px.call("SINTERSTORE", "{user:7}:s", "{user:7}:1", "{user:7}:2")[0], "err",
              "wrong type passes through")
     # multi-key commands across servers are refused, clearly
-    r = px.call("SINTER", "key:1", "key:2", "key:3", "key:4", "key:5", "key:6")
+    # (two keys the proxy itself places on different servers: ports, and so
+    # placement, differ from run to run)
+    owner = {}
+    for i in range(1, 100):
+        owner.setdefault(px.call("PROXY", "LOCATE", "key:%d" % i)[0][0], "key:%d" % i)
+    apart = sorted(owner.values())[:2]
+    check_eq(len(apart), 2, "keys on two servers")
+    r = px.call("SINTER", *apart)
     check(isinstance(r, tuple) and r[1].startswith("CROSSSLOT"), "cross-server SINTER: %r" % (r,))
     r = px.call("RENAME", "key:100", "key:101")
     check(r == b"+OK" or r[1].startswith("CROSSSLOT"), "RENAME: %r" % (r,))
@@ -219,12 +226,12 @@ def test_connection_commands(env):
     check_eq(px.call("SELECT", "1")[0], "err", "SELECT other db")
     check(px.call("AUTH", "x")[1].startswith("ERR AUTH"), "AUTH without password")
     # unsupported commands mid-pipeline: an error in its turn, connection open
-    got = px.pipeline([("SET", "a", "1"), ("KEYS", "*"), ("GET", "a"), ("MONITOR",),
+    got = px.pipeline([("SET", "a", "1"), ("DEBUG", "SLEEP", "0"), ("GET", "a"), ("MONITOR",),
                        ("BLPOP", "a", "0"), ("SUBSCRIBE", "c"), ("MULTI",), ("GET", "a"),
                        ("NOSUCH\r\nCMD",), ("PING",)])
     check_eq(got[0], b"+OK", "SET")
-    check_eq(got[1], ("err", "ERR unsupported command 'KEYS'"), "KEYS")
-    check_eq(got[2], b"1", "GET after KEYS")
+    check_eq(got[1], ("err", "ERR unsupported command 'DEBUG'"), "DEBUG")
+    check_eq(got[2], b"1", "GET after DEBUG")
     for i in (3, 4, 5, 6):
         check(got[i][1].startswith("ERR unsupported command"), "unsupported %r" % (got[i],))
     check_eq(got[7], b"1", "GET after MULTI")
@@ -562,7 +569,51 @@ def test_every_server(env):
     check(proc.poll() is None, "proxy running")
 
 
+def test_keys_and_scan(env):
+    """KEYS joins every server's keys; SCAN walks the servers one after the
+    other with a cursor that names the server (no state in the proxy: a new
+    connection can carry on), MATCH, COUNT and TYPE passed on; each compared
+    with one redis-server holding the same keys."""
+    ports, listen, conf = three_redis_pool(env)
+    ref = Conn(env.redis()[0])
+    env.proxy(BIN, conf, [listen], workers=2)
+    px = Conn(listen)
+    keys = ["sk:%d" % i for i in range(500)]
+    for k in keys:
+        px.call("SET", k, "v")
+        ref.call("SET", k, "v")
+    px.call("RPUSH", "sk:list", "x")
+    ref.call("RPUSH", "sk:list", "x")
+    check(all(Conn(p).call("DBSIZE") > 0 for p in ports), "keys on every server")
+    for pattern in ("*", "sk:1*", "sk:?", "nothing*"):
+        check_eq(sorted(px.call("KEYS", pattern)), sorted(ref.call("KEYS", pattern)),
+                 "KEYS %s" % pattern)
+    for opts in ((), ("COUNT", "7"), ("MATCH", "sk:2*", "COUNT", "100"), ("TYPE", "list")):
+        seen, cursor, steps = set(), b"0", 0
+        while True:
+            # Every other step on a fresh connection: the cursor is all the state.
+            conn = px if steps % 2 == 0 else Conn(listen)
+            cursor, batch = conn.call("SCAN", cursor, *opts)
+            seen.update(batch)
+            steps += 1
+            if cursor == b"0" or steps > 10000:
+                break
+        want = set()
+        cursor = b"0"
+        while True:
+            cursor, batch = ref.call("SCAN", cursor, *opts)
+            want.update(batch)
+            if cursor == b"0":
+                break
+        check_eq(sorted(seen), sorted(want), "SCAN %r: every key, across servers" % (opts,))
+        check(steps >= 3, "SCAN %r walked %d steps over 3 servers" % (opts, steps))
+    check_eq(px.call("SCAN", "abc"), ("err", "ERR invalid cursor"), "a cursor that is not one")
+    check_eq(px.call("SCAN", str(5)), ("err", "ERR invalid cursor"), "a server past the pool")
+    check_eq(px.call("SCAN")[0], "err", "SCAN without a cursor")
+
+
 if __name__ == "__main__":
     run([test_every_command, test_split_and_tags, test_connection_commands, test_auth_and_db,
          test_many_clients_pipelined, test_server_down, test_timeout_and_eject,
-         test_late_request, test_inline_quotes, test_memory_after_burst, test_every_server])
+         test_late_request, test_inline_quotes, test_memory_after_burst, test_every_server,
+         test_keys_and_scan])
