@@ -55,15 +55,25 @@ static void forward(client *c, backend *b, const char *data, size_t len, bool is
     req_release(r);
 }
 
+/* The command as a server must read it: as received, or, for an inline
+ * command, re-encoded as RESP into tmp (servers want RESP; check
+ * tmp->is_oom). */
+static void resp_wire(const resp_msg *m, buf *tmp, const char **data, size_t *len) {
+    *data = m->raw;
+    *len = m->raw_len;
+    if (!m->is_inline) return;
+    buf_append_header(tmp, '*', m->argc);
+    for (size_t i = 0; i < m->argc; i++) buf_append_bulk(tmp, m->argv[i].ptr, m->argv[i].len);
+    *data = buf_start(tmp);
+    *len = buf_used(tmp);
+}
+
 static void forward_resp(client *c, const resp_msg *m, backend *b) {
-    if (!m->is_inline) {
-        forward(c, b, m->raw, m->raw_len, false, false, false);
-        return;
-    }
-    buf tmp = {0}; /* servers want RESP: the inline command re-encoded */
-    buf_append_header(&tmp, '*', m->argc);
-    for (size_t i = 0; i < m->argc; i++) buf_append_bulk(&tmp, m->argv[i].ptr, m->argv[i].len);
-    forward(c, b, buf_start(&tmp), buf_used(&tmp), tmp.is_oom, false, false);
+    buf tmp = {0};
+    const char *data;
+    size_t len;
+    resp_wire(m, &tmp, &data, &len);
+    forward(c, b, data, len, tmp.is_oom, false, false);
     buf_free(&tmp);
 }
 
@@ -277,14 +287,9 @@ static void route_all(client *c, const resp_msg *m, req_kind kind) {
         return;
     }
     buf tmp = {0};
-    const char *data = m->raw;
-    size_t len = m->raw_len;
-    if (m->is_inline) { /* servers want RESP */
-        buf_append_header(&tmp, '*', m->argc);
-        for (size_t i = 0; i < m->argc; i++) buf_append_bulk(&tmp, m->argv[i].ptr, m->argv[i].len);
-        data = buf_start(&tmp);
-        len = buf_used(&tmp);
-    }
+    const char *data;
+    size_t len;
+    resp_wire(m, &tmp, &data, &len);
     stat_add(&p->st.fragments, p->server_count);
     for (size_t k = 0; k < p->server_count; k++) {
         backend *b = &p->backends[k];
