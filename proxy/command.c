@@ -10,15 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEY(n) {n, CK_KEY, 1, 1, 1, false, 0}
-#define KEY_AT(n, i) {n, CK_KEY, i, i, 1, false, 0}
-#define KEYS(n, f, l, s) {n, CK_KEYS, f, l, s, false, 0}
-#define NUMKEYS(n, i, d) {n, CK_NUMKEYS, i, 0, 1, d, 0}
-#define LOCAL(n, k) {n, k, 0, 0, 0, false, 0}
+#define KEY(n) {n, CK_KEY, 1, 1, 1, false, 0, NULL}
+#define KEY_AT(n, i) {n, CK_KEY, i, i, 1, false, 0, NULL}
+#define KEYS(n, f, l, s) {n, CK_KEYS, f, l, s, false, 0, NULL}
+#define NUMKEYS(n, i, d) {n, CK_NUMKEYS, i, 0, 1, d, 0, NULL}
+#define BLOCKING(n, kind, f, l) {n, kind, f, l, 1, false, CMD_BLOCKING, NULL}
+#define LOCAL(n, k) {n, k, 0, 0, 0, false, 0, NULL}
+#define ADMIN(n, k) {n, k, 0, 0, 0, false, CMD_ADMIN, NULL}
+#define REFUSE(n, why) {n, CK_REFUSED, 0, 0, 0, false, 0, why}
 
-/* Sorted at start-up (command_init), so the order here is free. Blocking
- * commands (BLPOP...) are left out on purpose: they would stall every other
- * client sharing the server connection. */
+/* Reasons, each said by several commands. */
+#define ONE_SERVER "it is about one server's state: ask the servers directly"
+#define NOT_CLUSTER "the proxy's pool is not a Redis Cluster"
+#define REPLICATION "replication and persistence are managed on each server"
+#define TRACKING "client-side caching would track the proxy's connections, not the client"
+
+/* Sorted at start-up (command_init), so the order here is free. */
 static cmd_spec commands[] = {
     /* strings and generic */
     KEY("append"), KEY("bitcount"), KEY("bitfield"), KEY("bitfield_ro"), KEY("bitpos"),
@@ -27,8 +34,8 @@ static cmd_spec commands[] = {
     KEY("incr"), KEY("incrby"), KEY("incrbyfloat"), KEY("persist"), KEY("pexpire"),
     KEY("pexpireat"), KEY("pexpiretime"), KEY("psetex"), KEY("pttl"), KEY("restore"),
     KEY("set"), KEY("setbit"), KEY("setex"), KEY("setnx"), KEY("setrange"),
-    {"sort", CK_KEY, 1, 1, 1, false, CMD_STORE_OPTION}, KEY("sort_ro"), KEY("strlen"),
-    KEY("substr"), KEY("ttl"), KEY("type"),
+    {"sort", CK_KEY, 1, 1, 1, false, CMD_STORE_OPTION, NULL}, KEY("sort_ro"), KEY("strlen"),
+    KEY("substr"), KEY("ttl"), KEY("type"), KEY("move"), KEY_AT("pfdebug", 2),
     /* hashes */
     KEY("hdel"), KEY("hexists"), KEY("hget"), KEY("hgetall"), KEY("hincrby"),
     KEY("hincrbyfloat"), KEY("hkeys"), KEY("hlen"), KEY("hmget"), KEY("hmset"),
@@ -48,10 +55,17 @@ static cmd_spec commands[] = {
     KEY("zrevrangebyscore"), KEY("zrevrank"), KEY("zscan"), KEY("zscore"),
     /* hyperloglog, geo, streams */
     KEY("pfadd"), KEY("geoadd"), KEY("geodist"), KEY("geohash"), KEY("geopos"),
-    KEY("georadius"), KEY("georadius_ro"), KEY("georadiusbymember"),
+    {"georadius", CK_KEY, 1, 6, 1, false, CMD_GEO_STORE, NULL}, KEY("georadius_ro"),
+    {"georadiusbymember", CK_KEY, 1, 5, 1, false, CMD_GEO_STORE, NULL},
     KEY("georadiusbymember_ro"), KEY("geosearch"), KEY("xack"), KEY("xadd"), KEY("xautoclaim"),
     KEY("xclaim"), KEY("xdel"), KEY("xlen"), KEY("xpending"), KEY("xrange"), KEY("xrevrange"),
-    KEY("xsetid"), KEY("xtrim"), KEY_AT("xinfo", 2), KEY_AT("xgroup", 2),
+    KEY("xsetid"), KEY("xtrim"), {"xread", CK_XREAD, 1, 0, 1, false, 0, NULL},
+    {"xreadgroup", CK_XREAD, 4, 0, 1, false, 0, NULL},
+    LOCAL("xinfo", CK_SUBCMD), KEY_AT("xinfo|consumers", 2), KEY_AT("xinfo|groups", 2),
+    KEY_AT("xinfo|stream", 2), LOCAL("xinfo|help", CK_ONE),
+    LOCAL("xgroup", CK_SUBCMD), KEY_AT("xgroup|create", 2), KEY_AT("xgroup|createconsumer", 2),
+    KEY_AT("xgroup|delconsumer", 2), KEY_AT("xgroup|destroy", 2), KEY_AT("xgroup|setid", 2),
+    LOCAL("xgroup|help", CK_ONE),
     /* several keys, one server */
     KEYS("rpoplpush", 1, 2, 1), KEYS("lmove", 1, 2, 1), KEYS("smove", 1, 2, 1),
     KEYS("rename", 1, 2, 1), KEYS("renamenx", 1, 2, 1), KEYS("copy", 1, 2, 1),
@@ -60,28 +74,102 @@ static cmd_spec commands[] = {
     KEYS("sinterstore", 1, -1, 1), KEYS("sunion", 1, -1, 1), KEYS("sunionstore", 1, -1, 1),
     KEYS("pfcount", 1, -1, 1), KEYS("pfmerge", 1, -1, 1), KEYS("bitop", 2, -1, 1),
     KEYS("msetnx", 1, -2, 2),
-    {"eval", CK_NUMKEYS, 2, 0, 1, false, CMD_SCRIPT}, NUMKEYS("evalsha", 2, false),
-    {"eval_ro", CK_NUMKEYS, 2, 0, 1, false, CMD_SCRIPT},
+    {"eval", CK_NUMKEYS, 2, 0, 1, false, CMD_SCRIPT, NULL}, NUMKEYS("evalsha", 2, false),
+    {"eval_ro", CK_NUMKEYS, 2, 0, 1, false, CMD_SCRIPT, NULL},
     NUMKEYS("evalsha_ro", 2, false), NUMKEYS("fcall", 2, false), NUMKEYS("fcall_ro", 2, false),
     NUMKEYS("zunion", 1, false), NUMKEYS("zinter", 1, false), NUMKEYS("zdiff", 1, false),
     NUMKEYS("zintercard", 1, false), NUMKEYS("sintercard", 1, false),
     NUMKEYS("lmpop", 1, false), NUMKEYS("zmpop", 1, false), NUMKEYS("zunionstore", 2, true),
     NUMKEYS("zinterstore", 2, true), NUMKEYS("zdiffstore", 2, true),
+    /* blocking: on the client's own server connection */
+    BLOCKING("blpop", CK_KEYS, 1, -2), BLOCKING("brpop", CK_KEYS, 1, -2),
+    BLOCKING("bzpopmin", CK_KEYS, 1, -2), BLOCKING("bzpopmax", CK_KEYS, 1, -2),
+    BLOCKING("brpoplpush", CK_KEYS, 1, 2), BLOCKING("blmove", CK_KEYS, 1, 2),
+    BLOCKING("blmpop", CK_NUMKEYS, 2, 0), BLOCKING("bzmpop", CK_NUMKEYS, 2, 0),
     /* split and merged */
-    {"mget", CK_MGET, 1, -1, 1, false, 0}, {"del", CK_SUM, 1, -1, 1, false, 0},
-    {"unlink", CK_SUM, 1, -1, 1, false, 0}, {"exists", CK_SUM, 1, -1, 1, false, 0},
-    {"touch", CK_SUM, 1, -1, 1, false, 0}, {"mset", CK_MSET, 1, -1, 2, false, 0},
+    {"mget", CK_MGET, 1, -1, 1, false, 0, NULL}, {"del", CK_SUM, 1, -1, 1, false, 0, NULL},
+    {"unlink", CK_SUM, 1, -1, 1, false, 0, NULL}, {"exists", CK_SUM, 1, -1, 1, false, 0, NULL},
+    {"touch", CK_SUM, 1, -1, 1, false, 0, NULL}, {"mset", CK_MSET, 1, -1, 2, false, 0, NULL},
     /* every server, or any one */
-    LOCAL("dbsize", CK_ALL_SUM), LOCAL("flushall", CK_ALL_OK), LOCAL("flushdb", CK_ALL_OK),
-    LOCAL("time", CK_ONE), LOCAL("lastsave", CK_ONE), LOCAL("script", CK_SCRIPT),
-    LOCAL("keys", CK_ALL_CONCAT), LOCAL("scan", CK_SCAN),
+    LOCAL("dbsize", CK_ALL_SUM), ADMIN("flushall", CK_ALL_OK), ADMIN("flushdb", CK_ALL_OK),
+    ADMIN("swapdb", CK_ALL_OK), LOCAL("time", CK_ONE), LOCAL("lastsave", CK_ONE),
+    ADMIN("keys", CK_ALL_CONCAT), LOCAL("scan", CK_SCAN), LOCAL("randomkey", CK_RANDOM),
+    LOCAL("info", CK_ALL_INFO), LOCAL("wait", CK_WAIT), LOCAL("lolwut", CK_ONE),
+    LOCAL("role", CK_ONE), LOCAL("pfselftest", CK_ONE),
+    LOCAL("command", CK_ONE), LOCAL("command|count", CK_ONE), LOCAL("command|docs", CK_ONE),
+    LOCAL("command|getkeys", CK_ONE), LOCAL("command|getkeysandflags", CK_ONE),
+    LOCAL("command|help", CK_ONE), LOCAL("command|info", CK_ONE), LOCAL("command|list", CK_ONE),
+    LOCAL("config", CK_SUBCMD), LOCAL("config|get", CK_ONE), ADMIN("config|set", CK_ALL_OK),
+    LOCAL("config|resetstat", CK_ALL_OK), ADMIN("config|rewrite", CK_ALL_OK),
+    LOCAL("config|help", CK_ONE),
+    LOCAL("script", CK_SUBCMD), LOCAL("script|load", CK_ALL_SAME),
+    LOCAL("script|exists", CK_ALL_AND), LOCAL("script|flush", CK_ALL_OK),
+    LOCAL("script|kill", CK_ALL_ANY), LOCAL("script|help", CK_ONE),
+    REFUSE("script|debug", "the Lua debugger runs on one server's connection"),
+    LOCAL("function", CK_SUBCMD), LOCAL("function|load", CK_ALL_SAME),
+    LOCAL("function|delete", CK_ALL_OK), LOCAL("function|flush", CK_ALL_OK),
+    LOCAL("function|restore", CK_ALL_OK), LOCAL("function|list", CK_ONE),
+    LOCAL("function|dump", CK_ONE), LOCAL("function|stats", CK_ONE),
+    LOCAL("function|kill", CK_ALL_ANY), LOCAL("function|help", CK_ONE),
+    LOCAL("memory", CK_SUBCMD), KEY_AT("memory|usage", 2), LOCAL("memory|purge", CK_ALL_OK),
+    LOCAL("memory|help", CK_ONE), REFUSE("memory|doctor", ONE_SERVER),
+    REFUSE("memory|malloc-stats", ONE_SERVER), REFUSE("memory|stats", ONE_SERVER),
+    LOCAL("object", CK_SUBCMD), KEY_AT("object|encoding", 2), KEY_AT("object|freq", 2),
+    KEY_AT("object|idletime", 2), KEY_AT("object|refcount", 2), LOCAL("object|help", CK_ONE),
+    {"debug", CK_SUBCMD, 0, 0, 0, false, 0, "DEBUG acts on one server (DEBUG OBJECT key is "
+                                            "served)"},
+    KEY_AT("debug|object", 2),
+    LOCAL("slowlog", CK_SUBCMD), LOCAL("slowlog|get", CK_ALL_CONCAT),
+    LOCAL("slowlog|len", CK_ALL_SUM), LOCAL("slowlog|reset", CK_ALL_OK),
+    LOCAL("slowlog|help", CK_ONE),
+    LOCAL("latency", CK_SUBCMD), LOCAL("latency|reset", CK_ALL_SUM),
+    LOCAL("latency|help", CK_ONE), REFUSE("latency|doctor", ONE_SERVER),
+    REFUSE("latency|graph", ONE_SERVER), REFUSE("latency|histogram", ONE_SERVER),
+    REFUSE("latency|history", ONE_SERVER), REFUSE("latency|latest", ONE_SERVER),
+    /* transactions */
+    LOCAL("multi", CK_MULTI), LOCAL("exec", CK_EXEC), LOCAL("discard", CK_DISCARD),
+    {"watch", CK_WATCH, 1, -1, 1, false, 0, NULL}, LOCAL("unwatch", CK_UNWATCH),
+    /* pub/sub */
+    KEY("publish"), KEY("spublish"),
+    {"subscribe", CK_SUBSCRIBE, 1, -1, 1, false, 0, NULL},
+    {"ssubscribe", CK_SUBSCRIBE, 1, -1, 1, false, 0, NULL},
+    LOCAL("psubscribe", CK_PSUBSCRIBE), LOCAL("unsubscribe", CK_UNSUBSCRIBE),
+    LOCAL("sunsubscribe", CK_UNSUBSCRIBE), LOCAL("punsubscribe", CK_PUNSUBSCRIBE),
+    LOCAL("pubsub", CK_SUBCMD), LOCAL("pubsub|channels", CK_ALL_CONCAT),
+    LOCAL("pubsub|shardchannels", CK_ALL_CONCAT), LOCAL("pubsub|numsub", CK_ALL_PAIRS),
+    LOCAL("pubsub|shardnumsub", CK_ALL_PAIRS), LOCAL("pubsub|numpat", CK_ONE),
+    LOCAL("pubsub|help", CK_ONE),
     /* the connection */
     LOCAL("ping", CK_PING), LOCAL("echo", CK_ECHO), LOCAL("quit", CK_QUIT),
     LOCAL("select", CK_SELECT), LOCAL("hello", CK_HELLO), LOCAL("auth", CK_AUTH),
-    LOCAL("proxy", CK_PROXY),
+    LOCAL("reset", CK_RESET), LOCAL("proxy", CK_PROXY),
+    LOCAL("client", CK_SUBCMD), LOCAL("client|getname", CK_CLIENT),
+    LOCAL("client|setname", CK_CLIENT), LOCAL("client|id", CK_CLIENT),
+    LOCAL("client|info", CK_CLIENT), LOCAL("client|list", CK_CLIENT),
+    LOCAL("client|no-evict", CK_CLIENT), LOCAL("client|reply", CK_CLIENT),
+    LOCAL("client|help", CK_CLIENT),
+    REFUSE("client|caching", TRACKING), REFUSE("client|tracking", TRACKING),
+    REFUSE("client|trackinginfo", TRACKING), REFUSE("client|getredir", TRACKING),
+    REFUSE("client|kill", "it would kill the proxy's server connections, which every client "
+                          "shares"),
+    REFUSE("client|pause", "it would pause every client of the servers, not one"),
+    REFUSE("client|unpause", "CLIENT PAUSE is refused"),
+    REFUSE("client|unblock", "client ids are the servers', not the proxy's"),
+    /* the servers themselves */
+    REFUSE("monitor", "it would watch one server's commands from every client"),
+    REFUSE("migrate", "where a key lives is the ring's to decide"),
+    REFUSE("restore-asking", NOT_CLUSTER), REFUSE("asking", NOT_CLUSTER),
+    REFUSE("readonly", NOT_CLUSTER), REFUSE("readwrite", NOT_CLUSTER),
+    REFUSE("cluster", NOT_CLUSTER), REFUSE("bgrewriteaof", REPLICATION),
+    REFUSE("bgsave", REPLICATION), REFUSE("save", REPLICATION), REFUSE("failover", REPLICATION),
+    REFUSE("replicaof", REPLICATION), REFUSE("slaveof", REPLICATION), REFUSE("psync", REPLICATION),
+    REFUSE("sync", REPLICATION), REFUSE("replconf", REPLICATION),
+    REFUSE("shutdown", "it would stop one server of the pool"),
+    REFUSE("module", "modules are loaded on each server"),
+    REFUSE("acl", "the proxy authenticates clients itself (redis_auth); ACLs are the servers'"),
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
-#define NAME_MAX_LEN 24
+#define NAME_MAX_LEN 32
 
 static int spec_order(const void *a, const void *b) {
     return strcmp(((const cmd_spec *)a)->name, ((const cmd_spec *)b)->name);
@@ -116,16 +204,47 @@ size_t command_index(const cmd_spec *spec) { return (size_t)(spec - commands); }
 
 const char *command_name(size_t i) { return i < COMMAND_COUNT ? commands[i].name : NULL; }
 
-const cmd_spec *command_find(const resp_arg *name) {
-    if (name->len == 0 || name->len > NAME_MAX_LEN) return NULL;
-    uint32_t at = name_hash(name->ptr, name->len) & (COMMAND_SLOTS - 1);
+const cmd_spec *command_at(size_t i) { return i < COMMAND_COUNT ? &commands[i] : NULL; }
+
+const char *command_kind_doc(cmd_kind kind) {
+    static const char *const docs[] = {
+#define CMD_KIND_DOC(k, doc) doc,
+        CMD_KINDS(CMD_KIND_DOC)
+#undef CMD_KIND_DOC
+    };
+    return (size_t)kind < sizeof docs / sizeof docs[0] ? docs[kind] : "";
+}
+
+/* The slot of a name given as up to two parts ("config", "get" for
+ * "config|get"), or NULL. */
+static const cmd_spec *find_parts(const resp_arg *a, const resp_arg *b) {
+    size_t len = a->len + (b ? 1 + b->len : 0);
+    if (a->len == 0 || len > NAME_MAX_LEN) return NULL;
+    char name[NAME_MAX_LEN];
+    for (size_t i = 0; i < a->len; i++) name[i] = fold(a->ptr[i]);
+    if (b) {
+        name[a->len] = '|';
+        for (size_t i = 0; i < b->len; i++) name[a->len + 1 + i] = fold(b->ptr[i]);
+    }
+    uint32_t at = name_hash(name, len) & (COMMAND_SLOTS - 1);
     for (; command_slot[at]; at = (at + 1) & (COMMAND_SLOTS - 1)) {
         const cmd_spec *spec = &commands[command_slot[at] - 1];
-        size_t i = 0;
-        while (i < name->len && spec->name[i] && fold(name->ptr[i]) == spec->name[i]) i++;
-        if (i == name->len && spec->name[i] == '\0') return spec;
+        if (strncmp(spec->name, name, len) == 0 && spec->name[len] == '\0') return spec;
     }
     return NULL;
+}
+
+const cmd_spec *command_find(const resp_arg *name) { return find_parts(name, NULL); }
+
+const cmd_spec *command_sub(const cmd_spec *spec, const resp_msg *m) {
+    if (spec->kind == CK_SUBCMD)
+        return m->argc >= 2 ? find_parts(&m->argv[0], &m->argv[1]) : NULL;
+    /* COMMAND alone is a command; COMMAND INFO a subcommand. */
+    if (m->argc >= 2 && strcmp(spec->name, "command") == 0) {
+        const cmd_spec *sub = find_parts(&m->argv[0], &m->argv[1]);
+        if (sub) return sub;
+    }
+    return spec;
 }
 
 /* CK_KEYS: how many keys m has at spec's positions, or 0 when its arguments
@@ -156,6 +275,41 @@ static cmd_keys_err sort_store(const resp_msg *m, cmd_keys *out) {
     return CMD_KEYS_OK;
 }
 
+/* GEORADIUS ... [STORE dst] [STOREDIST dst]: the options start at `at`;
+ * none of the others takes a value that could read as STORE. */
+static cmd_keys_err geo_store(const resp_msg *m, size_t at, cmd_keys *out) {
+    if (m->argc < at) return CMD_KEYS_ARITY;
+    for (size_t i = at; i < m->argc; i++) {
+        const resp_arg *a = &m->argv[i];
+        if (!resp_arg_is(a, "store") && !resp_arg_is(a, "storedist")) continue;
+        if (i + 1 >= m->argc) return CMD_KEYS_SYNTAX;
+        out->dest = &m->argv[++i];
+    }
+    return CMD_KEYS_OK;
+}
+
+/* XREAD [COUNT n] [BLOCK ms] STREAMS key... id... (XREADGROUP: GROUP g c
+ * first, then NOACK too): the keys are the first half of what follows
+ * STREAMS. Blocking only with BLOCK. */
+static cmd_keys_err xread_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out) {
+    for (size_t i = (size_t)spec->first; i < m->argc; i++) {
+        const resp_arg *a = &m->argv[i];
+        if (resp_arg_is(a, "block")) {
+            out->is_blocking = true;
+            i++;
+        } else if (resp_arg_is(a, "count")) {
+            i++;
+        } else if (resp_arg_is(a, "streams")) {
+            size_t rest = m->argc - i - 1;
+            if (rest == 0 || rest % 2) return CMD_KEYS_SYNTAX;
+            out->first = i + 1;
+            out->count = rest / 2;
+            return CMD_KEYS_OK;
+        }
+    }
+    return CMD_KEYS_SYNTAX;
+}
+
 cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out) {
     *out = (cmd_keys){.step = 1};
     long long numkeys;
@@ -164,12 +318,16 @@ cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out
         if (m->argc <= (size_t)spec->first) return CMD_KEYS_ARITY;
         out->first = (size_t)spec->first;
         out->count = 1;
+        if (spec->flags & CMD_GEO_STORE) return geo_store(m, (size_t)spec->last, out);
         return spec->flags & CMD_STORE_OPTION ? sort_store(m, out) : CMD_KEYS_OK;
+    case CK_XREAD:
+        return xread_keys(spec, m, out);
     case CK_KEYS:
         out->count = keys_span(spec, m);
         if (out->count == 0) return CMD_KEYS_ARITY;
         out->first = (size_t)spec->first;
         out->step = (size_t)spec->step;
+        out->is_blocking = spec->flags & CMD_BLOCKING;
         return CMD_KEYS_OK;
     case CK_NUMKEYS:
         if (m->argc <= (size_t)spec->first) return CMD_KEYS_ARITY;
@@ -178,6 +336,7 @@ cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out
         if ((unsigned long long)numkeys > m->argc - (size_t)spec->first - 1)
             return CMD_KEYS_NUMKEYS_BIG;
         if (numkeys == 0 && !spec->has_dest) return CMD_KEYS_NONE;
+        out->is_blocking = spec->flags & CMD_BLOCKING;
         out->first = (size_t)spec->first + 1;
         out->count = (size_t)numkeys;
         if (spec->has_dest) out->dest = &m->argv[1];
@@ -194,19 +353,7 @@ cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out
         out->step = 2;
         out->count = (m->argc - 1) / 2;
         return CMD_KEYS_OK;
-    case CK_ALL_SUM:
-    case CK_ALL_OK:
-    case CK_ONE:
-    case CK_SCRIPT:
-    case CK_ALL_CONCAT:
-    case CK_SCAN:
-    case CK_PING:
-    case CK_ECHO:
-    case CK_QUIT:
-    case CK_SELECT:
-    case CK_HELLO:
-    case CK_AUTH:
-    case CK_PROXY:
+    default:
         return CMD_KEYS_OK;
     }
     return CMD_KEYS_OK;

@@ -2,9 +2,12 @@
  * command.h - the Redis commands the proxy knows: for each, what kind of
  * routing it needs and where its keys are.
  *
- * One table (command.c) is the only list of commands; routing, warm-up and
- * the per-command statistics all read it. It depends on nothing but the
- * parsed command (resp.h).
+ * One table (command.c) is the only list of commands: every command and
+ * subcommand redis-server 7.0 lists in COMMAND is in it (a test checks),
+ * routed or refused with its reason. Routing, warm-up, the per-command
+ * statistics and the command list in docs/proxy.md (chash-proxy
+ * --commands) all read it. It depends on nothing but the parsed command
+ * (resp.h).
  */
 #ifndef PROXY_COMMAND_H
 #define PROXY_COMMAND_H
@@ -14,40 +17,72 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* How a command is routed: the kind, and what docs/proxy.md says of it. */
+#define CMD_KINDS(X)                                                                          \
+    X(CK_KEY, "one key: its server")                                                          \
+    X(CK_KEYS, "several keys: their server; refused when they live on different servers")    \
+    X(CK_NUMKEYS, "keys counted by numkeys: their server; refused when on different servers") \
+    X(CK_XREAD, "the keys after STREAMS: their server; refused when on different servers")   \
+    X(CK_MGET, "split by server, the values put back in key order")                           \
+    X(CK_SUM, "split by server, the integers added")                                          \
+    X(CK_MSET, "split by server, OK once every server said OK")                               \
+    X(CK_ALL_SUM, "every server, the integers added")                                         \
+    X(CK_ALL_OK, "every server, OK only when every server said OK")                           \
+    X(CK_ALL_SAME, "every server, the one reply they agreed on (else an error naming the "    \
+                   "server that did not)")                                                    \
+    X(CK_ALL_AND, "every server, 1 for an element only where every server said 1")            \
+    X(CK_ALL_ANY, "every server, OK when one of them did it")                                 \
+    X(CK_ALL_CONCAT, "every server, the arrays joined")                                       \
+    X(CK_ALL_PAIRS, "every server, the counts of each name added")                            \
+    X(CK_ALL_INFO, "every server: the proxy's sections, then the servers' with counters "     \
+                   "summed")                                                                  \
+    X(CK_RANDOM, "every server, one of the keys they returned")                               \
+    X(CK_ONE, "the first live server (the same answer from any)")                             \
+    X(CK_SCAN, "one server at a time; the cursor names the server")                           \
+    X(CK_WAIT, "every server the client wrote to, the least count")                           \
+    X(CK_MULTI, "the proxy: the transaction runs on its keys' server on a held connection")  \
+    X(CK_EXEC, "the transaction's held connection")                                           \
+    X(CK_DISCARD, "the transaction's held connection")                                        \
+    X(CK_WATCH, "its keys' server, on the connection the transaction will use")               \
+    X(CK_UNWATCH, "the transaction's held connection")                                        \
+    X(CK_SUBSCRIBE, "each channel's server, on the subscriber's own connection")              \
+    X(CK_PSUBSCRIBE, "every server, on the subscriber's own connections")                     \
+    X(CK_UNSUBSCRIBE, "the servers of the channels, on the subscriber's own connections")     \
+    X(CK_PUNSUBSCRIBE, "every server, on the subscriber's own connections")                   \
+    X(CK_PING, "the proxy")                                                                   \
+    X(CK_ECHO, "the proxy")                                                                   \
+    X(CK_QUIT, "the proxy")                                                                   \
+    X(CK_SELECT, "the proxy: the client's database, used on every server")                    \
+    X(CK_HELLO, "the proxy (RESP2; HELLO 3 answers NOPROTO)")                                 \
+    X(CK_AUTH, "the proxy (the pool's redis_auth)")                                           \
+    X(CK_RESET, "the proxy: the connection's state back to a new one")                        \
+    X(CK_CLIENT, "the proxy, about the client's connection to it")                            \
+    X(CK_PROXY, "the proxy's own command")                                                    \
+    X(CK_SUBCMD, "by subcommand")                                                             \
+    X(CK_REFUSED, "refused")
+
 typedef enum cmd_kind {
-    CK_KEY,     /* one key, at argv[first] */
-    CK_KEYS,    /* keys argv[first..last] every step; one server needed */
-    CK_NUMKEYS, /* argv[first] keys follow it (and argv[1] if has_dest); one server */
-    CK_MGET,    /* split by server, elements merged back in key order */
-    CK_SUM,     /* split by server, integers added */
-    CK_MSET,    /* split by server, key-value pairs */
-    CK_ALL_SUM, /* to every server, integers added (DBSIZE) */
-    CK_ALL_OK,  /* to every server, +OK when all are (FLUSHALL, FLUSHDB) */
-    CK_ONE,     /* no key: to one live server (TIME, LASTSAVE) */
-    CK_SCRIPT,  /* SCRIPT LOAD (every server, one sha) and FLUSH (every server) */
-    CK_ALL_CONCAT, /* to every server, arrays joined (KEYS) */
-    CK_SCAN,    /* one server at a time, the cursor says which */
-    CK_PING,    /* the rest are answered by the proxy */
-    CK_ECHO,
-    CK_QUIT,
-    CK_SELECT,
-    CK_HELLO,
-    CK_AUTH,
-    CK_PROXY,
+#define CMD_KIND_ENUM(k, doc) k,
+    CMD_KINDS(CMD_KIND_ENUM)
+#undef CMD_KIND_ENUM
 } cmd_kind;
 
 /* cmd_spec.flags */
 #define CMD_STORE_OPTION 1u /* SORT: "STORE dst" among the options is a key */
 #define CMD_SCRIPT 2u       /* EVAL: argv[1] is a Lua script */
+#define CMD_BLOCKING 4u     /* may block: runs on the client's own server connection */
+#define CMD_ADMIN 8u        /* refused in a pool with refuse_admin_commands */
+#define CMD_GEO_STORE 16u   /* GEORADIUS: "STORE dst" / "STOREDIST dst" options */
 
 typedef struct cmd_spec {
-    const char *name; /* lowercase */
+    const char *name; /* lowercase; a subcommand is "container|sub" */
     cmd_kind kind;
     int first;
     int last; /* negative: from the end, -1 is the last argument */
     int step;
     bool has_dest;
     unsigned flags;
+    const char *why; /* CK_REFUSED: the reason, said to the client */
 } cmd_spec;
 
 /* Where a command's keys are: argv[first + i * step] for i < count, and
@@ -55,6 +90,7 @@ typedef struct cmd_spec {
 typedef struct cmd_keys {
     size_t first, count, step;
     const resp_arg *dest;
+    bool is_blocking; /* XREAD: only with BLOCK */
 } cmd_keys;
 
 /* Why a command's arguments do not fit its spec (command_keys). */
@@ -67,16 +103,27 @@ typedef enum cmd_keys_err {
     CMD_KEYS_SYNTAX,       /* an option without its value (SORT ... STORE) */
 } cmd_keys_err;
 
+/* Key i of m (i < k->count). */
+static inline const resp_arg *command_key(const resp_msg *m, const cmd_keys *k, size_t i) {
+    return &m->argv[k->first + i * k->step];
+}
+
 /* Builds the lookup table; call once before any other function here. */
 void command_init(void);
 /* The spec of a command name (any case), or NULL. O(name length). */
 const cmd_spec *command_find(const resp_arg *name);
+/* For a CK_SUBCMD container, the spec of m's subcommand (argv[1]), or NULL
+ * when it has none of that name; for any other spec, spec itself. */
+const cmd_spec *command_sub(const cmd_spec *spec, const resp_msg *m);
 /* The table's size, and the i-th spec's index and name (stable for the
  * process's life: per-command statistics are arrays indexed by it). */
 size_t command_count(void);
 size_t command_index(const cmd_spec *spec);
 const char *command_name(size_t i);
-/* Where m's keys are. Local commands (PING, AUTH...) have none (count 0).
+const cmd_spec *command_at(size_t i);
+/* What docs/proxy.md says of a kind of routing. */
+const char *command_kind_doc(cmd_kind kind);
+/* Where m's keys are. Commands without keys have none (count 0).
  * Returns CMD_KEYS_OK or why m does not fit spec. */
 cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out);
 

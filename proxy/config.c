@@ -352,7 +352,7 @@ static const conf_key keys[] = {
             "upstream on connect",
      .protocols = PROTO_REDIS},
     {.name = "redis_db", INT_KEY(redis_db, int, FIELD_INT, 0, INT32_MAX, 0, ""),
-     .doc = "database selected upstream on connect; clients may `SELECT` only it",
+     .doc = "each client's database until it `SELECT`s another",
      .protocols = PROTO_REDIS},
     {.name = "server_connections",
      INT_KEY(server_connections, uint32_t, FIELD_U32, 1, 1024, 1, ""),
@@ -392,6 +392,10 @@ static const conf_key keys[] = {
      .default_doc = "0 (off)",
      .doc = "after a reload, how long a key whose owner changed is first moved from its "
             "previous owner (below)",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "refuse_admin_commands", BOOL_KEY(refuse_admin_commands),
+     .doc = "refuse `FLUSHALL`, `FLUSHDB`, `SWAPDB`, `KEYS`, `CONFIG SET` and `CONFIG "
+            "REWRITE` (the default serves them, as redis-server does)",
      .protocols = PROTO_REDIS, .is_ours = true},
     {.name = "max_bulk_length",
      INT_KEY(max_bulk_length, uint64_t, FIELD_U64, 1, INT64_C(1) << 40, 512 * MIB, "bytes"),

@@ -81,6 +81,7 @@ typedef struct conf_pool {
     /* ours: after a reload, for this many ms, a key whose owner changed is
      * first moved from its previous owner (warmup.c); 0: off */
     int64_t warmup_ms;
+    bool refuse_admin_commands; /* ours: see command.h CMD_ADMIN */
     /* ours: limits (see docs/proxy.md) */
     uint64_t max_bulk_length;
     uint32_t max_arguments;

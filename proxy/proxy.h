@@ -7,8 +7,13 @@
  *      |                              v
  *      |        route.c   command.c: the table of Redis commands and their keys;
  *      |                  session.c (PING, AUTH, HELLO...), admin.c (PROXY)
- *      |                  answer locally; pool.c picks each key's server;
- *      |                  warmup.c may hold a command while its keys move
+ *      |                  answer locally; fanout.c: every server or any one;
+ *      |                  held.c: transactions and blocking commands on a
+ *      |                  connection of the client's own; pubsub.c;
+ *      |                  mcroute.c: memcached; forward.c puts the commands
+ *      |                  on server connections, pool.c picks each key's
+ *      |                  server; warmup.c may hold a command while its keys
+ *      |                  move
  *      |                              | a req, one frag per server
  *      |                              v
  *      |        server.c  server connections: a FIFO of frags per connection,
@@ -25,9 +30,9 @@
  *              statistics (one list, stats.h) and their port; log.c; main.c
  *
  * Calls go one way, down this list, never back up: main -> worker ->
- * client -> route -> {admin -> reload}, session, warmup -> server -> health
- * -> pool -> req -> merge, and everything -> stats, log, buf, config,
- * command, loop. Where a lower file must reach a higher one it is handed a
+ * client -> {route -> {admin -> reload}, session, fanout, pubsub, held},
+ * mcroute -> warmup -> forward -> server -> health -> pool -> req -> merge,
+ * and everything -> stats, log, buf, config, command, loop. Where a lower file must reach a higher one it is handed a
  * callback (warm-up resumes a held command that way).
  *
  * Each worker thread owns one event loop and everything reachable from it:
@@ -329,9 +334,15 @@ static inline void client_set_authed(client *c, bool is_authed) {
     c->rp.max_bulk_len = is_authed ? c->pool->cf->max_bulk_length : UNAUTH_MAX_BULK;
 }
 
-/* ---- route.c: commands to servers -------------------------------------- */
+/* ---- route.c: Redis commands to servers --------------------------------- */
 void route_redis(client *c, const resp_msg *m);
+
+/* ---- mcroute.c: memcached commands to servers --------------------------- */
 void route_memcache(client *c, const mc_msg *m);
+
+/* ---- fanout.c: commands for every server, or any one -------------------- */
+/* Routes m by spec's kind (CK_ALL_*, CK_ONE, CK_RANDOM, CK_SCAN...). */
+void fanout_command(client *c, const cmd_spec *spec, const resp_msg *m);
 
 /* ---- admin.c: the PROXY command ---------------------------------------- */
 void admin_command(client *c, const resp_msg *m);
@@ -358,6 +369,44 @@ void warmup_key(warm_job *job, wpool *p, const void *key, size_t len);
 bool warmup_end(warm_job *job, const resp_msg *m);
 /* The client is closing: its pending command is dropped. */
 void warmup_detach(client *c);
+
+/* ---- forward.c: one command to its server, or split by server ---------- */
+/* "out of memory" / "no server available" in the pool's protocol. */
+void reply_oom(client *c);
+void reply_no_server(client *c);
+/* One command, whole, to server b as a request of its own. `data` is the
+ * command as the server must read it; is_oom says it could not be made. */
+void forward(client *c, backend *b, const char *data, size_t len, bool is_oom,
+             bool is_retrieval, bool is_noreply);
+/* The command as a server must read it: as received, or, for an inline
+ * command, re-encoded as RESP into tmp (check tmp->is_oom). */
+void resp_wire(const resp_msg *m, buf *tmp, const char **data, size_t *len);
+void forward_resp(client *c, const resp_msg *m, backend *b);
+
+/* A multi-key command's keys grouped by server, each group in key order;
+ * with a budget, a server's keys go in as many fragments as keep each
+ * under it. */
+typedef struct split {
+    uint32_t frag_count;
+    size_t budget;          /* bytes a fragment may cost, or 0: no limit */
+    uint32_t *key_frag;     /* key -> its fragment (handed over to the req) */
+    uint32_t *frag_backend; /* fragment -> backend index */
+    uint32_t *frag_first;   /* fragment -> its first key */
+    uint32_t *frag_last;    /* fragment -> its last key so far */
+    size_t *frag_cost;      /* fragment -> bytes so far */
+    uint32_t *next_key;     /* key -> the next key of its fragment, or UINT32_MAX */
+    uint32_t *frag_of;      /* backend index -> its open fragment, or UINT32_MAX */
+} split;
+
+/* Returns false when out of memory (s is then freed). */
+bool split_init(split *s, const wpool *p, size_t key_count, size_t budget);
+void split_free(split *s);
+/* Key i (keys are added in order) belongs to server b; it costs `cost`
+ * bytes of its fragment, which starts at `base` bytes. */
+void split_add(split *s, uint32_t i, const backend *b, size_t base, size_t cost);
+/* The request that gathers a split's fragments, with the key -> fragment
+ * map moved into it; NULL (after replying) when out of memory. */
+req *split_req(client *c, split *s, req_kind kind, size_t key_count);
 
 /* ---- server.c: server connections --------------------------------------- */
 /* The connection a client's fragments to b use (per-client, for ordering). */

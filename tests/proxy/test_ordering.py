@@ -4,7 +4,7 @@
 Many clients at once, each with deep pipelines of mixed commands on its own
 keys: single-key (SET, GET, INCR, APPEND, GETSET, LPUSH...), multi-key split
 across servers (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH), commands answered by
-the proxy (PING, ECHO), and errors in between (unsupported commands,
+the proxy (PING, ECHO), and errors in between (refused and unknown commands,
 WRONGTYPE, arity). Every reply is checked against a model of what redis
 would answer, in order. Some clients write their pipeline in one go, others
 in random pieces (commands split across reads). The proxy runs two workers
@@ -25,6 +25,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Closed, Conn, check, check_eq, enc, free_port, proxy_binary, run  # noqa: E402
+
+# What the proxy says of commands its table refuses (command.c).
+REFUSED = {
+    "BGSAVE": "ERR the proxy refuses 'bgsave': replication and persistence are managed on "
+              "each server",
+    "MONITOR": "ERR the proxy refuses 'monitor': it would watch one server's commands from "
+               "every client",
+    "SHUTDOWN": "ERR the proxy refuses 'shutdown': it would stop one server of the pool",
+    "MIGRATE": "ERR the proxy refuses 'migrate': where a key lives is the ring's to decide",
+}
 
 BIN = proxy_binary()
 SEED = int(os.environ.get("CHASH_TEST_SEED", int(time.time())))
@@ -143,8 +153,11 @@ class RedisModel:
             msg = os.urandom(rng.randint(0, 50))
             return ("ECHO", msg), msg
         if op == 17:
-            name = rng.choice(["DEBUG", "SWAPDB", "MULTI", "SUBSCRIBE", "BGSAVE", "WAIT"])
-            return (name, "x"), ("err", "ERR unsupported command '%s'" % name)
+            name = rng.choice(["NOSUCH", "BGSAVE", "MONITOR", "SHUTDOWN", "MIGRATE"])
+            if name == "NOSUCH":
+                return (name, "x"), ("err", "ERR unknown command 'NOSUCH', with args beginning "
+                                            "with: 'x' ")
+            return (name, "x"), ("err", REFUSED[name])
         if op == 18:
             return ("GET",), ("err", "ERR wrong number of arguments for 'GET' command")
         if op == 19:

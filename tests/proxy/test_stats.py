@@ -226,8 +226,8 @@ def test_every_metric(env):
                        ("server_connections", "a connection is open")):
         saw("chash_proxy_" + name, srv("r0"), what)
     # The proxy's own errors.
-    check_eq(c.call("NOSUCHCOMMAND")[0], "err", "unsupported command")
-    saw("chash_proxy_local_errors_total", pool_l, "an unsupported command")
+    check_eq(c.call("NOSUCHCOMMAND")[0], "err", "unknown command")
+    saw("chash_proxy_local_errors_total", pool_l, "an unknown command")
     bad = Conn(listen)
     bad.send(b"*x\r\n")
     check(bad.is_closed(), "a protocol error closes the client")
