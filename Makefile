@@ -1,7 +1,7 @@
 # Wrappers around CMake for the README's commands. `make check` is what CI runs.
 # Debian 12 packages the build and the tests need (installed by `make deps`):
 DEB_PACKAGES = build-essential cmake clang libclang-rt-14-dev pkg-config zlib1g-dev python3 \
-               chromium python3-pil \
+               chromium python3-pil python3-redis \
                golang-go golang-github-golang-groupcache-dev \
                libmemcached-dev libssl-dev libyaml-dev libhiredis-dev \
                nutcracker redis-server memcached nginx
