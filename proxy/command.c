@@ -358,3 +358,141 @@ cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out
     }
     return CMD_KEYS_OK;
 }
+
+/* ---- the table as docs/proxy.md shows it, and as the tests read it ---- */
+
+static const char *kind_name(cmd_kind kind) {
+    static const char *const names[] = {
+#define CMD_KIND_NAME(k, doc) #k,
+        CMD_KINDS(CMD_KIND_NAME)
+#undef CMD_KIND_NAME
+    };
+    return (size_t)kind < sizeof names / sizeof names[0] ? names[kind] : "?";
+}
+
+static const struct {
+    unsigned flag;
+    const char *name;
+} flag_names[] = {
+    {CMD_STORE_OPTION, "store_option"}, {CMD_SCRIPT, "script"}, {CMD_BLOCKING, "blocking"},
+    {CMD_ADMIN, "admin"},               {CMD_GEO_STORE, "geo_store"},
+};
+
+/* Flags by name; a flag added to command.h but not here shows as a number,
+ * which the test does not know, so it cannot go unnoticed. */
+static void put_flags(FILE *out, const cmd_spec *spec) {
+    unsigned left = spec->flags;
+    const char *sep = "";
+    for (size_t i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
+        if (left & flag_names[i].flag) {
+            fprintf(out, "%s%s", sep, flag_names[i].name);
+            left &= ~flag_names[i].flag;
+            sep = ",";
+        }
+    if (spec->has_dest) {
+        fprintf(out, "%sdest", sep);
+        sep = ",";
+    }
+    if (left) {
+        fprintf(out, "%s0x%x", sep, left);
+        sep = ",";
+    }
+    if (!*sep) fputc('-', out);
+}
+
+/* A markdown cell's text: a '|' would end the cell. */
+static void put_cell(FILE *out, const char *s) {
+    for (; *s; s++) {
+        if (*s == '|') fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
+/* An argument position as the table keeps it: negative counts from the end. */
+static void put_position(FILE *out, int at) {
+    if (at >= 0)
+        fprintf(out, "%d", at);
+    else if (at == -1)
+        fputs("last", out);
+    else
+        fprintf(out, "last-%d", -at - 1);
+}
+
+static void put_keys(FILE *out, const cmd_spec *spec) {
+    switch (spec->kind) {
+    case CK_KEY:
+        /* `last` is where GEORADIUS's options start, not a second key. */
+        fprintf(out, "%d", spec->first);
+        if (spec->flags & CMD_STORE_OPTION) fputs(", and STORE's value", out);
+        if (spec->flags & CMD_GEO_STORE)
+            fprintf(out, ", and the values of STORE and STOREDIST (options from %d)",
+                    spec->last);
+        return;
+    case CK_NUMKEYS:
+        if (spec->has_dest) fputs("1 (the destination), then ", out);
+        fprintf(out, "numkeys at %d, the keys after it", spec->first);
+        return;
+    case CK_XREAD:
+        fputs("the first half of the arguments after STREAMS", out);
+        return;
+    case CK_SUBSCRIBE: fputs("channels ", out); break;
+    default: break;
+    }
+    if (spec->step <= 0) return;
+    put_position(out, spec->first);
+    if (spec->last != spec->first) {
+        fputs("..", out);
+        put_position(out, spec->last);
+    }
+    if (spec->step > 1) fprintf(out, " step %d", spec->step);
+}
+
+static void put_routing(FILE *out, const cmd_spec *spec) {
+    if (spec->kind == CK_REFUSED) {
+        fputs("refused: ", out);
+        put_cell(out, spec->why);
+        return;
+    }
+    put_cell(out, command_kind_doc(spec->kind));
+    if (spec->kind == CK_SUBCMD && spec->why) {
+        fputs("; any other subcommand is refused: ", out);
+        put_cell(out, spec->why);
+    }
+    if (spec->flags & CMD_BLOCKING) fputs("; on the client's own server connection", out);
+    if (spec->flags & CMD_SCRIPT)
+        fputs("; refused when the script would act on a whole server", out);
+    if (spec->flags & CMD_ADMIN) fputs("; refused with `refuse_admin_commands`", out);
+}
+
+static void put_spec(FILE *out, const cmd_spec *spec, cmd_table_format format) {
+    if (format == CMD_TABLE_TSV) {
+        fprintf(out, "%s\t%s\t%d\t%d\t%d\t", spec->name, kind_name(spec->kind), spec->first,
+                spec->last, spec->step);
+        put_flags(out, spec);
+        fprintf(out, "\t%s\n", spec->why ? spec->why : "-");
+        return;
+    }
+    fputs("| `", out);
+    for (const char *p = spec->name; *p; p++)
+        fputc(*p == '|' ? ' ' : *p >= 'a' && *p <= 'z' ? *p - 32 : *p, out);
+    fputs("` | ", out);
+    put_routing(out, spec);
+    fputs(" | ", out);
+    put_keys(out, spec);
+    fputs(" |\n", out);
+}
+
+void command_table_print(FILE *out, cmd_table_format format) {
+    if (format == CMD_TABLE_MARKDOWN)
+        fputs("| command | routed to | keys (argument positions) |\n|---|---|---|\n", out);
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        const char *name = commands[i].name;
+        size_t len = strlen(name);
+        if (strchr(name, '|')) continue;
+        put_spec(out, &commands[i], format);
+        /* Its subcommands, wherever the sort put them. */
+        for (size_t j = 0; j < COMMAND_COUNT; j++)
+            if (strncmp(commands[j].name, name, len) == 0 && commands[j].name[len] == '|')
+                put_spec(out, &commands[j], format);
+    }
+}

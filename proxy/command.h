@@ -16,13 +16,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* How a command is routed: the kind, and what docs/proxy.md says of it. */
 #define CMD_KINDS(X)                                                                          \
     X(CK_KEY, "one key: its server")                                                          \
     X(CK_KEYS, "several keys: their server; refused when they live on different servers")    \
     X(CK_NUMKEYS, "keys counted by numkeys: their server; refused when on different servers") \
-    X(CK_XREAD, "the keys after STREAMS: their server; refused when on different servers")   \
+    X(CK_XREAD, "the keys after STREAMS: their server; refused when on different servers; "  \
+                "with BLOCK, on the client's own server connection")                         \
     X(CK_MGET, "split by server, the values put back in key order")                           \
     X(CK_SUM, "split by server, the integers added")                                          \
     X(CK_MSET, "split by server, OK once every server said OK")                               \
@@ -126,5 +128,16 @@ const char *command_kind_doc(cmd_kind kind);
 /* Where m's keys are. Commands without keys have none (count 0).
  * Returns CMD_KEYS_OK or why m does not fit spec. */
 cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out);
+
+/* What command_table_print writes (chash-proxy --commands[=tsv]). */
+typedef enum cmd_table_format {
+    CMD_TABLE_MARKDOWN, /* docs/proxy.md's command list */
+    /* One line a spec: name, kind, first, last, step, flags (comma-separated,
+     * or "-"), why (or "-"), tab-separated: what the tests read. */
+    CMD_TABLE_TSV,
+} cmd_table_format;
+/* Prints the table: each command (in name order once command_init has run)
+ * followed by its subcommands. */
+void command_table_print(FILE *out, cmd_table_format format);
 
 #endif

@@ -7,9 +7,9 @@
  * teardown, which undoes whatever part of setup was done.
  *
  * The options are nutcracker's (so a nutcracker command line works as is),
- * plus --workers and --config-keys. Exit status: 0 on success (and for -t
- * with a good configuration), 2 for a bad command line or configuration, 1
- * when the proxy cannot start (a port in use...).
+ * plus --workers, --config-keys and --commands. Exit status: 0 on success
+ * (and for -t with a good configuration), 2 for a bad command line or
+ * configuration, 1 when the proxy cannot start (a port in use...).
  */
 #define _GNU_SOURCE
 #include "proxy.h"
@@ -34,6 +34,7 @@
 #define GO_ON (-1)
 /* getopt_long's value for an option with no short form. */
 #define OPT_CONFIG_KEYS 256
+#define OPT_COMMANDS 257
 
 static const char usage[] =
     "usage: chash-proxy [-c FILE] [-t] [--workers N] [-s PORT] [-a ADDR]\n"
@@ -57,6 +58,8 @@ static const char usage[] =
     "  -m, --mbuf-size N        accepted for nutcracker; buffers grow as needed\n"
     "      --config-keys        print the configuration keys as a markdown table\n"
     "                           (docs/proxy.md) and exit\n"
+    "      --commands[=tsv]     print the Redis commands and how each is routed as a\n"
+    "                           markdown table (docs/proxy.md), or tab-separated, and exit\n"
     "  -V, --version            print the version and exit\n"
     "  -h, --help               this text\n"
     "\n"
@@ -122,6 +125,18 @@ static int option_count(const char *name, long min, long max, long *out) {
     return EXIT_USAGE;
 }
 
+/* --commands[=tsv]: the command table, sorted as it is for routing. */
+static int option_commands(void) {
+    bool is_tsv = optarg && strcmp(optarg, "tsv") == 0;
+    if (optarg && !is_tsv) {
+        fprintf(stderr, "chash-proxy: --commands: expected no value or 'tsv'\n");
+        return EXIT_USAGE;
+    }
+    command_init();
+    command_table_print(stdout, is_tsv ? CMD_TABLE_TSV : CMD_TABLE_MARKDOWN);
+    return 0;
+}
+
 /* One option: GO_ON, or the exit status of an option that ends the run. */
 static int option_one(int opt, options *o) {
     long ignored;
@@ -142,6 +157,7 @@ static int option_one(int opt, options *o) {
         fprintf(stderr, "chash-proxy: -%c: expected a number\n", opt);
         return EXIT_USAGE;
     case OPT_CONFIG_KEYS: conf_keys_markdown(stdout); return 0;
+    case OPT_COMMANDS: return option_commands();
     case 'V': printf("chash-proxy %s\n", chash_version_string()); return 0;
     case 'h': fputs(usage, stdout); return 0;
     default: fputs(usage, stderr); return EXIT_USAGE;
@@ -159,6 +175,7 @@ static int options_parse(int argc, char **argv, options *o) {
         {"stats-interval", required_argument, NULL, 'i'},
         {"mbuf-size", required_argument, NULL, 'm'}, {"version", no_argument, NULL, 'V'},
         {"config-keys", no_argument, NULL, OPT_CONFIG_KEYS},
+        {"commands", optional_argument, NULL, OPT_COMMANDS},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
     };
     *o = (options){.conf_path = "conf/nutcracker.yml", .stats_addr = "127.0.0.1",
