@@ -35,6 +35,8 @@ void client_close(client *c, bool is_error) {
     /* Requests still waiting for servers live on without the client and are
      * freed when their last fragment is answered. */
     client_drop_requests(c);
+    held_release(c);
+    pubsub_release(c);
     resp_parser_free(&c->rp);
     mc_parser_free(&c->mp);
     buf_free(&c->out);
@@ -110,6 +112,14 @@ static void client_process(client *c) {
     client_set_mask(c);
 }
 
+/* Whether a blocking command of c's waits on one of its held connections. */
+static bool client_is_blocked(const client *c) {
+    for (const bconn *bc = c->held; bc; bc = bc->owner_next)
+        for (const frag *f = bc->head; f; f = f->next)
+            if (f->is_blocking) return true;
+    return false;
+}
+
 /* A client's first read, and the least it reserves: an idle connection (or
  * one that sent two bytes and stopped) holds this much, not READ_CHUNK. */
 #define CLIENT_READ_MIN 4096u
@@ -125,6 +135,13 @@ static void client_read(client *c) {
         return;
     }
     ssize_t n = read(c->io.fd, dst, avail);
+    if (n == 0 && (pubsub_count(c) || client_is_blocked(c))) {
+        /* A blocked command or a subscription would keep it waiting for
+         * ever, and the server holding a connection for nobody. */
+        stat_add(&c->pool->st.client_eof, 1);
+        client_close(c, false);
+        return;
+    }
     if (n == 0) {
         /* Half-closed: answer what was asked, then close. */
         stat_add(&c->pool->st.client_eof, 1);
@@ -159,6 +176,8 @@ static void client_read(client *c) {
 }
 
 void client_flush(client *c) {
+    if (c->is_held_lost) held_check(c);
+    if (c->has_corked && c->shared_inflight == 0) server_uncork(c);
     if (c->out.is_oom) {
         client_close(c, true);
         return;
@@ -233,6 +252,7 @@ static client *client_new(wpool *p, int fd) {
     c->mp.max_keys = p->cf->max_arguments;
     c->mp.max_value_len = p->cf->max_bulk_length;
     client_set_authed(c, p->cf->redis_auth == NULL);
+    c->db = p->cf->redis_db;
     if (loop_add(w->loop, &c->io, LOOP_READ) != 0) {
         close(fd);
         free(c);

@@ -323,6 +323,7 @@ cmd_keys_err command_keys(const cmd_spec *spec, const resp_msg *m, cmd_keys *out
     case CK_XREAD:
         return xread_keys(spec, m, out);
     case CK_KEYS:
+    case CK_WATCH:
         out->count = keys_span(spec, m);
         if (out->count == 0) return CMD_KEYS_ARITY;
         out->first = (size_t)spec->first;

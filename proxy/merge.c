@@ -237,12 +237,70 @@ static void merge_mc_get(req *r) {
     buf_append_str(&r->reply, "END\r\n");
 }
 
+/* A non-negative integer reply (":n\r\n"). */
+static bool reply_integer(const buf *b, long long *out) {
+    const char *s = buf_start(b);
+    size_t n = buf_used(b);
+    long long v = 0;
+    bool ok = n >= 4 && s[0] == ':' && s[n - 2] == '\r';
+    for (size_t i = 1; ok && i < n - 2; i++) {
+        ok = s[i] >= '0' && s[i] <= '9' && v < (1LL << 53);
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return ok;
+}
+
+/* SUBSCRIBE and its kin: the confirmations were written when the command
+ * was routed (pubsub.c); a server's error takes their place. */
+static void merge_prebuilt(req *r) {
+    for (uint32_t f = 0; f < r->frag_count; f++) {
+        const buf *b = &r->frags[f].reply;
+        if (!r->frags[f].failed && !is_error_reply(b)) continue;
+        buf_free(&r->reply);
+        buf_append(&r->reply, buf_start(b), buf_used(b));
+        return;
+    }
+}
+
+/* SELECT n, checked by a server: the client's database is n if it said OK. */
+static void merge_select(req *r) {
+    const buf *b = &r->one.reply;
+    if (buf_used(b) == 5 && memcmp(buf_start(b), "+OK\r\n", 5) == 0) r->c->db = r->select_db;
+    buf_append(&r->reply, buf_start(b), buf_used(b));
+}
+
+/* WAIT: the least count over the servers; the first error if any. */
+static void merge_min(req *r) {
+    long long least = -1;
+    for (uint32_t f = 0; f < r->frag_count; f++) {
+        const buf *b = &r->frags[f].reply;
+        long long v;
+        if (r->frags[f].failed || is_error_reply(b)) {
+            buf_append(&r->reply, buf_start(b), buf_used(b));
+            return;
+        }
+        if (!reply_integer(b, &v)) {
+            buf_append_str(&r->reply, bad_reply);
+            return;
+        }
+        if (least < 0 || v < least) least = v;
+    }
+    buf_append_header(&r->reply, ':', (uint64_t)(least < 0 ? 0 : least));
+}
+
 void merge_reply(req *r) {
     switch (r->kind) {
+    case REQ_PREBUILT: merge_prebuilt(r); break;
+    case REQ_SELECT: merge_select(r); break;
+    case REQ_MIN: merge_min(r); break;
     case REQ_MGET: merge_mget(r); break;
     case REQ_SUM: merge_sum(r); break;
     case REQ_MSET: merge_mset(r); break;
     case REQ_MC_GET: merge_mc_get(r); break;
+    case REQ_MC_SAME:
+    case REQ_MC_STATS:
+    case REQ_MC_QUIET: mc_merge_reply(r); break;
     case REQ_SAME: merge_same(r); break;
     case REQ_CONCAT: merge_concat(r); break;
     case REQ_SCAN: merge_scan(r); break;

@@ -22,7 +22,8 @@
  *      |                              | frag_deliver
  *      |                              v
  *      +-- write <- req.c   requests and replies in request order (merge.c
- *                           joins split replies)
+ *                           joins split replies; mcmerge.c memcached's
+ *                           replies from every server, and quiet ones)
  *
  *   worker.c   one event loop per thread (loop.c, the only file that knows
  *              epoll): the loop turn, the timers, taking a reloaded config
@@ -31,7 +32,8 @@
  *
  * Calls go one way, down this list, never back up: main -> worker ->
  * client -> {route -> {admin -> reload}, session, fanout, pubsub, held},
- * mcroute -> warmup -> forward -> server -> health -> pool -> req -> merge,
+ * mcroute -> warmup -> forward -> server -> health -> pool -> req -> merge ->
+ * mcmerge,
  * and everything -> stats, log, buf, config, command, loop. Where a lower file must reach a higher one it is handed a
  * callback (warm-up resumes a held command that way).
  *
@@ -92,10 +94,15 @@ struct frag {
     buf reply;        /* merged requests keep each fragment's reply */
     size_t cursor;    /* merge position in reply */
     uint32_t count;   /* keys of this fragment (merges) */
-    bool is_retrieval; /* memcached: a VALUE ... END reply is expected */
+    mc_reply_kind mc_reply; /* memcached: what the reply looks like */
     bool failed;
     bool is_swallowed; /* standalone: free once answered */
     bool is_late;      /* holds the place of a request that timed out */
+    bool is_blocking;  /* may wait as long as the command says: no timeout */
+    bool on_shared;    /* counted in its client's shared_inflight */
+    /* Replies it takes (SUBSCRIBE a b: one confirmation a channel); an
+     * error ends it early. 0 counts as 1. */
+    uint32_t replies;
 };
 
 typedef enum req_kind {
@@ -108,6 +115,12 @@ typedef enum req_kind {
     REQ_SAME,    /* to every server: their one common reply (SCRIPT LOAD's sha) */
     REQ_CONCAT,  /* to every server: their arrays joined (KEYS) */
     REQ_SCAN,    /* SCAN on one server: its cursor rewritten to name the server */
+    REQ_PREBUILT, /* SUBSCRIBE...: the reply written at routing, unless a server errs */
+    REQ_SELECT,  /* SELECT n checked by a server: the client's database if OK */
+    REQ_MIN,     /* WAIT on every server: the least count */
+    REQ_MC_SAME,  /* memcached, to every server: their one common reply (flush_all...) */
+    REQ_MC_STATS, /* memcached stats: every server's summed, with the proxy's own */
+    REQ_MC_QUIET, /* a meta command with q: the reply q leaves out is dropped */
 } req_kind;
 
 struct req {
@@ -124,6 +137,9 @@ struct req {
     frag one; /* frags == &one when frag_count == 1 */
     uint32_t key_count;
     uint32_t scan_server, scan_servers; /* REQ_SCAN: which of how many */
+    int select_db;                      /* REQ_SELECT: the database asked for */
+    mc_cmd mc_quiet;                    /* REQ_MC_QUIET: the meta command */
+    const wpool *mc_pool; /* REQ_MC_SAME, REQ_MC_STATS: the pool asked (frag k: server k) */
     uint32_t *key_frag; /* merges: key i's fragment */
     buf keys;           /* REQ_MC_GET: the keys, for matching VALUE blocks */
     uint32_t *key_off;  /* REQ_MC_GET: key i at keys[key_off[i] .. key_off[i+1]) */
@@ -149,6 +165,18 @@ struct bconn {
     uint64_t heard_ms;   /* when the server last sent bytes */
     bool in_flush;
     bconn *next_flush;
+    int db; /* the database selected on it, or -1 when unknown */
+    uint32_t gen; /* bumped by each new socket */
+    /* A client's own connection (held.c), or NULL for a shared one. */
+    client *owner;
+    bconn *owner_next;          /* in owner->held */
+    bconn *held_prev, *held_next; /* in b->held */
+    bool is_corked;   /* not written until the owner's shared requests are answered */
+    bool is_retiring; /* not used again; freed once nothing is in flight */
+    bool is_sub;      /* in subscriber mode: messages come unasked */
+    uint32_t sub_count; /* subscriptions on it (pubsub.c) */
+    /* A message (a push) that arrived on a subscriber connection. */
+    void (*on_push)(bconn *bc, const char *data, size_t len);
 };
 
 struct backend {
@@ -157,6 +185,7 @@ struct backend {
     uint32_t index;
     bconn *conns;
     uint32_t conn_count;
+    bconn *held; /* clients' own connections to this server */
     uint32_t failures;
     bool is_ejected;      /* CONF_FAIL_EJECT: off the ring */
     bool is_down;         /* CONF_FAIL_ERROR / REROUTE: on the ring, not used */
@@ -218,6 +247,14 @@ struct client {
      * is read until it is sent on. */
     warm_job *warm;
     resp_msg warm_msg;
+    int db;                   /* SELECT: the database its commands run in */
+    bconn *held;              /* its own server connections (held.c) */
+    uint32_t held_count;
+    uint32_t shared_inflight; /* its fragments on shared connections */
+    bool has_corked;          /* some held connection waits for shared_inflight 0 */
+    bool is_held_lost;        /* a held connection failed: see held_check */
+    struct txn *txn;          /* MULTI / WATCH state (held.c), or NULL */
+    struct subs *subs;        /* subscriptions (pubsub.c), or NULL */
     bool in_flush;
     client *next_flush;
     client *prev, *next; /* the worker's live clients */
@@ -280,6 +317,7 @@ struct proxy {
     uint32_t worker_count;
     _Atomic uint32_t *pool_clients; /* per pool, across workers */
     _Atomic uint32_t client_count;  /* every pool's */
+    _Atomic uint32_t held_count;    /* clients' own server connections, every pool's */
     uint32_t max_clients; /* what the descriptor limit leaves for clients, or 0 */
     _Atomic uint64_t total_connections;
     uint64_t start_time; /* unix seconds */
@@ -337,6 +375,42 @@ static inline void client_set_authed(client *c, bool is_authed) {
 /* ---- route.c: Redis commands to servers --------------------------------- */
 void route_redis(client *c, const resp_msg *m);
 
+/* ---- held.c: transactions and blocking commands on the client's own
+ * server connections; SELECT, RESET ------------------------------------- */
+/* Whether m is to be queued in c's open transaction (held_queue). */
+bool held_in_multi(const client *c, const cmd_spec *spec);
+/* A command inside MULTI, its keys on b (NULL: no keys): queued on the
+ * transaction's server, or refused (EXEC then answers EXECABORT). */
+void held_queue(client *c, const cmd_spec *spec, const resp_msg *m, backend *b);
+/* A command inside MULTI was refused before held_queue saw it. */
+void held_dirty(client *c);
+/* MULTI, EXEC, DISCARD, UNWATCH; WATCH with its keys' server b. */
+void held_command(client *c, const cmd_spec *spec, const resp_msg *m, backend *b);
+/* A blocking command (BLPOP...) whose keys live on b. */
+void held_blocking(client *c, const resp_msg *m, backend *b);
+void held_wait(client *c, const resp_msg *m);
+void held_select(client *c, const resp_msg *m);
+/* RESET: no transaction, held connections closed, the pool's database. */
+void held_reset(client *c);
+/* The pool was reloaded: transactions fail at EXEC, held connections go. */
+void held_reload(client *c);
+/* A held connection was lost (c->is_held_lost): what depended on it ends. */
+void held_check(client *c);
+/* The client is closing: its held connections are closed. */
+void held_release(client *c);
+
+/* ---- pubsub.c: subscriptions -------------------------------------------- */
+/* SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UNSUBSCRIBEs. */
+void pubsub_command(client *c, const cmd_spec *spec, const resp_msg *m);
+/* c's subscriptions; while it has any, only what pubsub_allows runs. */
+size_t pubsub_count(const client *c);
+bool pubsub_allows(const cmd_spec *spec);
+void pubsub_refuse(client *c, const cmd_spec *spec);
+void pubsub_ping(client *c, const resp_msg *m);
+/* A subscriber connection was lost: the client is closed. */
+void pubsub_check(client *c);
+void pubsub_release(client *c);
+
 /* ---- mcroute.c: memcached commands to servers --------------------------- */
 void route_memcache(client *c, const mc_msg *m);
 
@@ -347,7 +421,7 @@ void fanout_command(client *c, const cmd_spec *spec, const resp_msg *m);
 /* ---- admin.c: the PROXY command ---------------------------------------- */
 void admin_command(client *c, const resp_msg *m);
 
-/* ---- session.c: PING, ECHO, QUIT, AUTH, HELLO, SELECT ------------------- */
+/* ---- session.c: PING, ECHO, QUIT, AUTH, HELLO, RESET -------------------- */
 void session_command(client *c, const cmd_spec *spec, const resp_msg *m);
 /* "-ERR wrong number of arguments for 'name' command". */
 void session_arity_error(client *c, const resp_arg *name);
@@ -419,9 +493,9 @@ void bconn_push(bconn *bc, frag *f, size_t bytes);
 int bconn_flush(bconn *bc);
 /* The connection to write fragment f to backend b on, or NULL after failing
  * f (b down under on_failure: error, or no connection). */
-bconn *frag_conn(frag *f, backend *b, const client *c);
+bconn *frag_conn(frag *f, backend *b, client *c);
 /* Sends `len` bytes as fragment f of its request to backend b, or fails f. */
-void frag_send(frag *f, backend *b, const client *c, const void *data, size_t len);
+void frag_send(frag *f, backend *b, client *c, const void *data, size_t len);
 /* Fails the requests of p's connections that waited past the timeout. */
 void server_expire(wpool *p, uint64_t now_ms);
 /* Closes one server's connections (pending requests fail with `why`). */
@@ -430,6 +504,26 @@ void backend_close(backend *b, const char *why);
 void pool_close(wpool *p, const char *why);
 /* Connects every server now (preconnect: true). */
 void pool_preconnect(wpool *p);
+/* A command on bc whose reply nobody reads (MULTI ahead of a transaction):
+ * `replies` is how many replies it gets (0: one). */
+void bconn_swallow(bconn *bc, const char *data, size_t len, uint32_t replies);
+/* A server connection of client c's own, to b (not connected yet), or
+ * NULL when out of memory or past the descriptors the proxy may use.
+ * While c has it, every command of c for b goes on it (frag_conn). */
+bconn *bconn_held_new(backend *b, client *c);
+/* Closes and frees a held connection (what it carried fails with why). */
+void bconn_held_free(bconn *bc, const char *why);
+/* No more commands go on bc; it is freed once nothing is in flight. */
+void bconn_held_retire(bconn *bc);
+/* c's earlier requests on shared connections are answered: its corked
+ * held connections may be written. */
+void server_uncork(client *c);
+/* c's usable held connection to b, or NULL. */
+static inline bconn *held_conn_find(const client *c, const backend *b) {
+    for (bconn *bc = c->held; bc; bc = bc->owner_next)
+        if (bc->b == b && !bc->is_retiring) return bc;
+    return NULL;
+}
 
 /* ---- health.c: failures, ejection, probes ------------------------------- */
 void health_failure(backend *b);
@@ -477,6 +571,10 @@ void client_drop_requests(client *c);
 #define SCAN_SERVER_BITS 10
 void merge_reply(req *r);
 
+/* ---- mcmerge.c: memcached replies from every server, and quiet ones ---- */
+/* REQ_MC_SAME, REQ_MC_STATS and REQ_MC_QUIET (merge_reply hands them on). */
+void mc_merge_reply(req *r);
+
 /* ---- reload.c: live reconfiguration ------------------------------------ */
 /* Reads the configuration file again; if it is valid and keeps every pool's
  * name, listen address and protocol, publishes it for the workers and
@@ -521,5 +619,9 @@ int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len
 void stats_stop(proxy *px);
 /* The nutcracker-compatible JSON document, into b. */
 void stats_json(const proxy *px, buf *b);
+/* Calls fn with the name and value of each of pool `pool`'s statistics,
+ * summed over the workers as stats_json has them. Takes px->lock. */
+void stats_pool_each(proxy *px, size_t pool, void (*fn)(void *arg, const char *name, uint64_t v),
+                     void *arg);
 
 #endif

@@ -197,6 +197,13 @@ static void client_check_held(client *c) {
 }
 
 void frag_deliver(frag *f, const char *data, size_t len) {
+    if (f->on_shared) {
+        f->on_shared = false;
+        client *owner = f->r ? f->r->c : NULL;
+        /* The client's held connections may now be written (client_flush). */
+        if (owner && --owner->shared_inflight == 0 && owner->has_corked)
+            client_schedule(owner);
+    }
     if (f->on_reply) {
         f->on_reply(f, data, len);
         return;

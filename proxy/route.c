@@ -84,23 +84,25 @@ static bool keys_ok(client *c, const resp_msg *m, const cmd_keys *k) {
     return is_ok;
 }
 
-/* Keys that must live on one server (one key is the simplest case). */
-static void route_same_server(client *c, const resp_msg *m, const cmd_keys *k) {
+/* The one server of m's keys (one key is the simplest case), or NULL after
+ * replying: no server live, or keys on two servers. */
+static backend *keys_server(client *c, const resp_msg *m, const cmd_keys *k) {
     backend *first = k->dest ? pool_pick(c->pool, k->dest->ptr, k->dest->len) : NULL;
-    if (!first && k->count) first = pool_pick(c->pool, command_key(m, k, 0)->ptr, command_key(m, k, 0)->len);
+    if (!first && k->count)
+        first = pool_pick(c->pool, command_key(m, k, 0)->ptr, command_key(m, k, 0)->len);
     if (!first) {
         reply_no_server(c);
-        return;
+        return NULL;
     }
     /* The first key chose `first` unless there is a destination key. */
     for (size_t i = k->dest ? 0 : 1; i < k->count; i++) {
         if (pool_pick(c->pool, command_key(m, k, i)->ptr, command_key(m, k, i)->len) != first) {
             client_reply_str(c, "-CROSSSLOT Keys in request don't map to the same server "
                                 "(use a hash tag)\r\n");
-            return;
+            return NULL;
         }
     }
-    forward_resp(c, m, first);
+    return first;
 }
 
 /*
@@ -188,21 +190,21 @@ static const char *script_acts_on_server(const resp_arg *script) {
     return NULL;
 }
 
-static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
+/* Replies to what makes m impossible to route as it is; false then. */
+static bool route_check(client *c, const cmd_spec *spec, const resp_msg *m, cmd_keys *k) {
     if (spec->kind == CK_REFUSED) {
         reply_refused(c, spec, spec->why);
-        return;
+        return false;
     }
     if ((spec->flags & CMD_ADMIN) && c->pool->cf->refuse_admin_commands) {
         reply_refused(c, spec, "the pool refuses administrative commands "
                                "(refuse_admin_commands)");
-        return;
+        return false;
     }
-    cmd_keys k;
-    cmd_keys_err err = command_keys(spec, m, &k);
+    cmd_keys_err err = command_keys(spec, m, k);
     if (err != CMD_KEYS_OK) {
         reply_keys_error(c, m, err);
-        return;
+        return false;
     }
     const char *what = spec->flags & CMD_SCRIPT ? script_acts_on_server(&m->argv[1]) : NULL;
     if (what) {
@@ -210,6 +212,29 @@ static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
         snprintf(text, sizeof text, "-ERR the proxy refuses a script that calls %s: it would "
                  "act on one server of the pool\r\n", what);
         client_reply_str(c, text);
+        return false;
+    }
+    return keys_ok(c, m, k);
+}
+
+static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
+    if (pubsub_count(c) && !pubsub_allows(spec)) {
+        pubsub_refuse(c, spec);
+        return;
+    }
+    bool in_multi = held_in_multi(c, spec);
+    cmd_keys k;
+    if (!route_check(c, spec, m, &k)) {
+        if (in_multi) held_dirty(c);
+        return;
+    }
+    backend *b = NULL;
+    if (in_multi) {
+        if ((k.count || k.dest) && !(b = keys_server(c, m, &k))) {
+            held_dirty(c);
+            return;
+        }
+        held_queue(c, spec, m, b);
         return;
     }
     switch (spec->kind) {
@@ -217,26 +242,58 @@ static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
     case CK_KEYS:
     case CK_NUMKEYS:
     case CK_XREAD:
-        if (keys_ok(c, m, &k)) route_same_server(c, m, &k);
+        if (!(b = keys_server(c, m, &k))) return;
+        if (k.is_blocking)
+            held_blocking(c, m, b);
+        else
+            forward_resp(c, m, b);
         return;
     case CK_MGET:
     case CK_SUM:
     case CK_MSET:
-        if (keys_ok(c, m, &k))
-            route_split(c, m, &k, spec->kind == CK_MGET ? REQ_MGET
-                                  : spec->kind == CK_SUM ? REQ_SUM
-                                                         : REQ_MSET);
+        route_split(c, m, &k, spec->kind == CK_MGET ? REQ_MGET
+                              : spec->kind == CK_SUM ? REQ_SUM
+                                                     : REQ_MSET);
+        return;
+    case CK_WATCH:
+        if ((b = keys_server(c, m, &k))) held_command(c, spec, m, b);
+        return;
+    case CK_MULTI:
+    case CK_EXEC:
+    case CK_DISCARD:
+    case CK_UNWATCH:
+        held_command(c, spec, m, NULL);
+        return;
+    case CK_WAIT:
+        held_wait(c, m);
+        return;
+    case CK_SELECT:
+        held_select(c, m);
+        return;
+    case CK_SUBSCRIBE:
+    case CK_PSUBSCRIBE:
+    case CK_UNSUBSCRIBE:
+    case CK_PUNSUBSCRIBE:
+        pubsub_command(c, spec, m);
         return;
     case CK_PROXY:
         admin_command(c, m);
         return;
     case CK_PING:
+        if (pubsub_count(c))
+            pubsub_ping(c, m);
+        else
+            session_command(c, spec, m);
+        return;
+    case CK_RESET:
+        held_reset(c);
+        pubsub_release(c);
+        session_command(c, spec, m);
+        return;
     case CK_ECHO:
     case CK_QUIT:
-    case CK_SELECT:
     case CK_HELLO:
     case CK_AUTH:
-    case CK_RESET:
     case CK_CLIENT:
         session_command(c, spec, m);
         return;

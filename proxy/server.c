@@ -27,7 +27,7 @@
 enum fail_kind { FAIL_ERR, FAIL_EOF, FAIL_TIMEOUT };
 
 static void bconn_schedule(bconn *bc) {
-    if (bc->in_flush) return;
+    if (bc->in_flush || bc->is_corked) return;
     worker *w = bc->b->pool->w;
     bc->in_flush = true;
     bc->next_flush = w->flush_bconns;
@@ -66,6 +66,13 @@ static void bconn_abort(bconn *bc, const char *reason) {
         frag_fail(f, is_redis, reason);
         f = next;
     }
+    bc->is_corked = false;
+    if (bc->owner && !bc->is_retiring) {
+        /* What the server knew of the client (MULTI, WATCH, subscriptions)
+         * is gone with the connection: held.c and pubsub.c look at it. */
+        bc->owner->is_held_lost = true;
+        client_schedule(bc->owner);
+    }
 }
 
 /* bc failed: closed as above, counted, and told to the health checks. */
@@ -94,12 +101,37 @@ bconn *backend_conn_for(backend *b, const client *c) {
 
 static void swallow_command(bconn *bc, const char *const *argv, const size_t *lens, size_t argc) {
     frag *f = calloc(1, sizeof *f);
-    if (!f) return;
+    if (!f) {
+        bc->out.is_oom = true; /* the flush fails the connection: never skip a SELECT */
+        return;
+    }
     f->is_swallowed = true;
     size_t before = buf_used(&bc->out);
     buf_append_header(&bc->out, '*', argc);
     for (size_t i = 0; i < argc; i++) buf_append_bulk(&bc->out, argv[i], lens[i]);
     bconn_push(bc, f, buf_used(&bc->out) - before);
+}
+
+void bconn_swallow(bconn *bc, const char *data, size_t len, uint32_t replies) {
+    frag *f = calloc(1, sizeof *f);
+    if (!f) {
+        bc->out.is_oom = true;
+        return;
+    }
+    f->is_swallowed = true;
+    f->replies = replies;
+    buf_append(&bc->out, data, len);
+    bconn_push(bc, f, len);
+}
+
+/* Puts bc on database db (SELECT ahead of what comes next). */
+static void bconn_select(bconn *bc, int db) {
+    char text[16];
+    int n = snprintf(text, sizeof text, "%d", db);
+    const char *argv[2] = {"SELECT", text};
+    size_t lens[2] = {6, (size_t)n};
+    swallow_command(bc, argv, lens, 2);
+    bc->db = db;
 }
 
 int bconn_ensure(bconn *bc) {
@@ -121,6 +153,7 @@ int bconn_ensure(bconn *bc) {
         return -e;
     }
     bc->io.fd = fd;
+    bc->gen++;
     bc->io.fn = bconn_on_event;
     bc->io.owner = bc;
     bc->state = rc == 0 ? BC_READY : BC_CONNECTING;
@@ -141,13 +174,8 @@ int bconn_ensure(bconn *bc) {
             size_t lens[2] = {4, p->cf->redis_auth_len};
             swallow_command(bc, argv, lens, 2);
         }
-        if (p->cf->redis_db != 0) {
-            char db[16];
-            int n = snprintf(db, sizeof db, "%d", p->cf->redis_db);
-            const char *argv[2] = {"SELECT", db};
-            size_t lens[2] = {6, (size_t)n};
-            swallow_command(bc, argv, lens, 2);
-        }
+        bc->db = 0;
+        if (p->cf->redis_db != 0) bconn_select(bc, p->cf->redis_db);
     }
     return 0;
 }
@@ -170,7 +198,7 @@ void bconn_push(bconn *bc, frag *f, size_t bytes) {
     if (bc->state == BC_READY) bconn_schedule(bc);
 }
 
-bconn *frag_conn(frag *f, backend *b, const client *c) {
+bconn *frag_conn(frag *f, backend *b, client *c) {
     if (b->is_down) {
         /* on_failure: error (or reroute with nowhere to go): fail at once,
          * never write the key anywhere else. */
@@ -180,7 +208,8 @@ bconn *frag_conn(frag *f, backend *b, const client *c) {
         frag_fail(f, b->pool->cf->redis, reason);
         return NULL;
     }
-    bconn *bc = backend_conn_for(b, c);
+    bconn *bc = c ? held_conn_find(c, b) : NULL;
+    if (!bc) bc = backend_conn_for(b, c);
     int rc = bconn_ensure(bc);
     if (rc < 0) {
         char reason[160];
@@ -199,10 +228,24 @@ bconn *frag_conn(frag *f, backend *b, const client *c) {
         frag_fail(f, b->pool->cf->redis, reason);
         return NULL;
     }
+    if (!bc->owner && c && f->r) {
+        f->on_shared = true;
+        c->shared_inflight++;
+    }
+    if (bc->owner && c && c->shared_inflight && !bc->is_corked) {
+        /* Its commands must not pass the client's earlier ones, which are
+         * on shared connections: this one waits until they are answered. */
+        bc->is_corked = true;
+        c->has_corked = true;
+    }
+    int db = c ? c->db : b->pool->cf->redis_db;
+    /* Not in subscriber mode, where SELECT is refused (and channels have no
+     * database). */
+    if (b->pool->cf->redis && bc->db != db && !bc->is_sub) bconn_select(bc, db);
     return bc;
 }
 
-void frag_send(frag *f, backend *b, const client *c, const void *data, size_t len) {
+void frag_send(frag *f, backend *b, client *c, const void *data, size_t len) {
     bconn *bc = frag_conn(f, b, c);
     if (!bc) return;
     buf_append(&bc->out, data, len);
@@ -214,6 +257,10 @@ int bconn_flush(bconn *bc) {
     if (bc->out.is_oom) {
         bconn_fail(bc, "out of memory", FAIL_ERR);
         return -1;
+    }
+    if (bc->is_corked) {
+        loop_set(w->loop, &bc->io, LOOP_READ);
+        return 0;
     }
     while (buf_used(&bc->out)) {
         ssize_t n = write(bc->io.fd, buf_start(&bc->out), buf_used(&bc->out));
@@ -234,7 +281,7 @@ int bconn_flush(bconn *bc) {
     return 0;
 }
 
-static frag *bconn_pop(bconn *bc) {
+static void bconn_pop(bconn *bc) {
     frag *f = bc->head;
     bc->head = f->next;
     if (!bc->head) bc->tail = NULL;
@@ -243,7 +290,6 @@ static frag *bconn_pop(bconn *bc) {
     if (f->is_late) bc->late--;
     stat_sub(&bc->b->st.out_queue, 1);
     stat_add(&bc->b->st.responses, 1);
-    return f;
 }
 
 /* The length of the complete reply at the front of bc->in: 1 with *len set,
@@ -252,9 +298,25 @@ static int bconn_next_reply(bconn *bc, size_t *len) {
     if (bc->b->pool->cf->redis)
         return resp_reply_next(&bc->rr, buf_start(&bc->in), buf_used(&bc->in), len);
     int rc = mc_reply_next(&bc->mcr, buf_start(&bc->in), buf_used(&bc->in),
-                           bc->head->is_retrieval, len);
+                           bc->head->mc_reply, len);
     if (rc == 1) mc_reply_reset(&bc->mcr);
     return rc;
+}
+
+/* A message a subscriber connection was sent unasked: an array whose first
+ * element is "message", "pmessage" or "smessage". */
+static bool is_push(const char *data, size_t len) {
+    static const char *const kinds[] = {"$7\r\nmessage\r\n", "$8\r\npmessage\r\n",
+                                        "$8\r\nsmessage\r\n"};
+    if (len < 4 || (data[0] != '*' && data[0] != '>')) return false;
+    const char *eol = memchr(data, '\n', len);
+    if (!eol) return false;
+    size_t at = (size_t)(eol - data) + 1;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        size_t n = strlen(kinds[i]);
+        if (len - at >= n && memcmp(data + at, kinds[i], n) == 0) return true;
+    }
+    return false;
 }
 
 /* Hands every complete reply to its fragment. Returns -1 if bc failed. */
@@ -262,7 +324,7 @@ static int bconn_parse(bconn *bc) {
     backend *b = bc->b;
     /* An emptied buffer may have no memory at all (buf_start is NULL):
      * nothing to parse then. */
-    while (bc->head && buf_used(&bc->in)) {
+    while ((bc->head || bc->is_sub) && buf_used(&bc->in)) {
         size_t rlen = 0;
         int rc = bconn_next_reply(bc, &rlen);
         if (rc < 0) {
@@ -271,13 +333,31 @@ static int bconn_parse(bconn *bc) {
             return -1;
         }
         if (rc == 0) break;
-        frag *f = bconn_pop(bc);
+        const char *data = buf_start(&bc->in);
+        if (bc->is_sub && is_push(data, rlen)) {
+            if (bc->on_push && !bc->is_retiring) bc->on_push(bc, data, rlen);
+            buf_consume(&bc->in, rlen);
+            continue;
+        }
+        if (!bc->head) {
+            bconn_fail(bc, "unexpected data from server", FAIL_ERR);
+            return -1;
+        }
+        frag *f = bc->head;
+        if (f->replies > 1 && data[0] != '-') {
+            f->replies--; /* one confirmation of several */
+            buf_consume(&bc->in, rlen);
+            continue;
+        }
+        bconn_pop(bc);
         health_success(b);
         stats_latency(&b->st, b->pool->w->now_us - f->sent_us);
-        frag_deliver(f, buf_start(&bc->in), rlen);
+        frag_deliver(f, data, rlen);
         buf_consume(&bc->in, rlen);
+        /* The server has answered what unsubscribed the last channel. */
+        if (bc->is_sub && bc->sub_count == 0) bc->is_sub = false;
     }
-    if (!bc->head && buf_used(&bc->in)) {
+    if (!bc->head && !bc->is_sub && buf_used(&bc->in)) {
         bconn_fail(bc, "unexpected data from server", FAIL_ERR);
         return -1;
     }
@@ -328,6 +408,10 @@ static void bconn_on_event(loop_io *io, uint32_t events) {
     }
     if (events & (LOOP_READ | LOOP_ERROR)) {
         bconn_read(bc);
+        if (bc->is_retiring && !bc->head) {
+            bconn_held_free(bc, "closed");
+            return;
+        }
         if (bc->state != BC_READY) return;
         if ((events & LOOP_ERROR) && !(events & LOOP_READ)) {
             bconn_fail(bc, "connection error", FAIL_ERR);
@@ -369,8 +453,10 @@ static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
             at = &f->next;
             continue;
         }
-        /* Sent in queue order: the first one in time ends the scan. */
-        if (now_ms - f->sent_ms < timeout) break;
+        /* Sent in queue order: the first one in time ends the scan; a
+         * blocking command waits as long as it says, and what is behind it
+         * waits for it. */
+        if (now_ms - f->sent_ms < timeout || f->is_blocking) break;
         frag *late = calloc(1, sizeof *late);
         if (!late) {
             bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
@@ -379,7 +465,7 @@ static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
         late->next = f->next;
         late->sent_ms = f->sent_ms;
         late->sent_us = f->sent_us;
-        late->is_retrieval = f->is_retrieval;
+        late->mc_reply = f->mc_reply;
         late->is_swallowed = late->is_late = true;
         *at = late;
         if (bc->tail == f) bc->tail = late;
@@ -395,9 +481,16 @@ static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
         health_failure(b);
     }
     if (bc->late > LATE_MAX ||
-        (bc->head && now_ms - bc->head->sent_ms >= 2 * timeout &&
+        (bc->head && !bc->head->is_blocking && now_ms - bc->head->sent_ms >= 2 * timeout &&
          now_ms - bc->replied_ms >= 2 * timeout))
         bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
+}
+
+static void bconn_tick(bconn *bc, uint64_t now_ms, uint64_t timeout) {
+    if (bc->state == BC_CONNECTING && now_ms - bc->since_ms >= timeout)
+        bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
+    else if (bc->state == BC_READY && bc->head)
+        bconn_expire(bc, now_ms, timeout);
 }
 
 void server_expire(wpool *p, uint64_t now_ms) {
@@ -405,19 +498,84 @@ void server_expire(wpool *p, uint64_t now_ms) {
     if (timeout <= 0) return;
     for (size_t k = 0; k < p->backend_count; k++) {
         backend *b = &p->backends[k];
-        for (uint32_t j = 0; j < b->conn_count; j++) {
-            bconn *bc = &b->conns[j];
-            if (bc->state == BC_CONNECTING && now_ms - bc->since_ms >= (uint64_t)timeout)
-                bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
-            else if (bc->state == BC_READY && bc->head)
-                bconn_expire(bc, now_ms, (uint64_t)timeout);
-        }
+        for (uint32_t j = 0; j < b->conn_count; j++)
+            bconn_tick(&b->conns[j], now_ms, (uint64_t)timeout);
+        for (bconn *bc = b->held; bc; bc = bc->held_next)
+            bconn_tick(bc, now_ms, (uint64_t)timeout);
     }
 }
 
 void backend_close(backend *b, const char *why) {
     for (uint32_t j = 0; j < b->conn_count; j++) {
         bconn_abort(&b->conns[j], why);
+    }
+    for (bconn *bc = b->held; bc; bc = bc->held_next) bconn_abort(bc, why);
+}
+
+/* ---- a client's own connections (held.c decides when) ------------------- */
+
+bconn *bconn_held_new(backend *b, client *c) {
+    proxy *px = b->pool->w->px;
+    if (px->max_clients &&
+        atomic_load(&px->client_count) + atomic_load(&px->held_count) >= px->max_clients)
+        return NULL;
+    bconn *bc = calloc(1, sizeof *bc);
+    if (!bc) return NULL;
+    bc->b = b;
+    bc->io.fd = -1;
+    bc->db = -1;
+    bc->owner = c;
+    bc->owner_next = c->held;
+    c->held = bc;
+    c->held_count++;
+    bc->held_next = b->held;
+    if (b->held) b->held->held_prev = bc;
+    b->held = bc;
+    atomic_fetch_add(&px->held_count, 1);
+    return bc;
+}
+
+void bconn_held_free(bconn *bc, const char *why) {
+    backend *b = bc->b;
+    worker *w = b->pool->w;
+    client *c = bc->owner;
+    bc->is_retiring = true;
+    bconn_abort(bc, why);
+    if (bc->in_flush)
+        for (bconn **at = &w->flush_bconns; *at; at = &(*at)->next_flush)
+            if (*at == bc) {
+                *at = bc->next_flush;
+                break;
+            }
+    for (bconn **at = &c->held; *at; at = &(*at)->owner_next)
+        if (*at == bc) {
+            *at = bc->owner_next;
+            break;
+        }
+    c->held_count--;
+    if (bc->held_prev)
+        bc->held_prev->held_next = bc->held_next;
+    else
+        b->held = bc->held_next;
+    if (bc->held_next) bc->held_next->held_prev = bc->held_prev;
+    atomic_fetch_sub(&w->px->held_count, 1);
+    free(bc);
+}
+
+void bconn_held_retire(bconn *bc) {
+    if (!bc->head) {
+        bconn_held_free(bc, "closed");
+        return;
+    }
+    bc->is_retiring = true;
+}
+
+void server_uncork(client *c) {
+    c->has_corked = false;
+    for (bconn *bc = c->held; bc; bc = bc->owner_next) {
+        if (!bc->is_corked) continue;
+        bc->is_corked = false;
+        if (bc->state == BC_READY && buf_used(&bc->out)) bconn_schedule(bc);
     }
 }
 

@@ -1,10 +1,9 @@
 /*
  * session.c - the commands about the connection itself, answered by the
- * proxy: PING, ECHO, QUIT, AUTH, HELLO, SELECT.
+ * proxy: PING, ECHO, QUIT, AUTH, HELLO, RESET.
  *
  * AUTH checks the pool's redis_auth (the default user only); HELLO speaks
- * RESP2 and can authenticate; SELECT accepts the pool's redis_db only, as
- * every server connection is already on it.
+ * RESP2 and can authenticate. SELECT is held.c's.
  */
 #include "proxy.h"
 
@@ -14,7 +13,13 @@
 void session_arity_error(client *c, const resp_arg *name) {
     buf b = {0};
     buf_append_str(&b, "-ERR wrong number of arguments for '");
-    buf_append_safe(&b, name->ptr, name->len);
+    /* Named as the table names it, as Redis does (lowercase). */
+    char lower[32];
+    size_t n = name->len < sizeof lower ? name->len : sizeof lower;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)(name->ptr[i] >= 'A' && name->ptr[i] <= 'Z' ? name->ptr[i] + 32
+                                                                     : name->ptr[i]);
+    buf_append_safe(&b, lower, n);
     buf_append_str(&b, "' command\r\n");
     client_reply_buf(c, &b);
 }
@@ -125,27 +130,6 @@ static void hello(client *c, const resp_msg *m) {
     client_reply_buf(c, &b);
 }
 
-static void select_db(client *c, const resp_msg *m) {
-    if (m->argc != 2) {
-        session_arity_error(c, &m->argv[0]);
-        return;
-    }
-    long long db;
-    if (!resp_arg_int(&m->argv[1], &db)) {
-        client_reply_str(c, "-ERR value is not an integer or out of range\r\n");
-        return;
-    }
-    if (db != c->pool->cf->redis_db) {
-        char text[128];
-        int n = snprintf(text, sizeof text,
-                         "-ERR this pool serves database %d only (redis_db)\r\n",
-                         c->pool->cf->redis_db);
-        client_reply(c, text, (size_t)n, false);
-        return;
-    }
-    client_reply_str(c, "+OK\r\n");
-}
-
 void session_command(client *c, const cmd_spec *spec, const resp_msg *m) {
     const resp_arg *name = &m->argv[0];
     switch (spec->kind) {
@@ -166,8 +150,10 @@ void session_command(client *c, const cmd_spec *spec, const resp_msg *m) {
     case CK_QUIT:
         client_reply(c, "+OK\r\n", 5, true);
         return;
-    case CK_SELECT:
-        select_db(c, m);
+    case CK_RESET:
+        /* held.c and pubsub.c have dropped what the servers knew. */
+        client_set_authed(c, c->pool->cf->redis_auth == NULL);
+        client_reply_str(c, "+RESET\r\n");
         return;
     case CK_HELLO:
         hello(c, m);

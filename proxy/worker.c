@@ -161,6 +161,8 @@ static void publish_oldest_gen(worker *w) {
 
 static bool pool_is_idle(const wpool *p) {
     for (size_t k = 0; k < p->backend_count; k++)
+        if (p->backends[k].held) return false;
+    for (size_t k = 0; k < p->backend_count; k++)
         for (uint32_t j = 0; j < p->backends[k].conn_count; j++)
             if (p->backends[k].conns[j].head) return false;
     return true;
@@ -250,6 +252,9 @@ static void worker_sync(worker *w) {
     for (client *c = w->clients; c; c = c->next) {
         c->pool = &fresh[c->pool->index];
         c->is_fenced = c->head != NULL; /* see client_is_full */
+        /* Its channels may have moved: it subscribes again on reconnect. */
+        if (pubsub_count(c)) client_drain(c);
+        if (c->held || c->txn) held_reload(c);
     }
     old->pools = w->pools;
     old->count = w->pool_count;

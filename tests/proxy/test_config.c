@@ -151,7 +151,7 @@ static void test_markdown(void) {
         ASSERT_TRUE(strstr(err, "unknown key") == NULL);
     }
     fclose(f);
-    ASSERT_EQ(rows, 25);
+    ASSERT_EQ(rows, 26);
 }
 
 #define RING_SERVERS 6

@@ -159,7 +159,7 @@ class RedisModel:
                                             "with: 'x' ")
             return (name, "x"), ("err", REFUSED[name])
         if op == 18:
-            return ("GET",), ("err", "ERR wrong number of arguments for 'GET' command")
+            return ("GET",), ("err", "ERR wrong number of arguments for 'get' command")
         if op == 19:
             t = rng.sample(self.tagged, 3)
             return ("MGET",) + tuple(t), [d[x] if self.is_str(x) else None for x in t]
