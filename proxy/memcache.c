@@ -94,7 +94,9 @@ static bool tok_is(const mc_key *t, const char *s) {
     return t->len == n && memcmp(t->ptr, s, n) == 0;
 }
 
-/* Splits a line on spaces into p->keys; runs of spaces count as one. */
+/* Splits a line on spaces into p->keys; runs of spaces count as one.
+ * Returns 1 when there are more than max_tokens (the first max_tokens are
+ * in p->keys, *count says so). */
 static int tokenize(mc_parser *p, const char *line, size_t len, size_t max_tokens,
                     size_t *count) {
     size_t n = 0, i = 0;
@@ -103,7 +105,10 @@ static int tokenize(mc_parser *p, const char *line, size_t len, size_t max_token
         if (i == len) break;
         size_t start = i;
         while (i < len && line[i] != ' ') i++;
-        if (n == max_tokens) return 1;
+        if (n == max_tokens) {
+            *count = n;
+            return 1;
+        }
         if (n == p->key_cap) {
             size_t cap = p->key_cap ? p->key_cap * 2 : 16;
             mc_key *k = realloc(p->keys, cap * sizeof *k);
@@ -127,14 +132,16 @@ static const cmd_name commands[] = {
     {"set", MC_SET},         {"add", MC_ADD},         {"replace", MC_REPLACE},
     {"append", MC_APPEND},   {"prepend", MC_PREPEND}, {"cas", MC_CAS},     {"delete", MC_DELETE},
     {"incr", MC_INCR},       {"decr", MC_DECR},       {"touch", MC_TOUCH}, {"version", MC_VERSION},
-    {"quit", MC_QUIT},
+    {"quit", MC_QUIT},       {"flush_all", MC_FLUSH_ALL}, {"verbosity", MC_VERBOSITY},
+    {"stats", MC_STATS},     {"mg", MC_MG},           {"ms", MC_MS},       {"md", MC_MD},
+    {"ma", MC_MA},           {"me", MC_ME},           {"mn", MC_MN},
 };
 
-/* memcached commands the proxy knows but does not route (they address one
- * server, or all of them). */
+/* memcached commands the proxy knows but does not route: they change or
+ * read one server's settings, or hold its connection. */
 static const char *const unsupported[] = {
-    "stats", "flush_all", "verbosity", "shutdown", "cache_memlimit", "slabs", "lru_crawler",
-    "lru", "watch", "misbehave", "mg", "ms", "md", "ma", "mn", "me", "debugtime", "extstore",
+    "shutdown", "cache_memlimit", "slabs", "lru_crawler", "lru", "watch", "misbehave",
+    "debugtime", "extstore",
 };
 
 static mc_cmd lookup_cmd(const mc_key *t, bool *is_known) {
@@ -151,6 +158,19 @@ static bool is_storage(mc_cmd c) {
     return c == MC_SET || c == MC_ADD || c == MC_REPLACE || c == MC_APPEND || c == MC_PREPEND ||
            c == MC_CAS;
 }
+
+static bool is_meta(mc_cmd c) {
+    return c == MC_MG || c == MC_MS || c == MC_MD || c == MC_MA || c == MC_ME || c == MC_MN;
+}
+
+/* Commands for which memcached reads a final "noreply". */
+static bool takes_noreply(mc_cmd c) {
+    return is_storage(c) || c == MC_DELETE || c == MC_INCR || c == MC_DECR || c == MC_TOUCH ||
+           c == MC_FLUSH_ALL || c == MC_VERBOSITY;
+}
+
+/* Commands with a data block after the line. */
+static bool has_data(mc_cmd c) { return is_storage(c) || c == MC_MS; }
 
 static const char bad_format[] = "CLIENT_ERROR bad command line format";
 
@@ -241,6 +261,73 @@ static const char *parse_one_key(const mc_parser *p, mc_cmd cmd, const mc_line *
                : "CLIENT_ERROR invalid numeric delta argument";
 }
 
+/* ms's data length as memcached reads it (a signed decimal that strtol
+ * takes whole, then 0 .. INT_MAX - 2). */
+static bool parse_meta_len(const mc_key *t, uint64_t *bytes) {
+    const char *s = t->ptr;
+    size_t n = t->len;
+    bool is_negative = n > 0 && s[0] == '-';
+    if (n > 0 && (s[0] == '+' || s[0] == '-')) s++, n--;
+    if (n == 0) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+        if (v > 0x7fffffffu) v = UINT64_C(0x80000000); /* stays too large */
+    }
+    if (is_negative && v != 0) return false;
+    if (v > 0x7ffffffdu) return false;
+    *bytes = v;
+    return true;
+}
+
+/*
+ * mg/md/ma/me <key> <flag>*, ms <key> <datalen> <flag>*, mn. Only what the
+ * proxy needs is checked here, with memcached's reply and in memcached's
+ * order: a key to route by, the token count (so the q flag can be taken
+ * out without changing what the server would say), and ms's data length
+ * (so its data block is framed). Flags are the server's to judge.
+ * `overflow`: the line has more tokens than l holds.
+ */
+static const char *parse_meta(const mc_parser *p, mc_cmd cmd, const mc_line *l, bool overflow,
+                              mc_msg *msg, uint64_t *data_needed, uint64_t *skip_bad) {
+    const mc_key *t = l->t;
+    size_t n = l->n;
+    bool is_too_long = overflow || n > MC_META_MAX_TOKENS;
+    if (cmd == MC_MN) return NULL; /* memcached ignores its arguments */
+    if (n < 2) return cmd == MC_ME ? bad_format : "ERROR";
+    bool is_key_ok = t[1].len <= lim_key(p);
+    if (cmd == MC_MS) {
+        uint64_t bytes = 0;
+        bool has_len = n >= 3 && parse_meta_len(&t[2], &bytes);
+        /* memcached reads no data block after these errors, and would run
+         * it as a command; when its length is known the proxy drops it, as
+         * for a classic set with a bad key. */
+        const char *error = !is_key_ok || n == 2 ? bad_format
+                            : is_too_long        ? "CLIENT_ERROR options flags too long"
+                            : !has_len           ? bad_format
+                            : bytes > lim_value(p) ? "SERVER_ERROR object too large for cache"
+                                                   : NULL;
+        if (error) {
+            *skip_bad = has_len ? bytes + 2 : 0;
+            return error;
+        }
+        *data_needed = bytes + 2;
+        msg->args = t + 3;
+        msg->arg_count = n - 3;
+    } else {
+        if (!is_key_ok) return bad_format;
+        if (is_too_long && cmd != MC_ME)
+            return cmd == MC_MG ? "CLIENT_ERROR options flags are too long"
+                                : "CLIENT_ERROR options flags too long";
+        msg->args = t + 2;
+        msg->arg_count = n - 2; /* me: only its first one counts */
+    }
+    msg->keys = t + 1;
+    msg->key_count = 1;
+    return NULL;
+}
+
 /* The command's own syntax; NULL when it is well formed. */
 static const char *parse_command(const mc_parser *p, mc_cmd cmd, const mc_line *l, mc_msg *msg,
                                  uint64_t *data_needed, uint64_t *skip_bad) {
@@ -268,6 +355,21 @@ static const char *parse_command(const mc_parser *p, mc_cmd cmd, const mc_line *
         }
         return error;
     }
+    case MC_FLUSH_ALL: /* the servers read the delay */
+        return l->n <= 3 ? NULL : "ERROR";
+    case MC_VERBOSITY:
+        return l->n == 2 || l->n == 3 ? NULL : "ERROR";
+    case MC_STATS:
+        msg->args = l->t + 1;
+        msg->arg_count = l->n - 1;
+        return NULL;
+    case MC_MG:
+    case MC_MS:
+    case MC_MD:
+    case MC_MA:
+    case MC_ME:
+    case MC_MN:
+        return NULL; /* parse_meta */
     case MC_VERSION:
     case MC_QUIT:
     case MC_INVALID:
@@ -289,15 +391,13 @@ static int parse_line(mc_parser *p, const char *line, size_t len, mc_msg *msg,
     msg->cmd = MC_INVALID;
     size_t n = 0;
     /* Enough tokens for a get of max_keys keys, and never too few for the
-     * longest other command ("cas" with noreply has seven), so a small
-     * max_keys cannot turn a storage command into "too many keys". */
-    size_t max_tokens = lim_keys(p) + 2 > 8 ? lim_keys(p) + 2 : 8;
+     * longest other command (a meta command may have MC_META_MAX_TOKENS),
+     * so a small max_keys cannot turn another command into "too many
+     * keys". */
+    size_t max_tokens = lim_keys(p) + 2 > MC_META_MAX_TOKENS + 1 ? lim_keys(p) + 2
+                                                                 : MC_META_MAX_TOKENS + 1;
     int rc = tokenize(p, line, len, max_tokens, &n);
     if (rc < 0) return -1;
-    if (rc > 0) {
-        msg->error = "CLIENT_ERROR too many keys";
-        return 1;
-    }
     if (n == 0) {
         msg->error = "ERROR";
         return 1;
@@ -305,16 +405,29 @@ static int parse_line(mc_parser *p, const char *line, size_t len, mc_msg *msg,
     const mc_key *t = p->keys;
     bool is_known;
     mc_cmd cmd = lookup_cmd(&t[0], &is_known);
+    /* More tokens than were kept: too many for a get, too long for a meta
+     * command (parse_meta says so), too many for flush_all and verbosity;
+     * stats and me look at their first ones only, as memcached does. */
+    bool is_overflow = rc > 0;
+    if (is_overflow && !is_meta(cmd) && cmd != MC_STATS) {
+        msg->error = cmd == MC_FLUSH_ALL || cmd == MC_VERBOSITY ? "ERROR"
+                                                                : "CLIENT_ERROR too many keys";
+        return 1;
+    }
     if (cmd == MC_INVALID) {
         msg->error = is_known ? "SERVER_ERROR unsupported command" : "ERROR";
         return 1;
     }
-    bool has_noreply = n > 1 && tok_is(&t[n - 1], "noreply");
+    bool has_noreply = n > 1 && tok_is(&t[n - 1], "noreply") && takes_noreply(cmd);
     mc_line l = {.t = t, .n = n, .args = has_noreply ? n - 1 : n};
-    msg->line_keep_len = (size_t)(t[l.args - 1].ptr + t[l.args - 1].len - line);
-    msg->error = parse_command(p, cmd, &l, msg, data_needed, skip_bad);
+    msg->line_keep_len = has_noreply ? (size_t)(t[l.args - 1].ptr + t[l.args - 1].len - line)
+                                     : len;
+    if (is_meta(cmd)) {
+        msg->error = parse_meta(p, cmd, &l, is_overflow, msg, data_needed, skip_bad);
+    } else {
+        msg->error = parse_command(p, cmd, &l, msg, data_needed, skip_bad);
+    }
     if (msg->error) return 1;
-    if (mc_cmd_is_retrieval(cmd)) msg->line_keep_len = len;
     /* memcached reads a command line only up to a NUL byte: it would take
      * "set a<NUL>b 0 0 1" for "set a", answer ERROR, then answer the data
      * line as a command too - two replies to one request, and every later
@@ -328,10 +441,12 @@ static int parse_line(mc_parser *p, const char *line, size_t len, mc_msg *msg,
         msg->key_count = 0;
         msg->exptime = NULL;
         msg->exptime_len = 0;
+        msg->args = NULL;
+        msg->arg_count = 0;
         return 1;
     }
     msg->cmd = cmd;
-    msg->noreply = has_noreply && !mc_cmd_is_retrieval(cmd) && cmd != MC_VERSION;
+    msg->noreply = has_noreply;
     return 1;
 }
 
@@ -364,7 +479,7 @@ int mc_next(mc_parser *p, mc_msg *msg) {
         uint64_t need, skip_bad;
         if (parse_line(p, base, line_len, msg, &need, &skip_bad) < 0) return -1;
         if (msg->cmd == MC_INVALID) return emit_invalid(p, msg, line_raw, msg->error, skip_bad);
-        if (is_storage(msg->cmd)) {
+        if (has_data(msg->cmd)) {
             /* line_raw + need cannot wrap: need < 2^31 and line_raw <= limit. */
             if (line_raw + need > MC_MAX_BUFFER_DEFAULT)
                 return fail(p, MC_ERR_LIMIT, "SERVER_ERROR object too large for cache");
@@ -422,7 +537,20 @@ static bool parse_value_line(const char *s, size_t n, mc_key *key, uint64_t *byt
     return true;
 }
 
-int mc_reply_next(mc_reply_parser *p, const char *data, size_t len, bool retrieval,
+/* "VA <size> <flags>*": the size of the data block that follows. */
+static bool parse_va_line(const char *s, size_t n, uint64_t *bytes) {
+    if (n < 4 || memcmp(s, "VA ", 3) != 0) return false;
+    size_t k = 3;
+    while (k < n && s[k] != ' ') k++;
+    return parse_u64(s + 3, k - 3, UINT64_C(0x7fffffff), bytes);
+}
+
+static bool is_line(const char *s, size_t n, const char *text) {
+    size_t k = strlen(text);
+    return n == k && memcmp(s, text, k) == 0;
+}
+
+int mc_reply_next(mc_reply_parser *p, const char *data, size_t len, mc_reply_kind kind,
                   size_t *reply_len) {
     if (len == 0) return 0; /* nothing yet: data may be NULL */
     for (;;) {
@@ -432,6 +560,11 @@ int mc_reply_next(mc_reply_parser *p, const char *data, size_t len, bool retriev
             if (end[-2] != '\r' || end[-1] != '\n') return -1;
             p->scan += (size_t)p->need;
             p->in_data = false;
+            if (kind == MC_REPLY_META) {
+                *reply_len = p->scan;
+                return 1;
+            }
+            if (kind == MC_REPLY_META_MN) p->has_meta = true;
             continue;
         }
         const char *line = data + p->scan;
@@ -444,25 +577,87 @@ int mc_reply_next(mc_reply_parser *p, const char *data, size_t len, bool retriev
         size_t line_len = (size_t)(nl - line);
         if (line_len > 0 && line[line_len - 1] == '\r') line_len--;
         size_t next = (size_t)(nl - data) + 1;
-        if (!retrieval) {
+        uint64_t bytes = 0;
+        if (kind == MC_REPLY_LINE || (kind == MC_REPLY_META && !parse_va_line(line, line_len,
+                                                                               &bytes))) {
             *reply_len = next;
             return 1;
         }
-        if (line_len == 3 && memcmp(line, "END", 3) == 0) {
+        if (kind == MC_REPLY_META_MN) {
+            /* The server's own reply to the command, if it sent one, then
+             * the MN of the mn the proxy sent after it. */
+            if (is_line(line, line_len, "MN")) {
+                *reply_len = next;
+                return 1;
+            }
+            if (p->has_meta) return -1;
+            p->scan = next;
+            if (parse_va_line(line, line_len, &bytes)) {
+                p->need = bytes + 2;
+                p->in_data = true;
+            } else {
+                p->has_meta = true;
+            }
+            continue;
+        }
+        if (kind == MC_REPLY_META) { /* a VA line */
+            p->scan = next;
+            p->need = bytes + 2;
+            p->in_data = true;
+            continue;
+        }
+        if (is_line(line, line_len, "END") || is_error_line(line, line_len)) {
             *reply_len = next;
             return 1;
         }
-        if (is_error_line(line, line_len)) {
-            *reply_len = next;
-            return 1;
+        if (kind == MC_REPLY_STATS) {
+            if (line_len < 5 || memcmp(line, "STAT ", 5) != 0) return -1;
+            p->scan = next;
+            continue;
         }
         mc_key key;
-        uint64_t bytes;
         if (!parse_value_line(line, line_len, &key, &bytes)) return -1;
         p->scan = next;
         p->need = bytes + 2;
         p->in_data = true;
     }
+}
+
+/* ---- base64 keys --------------------------------------------------------- */
+
+/* A base64 digit's value, 0 for the padding '=', -1 outside the alphabet. */
+static int b64_digit(unsigned char ch) {
+    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+    if (ch == '+') return 62;
+    if (ch == '/') return 63;
+    if (ch == '=') return 0;
+    return -1;
+}
+
+size_t mc_base64_decode(const char *src, size_t len, char *out) {
+    size_t digits = 0;
+    for (size_t i = 0; i < len; i++)
+        if (b64_digit((unsigned char)src[i]) >= 0) digits++;
+    if (digits == 0 || digits % 4) return 0;
+    uint32_t group = 0;
+    size_t in_group = 0, pads = 0, n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_digit((unsigned char)src[i]);
+        if (v < 0) continue;
+        if (src[i] == '=') pads++;
+        group = group << 6 | (uint32_t)v;
+        if (++in_group < 4) continue;
+        out[n++] = (char)(group >> 16);
+        out[n++] = (char)(group >> 8);
+        out[n++] = (char)group;
+        group = 0;
+        in_group = 0;
+        /* memcached reads no further than the first group with padding */
+        if (pads) return pads > 2 ? 0 : n - pads;
+    }
+    return n;
 }
 
 int mc_value_next(const char *data, size_t len, size_t *off, mc_key *key, size_t *block_len) {

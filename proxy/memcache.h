@@ -25,6 +25,9 @@
 #include <stdint.h>
 
 #define MC_KEY_MAX 250u
+/* memcached refuses a meta command line of more tokens than this, whatever
+ * they are ("CLIENT_ERROR options flags too long"). */
+#define MC_META_MAX_TOKENS 19u
 #define MC_MAX_LINE_DEFAULT (1024u * 1024u)
 #define MC_MAX_KEYS_DEFAULT (1024u * 1024u)
 #define MC_MAX_VALUE_DEFAULT (512ull * 1024 * 1024)
@@ -48,6 +51,15 @@ typedef enum mc_cmd {
     MC_TOUCH,
     MC_VERSION,
     MC_QUIT,
+    MC_FLUSH_ALL, /* every server */
+    MC_VERBOSITY, /* every server */
+    MC_STATS,     /* every server, or refused (args: its arguments) */
+    MC_MG,        /* meta commands: a key, then flags (args) */
+    MC_MS,        /* ... a key, a data length, flags, then a data block */
+    MC_MD,
+    MC_MA,
+    MC_ME,
+    MC_MN, /* no key: the pipeline's end marker */
 } mc_cmd;
 
 typedef struct mc_key {
@@ -70,6 +82,10 @@ typedef struct mc_msg {
     /* The command line up to its last token before "noreply", so the proxy
      * can forward it without the flag (and swallow the reply itself). */
     size_t line_keep_len;
+    /* Meta commands: the tokens after the key (ms: after the data length),
+     * at most MC_META_MAX_TOKENS - 2 of them; stats: its arguments. */
+    const mc_key *args;
+    size_t arg_count;
     const char *error; /* MC_INVALID: the reply line, without CRLF (an error,
                         * or "END" for a gat without keys) */
 } mc_msg;
@@ -111,21 +127,39 @@ static inline bool mc_cmd_is_retrieval(mc_cmd c) {
     return c == MC_GET || c == MC_GETS || c == MC_GAT || c == MC_GATS;
 }
 
+/*
+ * mc_base64_decode - a meta command's base64 key ("b" flag) as memcached
+ * decodes it, so the proxy places it where the plain key goes: bytes outside
+ * the alphabet are skipped, the rest must be a non-empty multiple of four,
+ * and decoding stops after the first group with padding. Returns the decoded
+ * length (at most len * 3 / 4, which out must hold), or 0 where memcached
+ * answers "error decoding key".
+ */
+size_t mc_base64_decode(const char *src, size_t len, char *out);
+
+/* What a server's reply to a request looks like. */
+typedef enum mc_reply_kind {
+    MC_REPLY_LINE = 0,   /* one line */
+    MC_REPLY_VALUES = 1, /* get/gets/gat/gats: VALUE blocks, then END, or one error line */
+    MC_REPLY_META,       /* mg/ms/md/ma/me: one line; "VA <size> ..." adds a data block */
+    MC_REPLY_META_MN,    /* a meta reply, or none, then the MN of an mn sent after it */
+    MC_REPLY_STATS,      /* STAT lines, then END, or one error line */
+} mc_reply_kind;
+
 typedef struct mc_reply_parser {
     size_t scan;    /* validated bytes of the reply in progress */
     uint64_t need;  /* bytes of a VALUE data block (plus CRLF) still to come */
     bool in_data;
+    bool has_meta;  /* MC_REPLY_META_MN: the meta reply is in, the MN is next */
 } mc_reply_parser;
 
 /*
- * mc_reply_next - is data[0..len) the start of a complete reply?
- * `retrieval`: the request was get/gets/gat/gats (VALUE blocks, then END, or
- * one error line); otherwise a reply is one line. Returns 1 with the reply's
- * length in *reply_len (then reset with mc_reply_reset), 0 when more bytes are
- * needed (progress is kept in p; data must start at the same reply), -1 when
- * the bytes cannot be a reply.
+ * mc_reply_next - is data[0..len) the start of a complete reply of the given
+ * kind? Returns 1 with the reply's length in *reply_len (then reset with
+ * mc_reply_reset), 0 when more bytes are needed (progress is kept in p; data
+ * must start at the same reply), -1 when the bytes cannot be a reply.
  */
-int mc_reply_next(mc_reply_parser *p, const char *data, size_t len, bool retrieval,
+int mc_reply_next(mc_reply_parser *p, const char *data, size_t len, mc_reply_kind kind,
                   size_t *reply_len);
 static inline void mc_reply_reset(mc_reply_parser *p) { *p = (mc_reply_parser){0}; }
 

@@ -135,6 +135,15 @@ void stats_json(const proxy *px, buf *b) {
     buf_append_str(b, "}\n");
 }
 
+void stats_pool_each(proxy *px, size_t pool, void (*fn)(void *arg, const char *name, uint64_t v),
+                     void *arg) {
+    pthread_mutex_lock(&px->lock);
+    for (size_t i = 0; pool < px->cf->pool_count && i < POOL_FIELD_COUNT; i++)
+        fn(arg, pool_fields[i].name,
+           over_workers(px, pool, -1, pool_fields[i].offset, pool_fields[i].how));
+    pthread_mutex_unlock(&px->lock);
+}
+
 static void carry(void *to, const void *from, const stat_field *fields, size_t count) {
     for (size_t i = 0; i < count; i++) {
         if (!fields[i].is_carried) continue;

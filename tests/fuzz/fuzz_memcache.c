@@ -10,11 +10,17 @@
  * data lie inside it, limits hold, and the reply for a bad line is one
  * memcached would send.
  *
+ * Meta commands (mg ms md ma me mn) and flush_all, verbosity and stats are
+ * checked the same way: the key and the flags lie inside the line, the
+ * token limit holds, ms carries exactly its data block, and a base64 key
+ * decodes within its bounds.
+ *
  * As a reply stream, the input is cut into replies by mc_reply_next the way
  * the proxy reads a server (the buffer grows between calls, progress kept),
- * with the request kind taken from the input's hash; the cut must not depend
- * on how the bytes arrived, and mc_value_next must walk each retrieval reply
- * to exactly its END or error line.
+ * with the reply kind of each request taken from the input's hash; the cut
+ * must not depend on how the bytes arrived, mc_value_next must walk each
+ * retrieval reply to exactly its END or error line, and each reply must
+ * have its kind's shape.
  */
 #include "fuzz.h"
 #include "memcache.h"
@@ -61,12 +67,23 @@ static void check_key(const mc_key *k, const char *line, size_t line_len, size_t
     FUZZ_CHECK(k->ptr == line || k->ptr[-1] == ' ');
 }
 
+/* A base64 key decodes into at most three bytes for every four, in a
+ * buffer of exactly that size (so the sanitizer sees a write past it). */
+static void check_base64(const mc_key *k) {
+    size_t cap = k->len * 3 / 4;
+    char *out = malloc(cap ? cap : 1);
+    FUZZ_CHECK(out != NULL);
+    size_t n = mc_base64_decode(k->ptr, k->len, out);
+    FUZZ_CHECK(n <= cap);
+    free(out);
+}
+
 static void check_command(const mc_parser *p, const mc_msg *m, const uint8_t *data,
                           size_t consumed_before, size_t consumed) {
     FUZZ_CHECK(m->raw_len >= 1);
     FUZZ_CHECK(consumed - consumed_before >= m->raw_len);
     FUZZ_CHECK(memcmp(m->raw, data + consumed - m->raw_len, m->raw_len) == 0);
-    FUZZ_CHECK(m->cmd >= MC_INVALID && m->cmd <= MC_QUIT);
+    FUZZ_CHECK(m->cmd >= MC_INVALID && m->cmd <= MC_MN);
     /* The command line: up to its first newline, without CR LF. */
     const char *nl = memchr(m->raw, '\n', m->raw_len);
     FUZZ_CHECK(nl != NULL);
@@ -102,7 +119,15 @@ static void check_command(const mc_parser *p, const mc_msg *m, const uint8_t *da
         while (rest_len && rest[0] == ' ') rest++, rest_len--;
         while (rest_len && rest[rest_len - 1] == ' ') rest_len--;
         FUZZ_CHECK(rest_len == 7 && memcmp(rest, "noreply", 7) == 0);
-        FUZZ_CHECK(!mc_cmd_is_retrieval(m->cmd) && m->cmd != MC_VERSION);
+        FUZZ_CHECK(!mc_cmd_is_retrieval(m->cmd) && m->cmd != MC_VERSION && m->cmd != MC_QUIT &&
+                   m->cmd != MC_STATS && m->cmd < MC_MG);
+    } else {
+        FUZZ_CHECK_EQ(m->line_keep_len, line_len);
+    }
+    /* Meta flags and stats arguments: tokens of the line, after the key. */
+    for (size_t i = 0; i < m->arg_count; i++) {
+        check_key(&m->args[i], m->raw, line_len, line_len);
+        if (m->key_count) FUZZ_CHECK(m->args[i].ptr > m->keys[0].ptr);
     }
     switch (m->cmd) {
     case MC_GET:
@@ -140,9 +165,37 @@ static void check_command(const mc_parser *p, const mc_msg *m, const uint8_t *da
         break;
     case MC_VERSION:
     case MC_QUIT:
+    case MC_FLUSH_ALL:
+    case MC_VERBOSITY:
+    case MC_MN:
+        FUZZ_CHECK_EQ(m->key_count, 0);
+        FUZZ_CHECK_EQ(m->arg_count, 0);
+        FUZZ_CHECK_EQ(m->raw_len, line_raw);
+        break;
+    case MC_STATS:
         FUZZ_CHECK_EQ(m->key_count, 0);
         FUZZ_CHECK_EQ(m->raw_len, line_raw);
         break;
+    case MC_MG:
+    case MC_MD:
+    case MC_MA:
+    case MC_ME:
+        FUZZ_CHECK_EQ(m->key_count, 1);
+        FUZZ_CHECK(m->cmd == MC_ME || m->arg_count + 2 <= MC_META_MAX_TOKENS);
+        FUZZ_CHECK_EQ(m->raw_len, line_raw);
+        check_base64(&m->keys[0]);
+        break;
+    case MC_MS: {
+        FUZZ_CHECK_EQ(m->key_count, 1);
+        FUZZ_CHECK(m->arg_count + 3 <= MC_META_MAX_TOKENS);
+        FUZZ_CHECK(m->data == m->raw + line_raw);
+        FUZZ_CHECK_EQ(line_raw + m->data_len + 2, m->raw_len);
+        FUZZ_CHECK(m->data[m->data_len] == '\r' && m->data[m->data_len + 1] == '\n');
+        uint64_t max_value = p->max_value_len ? p->max_value_len : MC_MAX_VALUE_DEFAULT;
+        FUZZ_CHECK(m->data_len <= max_value);
+        check_base64(&m->keys[0]);
+        break;
+    }
     case MC_INVALID:
         break;
     }
@@ -191,6 +244,9 @@ static int pull(mc_parser *p, const uint8_t *data, size_t fed, size_t max, outco
         out->digest = mix(out->digest, m.data_len);
         out->digest = mix(out->digest, (uint64_t)(uintptr_t)m.error);
         out->digest = mix(out->digest, m.key_count);
+        out->digest = mix(out->digest, m.arg_count);
+        for (size_t i = 0; i < m.arg_count; i++)
+            out->digest = mix(out->digest, (uint64_t)(m.args[i].ptr - m.raw));
         for (size_t i = 0; i < m.key_count; i++) {
             out->digest = mix(out->digest, (uint64_t)(m.keys[i].ptr - m.raw));
             out->digest = mix(out->digest, m.keys[i].len);
@@ -269,6 +325,58 @@ static void check_retrieval_reply(const char *r, size_t len) {
                has_prefix(tail, tail_len, "SERVER_ERROR"));
 }
 
+/* A meta reply: one line, or a VA line and its data block. */
+static void check_meta_reply(const char *r, size_t len) {
+    const char *nl = memchr(r, '\n', len);
+    FUZZ_CHECK(nl != NULL);
+    size_t line_raw = (size_t)(nl - r) + 1;
+    if (line_raw == len) return;
+    FUZZ_CHECK(has_prefix(r, len, "VA "));
+    FUZZ_CHECK(len >= line_raw + 2 && r[len - 2] == '\r' && r[len - 1] == '\n');
+}
+
+/* STAT lines, then END or an error line. */
+static void check_stats_reply(const char *r, size_t len) {
+    size_t off = 0;
+    for (;;) {
+        const char *nl = memchr(r + off, '\n', len - off);
+        FUZZ_CHECK(nl != NULL);
+        size_t next = (size_t)(nl - r) + 1;
+        if (next == len) {
+            FUZZ_CHECK(has_prefix(r + off, len - off, "END") ||
+                       has_prefix(r + off, len - off, "ERROR") ||
+                       has_prefix(r + off, len - off, "CLIENT_ERROR") ||
+                       has_prefix(r + off, len - off, "SERVER_ERROR"));
+            return;
+        }
+        FUZZ_CHECK(has_prefix(r + off, len - off, "STAT "));
+        off = next;
+    }
+}
+
+static void check_reply(mc_reply_kind kind, const char *r, size_t len) {
+    switch (kind) {
+    case MC_REPLY_LINE: /* one line */
+        FUZZ_CHECK(memchr(r, '\n', len) == r + len - 1);
+        break;
+    case MC_REPLY_VALUES: check_retrieval_reply(r, len); break;
+    case MC_REPLY_META: check_meta_reply(r, len); break;
+    case MC_REPLY_META_MN:
+        /* ends with the MN line; what comes before is one meta reply */
+        FUZZ_CHECK(len >= 3 && r[len - 1] == '\n');
+        FUZZ_CHECK((len >= 4 && memcmp(r + len - 4, "MN\r\n", 4) == 0) ||
+                   memcmp(r + len - 3, "MN\n", 3) == 0);
+        if (len > 4 && memchr(r, '\n', len) != r + len - 1) {
+            size_t mn = memcmp(r + len - 4, "MN\r\n", 4) == 0 ? 4 : 3;
+            check_meta_reply(r, len - mn);
+        }
+        break;
+    case MC_REPLY_STATS: check_stats_reply(r, len); break;
+    }
+}
+
+#define KIND_COUNT 5
+
 static outcome deliver_replies(const uint8_t *data, size_t size, enum fuzz_mode mode,
                                uint64_t kinds) {
     outcome out = {0};
@@ -277,7 +385,12 @@ static outcome deliver_replies(const uint8_t *data, size_t size, enum fuzz_mode 
     mc_reply_parser rp = {0};
     size_t consumed = 0, fed = 0;
     for (;;) {
-        bool is_retrieval = (kinds >> (out.count % 64)) & 1;
+        /* kinds: one reply kind for all, or (>= KIND_COUNT) a mix drawn
+         * from its bits, three a reply */
+        mc_reply_kind kind = (mc_reply_kind)(kinds < KIND_COUNT
+                                                 ? kinds
+                                                 : ((kinds >> (3 * (out.count % 21))) & 7) %
+                                                       KIND_COUNT);
         size_t window = fed - consumed;
         size_t reply_len = 0;
         int rc;
@@ -286,22 +399,17 @@ static outcome deliver_replies(const uint8_t *data, size_t size, enum fuzz_mode 
             char *copy = malloc(window ? window : 1);
             FUZZ_CHECK(copy != NULL);
             memcpy(copy, data + consumed, window);
-            rc = mc_reply_next(&rp, copy, window, is_retrieval, &reply_len);
-            if (rc == 1 && is_retrieval) check_retrieval_reply(copy, reply_len);
+            rc = mc_reply_next(&rp, copy, window, kind, &reply_len);
+            if (rc == 1) check_reply(kind, copy, reply_len);
             free(copy);
         } else {
-            rc = mc_reply_next(&rp, (const char *)data + consumed, window, is_retrieval,
-                               &reply_len);
-            if (rc == 1 && is_retrieval)
-                check_retrieval_reply((const char *)data + consumed, reply_len);
+            rc = mc_reply_next(&rp, (const char *)data + consumed, window, kind, &reply_len);
+            if (rc == 1) check_reply(kind, (const char *)data + consumed, reply_len);
         }
         FUZZ_CHECK(rc == -1 || rc == 0 || rc == 1);
         if (rc == 1) {
             FUZZ_CHECK(reply_len >= 1 && reply_len <= window);
             FUZZ_CHECK(data[consumed + reply_len - 1] == '\n');
-            if (!is_retrieval) /* one line */
-                FUZZ_CHECK(memchr(data + consumed, '\n', reply_len) ==
-                           data + consumed + reply_len - 1);
             out.count++;
             out.digest = mix(out.digest, reply_len);
             consumed += reply_len;
@@ -322,8 +430,9 @@ static outcome deliver_replies(const uint8_t *data, size_t size, enum fuzz_mode 
 static void check_replies(const uint8_t *data, size_t size) {
     fuzz_rng rng = fuzz_rng_from(data, size, 99);
     uint64_t kinds = fuzz_rng_next(&rng);
-    /* All retrieval, all single-line, and a mix. */
-    const uint64_t patterns[] = {~UINT64_C(0), 0, kinds};
+    /* Each kind for every reply, and a mix. */
+    const uint64_t patterns[] = {MC_REPLY_LINE,    MC_REPLY_VALUES, MC_REPLY_META,
+                                 MC_REPLY_META_MN, MC_REPLY_STATS,  kinds | KIND_COUNT};
     for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
         outcome whole = deliver_replies(data, size, FUZZ_WHOLE, patterns[i]);
         for (int mode = FUZZ_BYTES; mode < FUZZ_MODE_COUNT; mode++) {
