@@ -63,7 +63,7 @@ static bconn *held_conn(client *c, backend *b) {
  * same socket (a lost one may have been replaced since). */
 static bool txn_conn_ok(client *c, const struct txn *t) {
     return t->conn && !t->is_broken && held_conn_find(c, t->conn->b) == t->conn &&
-           (t->conn_gen == 0 || t->conn->gen == t->conn_gen);
+           (t->conn_gen == 0 || (t->conn->gen == t->conn_gen && t->conn->state != BC_IDLE));
 }
 
 /* What the server now knows of the transaction lives on this socket. */

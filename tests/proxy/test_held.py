@@ -382,6 +382,129 @@ def test_wait_replica(env):
     check_eq(px.call("WAIT", 1, 5000), 1, "acknowledged once it runs")
 
 
+def test_hostile_holders(env):
+    """Clients that hold server connections cannot take what others need: a
+    subscriber that never reads is closed past max_client_buffer; clients
+    blocking past the descriptor budget get an error, not a hang, and the
+    proxy keeps serving; a bystander sees nothing of it."""
+    ports = [env.redis()[0] for _ in range(3)]
+    listen = free_port()
+    conf = "p:\n  listen: 127.0.0.1:%d\n  redis: true\n  max_client_buffer: 1048576\n" \
+           "  servers:\n%s" % (listen, "".join("   - 127.0.0.1:%d:1\n" % p for p in ports))
+    # 100 descriptors: 73 kept for servers and the process, 27 for clients
+    # and the connections they hold.
+    env.proxy(BIN, conf, [listen], nofile=100)
+    by = Bystander(listen, "hostile")
+    mute = Conn(listen)
+    mute.call("SUBSCRIBE", "flood")
+    pub = Conn(listen)
+    payload = "x" * 4096
+    for _ in range(2000):  # 40 MB into a subscriber that reads nothing
+        pub.pipeline([("PUBLISH", "flood", payload)] * 5)
+    closed = mute.is_closed(timeout=3)
+    check(closed, "a subscriber that does not read is closed")
+    check_eq(pub.call("PUBLISH", "flood", "x"), 0, "and unsubscribed from its server")
+    # Blocked clients past the budget: some get an error, none hangs.
+    waiters, errors = [], 0
+    for i in range(20):
+        w = Conn(listen, timeout=5)
+        w.send(enc("BLPOP", "budget%d" % i, 2))
+        waiters.append(w)
+    for w in waiters:
+        got = w.reply()
+        if isinstance(got, tuple):
+            errors += 1
+            check("cannot open a server connection" in got[1], "the reason: %r" % (got,))
+        else:
+            check_eq(got, None, "timed out by its own timeout")
+    check(errors > 0, "past the budget: refused (%d of 20)" % errors)
+    check(errors < 20, "within it: served")
+    for w in waiters:
+        w.close()
+    time.sleep(0.3)
+    c = Conn(listen)
+    check_eq(c.pipeline([("SET", "after", 1), ("BLPOP", "after-list", "0.1")]), [b"+OK", None],
+             "the budget comes back once they close")
+    by.done()
+
+
+def test_held_faults(env):
+    """A server that dies under a transaction, a blocked client and a
+    subscriber: EXECABORT, an error, and a closed subscriber - nothing
+    half-done; the other servers' clients see nothing."""
+    listen, ports, ref_port = setup(env)
+    px = Conn(listen)
+    # Keys on the server that will die, and one on another.
+    doomed = ports[0]
+    k = None
+    for i in range(300):
+        cand = "{f:%s}" % os.urandom(6).hex()
+        px.call("SET", cand, 1)
+        if owner(ports, cand) == doomed:
+            k = cand
+            break
+    check(k is not None, "a key on the doomed server")
+    by = Bystander(listen, "faults")
+    txn = Conn(listen)
+    check_eq(txn.pipeline([("MULTI",), ("INCR", k)]), [b"+OK", b"+QUEUED"], "transaction open")
+    blocked = Conn(listen, timeout=10)
+    blocked.send(enc("BLPOP", k + ":list", 0))
+    sub = Conn(listen)
+    ch = None
+    for i in range(300):
+        cand = "c:%s" % os.urandom(6).hex()
+        px.call("SET", cand, 1)
+        if owner(ports, cand) == doomed:
+            ch = cand
+            break
+    sub.call("SUBSCRIBE", ch)
+    time.sleep(0.2)
+    victim = [p for p in env.procs if ("%d" % doomed) in " ".join(p.args)][0]
+    env.stop(victim, force=True)
+    got = blocked.reply()
+    check(isinstance(got, tuple) and got[0] == "err", "blocked client: an error, %r" % (got,))
+    check(txn.call("EXEC")[1].startswith("EXECABORT"), "transaction: EXECABORT")
+    check(sub.is_closed(timeout=3), "subscriber closed")
+    by.done()
+
+
+def test_held_reload(env):
+    """A reload: the blocked command is answered, the transaction aborted at
+    EXEC, the subscriber closed; new ones work on the new pools."""
+    import signal
+    listen, ports, ref_port = setup(env)
+    px = Conn(listen)
+    by = Bystander(listen, "reload")
+    txn = Conn(listen)
+    check_eq(txn.pipeline([("WATCH", "{r}a"), ("MULTI",), ("INCR", "{r}a")]),
+             [b"+OK", b"+OK", b"+QUEUED"], "transaction open")
+    blocked = Conn(listen, timeout=10)
+    blocked.send(enc("BLPOP", "rl", 0))
+    sub = Conn(listen)
+    sub.call("SUBSCRIBE", "rch")
+    time.sleep(0.2)
+    proxy = env.proxies[0][0]
+    path = os.path.join(env.dir, "proxy-%d.yml" % listen)
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("timeout: 300", "timeout: 400"))
+    proxy.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    check_eq(px.call("RPUSH", "rl", "x"), 1, "push after the reload")
+    check_eq(blocked.reply(), [b"rl", b"x"], "the blocked command answered")
+    check(txn.call("EXEC")[1].startswith("EXECABORT"), "transaction aborted")
+    check_eq(txn.call("GET", "{r}a"), None, "not run")
+    check(sub.is_closed(timeout=3), "subscriber closed")
+    sub2 = Conn(listen)
+    sub2.call("SUBSCRIBE", "rch")
+    check_eq(px.call("PUBLISH", "rch", "m"), 1, "a new subscriber after the reload")
+    check_eq(sub2.reply(), [b"message", b"rch", b"m"], "receives")
+    check_eq(txn.pipeline([("MULTI",), ("INCR", "{r}a"), ("EXEC",)]),
+             [b"+OK", b"+QUEUED", [1]], "a new transaction")
+    by.done()
+
+
 if __name__ == "__main__":
     run([test_transactions, test_blocking, test_select, test_pubsub, test_reset_wait,
-         test_wait_replica])
+         test_wait_replica, test_hostile_holders, test_held_faults, test_held_reload])
