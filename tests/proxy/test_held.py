@@ -374,7 +374,10 @@ def test_wait_replica(env):
     try:
         time.sleep(0.1)
         t0 = time.time()
-        check_eq(px.pipeline([("SET", "wr", 2), ("WAIT", 1, 500)]), [b"+OK", 0],
+        # A new client: its SET goes on a shared connection, its WAIT on a
+        # connection of its own that has written nothing.
+        fresh = Conn(listen)
+        check_eq(fresh.pipeline([("SET", "wr", 2), ("WAIT", 1, 500)]), [b"+OK", 0],
                  "not acknowledged while the replica is stopped")
         check(time.time() - t0 >= 0.45, "WAIT waited its timeout")
     finally:
