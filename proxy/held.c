@@ -468,7 +468,10 @@ void held_reset(client *c) {
 
 /* The pool was reloaded: held connections belong to the old one. */
 void held_reload(client *c) {
-    if (c->txn && (c->txn->is_multi || c->txn->conn)) c->txn->is_broken = true;
+    if (c->txn && (c->txn->is_multi || c->txn->conn)) {
+        c->txn->is_broken = true; /* EXEC answers EXECABORT */
+        c->txn->conn = NULL;      /* retired below, maybe freed */
+    }
     for (bconn *bc = c->held; bc;) {
         bconn *next = bc->owner_next;
         bconn_held_retire(bc);
