@@ -25,9 +25,10 @@ class Bystander:
     """SET then GET of its own keys on the same pool, in a thread, for the
     duration of a case: every reply must be right and none slow."""
 
-    def __init__(self, port, name):
+    def __init__(self, port, name, tag=None):
         self.c = Conn(port)
         self.name = name
+        self.tag = tag  # a hash tag: every key on that tag's server
         self.stop = threading.Event()
         self.errors = []
         self.count = 0
@@ -39,6 +40,8 @@ class Bystander:
         i = 0
         while not self.stop.is_set():
             k, v = "by:%s:%d" % (self.name, i % 50), "v%d" % i
+            if self.tag:
+                k = "{%s}%s" % (self.tag, k)
             t0 = time.time()
             try:
                 got = self.c.pipeline([("SET", k, v), ("GET", k)])
@@ -447,7 +450,15 @@ def test_held_faults(env):
             k = cand
             break
     check(k is not None, "a key on the doomed server")
-    by = Bystander(listen, "faults")
+    # The bystander's keys live on another server: it must see nothing.
+    tag = None
+    for i in range(300):
+        cand = "t%s" % os.urandom(6).hex()
+        px.call("SET", "{%s}" % cand, 1)
+        if owner(ports, "{%s}" % cand) != doomed:
+            tag = cand
+            break
+    by = Bystander(listen, "faults", tag=tag)
     txn = Conn(listen)
     check_eq(txn.pipeline([("MULTI",), ("INCR", k)]), [b"+OK", b"+QUEUED"], "transaction open")
     blocked = Conn(listen, timeout=10)
