@@ -16,9 +16,26 @@
 #   mget       MGET of 100 and 1000 random keys (1 client: latency alone; 20
 #              clients: under load) against one redis holding every key,
 #              nutcracker and chash-proxy
+#   mixed      bench/proxy/mixload.c, 50 clients at -P 1: 60% GET, 25% SET,
+#              10% transactions (MULTI, SET, INCR, EXEC on keys of one hash
+#              tag, in one write) and 5% PUBLISH to 8 channels, with 4
+#              subscribers (3 SUBSCRIBE every channel, 1 PSUBSCRIBE news:*)
+#              that must receive published x 4 messages, no more, no less;
+#              rows ALL (per command: a transaction is 4), GET, SET, TXN,
+#              PUBLISH, MSG (publish to delivery). Against one redis
+#              directly and chash-proxy, through a pool with hash_tag "{}"
+#              (mixed_pool); not nutcracker, which has neither MULTI nor
+#              SUBSCRIBE; a --baseline that cannot serve it is left out.
+#              Beside it, as a control, tool mixload-plain: the same clients
+#              with its GET and SET alone (get=60,set=25, no subscriber), on
+#              every target of the suite, the baseline too, so what the
+#              transactions and messages add is the difference of the two
 # and prints medians over the rounds: ops/s, p50, p99 and chash-proxy's ratios
 # to nutcracker and to direct, then how the issue's bars fare. Every
 # measurement is also a JSON row (one object per line) in the output file.
+# Every row has the CPU per request of the proxy, of the servers and of the
+# load generator (its own CPU, so it is never mistaken for the proxy's);
+# with --syscalls, system calls per request of the proxy and the servers.
 #
 # With --baseline, a second chash-proxy binary (say, the commit before a
 # change) runs beside the first as 'base' and 'base-w1', with the same
@@ -30,14 +47,22 @@
 # Benchmarks never assert a time: the exit status says only whether it ran.
 #
 # Usage: bench/proxy.sh [--proxy PATH] [--baseline PATH] [--out FILE] [--rounds N] [--requests N]
+#                       [--workload LIST] [--syscalls]
 #   --proxy     chash-proxy binary (default build/proxy/chash-proxy; use a Release build)
 #   --baseline  a second chash-proxy binary to compare it with (targets base, base-w1)
 #   --out       JSON rows (default build/bench-proxy.jsonl)
 #   --rounds    rounds of every measurement; medians are reported (default 3)
-#   --requests  redis-benchmark / mcload requests per test (default 200000)
+#   --requests  redis-benchmark / mcload requests per test, mixload operations (default 200000)
+#   --workload  the suites to run, comma-separated: redis, memcached, mget, mixed
+#               (default all four; e.g. --workload redis for plain SET/GET alone)
+#   --syscalls  also count system calls per request of the proxy and of the
+#               servers (perf stat, raw_syscalls:sys_enter, attached around each
+#               run; slows every process a little while on, so compare only
+#               runs that both had it)
 # Needs: redis-server, redis-benchmark, redis-cli, memcached, nutcracker,
-# python3, a C compiler; memcaslap is used when present (Debian:
-# apt-get install redis-server memcached nutcracker libmemcached-tools).
+# python3, a C compiler; memcaslap is used when present, perf for --syscalls
+# (Debian: apt-get install redis-server memcached nutcracker
+# libmemcached-tools linux-perf).
 # Every process it starts is stopped by PID on exit, error or Ctrl-C.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,6 +72,8 @@ base_bin=
 out=$root/build/bench-proxy.jsonl
 rounds=3
 requests=200000
+workloads=redis,memcached,mget,mixed
+count_syscalls=0
 
 usage() { sed -n '/^# Usage:/,/^# Every process/p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -56,11 +83,23 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --requests) requests=$2; shift 2 ;;
+    --workload) workloads=$2; shift 2 ;;
+    --syscalls) count_syscalls=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench/proxy.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
     esac
 done
 case $rounds$requests in *[!0-9]*) echo "bench/proxy.sh: --rounds and --requests take numbers" >&2; exit 2 ;; esac
+declare -A run_suite=()
+IFS=, read -r -a _suites <<<"$workloads"
+for w in "${_suites[@]}"; do
+    case $w in
+    redis | memcached | mget | mixed) run_suite[$w]=1 ;;
+    *) echo "bench/proxy.sh: --workload: unknown suite '$w' (redis, memcached, mget, mixed)" >&2; exit 2 ;;
+    esac
+done
+[ "${#run_suite[@]}" -gt 0 ] || { echo "bench/proxy.sh: --workload: no suite" >&2; exit 2; }
+wants() { [ -n "${run_suite[$1]:-}" ]; }
 
 for tool in redis-server redis-benchmark redis-cli memcached nutcracker python3 "${CC:-cc}"; do
     command -v "$tool" >/dev/null || { echo "bench/proxy.sh: '$tool' not found" >&2; exit 2; }
@@ -68,14 +107,21 @@ done
 [ -x "$proxy_bin" ] || { echo "bench/proxy.sh: no chash-proxy at $proxy_bin (--proxy PATH)" >&2; exit 2; }
 [ -z "$base_bin" ] || [ -x "$base_bin" ] ||
     { echo "bench/proxy.sh: no chash-proxy at $base_bin (--baseline PATH)" >&2; exit 2; }
+if [ "$count_syscalls" = 1 ]; then
+    command -v perf >/dev/null || { echo "bench/proxy.sh: --syscalls needs perf (linux-perf)" >&2; exit 2; }
+    perf stat -e raw_syscalls:sys_enter -x, -o /dev/null true 2>/dev/null ||
+        { echo "bench/proxy.sh: --syscalls: perf cannot count raw_syscalls:sys_enter here" >&2; exit 2; }
+fi
 has_memcaslap=$(command -v memcaslap || command -v memaslap || true)
 
 # --- processes: every one we start is recorded and stopped by its PID ------
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-proxy.XXXXXX")
 pids=()
+perf_pids=() # --syscalls: the perf stat of the run going on
 declare -A pid_of # NAME -> PID, for the CPU accounting
 cleanup() {
     local pid
+    for pid in "${perf_pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -116,8 +162,8 @@ wait_port() { # wait_port PORT NAME: until something accepts on 127.0.0.1:PORT
 
 # Ports below the ephemeral range, so no outgoing connection takes one
 # between choosing it and binding it.
-nports=17
-[ -n "$base_bin" ] && nports=23
+nports=20
+[ -n "$base_bin" ] && nports=28
 read -r -a ports <<<"$(python3 - "$nports" <<'PY'
 import random, socket, sys
 want, got, socks = int(sys.argv[1]), [], []
@@ -141,9 +187,11 @@ mc_ports=("${ports[@]:4:4}")
 nc_redis=${ports[8]} nc_mc=${ports[9]} nc_stats=${ports[10]}
 cp_redis=${ports[11]} cp_mc=${ports[12]} cp_stats=${ports[13]}
 c1_redis=${ports[14]} c1_mc=${ports[15]} c1_stats=${ports[16]}
+nc_mix=${ports[17]} cp_mix=${ports[18]} c1_mix=${ports[19]} # mixed_pool: hash_tag "{}"
 if [ -n "$base_bin" ]; then
-    b_redis=${ports[17]} b_mc=${ports[18]} b_stats=${ports[19]}
-    b1_redis=${ports[20]} b1_mc=${ports[21]} b1_stats=${ports[22]}
+    b_redis=${ports[20]} b_mc=${ports[21]} b_stats=${ports[22]}
+    b1_redis=${ports[23]} b1_mc=${ports[24]} b1_stats=${ports[25]}
+    b_mix=${ports[26]} b1_mix=${ports[27]}
 fi
 
 mc_user=()
@@ -162,8 +210,10 @@ for i in 0 1 2 3; do
 done
 
 # One configuration for both proxies but for the listen ports: nutcracker's
-# format, which chash-proxy reads as is.
-write_conf() { # write_conf FILE REDIS_PORT MC_PORT
+# format, which chash-proxy reads as is. mixed_pool is the redis pool again
+# with hash_tag "{}", so a transaction's {tag} keys share a server; the
+# plain suites keep the pool without it, as they always ran.
+write_conf() { # write_conf FILE REDIS_PORT MC_PORT MIXED_PORT
     {
         echo "redis_pool:"
         echo "  listen: 127.0.0.1:$2"
@@ -178,14 +228,22 @@ write_conf() { # write_conf FILE REDIS_PORT MC_PORT
         echo "  distribution: ketama"
         echo "  servers:"
         for i in 0 1 2 3; do echo "   - 127.0.0.1:${mc_ports[$i]}:1 mc$i"; done
+        echo "mixed_pool:"
+        echo "  listen: 127.0.0.1:$4"
+        echo "  redis: true"
+        echo "  hash: fnv1a_64"
+        echo "  hash_tag: \"{}\""
+        echo "  distribution: ketama"
+        echo "  servers:"
+        for i in 0 1 2 3; do echo "   - 127.0.0.1:${redis_ports[$i]}:1 redis$i"; done
     } >"$1"
 }
-write_conf "$work/nutcracker.yml" "$nc_redis" "$nc_mc"
-write_conf "$work/chash.yml" "$cp_redis" "$cp_mc"
-write_conf "$work/chash1.yml" "$c1_redis" "$c1_mc"
+write_conf "$work/nutcracker.yml" "$nc_redis" "$nc_mc" "$nc_mix"
+write_conf "$work/chash.yml" "$cp_redis" "$cp_mc" "$cp_mix"
+write_conf "$work/chash1.yml" "$c1_redis" "$c1_mc" "$c1_mix"
 if [ -n "$base_bin" ]; then
-    write_conf "$work/base.yml" "$b_redis" "$b_mc"
-    write_conf "$work/base1.yml" "$b1_redis" "$b1_mc"
+    write_conf "$work/base.yml" "$b_redis" "$b_mc" "$b_mix"
+    write_conf "$work/base1.yml" "$b1_redis" "$b1_mc" "$b1_mix"
 fi
 start nutcracker nutcracker -c "$work/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 \
     -p "$work/nutcracker.pid" -o "$work/nutcracker.out"
@@ -202,6 +260,7 @@ if [ -n "$base_bin" ]; then
 fi
 
 "${CC:-cc}" -O2 -std=c11 -o "$work/mcload" "$here/proxy/mcload.c"
+"${CC:-cc}" -O2 -std=c11 -o "$work/mixload" "$here/proxy/mixload.c"
 
 # Every MGET key (redis-benchmark's key:%012d for -r 100000) on every
 # redis: the direct one then holds all of them, and each proxy finds its
@@ -226,6 +285,13 @@ if [ -n "$base_bin" ]; then
     targets_mc=("direct:${mc_ports[0]}" "nutcracker:$nc_mc" "chash-proxy:$cp_mc" "base:$b_mc"
         "chash-proxy-w1:$c1_mc" "base-w1:$b1_mc")
 fi
+# The mixed suite: direct (one redis holds every key and channel) and
+# chash-proxy through mixed_pool. nutcracker refuses MULTI and SUBSCRIBE.
+targets_mixed=("direct:${redis_ports[0]}" "chash-proxy:$cp_mix" "chash-proxy-w1:$c1_mix")
+[ -z "$base_bin" ] || targets_mixed=("direct:${redis_ports[0]}" "chash-proxy:$cp_mix" "base:$b_mix"
+    "chash-proxy-w1:$c1_mix" "base-w1:$b1_mix")
+mix_weights=get=60,set=25,txn=10,pub=5
+plain_weights=get=60,set=25 # the control: the same GET and SET, nothing else
 workers_of() { case $1 in chash-proxy | base) nproc ;; chash-proxy-w1 | base-w1 | nutcracker | direct) echo 1 ;; esac; }
 # "binary" in a row says which chash-proxy ran it, once there are two.
 json_str() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
@@ -245,6 +311,30 @@ for t in "${targets_redis[@]}"; do
         { echo "bench/proxy.sh: ${t%%:*}: MGET gave '$got'" >&2; exit 1; }
 done
 
+# The mixed suite needs transactions and subscriptions: a short run of it on
+# each target first. A baseline that cannot serve it (a build from before
+# they came) is left out of that suite, said so; any other failure stops.
+mixed_skipped=
+mixed_plain_targets=("${targets_mixed[@]}")
+if wants mixed; then
+    kept=()
+    for t in "${targets_mixed[@]}"; do
+        if "$work/mixload" -h 127.0.0.1 -p "${t#*:}" -n 400 -c 4 -r 1000 -m "$mix_weights" \
+            >/dev/null 2>"$work/probe.err"; then
+            kept+=("$t")
+        elif [ "${t%%:*}" = base ] || [ "${t%%:*}" = base-w1 ]; then
+            echo "bench/proxy.sh: ${t%%:*} cannot serve the mixed workload, left out of it:" \
+                "$(head -1 "$work/probe.err")" >&2
+            mixed_skipped+=" ${t%%:*}"
+        else
+            echo "bench/proxy.sh: ${t%%:*}: the mixed workload failed:" >&2
+            cat "$work/probe.err" >&2
+            exit 1
+        fi
+    done
+    targets_mixed=("${kept[@]}")
+fi
+
 mkdir -p "$(dirname "$out")"
 : >"$out"
 row() { # row TARGET JSON-FIELDS: one measurement to the output file
@@ -259,23 +349,79 @@ failed() { # failed SUITE TARGET WHAT: a run that did not finish is a row too
 # process the client talks to (a proxy; none for direct) and the servers
 # behind it. On a machine whose few cores the load generator, the proxy and
 # the servers share, every microsecond a proxy spends is taken from the
-# others, so this is the number that carries to other machines.
+# others, so this is the number that carries to other machines. The load
+# generator's CPU is the shell's reaped children's (bash `times`) between
+# cpu_begin and cpu_end: the load generator alone, so nothing else may be
+# run (no $(...)) between the two marks.
 cpu_begin() { # cpu_begin SUITE TARGET
     local servers=("${redis_pids[@]}")
     [ "$1" = memcached ] && servers=("${mc_pids[@]}")
     [ "$2" = direct ] && servers=("${servers[0]}")
     cpu_target_pid=${pid_of[$2]:-}
     cpu_server_pids=("${servers[@]}")
+    if [ "$count_syscalls" = 1 ]; then syscalls_begin; fi
     cpu_target0=$(cpu_ns $cpu_target_pid)
     cpu_servers0=$(cpu_ns "${cpu_server_pids[@]}")
+    times >"$work/times0"
 }
-cpu_fields() { # cpu_fields REQUESTS: JSON fields for the run since cpu_begin
-    local t s
-    t=$(($(cpu_ns $cpu_target_pid) - cpu_target0))
-    s=$(($(cpu_ns "${cpu_server_pids[@]}") - cpu_servers0))
-    awk -v t="$t" -v s="$s" -v n="$1" -v has="${cpu_target_pid:+1}" 'BEGIN {
-        printf "\"proxy_cpu_us_per_req\":%s,\"servers_cpu_us_per_req\":%.3f",
-            has ? sprintf("%.3f", t / 1000 / n) : "null", s / 1000 / n }'
+cpu_end() { # cpu_end: right after the load generator, finished or failed
+    times >"$work/times1"
+    cpu_target1=$(cpu_ns $cpu_target_pid)
+    cpu_servers1=$(cpu_ns "${cpu_server_pids[@]}")
+    if [ "$count_syscalls" = 1 ]; then syscalls_end; fi
+}
+cpu_fields() { # cpu_fields REQUESTS: JSON fields for the run between cpu_begin and cpu_end
+    # times' second line: the children's user and system time, "0m1.234s 0m0.567s".
+    local g
+    g=$(awk 'FNR == 2 { gsub(",", "."); split($1, u, /[ms]/); split($2, k, /[ms]/)
+                       v = (u[1] * 60 + u[2] + k[1] * 60 + k[2]) * 1e6
+                       if (FILENAME ~ /times1$/) v1 = v; else v0 = v }
+             END { printf "%.0f", v1 - v0 }' "$work/times0" "$work/times1")
+    awk -v t="$((cpu_target1 - cpu_target0))" -v s="$((cpu_servers1 - cpu_servers0))" -v g="$g" \
+        -v n="$1" -v has="${cpu_target_pid:+1}" -v sys="$count_syscalls" \
+        -v st="${sys_target:-}" -v ss="${sys_servers:-}" 'BEGIN {
+        printf "\"proxy_cpu_us_per_req\":%s,\"servers_cpu_us_per_req\":%.3f,\"loadgen_cpu_us_per_req\":%.3f",
+            has ? sprintf("%.3f", t / 1000 / n) : "null", s / 1000 / n, g / n
+        if (sys)
+            printf ",\"proxy_syscalls_per_req\":%s,\"servers_syscalls_per_req\":%s",
+                has && st != "" ? sprintf("%.3f", st / n) : "null",
+                ss != "" ? sprintf("%.3f", ss / n) : "null" }'
+}
+# --syscalls: one perf stat on the proxy and one on the servers, attached
+# before cpu_begin's marks and stopped after cpu_end's.
+perf_attached() { # perf_attached PID: perf has opened its counters
+    local fd
+    for fd in /proc/"$1"/fd/*; do
+        case $(readlink "$fd" 2>/dev/null) in *perf_event*) return 0 ;; esac
+    done
+    return 1
+}
+syscalls_begin() {
+    local p _
+    rm -f "$work/perf_target.txt" "$work/perf_servers.txt"
+    perf_pids=()
+    if [ -n "$cpu_target_pid" ]; then
+        perf stat -e raw_syscalls:sys_enter -x, -o "$work/perf_target.txt" -p "$cpu_target_pid" \
+            2>>"$work/perf.err" &
+        perf_pids+=("$!")
+    fi
+    perf stat -e raw_syscalls:sys_enter -x, -o "$work/perf_servers.txt" \
+        -p "$(IFS=,; echo "${cpu_server_pids[*]}")" 2>>"$work/perf.err" &
+    perf_pids+=("$!")
+    for p in "${perf_pids[@]}"; do
+        for _ in $(seq 100); do perf_attached "$p" && break; sleep 0.02; done
+    done
+    sleep 0.1 # opened, then enabled
+}
+syscalls_end() {
+    local p
+    for p in "${perf_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    for p in "${perf_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    perf_pids=()
+    sys_target=$(awk -F, '$3 ~ /raw_syscalls:sys_enter/ && $1 ~ /^[0-9]+$/ {print $1}' \
+        "$work/perf_target.txt" 2>/dev/null || true)
+    sys_servers=$(awk -F, '$3 ~ /raw_syscalls:sys_enter/ && $1 ~ /^[0-9]+$/ {print $1}' \
+        "$work/perf_servers.txt" 2>/dev/null || true)
 }
 rotate() { # rotate N ITEMS...: the items, starting at the N-th (mod count)
     local n=$1; shift
@@ -300,11 +446,13 @@ for r in csv.DictReader(sys.stdin):
 }
 
 bench_redis() { # bench_redis TARGET PORT PIPELINE
+    local ok=0 cpu
     cpu_begin redis "$1"
-    if timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$requests" -c 50 \
-        -r 100000 -P "$3" --csv >"$work/run.csv" 2>"$work/run.err"; then
+    timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$requests" -c 50 \
+        -r 100000 -P "$3" --csv >"$work/run.csv" 2>"$work/run.err" && ok=1
+    cpu_end
+    if [ "$ok" = 1 ]; then
         # One run does SET then GET: the CPU is shared out over both.
-        local cpu
         cpu=$(cpu_fields $((requests * 2)))
         csv_rows redis "$1" "$3" 50 1 <"$work/run.csv" | while read -r r; do row "$1" "$r,$cpu"; done
     else
@@ -312,13 +460,14 @@ bench_redis() { # bench_redis TARGET PORT PIPELINE
     fi
 }
 bench_mget() { # bench_mget TARGET PORT KEYS CLIENTS
-    local n=$(($3 >= 1000 ? 400 : 2000)) args=() i
+    local n=$(($3 >= 1000 ? 400 : 2000)) args=() i ok=0 cpu
     [ "$4" -gt 1 ] && n=$((n * 4))
     for ((i = 0; i < $3; i++)); do args+=("key:__rand_int__"); done
     cpu_begin redis "$1"
-    if timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -n "$n" -c "$4" -r 100000 --csv \
-        MGET "${args[@]}" >"$work/run.csv" 2>"$work/run.err"; then
-        local cpu
+    timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -n "$n" -c "$4" -r 100000 --csv \
+        MGET "${args[@]}" >"$work/run.csv" 2>"$work/run.err" && ok=1
+    cpu_end
+    if [ "$ok" = 1 ]; then
         cpu=$(cpu_fields "$n")
         csv_rows mget "$1" 1 "$4" "$3" <"$work/run.csv" | while read -r r; do row "$1" "$r,$cpu"; done
     else
@@ -326,10 +475,12 @@ bench_mget() { # bench_mget TARGET PORT KEYS CLIENTS
     fi
 }
 bench_mcload() { # bench_mcload TARGET PORT PIPELINE
+    local ok=0 cpu
     cpu_begin memcached "$1"
-    if timeout 300 "$work/mcload" -h 127.0.0.1 -p "$2" -t set,get -n "$requests" -c 50 \
-        -r 100000 -P "$3" >"$work/run.json" 2>"$work/run.err"; then
-        local cpu
+    timeout 300 "$work/mcload" -h 127.0.0.1 -p "$2" -t set,get -n "$requests" -c 50 \
+        -r 100000 -P "$3" >"$work/run.json" 2>"$work/run.err" && ok=1
+    cpu_end
+    if [ "$ok" = 1 ]; then
         cpu=$(cpu_fields $((requests * 2)))
         while read -r r; do
             r=${r#\{}
@@ -340,9 +491,12 @@ bench_mcload() { # bench_mcload TARGET PORT PIPELINE
     fi
 }
 bench_memcaslap() { # bench_memcaslap TARGET PORT: 3 s of 90% get, 10% set
+    local ok=0
     cpu_begin memcached "$1"
-    if timeout 60 "$has_memcaslap" -s "127.0.0.1:$2" -T 1 -c 50 -t 3s -S 3s -X 32 \
-        >"$work/run.txt" 2>"$work/run.err"; then
+    timeout 60 "$has_memcaslap" -s "127.0.0.1:$2" -T 1 -c 50 -t 3s -S 3s -X 32 \
+        >"$work/run.txt" 2>"$work/run.err" && ok=1
+    cpu_end
+    if [ "$ok" = 1 ]; then
         # "Run time: 3.0s Ops: 211031 TPS: 70305 Net_rate: 12.0M/s"; the
         # average latency (us) is the Global row under "Total Statistics".
         local tps avg ops
@@ -356,6 +510,26 @@ bench_memcaslap() { # bench_memcaslap TARGET PORT: 3 s of 90% get, 10% set
     fi
     failed memcached "$1" "memcaslap"
 }
+bench_mixed() { # bench_mixed TARGET PORT TOOL WEIGHTS SUBSCRIBERS: a mixload run
+    local ok=0 cpu commands
+    cpu_begin redis "$1"
+    timeout 300 "$work/mixload" -h 127.0.0.1 -p "$2" -n "$requests" -c 50 -r 100000 \
+        -m "$4" -s "$5" -C 8 >"$work/run.json" 2>"$work/run.err" && ok=1
+    cpu_end
+    if [ "$ok" = 1 ]; then
+        # Per command (a transaction is 4) on every row, as set,get shares
+        # its CPU over both tests; the ALL row has the command count.
+        commands=$(sed -n 's/.*"commands":\([0-9]*\).*/\1/p' "$work/run.json")
+        cpu=$(cpu_fields "${commands:-1}")
+        while read -r r; do
+            r=${r#\{}
+            r=${r//\"loadgen_cpu_us_per_req\"/\"loadgen_self_cpu_us_per_req\"}
+            row "$1" "\"suite\":\"mixed\",\"tool\":\"$3\",\"target\":\"$1\",\"workers\":$(workers_of "$1"),\"pipeline\":1,\"clients\":50,${r%\}},$cpu"
+        done <"$work/run.json"
+    else
+        failed mixed "$1" "$3 $4"
+    fi
+}
 
 echo "== bench/proxy.sh: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg);" \
     "$rounds rounds, target order rotated each round; medians reported" >&2
@@ -364,42 +538,63 @@ echo "   $(redis-server --version | cut -d' ' -f1-3), $(memcached -V), $(nutcrac
 [ -z "$base_bin" ] || echo "   base: chash-proxy $("$base_bin" -V | cut -d' ' -f2) ($base_bin)" >&2
 for ((round = 1; round <= rounds; round++)); do
     echo "== round $round of $rounds" >&2
-    while read -r t; do
-        for P in 1 16; do
-            echo "  redis  ${t%%:*} -P $P" >&2
-            bench_redis "${t%%:*}" "${t#*:}" "$P"
-        done
-    done < <(rotate "$round" "${targets_redis[@]}")
-    while read -r t; do
-        for P in 1 16; do
-            echo "  memcached mcload ${t%%:*} -P $P" >&2
-            bench_mcload "${t%%:*}" "${t#*:}" "$P"
-        done
-        if [ -n "$has_memcaslap" ]; then
-            echo "  memcached memcaslap ${t%%:*}" >&2
-            bench_memcaslap "${t%%:*}" "${t#*:}"
-        fi
-    done < <(rotate "$round" "${targets_mc[@]}")
-    while read -r t; do
-        for keys in 100 1000; do
-            for clients in 1 20; do
-                echo "  mget   ${t%%:*} $keys keys, $clients clients" >&2
-                bench_mget "${t%%:*}" "${t#*:}" "$keys" "$clients"
+    if wants redis; then
+        while read -r t; do
+            for P in 1 16; do
+                echo "  redis  ${t%%:*} -P $P" >&2
+                bench_redis "${t%%:*}" "${t#*:}" "$P"
             done
-        done
-    done < <(rotate "$round" "${targets_redis[@]}")
+        done < <(rotate "$round" "${targets_redis[@]}")
+    fi
+    if wants memcached; then
+        while read -r t; do
+            for P in 1 16; do
+                echo "  memcached mcload ${t%%:*} -P $P" >&2
+                bench_mcload "${t%%:*}" "${t#*:}" "$P"
+            done
+            if [ -n "$has_memcaslap" ]; then
+                echo "  memcached memcaslap ${t%%:*}" >&2
+                bench_memcaslap "${t%%:*}" "${t#*:}"
+            fi
+        done < <(rotate "$round" "${targets_mc[@]}")
+    fi
+    if wants mget; then
+        while read -r t; do
+            for keys in 100 1000; do
+                for clients in 1 20; do
+                    echo "  mget   ${t%%:*} $keys keys, $clients clients" >&2
+                    bench_mget "${t%%:*}" "${t#*:}" "$keys" "$clients"
+                done
+            done
+        done < <(rotate "$round" "${targets_redis[@]}")
+    fi
+    if wants mixed; then
+        while read -r t; do
+            case " ${targets_mixed[*]} " in
+            *" $t "*)
+                echo "  mixed  ${t%%:*} $mix_weights, 4 subscribers" >&2
+                bench_mixed "${t%%:*}" "${t#*:}" mixload "$mix_weights" 4
+                ;;
+            esac
+            echo "  mixed  ${t%%:*} $plain_weights (control)" >&2
+            bench_mixed "${t%%:*}" "${t#*:}" mixload-plain "$plain_weights" 0
+        done < <(rotate "$round" "${mixed_plain_targets[@]}")
+    fi
 done
 
-python3 - "$out" "$rounds" "$(nproc)" "$base_bin" <<'PY'
+python3 - "$out" "$rounds" "$(nproc)" "$base_bin" "$mixed_skipped" <<'PY'
 import json, statistics, sys
-path, rounds, cores, base_bin = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+path, rounds, cores, base_bin, mixed_skipped = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split()
 rows = [json.loads(l) for l in open(path) if l.strip()]
 rows = [r for r in rows if r.get("bench") == "proxy"]  # not the summaries of an earlier pass
 ok = [r for r in rows if not r.get("error")]
 errors = [r for r in rows if r.get("error")]
 order = ["direct", "nutcracker", "chash-proxy", "base", "chash-proxy-w1", "base-w1"]
 PAIRS = (("chash-proxy", "base"), ("chash-proxy-w1", "base-w1"))  # with --baseline: new, base
-FIELDS = ("ops_per_sec", "p50_ms", "p99_ms", "avg_ms", "proxy_cpu_us_per_req", "servers_cpu_us_per_req")
+FIELDS = ("ops_per_sec", "p50_ms", "p99_ms", "avg_ms", "proxy_cpu_us_per_req", "servers_cpu_us_per_req",
+          "loadgen_cpu_us_per_req", "proxy_syscalls_per_req", "servers_syscalls_per_req")
+SUITES = ["redis", "memcached", "mget", "mixed"]
+has_sys = any(r.get("servers_syscalls_per_req") is not None for r in ok)
 
 def key(r):
     return (r["suite"], r.get("tool", "redis-benchmark"), r["test"], r.get("pipeline", 1),
@@ -432,16 +627,21 @@ print("'chash-proxy' runs the default --workers (one per core), 'chash-proxy-w1'
 if base_bin:
     print(f"'base' and 'base-w1' run the --baseline binary ({base_bin}) with the same flags, each next "
           f"to its counterpart in the rotation; ratios for them too, and chash-proxy over base at the end")
-print("cpu/req: microseconds of CPU per request (per MGET for mget) spent by the proxy and by the "
-      "servers behind it; the load generator, the proxy and the servers share the cores, so on a "
-      "small machine what a proxy spends is taken from the others")
+print("cpu/req: microseconds of CPU per request (per MGET for mget; per command for mixed, where a "
+      "transaction is 4) spent by the proxy, by the servers behind it and by the load generator; the "
+      "load generator, the proxy and the servers share the cores, so on a small machine what a proxy "
+      "spends is taken from the others")
+if has_sys:
+    print("sys/req: system calls per request of the proxy and of the servers (perf stat, --syscalls)")
+sys_head = f" {'sys/req: proxy':>14} {'servers':>7}" if has_sys else ""
 head = (f"{'suite':<9} {'tool':<15} {'test':<11} {'P':>2} {'cli':>3} {'keys':>4}  {'target':<14} "
-        f"{'ops/s':>9} {'avg ms':>7} {'p50 ms':>7} {'p99 ms':>7} {'cpu/req: proxy':>14} {'servers':>7}  {'ops/nc':>6} {'ops/dir':>7} "
+        f"{'ops/s':>9} {'avg ms':>7} {'p50 ms':>7} {'p99 ms':>7} {'cpu/req: proxy':>14} {'servers':>7} {'loadgen':>7}"
+        f"{sys_head}  {'ops/nc':>6} {'ops/dir':>7} "
         f"{'p50/nc':>6} {'p99/nc':>6} {'p50/dir':>7} {'p99/dir':>7}")
 print(head)
 print("-" * len(head))
 out_rows = []
-for k in sorted(groups, key=lambda k: (["redis", "memcached", "mget"].index(k[0]), k[1], k[3], k[5], k[4], k[2])):
+for k in sorted(groups, key=lambda k: (SUITES.index(k[0]), k[1], k[3], k[5], k[4], k[2])):
     suite, tool, test, pipeline, clients, keys = k
     nc, di = summary.get(k + ("nutcracker",)), summary.get(k + ("direct",))
     for target in order:
@@ -463,8 +663,30 @@ for k in sorted(groups, key=lambda k: (["redis", "memcached", "mget"].index(k[0]
         print(f"{suite:<9} {tool:<15} {test:<11} {pipeline:>2} {clients:>3} {keys:>4}  {target:<14} "
               f"{fmt(s['ops_per_sec'], '9.0f')} {fmt(s['avg_ms'], '7.3f')} {fmt(s['p50_ms'], '7.3f')} "
               f"{fmt(s['p99_ms'], '7.3f')} {fmt(s['proxy_cpu_us_per_req'], '14.2f')} "
-              f"{fmt(s['servers_cpu_us_per_req'], '7.2f')}{cols}")
+              f"{fmt(s['servers_cpu_us_per_req'], '7.2f')} {fmt(s['loadgen_cpu_us_per_req'], '7.2f')}"
+              + (f" {fmt(s['proxy_syscalls_per_req'], '14.2f')} {fmt(s['servers_syscalls_per_req'], '7.2f')}"
+                 if has_sys else "") + cols)
         out_rows.append(rs)
+    print()
+mixed_all = [r for r in ok if r["suite"] == "mixed" and r["tool"] == "mixload" and r["test"] == "ALL"]
+if mixed_all or mixed_skipped:
+    print("mixed: ALL is per command (a transaction is MULTI, SET, INCR, EXEC: 4), TXN per transaction, "
+          "MSG per message received (publish to delivery); cpu/req per command on every row; "
+          "mixload-plain is the control: the same clients sending its GET and SET alone")
+    for target in order:
+        rs = [r for r in mixed_all if r["target"] == target]
+        if not rs:
+            continue
+        pub = sum(r["published"] for r in rs)
+        exp = sum(r["messages_expected"] for r in rs)
+        got = sum(r["messages_received"] for r in rs)
+        self_cpu = med(rs, "loadgen_self_cpu_us_per_req")
+        print(f"  {target:<14} {len(rs)} runs: {pub} PUBLISH, {exp} messages counted by the servers "
+              f"(published x {rs[0]['subscribers']} subscribers), {got} received: "
+              f"{'all, none extra' if got == exp else 'MISMATCH'}; load generator by its own count "
+              f"{fmt(self_cpu, '.2f')} us CPU/command")
+    for target in mixed_skipped:
+        print(f"  {target:<14} left out: the --baseline binary cannot serve transactions or subscriptions")
     print()
 if errors:
     print("runs that failed (no numbers):")
@@ -482,7 +704,6 @@ def per_round(suite, tool, test, pipeline, target, base, field="ops_per_sec"):
     a, b = rows_of(target), rows_of(base)
     return [a[n] / b[n] for n in sorted(a) if n in b and b[n]]
 
-print("The issue's bars: ratio of the medians, then the ratio within each round")
 def bar(name, value, rounds_, need, ok_if):
     if value is None:
         print(f"  {name}: no data")
@@ -490,7 +711,11 @@ def bar(name, value, rounds_, need, ok_if):
     each = " ".join(f"{v:.2f}" for v in rounds_)
     print(f"  {name}: {value:.3f} (bar {need}) -> {'met' if ok_if(value) else 'MISSED'}; "
           f"per round: {each}")
+if any(r["suite"] in ("redis", "memcached") for r in ok):
+    print("The issue's bars: ratio of the medians, then the ratio within each round")
 for t in ("chash-proxy", "chash-proxy-w1"):
+    if not any(r["suite"] in ("redis", "memcached") for r in ok):
+        break
     c = get("redis", "redis-benchmark", "GET", 16, t)
     n = get("redis", "redis-benchmark", "GET", 16, "nutcracker")
     bar(f"GET -P16 {t} / nutcracker ops/s", ratio(c and c["ops_per_sec"], n and n["ops_per_sec"]),
@@ -519,24 +744,26 @@ def per_round_of(k, target, base, field):
 
 if base_bin:
     print(f"\nchash-proxy over base ({base_bin}): ratio of the medians (new/base), then the ratio within "
-          f"each round and its range; cpu/req is the proxy's own. A set,get run's CPU is shared out over "
-          f"both tests, so its SET and GET rows carry the same CPU figures")
+          f"each round and its range; cpu/req (and sys/req) is the proxy's own. A set,get run's CPU is "
+          f"shared out over both tests, so its SET and GET rows carry the same CPU figures")
     pw = 5 * rounds + 12  # "1.01 0.99 1.00 (0.99-1.01)"
     head = (f"{'suite':<9} {'tool':<15} {'test':<11} {'P':>2} {'cli':>3} {'keys':>4}  {'new':<14} "
             f"{'ops/s new':>9} {'base':>9} {'new/base':>8}  {'per round (range)':<{pw}} "
-            f"{'cpu/req new':>11} {'base':>7} {'new/base':>8}  {'per round (range)':<{pw}}")
+            f"{'cpu/req new':>11} {'base':>7} {'new/base':>8}  {'per round (range)':<{pw}}"
+            + (f" {'sys/req new':>11} {'base':>7} {'new/base':>8}  {'per round (range)':<{pw}}" if has_sys else ""))
     print(head)
     print("-" * len(head))
     by_target = {(rs["suite"], rs["tool"], rs["test"], rs["pipeline"], rs["clients"], rs["keys"],
                   rs["target"]): rs for rs in out_rows}
-    for k in sorted(groups, key=lambda k: (["redis", "memcached", "mget"].index(k[0]), k[1], k[3], k[5], k[4], k[2])):
+    for k in sorted(groups, key=lambda k: (SUITES.index(k[0]), k[1], k[3], k[5], k[4], k[2])):
         for new, base in PAIRS:
             n, b = summary.get(k + (new,)), summary.get(k + (base,))
             if not n or not b:
                 continue
             cols = []
             for f, spec_new, spec_base in (("ops_per_sec", "9.0f", "9.0f"),
-                                           ("proxy_cpu_us_per_req", "11.2f", "7.2f")):
+                                           ("proxy_cpu_us_per_req", "11.2f", "7.2f"),
+                                           ("proxy_syscalls_per_req", "11.2f", "7.2f"))[:3 if has_sys else 2]:
                 r = ratio(n[f], b[f])
                 each = per_round_of(k, new, base, f)
                 by_target[k + (new,)][f"{f}_over_base"] = r
