@@ -169,8 +169,9 @@ void warmup_tick(wpool *p, uint64_t now_ms) {
 
 void warmup_stop(wpool *p) { warm_free(p); }
 
-static uint64_t key_fingerprint(const void *key, size_t len) {
-    uint64_t hi = chash_hash32(CHASH_HASH_FNV1A_32, key, len);
+/* A key of one database: the same name in another is another key. */
+static uint64_t key_fingerprint(const void *key, size_t len, int db) {
+    uint64_t hi = chash_hash32(CHASH_HASH_FNV1A_32, key, len) ^ (uint32_t)db * 2654435761u;
     return (hi << 32 | chash_crc32(0, key, len)) | 1u; /* 0 marks an empty slot */
 }
 
@@ -261,7 +262,7 @@ void warmup_key(warm_job *job, wpool *p, const void *key, size_t len) {
     if (!next || next == prev || backend_is_out(prev) || prev->is_warm_off ||
         backend_is_out(next) || next->cf->addr.is_unix)
         return;
-    uint64_t fp = key_fingerprint(key, len);
+    uint64_t fp = key_fingerprint(key, len, job->c ? job->c->db : p->cf->redis_db);
     if (p->warm_seen[fp & (SEEN_SLOTS - 1)] == fp) return;
     warm_op *op = calloc(1, sizeof *op + len + 1);
     if (!op) return; /* the key misses: no worse than no warm-up */
@@ -275,7 +276,8 @@ void warmup_key(warm_job *job, wpool *p, const void *key, size_t len) {
     const conf_pool *cf = p->cf;
     char port[16], db[16], timeout[24];
     snprintf(port, sizeof port, "%d", next->cf->port);
-    snprintf(db, sizeof db, "%d", cf->redis_db);
+    /* The client's database: frag_conn selects it on P as well. */
+    snprintf(db, sizeof db, "%d", job->c ? job->c->db : cf->redis_db);
     snprintf(timeout, sizeof timeout, "%lld", (long long)(cf->timeout_ms > 0 ? cf->timeout_ms
                                                                              : 1000));
     const char *argv[8] = {"MIGRATE", next->cf->host, port, op->key, db, timeout, "AUTH",

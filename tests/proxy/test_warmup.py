@@ -349,5 +349,32 @@ def test_scale_in(env):
     c.close()
 
 
+def test_warmup_select(env):
+    """A client on another database (SELECT 5): its keys move within that
+    database, and nothing of database 0 is touched."""
+    ports = [env.redis()[0] for _ in range(4)]
+    listen = free_port()
+    proxy = env.proxy(BIN, config(listen, ports[:3], warmup=20000), [listen])
+    path = os.path.join(env.dir, "proxy-%d.yml" % listen)
+    keys = ["sel:%d" % i for i in range(2000)]
+    c5, c0 = Conn(listen), Conn(listen)
+    check_eq(c5.call("SELECT", 5), b"+OK", "SELECT 5")
+    check(all(g == b"+OK" for g in c5.pipeline([("SET", k, "five") for k in keys])), "db 5")
+    check(all(g == b"+OK" for g in c0.pipeline([("SET", k, "zero") for k in keys[:100]])),
+          "db 0")
+    with open(path, "w") as f:
+        f.write(config(listen, ports, warmup=20000))
+    proxy.send_signal(signal.SIGHUP)
+    check(wait_servers(listen, 4), "on 4 servers")
+    c5, c0 = Conn(listen), Conn(listen)
+    c5.call("SELECT", 5)
+    check_eq(c5.pipeline([("GET", k) for k in keys]), [b"five"] * len(keys),
+             "every key of db 5 found, moved ones from their previous owner")
+    check_eq(c0.pipeline([("GET", k) for k in keys]), [b"zero"] * 100 + [None] * 1900,
+             "db 0 as it was")
+    moved = Conn(ports[3]).pipeline([("SELECT", 5), ("DBSIZE",)])
+    check(moved[1] > 0, "keys moved into db 5 of the new server (%d)" % moved[1])
+
+
 if __name__ == "__main__":
-    run([test_warmup, test_scale_in])
+    run([test_warmup, test_scale_in, test_warmup_select])
