@@ -399,6 +399,16 @@ def test_transactions(env):
     same(s, "queuing error", queue_error)
     same(s, "nothing written", lambda r: r.exists("{acct}q", "{acct}q2"))
 
+    # Blocking pops, PUBLISH and EVAL inside MULTI: they do not block there.
+    def inside(r):
+        p = r.pipeline(transaction=True)
+        p.rpush("{acct}bq", "x").blpop("{acct}bq", timeout=5).blpop("{acct}bq", timeout=5)
+        p.publish("{acct}chan", "m").eval("return redis.call('INCR', KEYS[1])", 1, "{acct}n")
+        return p.execute()
+    t0 = time.time()
+    same(s, "blocking pops, PUBLISH, EVAL in MULTI", inside)
+    check(time.time() - t0 < 4, "nothing blocked inside MULTI")
+
     got = same(s, "transaction() retried after WatchError", watched)
     check_eq(got[1][0], [5, 105], "called twice, the second time with the new value")
 
@@ -899,6 +909,24 @@ def test_blocking(env):
     same(s, "lists after the blocking moves", lambda r: [r.lrange("{b}dst", 0, -1),
                                                           r.lrange("q:wake", 0, -1),
                                                           r.zrange("{z}2", 0, -1)])
+    # Blocking pops inside a pipeline, between commands for every server:
+    # one answered by an RPUSH before it, one that times out (longer than
+    # the pool's timeout), one woken by nobody but an RPUSH after it that
+    # must wait for it (the same server, in order).
+    def piped(r):
+        p = r.pipeline(transaction=False)
+        p.mset({"pb:%d" % i: i for i in range(30)})
+        p.rpush("{pq}a", "one")
+        p.blpop("{pq}a", timeout=1)
+        p.mget(["pb:%d" % i for i in range(30)])
+        p.blpop("{pq}b", timeout=0.8)
+        p.rpush("{pq}b", "late")
+        p.incr("pb:1")
+        p.brpoplpush("{pq}b", "{pq}c", timeout=1)
+        p.lrange("{pq}c", 0, -1)
+        p.delete(*["pb:%d" % i for i in range(30)])
+        return p.execute()
+    same(s, "blocking pops in a pipeline", piped)
     # Keys on two servers: a clear error.
     a, b = s.apart()
     e = raises(lambda: s.px.blpop([a, b], timeout=1), "BLPOP over two servers")
