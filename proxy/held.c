@@ -71,14 +71,16 @@ static void txn_used(struct txn *t) {
     if (!t->conn_gen) t->conn_gen = t->conn->gen;
 }
 
-/* MULTI and the early commands, ahead of the first one with a key. */
-static void txn_open(struct txn *t) {
+/* MULTI and the early commands, ahead of the first one with a key; the
+ * client's database first, which inside MULTI would be queued. */
+static void txn_open(client *c, struct txn *t) {
     if (t->multi_sent) return;
     static const char multi[] = "*1\r\n$5\r\nMULTI\r\n";
     if (bconn_ensure(t->conn) < 0) {
         t->is_broken = true;
         return;
     }
+    bconn_use_db(t->conn, c->db);
     txn_used(t);
     bconn_swallow(t->conn, multi, sizeof multi - 1, 0);
     const char *p = buf_start(&t->early);
@@ -179,7 +181,7 @@ void held_queue(client *c, const cmd_spec *spec, const resp_msg *m, backend *b) 
         txn_refuse(c, "-ERR the transaction's server connection was lost\r\n");
         return;
     }
-    txn_open(t);
+    txn_open(c, t);
     forward_resp(c, m, t->conn->b);
 }
 
@@ -227,7 +229,7 @@ static void txn_exec(client *c, const resp_msg *m) {
         txn_end(t);
         return;
     }
-    txn_open(t);
+    txn_open(c, t);
     forward_resp(c, m, t->conn->b);
     txn_end(t);
 }

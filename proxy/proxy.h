@@ -504,6 +504,9 @@ void backend_close(backend *b, const char *why);
 void pool_close(wpool *p, const char *why);
 /* Connects every server now (preconnect: true). */
 void pool_preconnect(wpool *p);
+/* Puts SELECT db on bc ahead of what comes next, unless it is on db
+ * already (frag_conn does it for each fragment). */
+void bconn_use_db(bconn *bc, int db);
 /* A command on bc whose reply nobody reads (MULTI ahead of a transaction):
  * `replies` is how many replies it gets (0: one). */
 void bconn_swallow(bconn *bc, const char *data, size_t len, uint32_t replies);

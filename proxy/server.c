@@ -239,10 +239,14 @@ bconn *frag_conn(frag *f, backend *b, client *c) {
         c->has_corked = true;
     }
     int db = c ? c->db : b->pool->cf->redis_db;
+    bconn_use_db(bc, db);
+    return bc;
+}
+
+void bconn_use_db(bconn *bc, int db) {
     /* Not in subscriber mode, where SELECT is refused (and channels have no
      * database). */
-    if (b->pool->cf->redis && bc->db != db && !bc->is_sub) bconn_select(bc, db);
-    return bc;
+    if (bc->b->pool->cf->redis && bc->db != db && !bc->is_sub) bconn_select(bc, db);
 }
 
 void frag_send(frag *f, backend *b, client *c, const void *data, size_t len) {

@@ -254,6 +254,17 @@ def test_select(env):
     check_eq(got[-2], [b"2"] * 12, "MGET in db 2")
     check_eq(got[-1], 12, "DBSIZE of db 2")
     check_eq(c2.call("MGET", *keys), [None] * 12, "db 0 has none of them")
+    # Transactions in another database: MULTI's connection is on it first.
+    for cmds in ([("SELECT", 7), ("MULTI",), ("SET", "{s}a", 1), ("PING",), ("EXEC",)],
+                 [("SELECT", 7), ("MULTI",), ("SET", "{s}k", "in"), ("DISCARD",),
+                  ("SET", "{s}k", "after"), ("GET", "{s}k")],
+                 [("SELECT", 8), ("MULTI",), ("SET", "{s}x"), ("EXEC",), ("SET", "{s}k2", 1),
+                  ("SELECT", 0), ("GET", "{s}k2")]):
+        check_eq(Conn(listen).pipeline(cmds), Conn(ref_port).pipeline(cmds), "%r" % (cmds,))
+    holders = [q for q in ports if Conn(q).pipeline([("SELECT", 7), ("EXISTS", "{s}k")])[1]]
+    check_eq(len(holders), 1, "one server has {s}k in db 7")
+    check_eq(Conn(holders[0]).pipeline([("SELECT", 7), ("GET", "{s}k"), ("SELECT", 0), ("GET", "{s}k")]),
+             [b"+OK", b"after", b"+OK", None], "the write after DISCARD is in db 7")
     # Many clients on different databases at once.
     def worker(db, out):
         c = Conn(listen)
