@@ -40,6 +40,7 @@ void client_close(client *c, bool is_error) {
     resp_parser_free(&c->rp);
     mc_parser_free(&c->mp);
     buf_free(&c->out);
+    buf_free(&c->name);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -245,6 +246,7 @@ static client *client_new(wpool *p, int fd) {
     c->w = w;
     c->pool = p;
     c->id = w->next_client_id++;
+    c->created_ms = c->command_ms = w->now_ms;
     c->io = (loop_io){.fd = fd, .fn = client_on_event, .owner = c};
     resp_parser_init(&c->rp);
     c->rp.max_buffer = p->cf->max_client_buffer;

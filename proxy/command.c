@@ -119,7 +119,7 @@ static cmd_spec commands[] = {
     {"debug", CK_SUBCMD, 0, 0, 0, false, 0, "DEBUG acts on one server (DEBUG OBJECT key is "
                                             "served)"},
     KEY_AT("debug|object", 2),
-    LOCAL("slowlog", CK_SUBCMD), LOCAL("slowlog|get", CK_ALL_CONCAT),
+    LOCAL("slowlog", CK_SUBCMD), LOCAL("slowlog|get", CK_ALL_NEWEST),
     LOCAL("slowlog|len", CK_ALL_SUM), LOCAL("slowlog|reset", CK_ALL_OK),
     LOCAL("slowlog|help", CK_ONE),
     LOCAL("latency", CK_SUBCMD), LOCAL("latency|reset", CK_ALL_SUM),

@@ -35,6 +35,7 @@
     X(CK_ALL_AND, "every server, 1 for an element only where every server said 1")            \
     X(CK_ALL_ANY, "every server, OK when one of them did it")                                 \
     X(CK_ALL_CONCAT, "every server, the arrays joined")                                       \
+    X(CK_ALL_NEWEST, "every server, their entries merged newest first, as many as asked")     \
     X(CK_ALL_PAIRS, "every server, the counts of each name added")                            \
     X(CK_ALL_INFO, "every server: the proxy's sections, then the servers' with counters "     \
                    "summed")                                                                  \

@@ -32,7 +32,7 @@ void forward(client *c, backend *b, const char *data, size_t len, bool is_oom,
         return;
     }
     r->one.mc_reply = is_retrieval ? MC_REPLY_VALUES : MC_REPLY_LINE;
-    r->is_noreply = is_noreply;
+    r->is_noreply |= is_noreply;
     if (is_oom)
         frag_fail(&r->one, c->pool->cf->redis, "out of memory");
     else

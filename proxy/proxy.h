@@ -6,7 +6,8 @@
  *      |                              | one command
  *      |                              v
  *      |        route.c   command.c: the table of Redis commands and their keys;
- *      |                  session.c (PING, AUTH, HELLO...), admin.c (PROXY)
+ *      |                  session.c (PING, AUTH, HELLO...), clientcmd.c
+ *      |                  (CLIENT), admin.c (PROXY)
  *      |                  answer locally; fanout.c: every server or any one;
  *      |                  held.c: transactions and blocking commands on a
  *      |                  connection of the client's own; pubsub.c;
@@ -31,7 +32,8 @@
  *              statistics (one list, stats.h) and their port; log.c; main.c
  *
  * Calls go one way, down this list, never back up: main -> worker ->
- * client -> {route -> {admin -> reload}, session, fanout, pubsub, held},
+ * client -> {route -> {admin -> reload}, session, clientcmd, fanout, pubsub,
+ * held},
  * mcroute -> warmup -> forward -> server -> health -> pool -> req -> merge ->
  * mcmerge,
  * and everything -> stats, log, buf, config, command, loop. Where a lower file must reach a higher one it is handed a
@@ -121,6 +123,12 @@ typedef enum req_kind {
     REQ_MC_SAME,  /* memcached, to every server: their one common reply (flush_all...) */
     REQ_MC_STATS, /* memcached stats: every server's summed, with the proxy's own */
     REQ_MC_QUIET, /* a meta command with q: the reply q leaves out is dropped */
+    REQ_AND,     /* to every server: arrays of 0/1, 1 where every server said 1 */
+    REQ_ANY,     /* to every server: +OK when one did it (SCRIPT KILL) */
+    REQ_PAIRS,   /* to every server: [name, count...] with the counts added */
+    REQ_INFO,    /* INFO: the proxy's sections (in reply), then the servers' merged */
+    REQ_RANDOM,  /* RANDOMKEY: one of the servers' keys */
+    REQ_SLOWLOG, /* SLOWLOG GET: every server's entries, newest first */
 } req_kind;
 
 struct req {
@@ -129,7 +137,7 @@ struct req {
     worker *w;
     req_kind kind;
     bool is_done;
-    bool is_noreply; /* memcached noreply: the reply is dropped */
+    bool is_noreply; /* memcached noreply, CLIENT REPLY OFF/SKIP: the reply is dropped */
     bool then_close; /* close the client after this reply */
     uint32_t frag_count;
     uint32_t frag_pending; /* unanswered fragments, plus one while dispatching */
@@ -140,6 +148,10 @@ struct req {
     int select_db;                      /* REQ_SELECT: the database asked for */
     mc_cmd mc_quiet;                    /* REQ_MC_QUIET: the meta command */
     const wpool *mc_pool; /* REQ_MC_SAME, REQ_MC_STATS: the pool asked (frag k: server k) */
+    /* Redis, to every server (fanout.c): the pool asked, frag k went to its
+     * server k (merges name a server that failed); NULL otherwise. */
+    const wpool *all_pool;
+    long long limit; /* REQ_SLOWLOG: the entries asked for, -1 for all */
     uint32_t *key_frag; /* merges: key i's fragment */
     buf keys;           /* REQ_MC_GET: the keys, for matching VALUE blocks */
     uint32_t *key_off;  /* REQ_MC_GET: key i at keys[key_off[i] .. key_off[i+1]) */
@@ -255,6 +267,13 @@ struct client {
     bool is_held_lost;        /* a held connection failed: see held_check */
     struct txn *txn;          /* MULTI / WATCH state (held.c), or NULL */
     struct subs *subs;        /* subscriptions (pubsub.c), or NULL */
+    /* CLIENT (clientcmd.c): what CLIENT INFO and LIST show of it. */
+    buf name;                 /* CLIENT SETNAME, HELLO SETNAME; empty: none */
+    uint64_t created_ms;      /* the worker's clock at accept */
+    uint64_t command_ms;      /* at its last command */
+    const cmd_spec *last_cmd; /* NULL: none yet, or not a command the table has */
+    uint8_t reply_mode;       /* CLIENT REPLY: a reply_mode */
+    bool is_no_evict;         /* CLIENT NO-EVICT on: shown, nothing else to do */
     bool in_flush;
     client *next_flush;
     client *prev, *next; /* the worker's live clients */
@@ -372,6 +391,20 @@ static inline void client_set_authed(client *c, bool is_authed) {
     c->rp.max_bulk_len = is_authed ? c->pool->cf->max_bulk_length : UNAUTH_MAX_BULK;
 }
 
+/* CLIENT SETNAME and HELLO SETNAME: c's name (empty: none). A name with a
+ * space, a newline or another byte outside '!'..'~' is refused (false), as
+ * Redis refuses it, CLIENT LIST's fields being split on spaces; the reply
+ * is then CLIENT_NAME_ERROR. */
+#define CLIENT_NAME_ERROR                                                                      \
+    "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+static inline bool client_set_name(client *c, const resp_arg *name) {
+    for (size_t i = 0; i < name->len; i++)
+        if (name->ptr[i] < '!' || name->ptr[i] > '~') return false;
+    buf_clear(&c->name);
+    buf_append(&c->name, name->ptr, name->len);
+    return true;
+}
+
 /* ---- route.c: Redis commands to servers --------------------------------- */
 void route_redis(client *c, const resp_msg *m);
 
@@ -404,6 +437,8 @@ void held_release(client *c);
 void pubsub_command(client *c, const cmd_spec *spec, const resp_msg *m);
 /* c's subscriptions; while it has any, only what pubsub_allows runs. */
 size_t pubsub_count(const client *c);
+/* The same by kind: SUBSCRIBE's channels, PSUBSCRIBE's, SSUBSCRIBE's. */
+void pubsub_counts(const client *c, size_t *channels, size_t *patterns, size_t *shards);
 bool pubsub_allows(const cmd_spec *spec);
 void pubsub_refuse(client *c, const cmd_spec *spec);
 void pubsub_ping(client *c, const resp_msg *m);
@@ -417,6 +452,25 @@ void route_memcache(client *c, const mc_msg *m);
 /* ---- fanout.c: commands for every server, or any one -------------------- */
 /* Routes m by spec's kind (CK_ALL_*, CK_ONE, CK_RANDOM, CK_SCAN...). */
 void fanout_command(client *c, const cmd_spec *spec, const resp_msg *m);
+
+/* ---- clientcmd.c: CLIENT, about the client's connection to the proxy ---- */
+/* CLIENT REPLY: while OFF, and for the one command after SKIP (whose
+ * reply_mode becomes REPLY_SKIP when that command begins), every reply is
+ * dropped (req.c). */
+enum reply_mode { REPLY_ON, REPLY_OFF, REPLY_SKIP_NEXT, REPLY_SKIP };
+static inline bool client_is_muted(const client *c) {
+    return c->reply_mode == REPLY_OFF || c->reply_mode == REPLY_SKIP;
+}
+/* A command of c's begins (route_redis): SKIP's turn comes or goes, and
+ * the time CLIENT INFO's idle counts from. */
+static inline void clientcmd_begin(client *c) {
+    if (c->reply_mode == REPLY_SKIP_NEXT || c->reply_mode == REPLY_SKIP)
+        c->reply_mode = c->reply_mode == REPLY_SKIP_NEXT ? REPLY_SKIP : REPLY_ON;
+    c->command_ms = c->w->now_ms;
+    c->last_cmd = NULL;
+}
+/* CLIENT SETNAME, GETNAME, ID, INFO, LIST, NO-EVICT, REPLY, HELP. */
+void clientcmd_command(client *c, const cmd_spec *spec, const resp_msg *m);
 
 /* ---- admin.c: the PROXY command ---------------------------------------- */
 void admin_command(client *c, const resp_msg *m);

@@ -132,6 +132,13 @@ size_t pubsub_count(const client *c) {
     return s ? s->channels.count + s->patterns.count + s->shards.count : 0;
 }
 
+void pubsub_counts(const client *c, size_t *channels, size_t *patterns, size_t *shards) {
+    const struct subs *s = c->subs;
+    *channels = s ? s->channels.count : 0;
+    *patterns = s ? s->patterns.count : 0;
+    *shards = s ? s->shards.count : 0;
+}
+
 static void confirm(buf *out, const char *word, const char *name, size_t len, size_t count) {
     buf_append_header(out, '*', 3);
     buf_append_bulk(out, word, strlen(word));

@@ -86,6 +86,7 @@ req *req_new(client *c, req_kind kind, uint32_t frag_count) {
     for (uint32_t i = 0; i < frag_count; i++) r->frags[i].r = r;
     r->kind = kind;
     r->c = c;
+    r->is_noreply = client_is_muted(c); /* CLIENT REPLY OFF or SKIP */
     if (c->tail)
         c->tail->next = r;
     else
@@ -141,7 +142,7 @@ void client_reply(client *c, const char *data, size_t len, bool then_close) {
     if (is_error_reply(c, data, len)) stat_add(&c->pool->st.errors_local, 1);
     if (then_close) c->is_draining = true;
     if (!c->head) {
-        buf_append(&c->out, data, len);
+        if (!client_is_muted(c)) buf_append(&c->out, data, len);
         client_schedule(c);
         return;
     }

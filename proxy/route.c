@@ -6,7 +6,8 @@
  * copy is re-encoded); MGET, DEL, UNLINK, EXISTS, TOUCH and MSET are split
  * into one command per server when their keys span servers and merged back
  * in merge.c; other multi-key commands go through only when every key maps
- * to one server. Commands about the connection are answered by session.c,
+ * to one server. Commands about the connection are answered by session.c
+ * (CLIENT by clientcmd.c),
  * PROXY by admin.c, commands for every server go to fanout.c, transactions
  * and blocking commands to held.c, pub/sub to pubsub.c. A command the table
  * refuses gets its reason; one it does not know "-ERR unknown command", in
@@ -294,8 +295,10 @@ static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
     case CK_QUIT:
     case CK_HELLO:
     case CK_AUTH:
-    case CK_CLIENT:
         session_command(c, spec, m);
+        return;
+    case CK_CLIENT:
+        clientcmd_command(c, spec, m);
         return;
     default:
         fanout_command(c, spec, m);
@@ -331,6 +334,7 @@ static bool warm_keys(client *c, const cmd_spec *spec, const resp_msg *m) {
 
 void route_redis(client *c, const resp_msg *m) {
     stat_add(&c->pool->st.requests, 1);
+    clientcmd_begin(c);
     const cmd_spec *spec = command_find(&m->argv[0]);
     if (!spec) {
         reply_unknown(c, m);
@@ -342,6 +346,7 @@ void route_redis(client *c, const resp_msg *m) {
         return;
     }
     spec = sub;
+    c->last_cmd = spec;
     if (c->pool->cmd_requests) stat_add(&c->pool->cmd_requests[command_index(spec)], 1);
     if (!c->is_authed && spec->kind != CK_AUTH && spec->kind != CK_HELLO &&
         spec->kind != CK_QUIT) {

@@ -403,6 +403,10 @@ static void bconn_on_event(loop_io *io, uint32_t events) {
         if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
         if (err) {
             bconn_fail(bc, strerror(err), FAIL_ERR);
+            /* As after a read: a retiring connection that failed carries
+             * nothing more (else it would stay, counted, until its client
+             * closes). */
+            if (bc->is_retiring && !bc->head) bconn_held_free(bc, "closed");
             return;
         }
         if (!(events & (LOOP_WRITE | LOOP_ERROR))) return;

@@ -93,7 +93,11 @@ static void hello(client *c, const resp_msg *m) {
             is_authed = true;
             i += 2;
         } else if (resp_arg_is(&m->argv[i], "setname") && i + 1 < m->argc) {
-            i += 1;
+            /* Named at once, as redis-server 7.0 does, before AUTH is checked. */
+            if (!client_set_name(c, &m->argv[++i])) {
+                client_reply_str(c, CLIENT_NAME_ERROR);
+                return;
+            }
         } else {
             buf b = {0};
             buf_append_str(&b, "-ERR Syntax error in HELLO option '");

@@ -91,8 +91,8 @@ KEY_KINDS = {"CK_KEY", "CK_KEYS", "CK_NUMKEYS", "CK_XREAD", "CK_MGET", "CK_SUM",
 # Keys at fixed positions: the table's first/last/step are COMMAND's.
 FIXED_KINDS = {"CK_KEY", "CK_KEYS", "CK_MGET", "CK_SUM", "CK_MSET", "CK_WATCH"}
 FANOUT_KINDS = {"CK_ALL_SUM", "CK_ALL_OK", "CK_ALL_SAME", "CK_ALL_AND", "CK_ALL_ANY",
-                "CK_ALL_CONCAT", "CK_ALL_PAIRS", "CK_ALL_INFO", "CK_RANDOM", "CK_SCAN",
-                "CK_WAIT"}
+                "CK_ALL_CONCAT", "CK_ALL_NEWEST", "CK_ALL_PAIRS", "CK_ALL_INFO", "CK_RANDOM",
+                "CK_SCAN", "CK_WAIT"}
 SPLIT_KINDS = {"CK_MGET", "CK_SUM", "CK_MSET"}
 # Answered by the proxy, about the client's connection to it.
 LOCAL_KINDS = {"CK_PING", "CK_ECHO", "CK_QUIT", "CK_SELECT", "CK_HELLO", "CK_AUTH", "CK_RESET",
