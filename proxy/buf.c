@@ -82,7 +82,7 @@ void buf_append_header(buf *b, char prefix, uint64_t v) {
 void buf_append_bulk(buf *b, const void *p, size_t n) {
     buf_append_header(b, '$', n);
     if (buf_reserve(b, n + 2) != 0) return;
-    memcpy(b->data + b->len, p, n);
+    if (n) memcpy(b->data + b->len, p, n); /* p may be NULL when n is 0 */
     b->data[b->len + n] = '\r';
     b->data[b->len + n + 1] = '\n';
     b->len += n + 2;

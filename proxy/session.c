@@ -155,8 +155,12 @@ void session_command(client *c, const cmd_spec *spec, const resp_msg *m) {
         client_reply(c, "+OK\r\n", 5, true);
         return;
     case CK_RESET:
-        /* held.c and pubsub.c have dropped what the servers knew. */
+        /* held.c and pubsub.c have dropped what the servers knew; the rest
+         * as redis-server's RESET: no name, replies on, NO-EVICT off. */
         client_set_authed(c, c->pool->cf->redis_auth == NULL);
+        buf_clear(&c->name);
+        c->reply_mode = REPLY_ON;
+        c->is_no_evict = false;
         client_reply_str(c, "+RESET\r\n");
         return;
     case CK_HELLO:

@@ -357,9 +357,15 @@ def test_reset_wait(env):
     listen, ports, ref_port = setup(env)
     by = Bystander(listen, "reset")
     px, ref = Conn(listen), Conn(ref_port)
-    cmds = [("SELECT", 5), ("SET", "r", "5"), ("MULTI",), ("SET", "r", "x"), ("RESET",),
-            ("GET", "r"), ("EXEC",), ("SELECT", 5), ("GET", "r")]
-    check_eq(px.pipeline(cmds), ref.pipeline(cmds), "RESET ends MULTI and SELECT")
+    cmds = [("SELECT", 5), ("SET", "r", "5"), ("CLIENT", "SETNAME", "n"), ("MULTI",),
+            ("SET", "r", "x"), ("RESET",), ("GET", "r"), ("EXEC",), ("SELECT", 5), ("GET", "r"),
+            ("CLIENT", "GETNAME")]
+    check_eq(px.pipeline(cmds), ref.pipeline(cmds), "RESET ends MULTI, SELECT, the name")
+    # RESET turns replies back on, and answers.
+    off = enc("CLIENT", "REPLY", "OFF") + enc("GET", "r") + enc("RESET") + enc("PING")
+    px.send(off)
+    ref.send(off)
+    check_eq([px.reply(), px.reply()], [ref.reply(), ref.reply()], "RESET after REPLY OFF")
     sub = Conn(listen)
     sub.call("SUBSCRIBE", "rc")
     check_eq(sub.call("RESET"), b"+RESET", "RESET while subscribed")
