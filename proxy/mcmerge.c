@@ -40,7 +40,7 @@ static void failed_reply(req *r, uint32_t f) {
     const buf *b = &r->frags[f].reply;
     const char *s = buf_start(b);
     size_t n = buf_used(b), prefix = strlen("SERVER_ERROR ");
-    const char *name = r->mc_pool->backends[f].cf->name;
+    const char *name = r->all_pool->backends[f].cf->name;
     if (n < prefix || memcmp(s, "SERVER_ERROR ", prefix) != 0 ||
         (n >= prefix + 7 + strlen(name) && memcmp(s + prefix, "server ", 7) == 0 &&
          memcmp(s + prefix + 7, name, strlen(name)) == 0)) {

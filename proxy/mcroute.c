@@ -228,7 +228,7 @@ static void mc_route_all(client *c, const char *line, size_t len, bool is_oom, r
         return;
     }
     r->is_noreply = is_noreply;
-    r->mc_pool = p;
+    r->all_pool = p;
     stat_add(&p->st.fragments, p->server_count);
     for (size_t k = 0; k < p->server_count; k++) {
         frag *f = &r->frags[k];

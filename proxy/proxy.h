@@ -147,9 +147,8 @@ struct req {
     uint32_t scan_server, scan_servers; /* REQ_SCAN: which of how many */
     int select_db;                      /* REQ_SELECT: the database asked for */
     mc_cmd mc_quiet;                    /* REQ_MC_QUIET: the meta command */
-    const wpool *mc_pool; /* REQ_MC_SAME, REQ_MC_STATS: the pool asked (frag k: server k) */
-    /* Redis, to every server (fanout.c): the pool asked, frag k went to its
-     * server k (merges name a server that failed); NULL otherwise. */
+    /* To every server (fanout.c, mcroute.c): the pool asked, frag k went to
+     * its server k (merges name a server that failed); NULL otherwise. */
     const wpool *all_pool;
     long long limit; /* REQ_SLOWLOG: the entries asked for, -1 for all */
     uint32_t *key_frag; /* merges: key i's fragment */
