@@ -326,6 +326,56 @@ class Conn:
         self.s.close()
 
 
+class SetGetBystander:
+    """A client on the same pool as a case: SET then GET of its own keys, in
+    a thread, for the duration of the case; every reply must be right, and
+    none slower than a second (nothing it asked waited behind another
+    client). `tag`: its keys carry this hash tag (one server); `db`: it
+    SELECTs that database first; `pause`: seconds between rounds."""
+
+    def __init__(self, port, name, tag=None, db=None, pause=0.0):
+        self.c = Conn(port)
+        if db is not None:
+            check_eq(self.c.call("SELECT", db), b"+OK", "bystander SELECT %d" % db)
+        self.name, self.tag, self.pause = name, tag, pause
+        self.stop = threading.Event()
+        self.errors = []
+        self.count = 0
+        self.slowest = 0.0
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        i = 0
+        while not self.stop.is_set():
+            k, v = "by:%s:%d" % (self.name, i % 50), "v%d" % i
+            if self.tag:
+                k = "{%s}%s" % (self.tag, k)
+            t0 = time.time()
+            try:
+                got = self.c.pipeline([("SET", k, v), ("GET", k)])
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(repr(e))
+                return
+            self.slowest = max(self.slowest, time.time() - t0)
+            if got != [b"+OK", v.encode()]:
+                self.errors.append("%s: %r" % (k, got))
+            self.count += 1
+            i += 1
+            if self.pause:
+                time.sleep(self.pause)
+
+    def done(self, note=""):
+        """Stops it and checks what it saw; `note` goes with a failure."""
+        self.stop.set()
+        self.t.join(10)
+        check(not self.errors, "bystander %s: %s %s" % (self.name, self.errors[:3], note))
+        check(self.count > 0, "bystander %s ran" % self.name)
+        check(self.slowest < 1.0, "bystander %s waited %.2fs %s" % (self.name, self.slowest,
+                                                                    note))
+        self.c.close()
+
+
 def raw_stats(port, request=None):
     """Everything the stats port sends (for `request`, if any) until it closes."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)

@@ -16,52 +16,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Conn, check, check_eq, enc, free_port, proxy_binary, run  # noqa: E402
+from harness import (Conn, SetGetBystander as Bystander, check, check_eq, enc,  # noqa: E402
+                     free_port, proxy_binary, run)
 
 BIN = proxy_binary()
-
-
-class Bystander:
-    """SET then GET of its own keys on the same pool, in a thread, for the
-    duration of a case: every reply must be right and none slow."""
-
-    def __init__(self, port, name, tag=None):
-        self.c = Conn(port)
-        self.name = name
-        self.tag = tag  # a hash tag: every key on that tag's server
-        self.stop = threading.Event()
-        self.errors = []
-        self.count = 0
-        self.slowest = 0.0
-        self.t = threading.Thread(target=self.loop, daemon=True)
-        self.t.start()
-
-    def loop(self):
-        i = 0
-        while not self.stop.is_set():
-            k, v = "by:%s:%d" % (self.name, i % 50), "v%d" % i
-            if self.tag:
-                k = "{%s}%s" % (self.tag, k)
-            t0 = time.time()
-            try:
-                got = self.c.pipeline([("SET", k, v), ("GET", k)])
-            except Exception as e:  # noqa: BLE001
-                self.errors.append(repr(e))
-                return
-            self.slowest = max(self.slowest, time.time() - t0)
-            if got != [b"+OK", v.encode()]:
-                self.errors.append("%s: %r" % (k, got))
-            self.count += 1
-            i += 1
-
-    def done(self):
-        self.stop.set()
-        self.t.join(10)
-        check(not self.errors, "bystander %s: %s" % (self.name, self.errors[:3]))
-        check(self.count > 0, "bystander %s ran" % self.name)
-        # Nothing it asked waited behind another client's blocked command.
-        check(self.slowest < 1.0, "bystander %s waited %.2fs" % (self.name, self.slowest))
-        self.c.close()
 
 
 def setup(env, extra_conf="", servers=3):
@@ -286,7 +244,6 @@ def test_select(env):
 def test_pubsub(env):
     listen, ports, ref_port = setup(env)
     by = Bystander(listen, "pubsub")
-    ref = Conn(ref_port)
     px = Conn(listen)
     # Channels that live on different servers.
     chans = []

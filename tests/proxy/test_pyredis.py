@@ -33,7 +33,8 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Conn, check, check_eq, free_port, proxy_binary, run  # noqa: E402
+from harness import (Conn, SetGetBystander, check, check_eq, free_port, proxy_binary,  # noqa: E402
+                     run)
 
 try:
     import redis
@@ -54,49 +55,11 @@ def client(port, **kw):
     return redis.Redis(host="127.0.0.1", port=port, **kw)
 
 
-class Bystander:
-    """SET then GET of its own keys on the same pool over raw RESP, in a
-    thread, for the duration of a case: every reply must be right and none
-    slow. It works in db 15, so that db 0 holds the same keys through the
-    proxy as on the reference (its commands share the server connections
+def Bystander(port, name):
+    """The shared bystander, in db 15: db 0 then holds the same keys through
+    the proxy as on the reference (its commands share the server connections
     all the same, each selecting its db)."""
-
-    def __init__(self, port, name):
-        self.c = Conn(port)
-        check_eq(self.c.call("SELECT", 15), b"+OK", "bystander SELECT 15")
-        self.name = name
-        self.stop = threading.Event()
-        self.errors = []
-        self.count = 0
-        self.slowest = 0.0
-        self.t = threading.Thread(target=self.loop, daemon=True)
-        self.t.start()
-
-    def loop(self):
-        i = 0
-        while not self.stop.is_set():
-            k, v = "by:%s:%d" % (self.name, i % 50), "v%d" % i
-            t0 = time.time()
-            try:
-                got = self.c.pipeline([("SET", k, v), ("GET", k)])
-            except Exception as e:  # noqa: BLE001
-                self.errors.append(repr(e))
-                return
-            self.slowest = max(self.slowest, time.time() - t0)
-            if got != [b"+OK", v.encode()]:
-                self.errors.append("%s: %r" % (k, got))
-            self.count += 1
-            i += 1
-            time.sleep(0.001)
-
-    def done(self, stalls=""):
-        self.stop.set()
-        self.t.join(10)
-        check(not self.errors, "bystander %s: %s (%s)" % (self.name, self.errors[:3], stalls))
-        check(self.count > 0, "bystander %s ran" % self.name)
-        check(self.slowest < 1.0, "bystander %s waited %.2fs (%s)" % (self.name, self.slowest,
-                                                                      stalls))
-        self.c.close()
+    return SetGetBystander(port, name, db=15, pause=0.001)
 
 
 class ServerWatch:
