@@ -179,6 +179,8 @@ static int spec_order(const void *a, const void *b) {
  * once at start-up: one pass over the name finds its spec. */
 #define COMMAND_SLOTS 1024u /* a power of two, well above COMMAND_COUNT */
 static uint16_t command_slot[COMMAND_SLOTS]; /* index + 1; 0: empty */
+static uint8_t name_len[COMMAND_COUNT];     /* strlen of each name */
+static const cmd_spec *command_spec;         /* COMMAND: a command with subcommands */
 
 static inline char fold(char ch) { return (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch); }
 
@@ -192,9 +194,12 @@ void command_init(void) {
     qsort(commands, COMMAND_COUNT, sizeof commands[0], spec_order);
     _Static_assert(COMMAND_COUNT < COMMAND_SLOTS / 2, "command table too full");
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
-        uint32_t at = name_hash(commands[i].name, strlen(commands[i].name)) & (COMMAND_SLOTS - 1);
+        size_t len = strlen(commands[i].name);
+        uint32_t at = name_hash(commands[i].name, len) & (COMMAND_SLOTS - 1);
         while (command_slot[at]) at = (at + 1) & (COMMAND_SLOTS - 1);
         command_slot[at] = (uint16_t)(i + 1);
+        name_len[i] = (uint8_t)len;
+        if (strcmp(commands[i].name, "command") == 0) command_spec = &commands[i];
     }
 }
 
@@ -228,8 +233,8 @@ static const cmd_spec *find_parts(const resp_arg *a, const resp_arg *b) {
     }
     uint32_t at = name_hash(name, len) & (COMMAND_SLOTS - 1);
     for (; command_slot[at]; at = (at + 1) & (COMMAND_SLOTS - 1)) {
-        const cmd_spec *spec = &commands[command_slot[at] - 1];
-        if (strncmp(spec->name, name, len) == 0 && spec->name[len] == '\0') return spec;
+        size_t i = command_slot[at] - 1u;
+        if (name_len[i] == len && memcmp(commands[i].name, name, len) == 0) return &commands[i];
     }
     return NULL;
 }
@@ -240,7 +245,7 @@ const cmd_spec *command_sub(const cmd_spec *spec, const resp_msg *m) {
     if (spec->kind == CK_SUBCMD)
         return m->argc >= 2 ? find_parts(&m->argv[0], &m->argv[1]) : NULL;
     /* COMMAND alone is a command; COMMAND INFO a subcommand. */
-    if (m->argc >= 2 && strcmp(spec->name, "command") == 0) {
+    if (m->argc >= 2 && spec == command_spec) {
         const cmd_spec *sub = find_parts(&m->argv[0], &m->argv[1]);
         if (sub) return sub;
     }
