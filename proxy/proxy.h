@@ -23,8 +23,9 @@
  *      |                              | frag_deliver
  *      |                              v
  *      +-- write <- req.c   requests and replies in request order (merge.c
- *                           joins split replies; mcmerge.c memcached's
- *                           replies from every server, and quiet ones)
+ *                           joins split replies, infomerge.c INFO's;
+ *                           mcmerge.c memcached's replies from every
+ *                           server, and quiet ones)
  *
  *   worker.c   one event loop per thread (loop.c, the only file that knows
  *              epoll): the loop turn, the timers, taking a reloaded config
@@ -33,10 +34,9 @@
  *
  * Calls go one way, down this list, never back up: main -> worker ->
  * client -> {route -> {admin -> reload}, session, clientcmd, fanout, pubsub,
- * held},
- * mcroute -> warmup -> forward -> server -> health -> pool -> req -> merge ->
- * mcmerge,
- * and everything -> stats, log, buf, config, command, loop. Where a lower file must reach a higher one it is handed a
+ * held}, mcroute -> warmup -> forward -> server -> health -> pool -> req ->
+ * merge -> {infomerge, mcmerge}, and everything -> stats, log, buf, config,
+ * command, loop. Where a lower file must reach a higher one it is handed a
  * callback (warm-up resumes a held command that way).
  *
  * Each worker thread owns one event loop and everything reachable from it:
@@ -630,6 +630,18 @@ void merge_reply(req *r);
 /* ---- mcmerge.c: memcached replies from every server, and quiet ones ---- */
 /* REQ_MC_SAME, REQ_MC_STATS and REQ_MC_QUIET (merge_reply hands them on). */
 void mc_merge_reply(req *r);
+
+/* ---- infomerge.c: INFO over the servers -------------------------------- */
+/* A piece of one server's reply; p NULL: the server has no such field. */
+typedef struct info_val {
+    const char *p;
+    size_t len;
+} info_val;
+/* The text of a bulk string reply, or false. */
+bool info_bulk_text(const buf *b, info_val *text);
+/* The servers' INFO texts (one per server) merged into out. Returns false
+ * when out of memory. */
+bool info_merge(size_t servers, const info_val *texts, buf *out);
 
 /* ---- reload.c: live reconfiguration ------------------------------------ */
 /* Reads the configuration file again; if it is valid and keeps every pool's
