@@ -31,6 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadgen.h"
+
+const char *const loadgen_name = "mcload";
+
 enum { RBUF_CAP = 1 << 20 };
 
 typedef struct {
@@ -43,26 +47,6 @@ typedef struct {
     char rbuf[RBUF_CAP];
     size_t rbuf_len;
 } client;
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-static uint32_t rng_next(void) {
-    /* xorshift64*: quick and good enough to spread keys over the ring. */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1du) >> 32);
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "mcload: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
 
 /* Returns the length of one complete reply at the start of buf, 0 if it is
  * not all there yet, or -1 for an error reply (ERROR, CLIENT_ERROR, ...). */

@@ -53,6 +53,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadgen.h"
+
+const char *const loadgen_name = "mixload";
+
 enum { RBUF_CAP = 1 << 20, WBUF_CAP = 4096 };
 enum { OP_GET, OP_SET, OP_TXN, OP_PUB, OP_KINDS };
 static const char *const op_name[OP_KINDS] = {"GET", "SET", "TXN", "PUBLISH"};
@@ -75,26 +79,6 @@ typedef struct { /* latencies in µs, one per reply, grown as needed */
     uint32_t *v;
     size_t n, cap;
 } lat_vec;
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-static uint32_t rng_next(void) {
-    /* xorshift64*, as mcload: quick and good enough to spread keys. */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1du) >> 32);
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "mixload: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
 
 static void fail(const char *what, const char *data, size_t len) {
     fprintf(stderr, "mixload: %s: ", what);
