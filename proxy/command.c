@@ -226,12 +226,13 @@ static const cmd_spec *find_parts(const resp_arg *a, const resp_arg *b) {
     size_t len = a->len + (b ? 1 + b->len : 0);
     if (a->len == 0 || len > NAME_MAX_LEN) return NULL;
     char name[NAME_MAX_LEN];
-    for (size_t i = 0; i < a->len; i++) name[i] = fold(a->ptr[i]);
-    if (b) {
-        name[a->len] = '|';
-        for (size_t i = 0; i < b->len; i++) name[a->len + 1 + i] = fold(b->ptr[i]);
+    uint32_t h = 2166136261u; /* name_hash, in the pass that folds */
+    for (size_t i = 0; i < len; i++) {
+        char ch = i < a->len ? a->ptr[i] : i == a->len ? '|' : b->ptr[i - a->len - 1];
+        name[i] = fold(ch);
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
     }
-    uint32_t at = name_hash(name, len) & (COMMAND_SLOTS - 1);
+    uint32_t at = h & (COMMAND_SLOTS - 1);
     for (; command_slot[at]; at = (at + 1) & (COMMAND_SLOTS - 1)) {
         size_t i = command_slot[at] - 1u;
         if (name_len[i] == len && memcmp(commands[i].name, name, len) == 0) return &commands[i];
