@@ -459,6 +459,10 @@ void held_select(client *c, const resp_msg *m) {
 /* RESET: the server-side state goes with the held connections, closed once
  * what they carry is answered; the rest is the client's own. */
 void held_reset(client *c) {
+    /* Nothing after RESET may overtake what the held connections still
+     * carry: the client reads no more until all it asked is answered (and
+     * a client cannot stack blocked connections with BLPOP, RESET, ...). */
+    if (c->held) c->is_fenced = true;
     if (c->txn) txn_end(c->txn);
     for (bconn *bc = c->held; bc;) {
         bconn *next = bc->owner_next;

@@ -102,6 +102,7 @@ struct frag {
     bool is_late;      /* holds the place of a request that timed out */
     bool is_blocking;  /* may wait as long as the command says: no timeout */
     bool on_shared;    /* counted in its client's shared_inflight */
+    bool is_sub_cmd;   /* (UN)SUBSCRIBE: messages may come before its replies */
     /* Replies it takes (SUBSCRIBE a b: one confirmation a channel); an
      * error ends it early. 0 counts as 1. */
     uint32_t replies;
@@ -188,6 +189,7 @@ struct bconn {
     uint32_t sub_count; /* subscriptions on it (pubsub.c) */
     /* A message (a push) that arrived on a subscriber connection. */
     void (*on_push)(bconn *bc, const char *data, size_t len);
+    bconn *next_dead; /* in its worker's dead_bconns */
 };
 
 struct backend {
@@ -291,6 +293,7 @@ struct worker {
     client *flush_clients;
     bconn *flush_bconns;
     client *dead;
+    bconn *dead_bconns; /* held connections freed during the turn (server.c) */
     uint64_t now_ms;
     uint64_t now_us; /* the same moment; both run at most a tick a loop turn */
     uint64_t real_us; /* the monotonic clock when now_us last advanced */
@@ -613,6 +616,9 @@ void frag_fail(frag *f, bool is_redis, const char *reason);
  * An error reply counts in errors_local. */
 void client_reply(client *c, const char *data, size_t len, bool then_close);
 void client_reply_str(client *c, const char *s);
+/* A reply CLIENT REPLY OFF does not drop: pub/sub confirmations and
+ * messages, as redis-server sends them regardless. */
+void client_push(client *c, const char *data, size_t len);
 /* Replies with b's bytes (or out of memory) and frees b. */
 void client_reply_buf(client *c, buf *b);
 /* Adds c to the worker's list of clients to flush. */

@@ -159,7 +159,7 @@ static void on_push(bconn *bc, const char *data, size_t len) {
         client_schedule(c);
         return;
     }
-    client_reply(c, data, len, false);
+    client_push(c, data, len);
 }
 
 /* Per server, the command that goes there: its names and how many. */
@@ -179,7 +179,11 @@ static void send_parts(client *c, per_server *ps, const char *verb, buf *confirm
     uint32_t parts = 0;
     for (size_t k = 0; k < p->server_count; k++) parts += ps[k].count > 0;
     if (parts == 0) {
-        client_reply_buf(c, confirmations);
+        if (confirmations->is_oom)
+            reply_oom(c);
+        else
+            client_push(c, buf_start(confirmations), buf_used(confirmations));
+        buf_free(confirmations);
         return;
     }
     req *r = req_new(c, REQ_PREBUILT, parts);
@@ -188,6 +192,7 @@ static void send_parts(client *c, per_server *ps, const char *verb, buf *confirm
         reply_oom(c);
         return;
     }
+    r->is_noreply = false; /* confirmations come under CLIENT REPLY OFF too */
     r->reply = *confirmations;
     *confirmations = (buf){0};
     uint32_t i = 0;
@@ -195,6 +200,7 @@ static void send_parts(client *c, per_server *ps, const char *verb, buf *confirm
         if (!ps[k].count) continue;
         frag *f = &r->frags[i++];
         f->replies = ps[k].count;
+        f->is_sub_cmd = true;
         backend *b = &p->backends[k];
         bconn *bc = held_conn_find(c, b);
         if (!bc) bc = bconn_held_new(b, c);

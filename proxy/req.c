@@ -159,6 +159,24 @@ void client_reply(client *c, const char *data, size_t len, bool then_close) {
 
 void client_reply_str(client *c, const char *s) { client_reply(c, s, strlen(s), false); }
 
+void client_push(client *c, const char *data, size_t len) {
+    if (!c->head) {
+        buf_append(&c->out, data, len);
+        client_schedule(c);
+        return;
+    }
+    req *r = req_new(c, REQ_LOCAL, 0);
+    if (!r) {
+        c->out.is_oom = true;
+        client_schedule(c);
+        return;
+    }
+    r->is_noreply = false;
+    buf_append(&r->reply, data, len);
+    r->frag_pending = 0;
+    r->is_done = true;
+}
+
 void client_reply_buf(client *c, buf *b) {
     if (b->is_oom)
         client_reply_str(c, c->pool->cf->redis ? "-ERR out of memory\r\n"

@@ -338,7 +338,10 @@ static int bconn_parse(bconn *bc) {
         }
         if (rc == 0) break;
         const char *data = buf_start(&bc->in);
-        if (bc->is_sub && is_push(data, rlen)) {
+        /* A message comes unasked, or between the confirmations of an
+         * (UN)SUBSCRIBE: never in place of another command's reply (an
+         * LRANGE sent before SUBSCRIBE may answer ["message", ...]). */
+        if (bc->is_sub && (!bc->head || bc->head->is_sub_cmd) && is_push(data, rlen)) {
             if (bc->on_push && !bc->is_retiring) bc->on_push(bc, data, rlen);
             buf_consume(&bc->in, rlen);
             continue;
@@ -358,8 +361,10 @@ static int bconn_parse(bconn *bc) {
         stats_latency(&b->st, b->pool->w->now_us - f->sent_us);
         frag_deliver(f, data, rlen);
         buf_consume(&bc->in, rlen);
-        /* The server has answered what unsubscribed the last channel. */
-        if (bc->is_sub && bc->sub_count == 0) bc->is_sub = false;
+        /* The server has answered what unsubscribed the last channel (and
+         * no other (UN)SUBSCRIBE waits). */
+        if (bc->is_sub && bc->sub_count == 0 && (!bc->head || !bc->head->is_sub_cmd))
+            bc->is_sub = false;
     }
     if (!bc->head && !bc->is_sub && buf_used(&bc->in)) {
         bconn_fail(bc, "unexpected data from server", FAIL_ERR);
@@ -567,7 +572,10 @@ void bconn_held_free(bconn *bc, const char *why) {
         b->held = bc->held_next;
     if (bc->held_next) bc->held_next->held_prev = bc->held_prev;
     atomic_fetch_sub(&w->px->held_count, 1);
-    free(bc);
+    /* Freed at the end of the turn: an event of this loop turn may still
+     * name it (it is idle then, and ignored). */
+    bc->next_dead = w->dead_bconns;
+    w->dead_bconns = bc;
 }
 
 void bconn_held_retire(bconn *bc) {

@@ -347,6 +347,11 @@ static void worker_before_sleep(worker *w) {
         w->dead = c->next_dead;
         free(c);
     }
+    while (w->dead_bconns) {
+        bconn *bc = w->dead_bconns;
+        w->dead_bconns = bc->next_dead;
+        free(bc);
+    }
 }
 
 /* Graceful shutdown: no more accepts; every client is answered, then

@@ -493,6 +493,66 @@ def test_held_reload(env):
     by.done()
 
 
+def test_held_regressions(env):
+    """What a hostile review found (each against one redis-server): a reply
+    that looks like a message is not one when a command waits for it; RESET
+    lets nothing after it overtake what held connections carry; confirmations
+    come under CLIENT REPLY OFF; subscribers closing while messages flood
+    leave the proxy whole."""
+    listen, ports, ref_port = setup(env)
+    by = Bystander(listen, "regress")
+    # An LRANGE sent before SUBSCRIBE on a held connection, answering
+    # ["message", "a"]: its reply, not a message.
+    for port in (listen, ref_port):
+        Conn(port).call("DEL", "{t}L")
+    cmds = [("BLPOP", "{t}none", "0.01"), ("RPUSH", "{t}L", "message", "a"),
+            ("LRANGE", "{t}L", 0, -1), ("SUBSCRIBE", "{t}ch")]
+    check_eq(Conn(listen).pipeline(cmds), Conn(ref_port).pipeline(cmds),
+             "LRANGE's reply before SUBSCRIBE")
+    # RESET: the write before it lands before the write after it.
+    cmds = [("GET", "x"), ("WATCH", "{t}k"), ("SET", "{t}k", "before"), ("RESET",),
+            ("SET", "{t}k", "after"), ("GET", "{t}k")]
+    check_eq(Conn(listen).pipeline(cmds), Conn(ref_port).pipeline(cmds), "RESET in order")
+    time.sleep(0.2)
+    check_eq(Conn(listen).call("GET", "{t}k"), b"after", "the later write stays")
+    cmds = [("DEL", "{t}l"), ("BLPOP", "{t}l", "0.3"), ("RESET",), ("RPUSH", "{t}l", "mine"),
+            ("LPOP", "{t}l")]
+    check_eq(Conn(listen).pipeline(cmds), Conn(ref_port).pipeline(cmds),
+             "BLPOP does not take what is pushed after RESET")
+    # CLIENT REPLY OFF: subscribe confirmations still come, as from Redis.
+    cmds = enc("CLIENT", "REPLY", "OFF") + enc("SUBSCRIBE", "qc") + enc("UNSUBSCRIBE", "qc")
+    got = []
+    for port in (listen, ref_port):
+        c = Conn(port)
+        c.send(cmds)
+        got.append([c.reply(), c.reply()])
+    check_eq(got[0], got[1], "confirmations under CLIENT REPLY OFF")
+    # Subscribers that close while messages flood.
+    pub = Conn(listen)
+    stop = threading.Event()
+
+    def flood():
+        while not stop.is_set():
+            pub.pipeline([("PUBLISH", "fl", "x" * 100)] * 100)
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    for _ in range(40):  # a use-after-free showed in one run of two at 40 rounds
+        subs = [Conn(listen) for _ in range(30)]
+        for s in subs:
+            s.send(enc("SUBSCRIBE", "fl"))
+        time.sleep(0.05)
+        for i, s in enumerate(subs):
+            if i % 2:
+                s.send(enc("RESET"))
+            s.close()
+    stop.set()
+    t.join(10)
+    check(env.proxies[0][0].poll() is None, "the proxy lives on")
+    check_eq(Conn(listen).call("PING"), b"+PONG", "and answers")
+    by.done()
+
+
 if __name__ == "__main__":
     run([test_transactions, test_blocking, test_select, test_pubsub, test_reset_wait,
-         test_wait_replica, test_hostile_holders, test_held_faults, test_held_reload])
+         test_wait_replica, test_hostile_holders, test_held_faults, test_held_reload,
+         test_held_regressions])
