@@ -155,6 +155,10 @@ static cmd_spec commands[] = {
     REFUSE("client|pause", "it would pause every client of the servers, not one"),
     REFUSE("client|unpause", "CLIENT PAUSE is refused"),
     REFUSE("client|unblock", "client ids are the servers', not the proxy's"),
+    /* redis 7.2's: a flag of one server connection, and the proxy's are
+     * shared (7.0 servers do not know it either) */
+    REFUSE("client|no-touch", "it is a flag of a server connection, which clients share "
+                              "through the proxy"),
     /* the servers themselves */
     REFUSE("monitor", "it would watch one server's commands from every client"),
     REFUSE("migrate", "where a key lives is the ring's to decide"),

@@ -53,6 +53,8 @@ PROXY_ONLY = {
     "proxy": "the proxy's own command (admin.c)",
     "debug|object": "redis 7.0 lists DEBUG without subcommands; the proxy serves DEBUG OBJECT "
                     "key on the key's server and refuses every other DEBUG",
+    "client|no-touch": "redis 7.2's (the issue asks for it): refused with the reason, where "
+                       "redis-server 7.0 would not know it",
 }
 # A container (subcommands in COMMAND) the table does not route by subcommand,
 # or the reverse.
