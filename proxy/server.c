@@ -545,6 +545,7 @@ bconn *bconn_held_new(backend *b, client *c) {
     if (b->held) b->held->held_prev = bc;
     b->held = bc;
     atomic_fetch_add(&px->held_count, 1);
+    stat_add(&b->pool->st.held_connections, 1);
     return bc;
 }
 
@@ -572,6 +573,7 @@ void bconn_held_free(bconn *bc, const char *why) {
         b->held = bc->held_next;
     if (bc->held_next) bc->held_next->held_prev = bc->held_prev;
     atomic_fetch_sub(&w->px->held_count, 1);
+    stat_sub(&b->pool->st.held_connections, 1);
     /* Freed at the end of the turn: an event of this loop turn may still
      * name it (it is idle then, and ignored). */
     bc->next_dead = w->dead_bconns;

@@ -29,6 +29,8 @@
       "Clients closed or refused for a protocol error or a limit.")                           \
     X(client_connections, SUM, 1, 1, "chash_proxy_client_connections", gauge,                 \
       "Open client connections.")                                                             \
+    X(held_connections, SUM, 0, 1, "chash_proxy_held_connections", gauge,                     \
+      "Server connections a client holds alone (transactions, blocking, pub/sub).")           \
     X(server_ejects, SUM, 1, 1, "chash_proxy_server_ejects_total", counter,                   \
       "Times a server was ejected from the ring or marked down.")                             \
     X(forward_error, SUM, 1, 1, "chash_proxy_forward_errors_total", counter,                  \

@@ -225,6 +225,14 @@ def test_every_metric(env):
                        ("server_response_bytes_total", "bytes read"),
                        ("server_connections", "a connection is open")):
         saw("chash_proxy_" + name, srv("r0"), what)
+    # A blocked client holds a server connection alone.
+    lists = [k for k in ("l:%s" % os.urandom(6).hex() for _ in range(300))
+             if c.call("PROXY", "LOCATE", k)[0][0] == b"r1"]
+    held = Conn(listen)
+    held.send(enc("BLPOP", lists[0], 1))
+    saw("chash_proxy_held_connections", pool_l, "a blocked client")
+    check_eq(held.reply(), None, "BLPOP timed out")
+    held.close()
     # The proxy's own errors.
     check_eq(c.call("NOSUCHCOMMAND")[0], "err", "unknown command")
     saw("chash_proxy_local_errors_total", pool_l, "an unknown command")
