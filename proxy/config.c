@@ -393,6 +393,12 @@ static const conf_key keys[] = {
      .doc = "after a reload, how long a key whose owner changed is first moved from its "
             "previous owner (below)",
      .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "replication",
+     INT_KEY(replication, uint32_t, FIELD_U32, 1, CONF_REPLICATION_MAX, 1, ""),
+     .doc = "copies of each key, on the first servers of its ring order: writes go to every "
+            "live copy, reads to the first and on to the next on a miss or failure (below); "
+            "at most the number of servers",
+     .protocols = PROTO_MEMCACHED, .is_ours = true},
     {.name = "refuse_admin_commands", BOOL_KEY(refuse_admin_commands),
      .doc = "refuse `FLUSHALL`, `FLUSHDB`, `SWAPDB`, `KEYS`, `CONFIG SET` and `CONFIG "
             "REWRITE` (the default serves them, as redis-server does)",
@@ -593,6 +599,20 @@ static int pool_check(ctx *c, const yaml_node_t *name_node, const conf_pool *p) 
                      (p->dist == CONF_DIST_ALGO &&
                       (p->algo == CHASH_ALGO_RING || p->algo == CHASH_ALGO_RENDEZVOUS ||
                        p->algo == CHASH_ALGO_MULTIPROBE || p->algo == CHASH_ALGO_BOUNDED));
+    /* Redis keeps its copies itself (replicas, Sentinel); memcached's are
+     * the proxy's to write. */
+    if (p->replication > 1 && p->redis)
+        return fail(c, name_node, "pool '%s': replication is for memcached pools (a Redis "
+                    "server keeps its own replicas)", p->name);
+    if (p->replication > p->server_count)
+        return fail(c, name_node, "pool '%s': replication: %u copies need at least %u servers, "
+                    "the pool has %zu", p->name, (unsigned)p->replication,
+                    (unsigned)p->replication, p->server_count);
+    if (p->replication > 1 && !has_order)
+        return fail(c, name_node,
+                    "pool '%s': replication needs a distribution with a ring order "
+                    "(ketama, ring, rendezvous, multiprobe, bounded), not %s",
+                    p->name, conf_dist_name(p));
     if (p->on_failure == CONF_FAIL_REROUTE && !has_order)
         return fail(c, name_node,
                     "pool '%s': on_failure: reroute needs a distribution with a ring order "

@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 
 #define CONF_ERR_MAX 512
+/* The most copies `replication` may ask for. */
+#define CONF_REPLICATION_MAX 16u
 
 typedef enum conf_dist {
     CONF_DIST_KETAMA,  /* nutcracker's ring: the library's twemproxy preset */
@@ -81,6 +83,9 @@ typedef struct conf_pool {
     /* ours: after a reload, for this many ms, a key whose owner changed is
      * first moved from its previous owner (warmup.c); 0: off */
     int64_t warmup_ms;
+    /* ours (memcached): copies of each key, on the first `replication`
+     * servers of its ring order (mcrepl.c); 1: one copy, nutcracker's way */
+    uint32_t replication;
     bool refuse_admin_commands; /* ours: see command.h CMD_ADMIN */
     /* ours: limits (see docs/proxy.md) */
     uint64_t max_bulk_length;

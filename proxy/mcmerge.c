@@ -19,6 +19,11 @@
  *
  * A meta command with q went without it: the reply q would have left out
  * is dropped here, or, when it went with an mn after it, the MN is.
+ *
+ * Replicated pools (mcrepl.c): a write went to every live copy, and the
+ * reply is the first copy's that succeeded (a delete's DELETED from any);
+ * a read's hits came from whichever copy had them, and go back in key
+ * order.
  */
 #include "proxy.h"
 
@@ -276,8 +281,10 @@ static bool has_code(const char *s, size_t n, const char *code) {
                                                             s[2] == '\n');
 }
 
-static void merge_quiet(req *r) {
-    const frag *f = &r->one;
+/* Fragment f's reply as the client's, for the command r->mc_quiet sent
+ * without its q flag (or with an mn after it): without the reply q would
+ * have left out, or the MN. */
+static void quiet_reply(req *r, const frag *f) {
     const char *s = buf_start(&f->reply);
     size_t n = buf_used(&f->reply);
     if (f->failed) {
@@ -300,11 +307,71 @@ static void merge_quiet(req *r) {
     if (!is_left_out) buf_append(&r->reply, s, n);
 }
 
+static void merge_quiet(req *r) { quiet_reply(r, &r->one); }
+
+/* ---- replicated pools (mcrepl.c) ------------------------------------------ */
+
+/* A delete that found the key on this copy. */
+static bool says_deleted(const req *r, const buf *b) {
+    const char *s = buf_start(b);
+    size_t n = buf_used(b);
+    if (r->mc_quiet == MC_DELETE) return n == 9 && memcmp(s, "DELETED\r\n", 9) == 0;
+    return r->mc_quiet == MC_MD && has_code(s, n, "HD");
+}
+
+/* A write to every live copy: the first copy's reply, in ring order, that
+ * is not a failure or an error; a delete's DELETED (md: HD) from any copy;
+ * when no copy succeeded, the first copy's error. */
+static void merge_allsync(req *r) {
+    uint32_t pick = UINT32_MAX;
+    for (uint32_t f = 0; f < r->frag_count; f++) {
+        const frag *fr = &r->frags[f];
+        if (fr->failed || is_error_line(buf_start(&fr->reply), buf_used(&fr->reply))) continue;
+        if (pick == UINT32_MAX) pick = f;
+        if (says_deleted(r, &fr->reply)) {
+            pick = f;
+            break;
+        }
+    }
+    const frag *fr = &r->frags[pick == UINT32_MAX ? 0 : pick];
+    if (r->mc_is_quiet)
+        quiet_reply(r, fr);
+    else
+        buf_append(&r->reply, buf_start(&fr->reply), buf_used(&fr->reply));
+}
+
+/* A read over the copies: each key's hit in key order, then END (mg: its
+ * reply, a miss dropped under q); when no server answered, the first
+ * failure. */
+static void merge_failover(req *r) {
+    const mc_failover *fo = r->fo;
+    if (!fo) return; /* the reply was made when it was routed */
+    if (!fo->has_answer || fo->values.is_oom) {
+        if (fo->values.is_oom)
+            buf_append_str(&r->reply, "SERVER_ERROR out of memory\r\n");
+        else if (buf_used(&fo->error))
+            buf_append(&r->reply, buf_start(&fo->error), buf_used(&fo->error));
+        else
+            buf_append_str(&r->reply, "SERVER_ERROR no server answered\r\n");
+        return;
+    }
+    const char *values = buf_start(&fo->values);
+    for (uint32_t i = 0; i < fo->key_count; i++) {
+        const mc_fo_key *k = &fo->keys[i];
+        if (!k->has_reply || (r->mc_quiet != MC_MG && !k->is_hit)) continue;
+        if (r->mc_quiet == MC_MG && r->mc_is_quiet && !k->is_hit) continue;
+        buf_append(&r->reply, values + k->value_off, k->value_len);
+    }
+    if (r->mc_quiet != MC_MG) buf_append_str(&r->reply, "END\r\n");
+}
+
 void mc_merge_reply(req *r) {
     switch (r->kind) {
     case REQ_MC_SAME: merge_same(r); break;
     case REQ_MC_STATS: merge_stats(r); break;
     case REQ_MC_QUIET: merge_quiet(r); break;
+    case REQ_MC_ALLSYNC: merge_allsync(r); break;
+    case REQ_MC_FAILOVER: merge_failover(r); break;
     default: break;
     }
 }

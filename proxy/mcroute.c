@@ -15,6 +15,9 @@
  * not), or q comes twice, the line goes as it is with an mn after it, and
  * the server's MN closes its reply. mn itself is answered by the proxy:
  * replies leave in request order, so MN follows every earlier one.
+ *
+ * A pool with `replication` above 1 sends the commands that read or write
+ * a key to its copies (mcrepl.c), by the same rules.
  */
 #include "proxy.h"
 
@@ -68,14 +71,6 @@ static bool mc_keep_keys(req *r, const mc_msg *m) {
     r->key_off[m->key_count] = (uint32_t)buf_used(&r->keys);
     return !r->keys.is_oom;
 }
-
-/*
- * memcached 1.6 closes a connection whose command line passes 2048 bytes
- * before its end has arrived, unless it is a get or gets: a long gat would
- * reset the connection every client shares. So gat and gats go in lines of
- * at most this many bytes, several to a server when the keys need it.
- */
-#define MC_GAT_LINE_MAX 2048u
 
 static void mc_route_get(client *c, const mc_msg *m) {
     wpool *p = c->pool;
@@ -146,47 +141,18 @@ static void send_one(client *c, backend *b, req_kind kind, mc_reply_kind reply, 
     req_release(r);
 }
 
-/* The first flag of a meta command that starts with `flag`, and how many do. */
-static const mc_key *meta_flag(const mc_msg *m, char flag, size_t *count) {
-    const mc_key *found = NULL;
-    *count = 0;
-    for (size_t i = 0; i < m->arg_count; i++) {
-        if (m->args[i].ptr[0] != flag) continue;
-        if (!found) found = &m->args[i];
-        ++*count;
-    }
-    return found;
-}
-
-/* The key a meta command is placed by: decoded when the b flag says it is
- * base64 (me: only a "b" right after the key), so that it goes where the
- * same key sent plain goes. A key that does not decode is placed as sent:
- * the server answers it with an error. */
-static size_t meta_key(const mc_msg *m, char *decoded, const char **key) {
-    size_t count, n;
-    bool is_base64 = m->cmd == MC_ME ? m->arg_count > 0 && m->args[0].len == 1 &&
-                                           m->args[0].ptr[0] == 'b'
-                                     : meta_flag(m, 'b', &count) != NULL;
-    if (is_base64 && (n = mc_base64_decode(m->keys[0].ptr, m->keys[0].len, decoded)) > 0) {
-        *key = decoded;
-        return n;
-    }
-    *key = m->keys[0].ptr;
-    return m->keys[0].len;
-}
-
 static void mc_route_meta(client *c, const mc_msg *m) {
     char decoded[MC_KEY_MAX];
     const char *key;
-    size_t key_len = meta_key(m, decoded, &key);
+    size_t key_len = mc_meta_key(m, decoded, &key);
     backend *b = pool_pick(c->pool, key, key_len);
     if (!b) {
         reply_no_server(c);
         return;
     }
     size_t quiet_count = 0, vivify_count = 0;
-    const mc_key *q = m->cmd == MC_ME ? NULL : meta_flag(m, 'q', &quiet_count);
-    if (m->cmd == MC_MA) meta_flag(m, 'N', &vivify_count);
+    const mc_key *q = m->cmd == MC_ME ? NULL : mc_meta_flag(m, 'q', &quiet_count);
+    if (m->cmd == MC_MA) mc_meta_flag(m, 'N', &vivify_count);
     if (!q) {
         send_one(c, b, REQ_FORWARD, MC_REPLY_META, m->cmd, m->raw, m->raw_len, false);
         return;
@@ -294,6 +260,7 @@ static void mc_route_stats(client *c, const mc_msg *m) {
 
 void route_memcache(client *c, const mc_msg *m) {
     stat_add(&c->pool->st.requests, 1);
+    if (c->pool->cf->replication > 1 && mcrepl_route(c, m)) return;
     switch (m->cmd) {
     case MC_INVALID:
         mc_reply_line(c, m->error);

@@ -675,3 +675,32 @@ int mc_value_next(const char *data, size_t len, size_t *off, mc_key *key, size_t
     *off += total;
     return 1;
 }
+
+/* The first flag of a meta command that starts with `flag`, and how many do. */
+const mc_key *mc_meta_flag(const mc_msg *m, char flag, size_t *count) {
+    const mc_key *found = NULL;
+    *count = 0;
+    for (size_t i = 0; i < m->arg_count; i++) {
+        if (m->args[i].ptr[0] != flag) continue;
+        if (!found) found = &m->args[i];
+        ++*count;
+    }
+    return found;
+}
+
+/* The key a meta command is placed by: decoded when the b flag says it is
+ * base64 (me: only a "b" right after the key), so that it goes where the
+ * same key sent plain goes. A key that does not decode is placed as sent:
+ * the server answers it with an error. */
+size_t mc_meta_key(const mc_msg *m, char *decoded, const char **key) {
+    size_t count, n;
+    bool is_base64 = m->cmd == MC_ME ? m->arg_count > 0 && m->args[0].len == 1 &&
+                                           m->args[0].ptr[0] == 'b'
+                                     : mc_meta_flag(m, 'b', &count) != NULL;
+    if (is_base64 && (n = mc_base64_decode(m->keys[0].ptr, m->keys[0].len, decoded)) > 0) {
+        *key = decoded;
+        return n;
+    }
+    *key = m->keys[0].ptr;
+    return m->keys[0].len;
+}

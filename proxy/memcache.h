@@ -28,6 +28,13 @@
 /* memcached refuses a meta command line of more tokens than this, whatever
  * they are ("CLIENT_ERROR options flags too long"). */
 #define MC_META_MAX_TOKENS 19u
+/*
+ * memcached 1.6 closes a connection whose command line passes 2048 bytes
+ * before its end has arrived, unless it is a get or gets: a long gat would
+ * reset the connection every client shares. So gat and gats go in lines of
+ * at most this many bytes, several to a server when the keys need it.
+ */
+#define MC_GAT_LINE_MAX 2048u
 #define MC_MAX_LINE_DEFAULT (1024u * 1024u)
 #define MC_MAX_KEYS_DEFAULT (1024u * 1024u)
 #define MC_MAX_VALUE_DEFAULT (512ull * 1024 * 1024)
@@ -136,6 +143,14 @@ static inline bool mc_cmd_is_retrieval(mc_cmd c) {
  * answers "error decoding key".
  */
 size_t mc_base64_decode(const char *src, size_t len, char *out);
+
+/* The first flag of a meta command that starts with `flag`, and how many
+ * flags do. */
+const mc_key *mc_meta_flag(const mc_msg *m, char flag, size_t *count);
+/* The key a meta command is placed by (*key, its length returned): decoded
+ * into `decoded` (MC_KEY_MAX bytes) when the b flag says it is base64, so
+ * it goes where the same key sent plain goes; else as sent. */
+size_t mc_meta_key(const mc_msg *m, char *decoded, const char **key);
 
 /* What a server's reply to a request looks like. */
 typedef enum mc_reply_kind {

@@ -657,7 +657,9 @@ void merge_reply(req *r) {
     case REQ_MC_GET: merge_mc_get(r); break;
     case REQ_MC_SAME:
     case REQ_MC_STATS:
-    case REQ_MC_QUIET: mc_merge_reply(r); break;
+    case REQ_MC_QUIET:
+    case REQ_MC_ALLSYNC:
+    case REQ_MC_FAILOVER: mc_merge_reply(r); break;
     case REQ_SAME: merge_same(r); break;
     case REQ_CONCAT: merge_concat(r); break;
     case REQ_SCAN: merge_scan(r); break;

@@ -68,3 +68,12 @@ backend *pool_pick(wpool *p, const void *key, size_t len) {
     }
     return b;
 }
+
+size_t pool_copies(const wpool *p, const void *key, size_t len, size_t want, uint32_t *out) {
+    size_t nodes[CONF_REPLICATION_MAX], found = 0;
+    if (p->live_count == 0) return 0;
+    if (want > CONF_REPLICATION_MAX) want = CONF_REPLICATION_MAX;
+    if (chash_lookup_n(p->ring, key, len, want, nodes, &found) != CHASH_OK) return 0;
+    for (size_t i = 0; i < found; i++) out[i] = p->node_backend[nodes[i]];
+    return found;
+}

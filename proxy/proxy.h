@@ -11,7 +11,8 @@
  *      |                  answer locally; fanout.c: every server or any one;
  *      |                  held.c: transactions and blocking commands on a
  *      |                  connection of the client's own; pubsub.c;
- *      |                  mcroute.c: memcached; forward.c puts the commands
+ *      |                  mcroute.c: memcached (mcrepl.c: replicated
+ *      |                  pools, `replication: N`); forward.c puts the commands
  *      |                  on server connections, pool.c picks each key's
  *      |                  server; warmup.c may hold a command while its keys
  *      |                  move
@@ -34,7 +35,7 @@
  *
  * Calls go one way, down this list, never back up: main -> worker ->
  * client -> {route -> {admin -> reload}, session, clientcmd, fanout, pubsub,
- * held}, mcroute -> warmup -> forward -> server -> health -> pool -> req ->
+ * held}, mcroute -> mcrepl -> warmup -> forward -> server -> health -> pool -> req ->
  * merge -> {infomerge, mcmerge}, and everything -> stats, log, buf, config,
  * command, loop. Where a lower file must reach a higher one it is handed a
  * callback (warm-up resumes a held command that way).
@@ -84,6 +85,7 @@ typedef struct client client;
 typedef struct req req;
 typedef struct frag frag;
 typedef struct warm_job warm_job;
+typedef struct mc_failover mc_failover;
 
 struct frag {
     frag *next;       /* in its bconn's queue */
@@ -124,6 +126,8 @@ typedef enum req_kind {
     REQ_MC_SAME,  /* memcached, to every server: their one common reply (flush_all...) */
     REQ_MC_STATS, /* memcached stats: every server's summed, with the proxy's own */
     REQ_MC_QUIET, /* a meta command with q: the reply q leaves out is dropped */
+    REQ_MC_ALLSYNC,  /* replicated write: to every live copy, one reply (mcmerge.c) */
+    REQ_MC_FAILOVER, /* replicated read: copy after copy until a hit (mcrepl.c) */
     REQ_AND,     /* to every server: arrays of 0/1, 1 where every server said 1 */
     REQ_ANY,     /* to every server: +OK when one did it (SCRIPT KILL) */
     REQ_PAIRS,   /* to every server: [name, count...] with the counts added */
@@ -147,7 +151,9 @@ struct req {
     uint32_t key_count;
     uint32_t scan_server, scan_servers; /* REQ_SCAN: which of how many */
     int select_db;                      /* REQ_SELECT: the database asked for */
-    mc_cmd mc_quiet;                    /* REQ_MC_QUIET: the meta command */
+    mc_cmd mc_quiet; /* REQ_MC_QUIET, ALLSYNC, FAILOVER: the command */
+    bool mc_is_quiet; /* REQ_MC_ALLSYNC, FAILOVER: q was taken out (mc_quiet's) */
+    mc_failover *fo;  /* REQ_MC_FAILOVER: the keys' copies and what they said */
     /* To every server (fanout.c, mcroute.c): the pool asked, frag k went to
      * its server k (merges name a server that failed); NULL otherwise. */
     const wpool *all_pool;
@@ -157,6 +163,27 @@ struct req {
     uint32_t *key_off;  /* REQ_MC_GET: key i at keys[key_off[i] .. key_off[i+1]) */
     buf reply;
     size_t held_bytes; /* server reply bytes kept here (and in frags) for the client */
+};
+
+/* A replicated read (mcrepl.c): each key asks its copies in ring order
+ * until one has it; its hit is kept here until every key is done. */
+typedef struct mc_fo_key {
+    uint32_t copies[CONF_REPLICATION_MAX]; /* backend indexes, ring order */
+    uint8_t copy_count;
+    uint8_t tried;        /* copies asked or passed over (out) so far */
+    bool is_hit;
+    bool has_reply;       /* value_* holds a server's answer (mg: a miss too) */
+    uint32_t value_off, value_len; /* in fo->values */
+} mc_fo_key;
+
+struct mc_failover {
+    wpool *pool;
+    buf line;   /* get family: "gat 100" (the line up to its keys); mg: the line */
+    buf values; /* the VALUE blocks (mg: replies) of keys that have one */
+    buf error;  /* the first failure, the reply when no server answered */
+    bool has_answer; /* some server answered (a miss is an answer) */
+    uint32_t key_count;
+    mc_fo_key keys[];
 };
 
 typedef enum bconn_state { BC_IDLE, BC_CONNECTING, BC_READY } bconn_state;
@@ -451,6 +478,11 @@ void pubsub_release(client *c);
 /* ---- mcroute.c: memcached commands to servers --------------------------- */
 void route_memcache(client *c, const mc_msg *m);
 
+/* ---- mcrepl.c: replicated memcached pools (`replication: N`) ------------ */
+/* Routes m over its keys' copies; false: m is not a command copies change
+ * (flush_all, stats, me...), route it as usual. */
+bool mcrepl_route(client *c, const mc_msg *m);
+
 /* ---- fanout.c: commands for every server, or any one -------------------- */
 /* Routes m by spec's kind (CK_ALL_*, CK_ONE, CK_RANDOM, CK_SCAN...). */
 void fanout_command(client *c, const cmd_spec *spec, const resp_msg *m);
@@ -599,6 +631,10 @@ static inline bool backend_is_out(const backend *b) { return b->is_ejected || b-
 int pool_build_ring(wpool *p);
 /* The live backend that owns a key, or NULL when all are ejected. */
 backend *pool_pick(wpool *p, const void *key, size_t len);
+/* The key's copies: the first `want` (at most CONF_REPLICATION_MAX) distinct
+ * servers of its order on p's ring (not ejected; down ones included), as
+ * backend indexes into out. Returns how many, 0 when none. */
+size_t pool_copies(const wpool *p, const void *key, size_t len, size_t want, uint32_t *out);
 
 /* ---- req.c: requests and ordered replies -------------------------------- */
 /* A request at the tail of c's queue with frag_count fragments, or NULL. */

@@ -40,6 +40,12 @@ static void req_free(req *r) {
     free(r->key_off);
     buf_free(&r->keys);
     buf_free(&r->reply);
+    if (r->fo) {
+        buf_free(&r->fo->line);
+        buf_free(&r->fo->values);
+        buf_free(&r->fo->error);
+        free(r->fo);
+    }
     worker *w = r->w;
     if (REQ_SPARES && w->spare_count < REQ_SPARE_MAX) {
         r->next = w->spare;

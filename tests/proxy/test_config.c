@@ -45,6 +45,7 @@ static void test_defaults(void) {
     ASSERT_EQ(p->reuseport, false);
     ASSERT_EQ(p->on_failure, CONF_FAIL_EJECT);
     ASSERT_EQ(p->warmup_ms, 0);
+    ASSERT_EQ(p->replication, 1);
     ASSERT_UEQ(p->max_bulk_length, 512u << 20);
     ASSERT_EQ(p->max_arguments, 1024 * 1024);
     ASSERT_EQ(p->max_key_length, 64 * 1024);
@@ -151,7 +152,49 @@ static void test_markdown(void) {
         ASSERT_TRUE(strstr(err, "unknown key") == NULL);
     }
     fclose(f);
-    ASSERT_EQ(rows, 26);
+    ASSERT_EQ(rows, 27);
+}
+
+/* replication: memcached pools only, no more copies than servers, and a
+ * distribution whose keys have a ring order to place the copies by. */
+static void test_replication(void) {
+    static const char mc[] = "beta:\n  listen: 127.0.0.1:22122\n%s  servers:\n"
+                             "   - 127.0.0.1:11211:1 a\n   - 127.0.0.1:11212:1 b\n"
+                             "   - 127.0.0.1:11213:1 c\n";
+    static const struct {
+        const char *keys, *err; /* err NULL: loads */
+        uint32_t replication;
+    } cases[] = {
+        {"  replication: 2\n", NULL, 2},
+        {"  replication: 3\n  distribution: ring\n", NULL, 3},
+        {"", NULL, 1},
+        {"  replication: 4\n",
+         "t.yml:1: pool 'beta': replication: 4 copies need at least 4 servers, the pool has 3",
+         0},
+        {"  replication: 0\n", "t.yml:3: replication: expected an integer in 1..16", 0},
+        {"  replication: 17\n", "t.yml:3: replication: expected an integer in 1..16", 0},
+        {"  replication: 2\n  redis: true\n",
+         "t.yml:1: pool 'beta': replication is for memcached pools (a Redis server keeps its "
+         "own replicas)",
+         0},
+        {"  replication: 2\n  distribution: modula\n",
+         "t.yml:1: pool 'beta': replication needs a distribution with a ring order (ketama, "
+         "ring, rendezvous, multiprobe, bounded), not modula",
+         0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512], err[CONF_ERR_MAX];
+        snprintf(text, sizeof text, mc, cases[i].keys);
+        conf *cf = load(text, err);
+        if (!cases[i].err) {
+            if (!cf) TEST_FAIL_AT("%s: %s", cases[i].keys, err);
+            ASSERT_EQ(cf->pools[0].replication, cases[i].replication);
+            conf_free(cf);
+            continue;
+        }
+        ASSERT_TRUE(cf == NULL);
+        if (strcmp(err, cases[i].err) != 0) TEST_FAIL_AT("got '%s', want '%s'", err, cases[i].err);
+    }
 }
 
 #define RING_SERVERS 6
@@ -215,6 +258,7 @@ int main(void) {
     test_int_ranges();
     test_messages();
     test_markdown();
+    test_replication();
     test_ring_live();
     TEST_DONE();
 }
