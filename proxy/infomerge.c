@@ -59,9 +59,13 @@ static info_rule info_rule_of(const char *key, size_t len) {
     for (size_t i = 0; i < sizeof info_rules / sizeof info_rules[0]; i++) {
         const char *name = info_rules[i].name;
         size_t n = strlen(name);
-        bool is_match = name[0] == '*'   ? len >= n - 1 && memcmp(key + len - (n - 1), name + 1, n - 1) == 0
-                        : name[n - 1] == '*' ? len >= n - 1 && memcmp(key, name, n - 1) == 0
-                                             : len == n && memcmp(key, name, n) == 0;
+        bool is_match;
+        if (name[0] == '*') /* "*x": ends with x */
+            is_match = len >= n - 1 && memcmp(key + len - (n - 1), name + 1, n - 1) == 0;
+        else if (name[n - 1] == '*') /* "x*": starts with x */
+            is_match = len >= n - 1 && memcmp(key, name, n - 1) == 0;
+        else
+            is_match = len == n && memcmp(key, name, n) == 0;
         if (is_match) return info_rules[i].rule;
     }
     return INFO_AUTO;
@@ -227,7 +231,8 @@ static void append_list(buf *b, const info_val *vals, size_t count, info_val *su
             }
             if (is_ok) {
                 char text[48];
-                snprintf(text, sizeof text, "%lld", (long long)(expires > 0 ? weighted / expires : 0));
+                long long mean = (long long)(expires > 0 ? weighted / expires : 0);
+                snprintf(text, sizeof text, "%lld", mean);
                 buf_append_str(b, text);
                 continue;
             }

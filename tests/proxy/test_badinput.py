@@ -109,7 +109,8 @@ class Bystander(threading.Thread):
                 wants.append(b"+OK")
             elif op == 5:
                 cmds.append(("DEBUG", "SLEEP", "0"))
-                wants.append(("err", "ERR the proxy refuses 'debug': DEBUG acts on one server (DEBUG OBJECT key is served)"))
+                wants.append(("err", "ERR the proxy refuses 'debug': DEBUG acts on one server "
+                                     "(DEBUG OBJECT key is served)"))
             elif op == 6:
                 cmds.append(("PING",))
                 wants.append(b"+PONG")
