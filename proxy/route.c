@@ -218,33 +218,16 @@ static bool route_check(client *c, const cmd_spec *spec, const resp_msg *m, cmd_
     return keys_ok(c, m, k);
 }
 
-static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
-    if (pubsub_count(c) && !pubsub_allows(spec)) {
-        pubsub_refuse(c, spec);
-        return;
-    }
-    bool in_multi = held_in_multi(c, spec);
-    cmd_keys k;
-    if (!route_check(c, spec, m, &k)) {
-        if (in_multi) held_dirty(c);
-        return;
-    }
-    backend *b = NULL;
-    if (in_multi) {
-        if ((k.count || k.dest) && !(b = keys_server(c, m, &k))) {
-            held_dirty(c);
-            return;
-        }
-        held_queue(c, spec, m, b);
-        return;
-    }
+/* m, checked, to where its kind of routing says. */
+static void route_kind(client *c, const cmd_spec *spec, const resp_msg *m, const cmd_keys *k) {
+    backend *b;
     switch (spec->kind) {
     case CK_KEY:
     case CK_KEYS:
     case CK_NUMKEYS:
     case CK_XREAD:
-        if (!(b = keys_server(c, m, &k))) return;
-        if (k.is_blocking)
+        if (!(b = keys_server(c, m, k))) return;
+        if (k->is_blocking)
             held_blocking(c, m, b);
         else
             forward_resp(c, m, b);
@@ -252,12 +235,12 @@ static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
     case CK_MGET:
     case CK_SUM:
     case CK_MSET:
-        route_split(c, m, &k, spec->kind == CK_MGET ? REQ_MGET
+        route_split(c, m, k, spec->kind == CK_MGET ? REQ_MGET
                               : spec->kind == CK_SUM ? REQ_SUM
                                                      : REQ_MSET);
         return;
     case CK_WATCH:
-        if ((b = keys_server(c, m, &k))) held_command(c, spec, m, b);
+        if ((b = keys_server(c, m, k))) held_command(c, spec, m, b);
         return;
     case CK_MULTI:
     case CK_EXEC:
@@ -304,6 +287,29 @@ static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
         fanout_command(c, spec, m);
         return;
     }
+}
+
+static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
+    if (pubsub_count(c) && !pubsub_allows(spec)) {
+        pubsub_refuse(c, spec);
+        return;
+    }
+    bool in_multi = held_in_multi(c, spec);
+    cmd_keys k;
+    if (!route_check(c, spec, m, &k)) {
+        if (in_multi) held_dirty(c);
+        return;
+    }
+    if (!in_multi) {
+        route_kind(c, spec, m, &k);
+        return;
+    }
+    backend *b = NULL;
+    if ((k.count || k.dest) && !(b = keys_server(c, m, &k))) {
+        held_dirty(c);
+        return;
+    }
+    held_queue(c, spec, m, b);
 }
 
 /* Routes c->warm_msg, the command warm-up held back. */
