@@ -76,6 +76,7 @@ typedef enum cmd_kind {
 #define CMD_BLOCKING 4u     /* may block: runs on the client's own server connection */
 #define CMD_ADMIN 8u        /* refused in a pool with refuse_admin_commands */
 #define CMD_GEO_STORE 16u   /* GEORADIUS: "STORE dst" / "STOREDIST dst" options */
+#define CMD_READONLY 32u    /* reads only (redis-server's readonly flag): a replica may answer */
 
 typedef struct cmd_spec {
     const char *name; /* lowercase; a subcommand is "container|sub" */

@@ -18,6 +18,8 @@ asked COMMAND over raw RESP, and:
      and nothing else does; what ACL puts in @connection is not sent on a
      server connection other clients share (CONNECTION_EXCEPTIONS); what
      writes goes to its keys' server or to every server, never to any one;
+     what the table says a replica may answer (readonly) is what COMMAND
+     flags readonly;
   d. what COMMAND's tips say goes to every server does, merged as its
      response policy says (POLICY_EXCEPTIONS); admin and dangerous commands
      the proxy serves are reported;
@@ -114,7 +116,7 @@ RESPONSE_KINDS = {
     "agg_min": {"CK_WAIT"},
     "agg_max": set(),
 }
-FLAGS = {"store_option", "script", "blocking", "admin", "geo_store", "dest"}
+FLAGS = {"store_option", "script", "blocking", "admin", "geo_store", "dest", "readonly"}
 
 
 # ---- the proxy's table --------------------------------------------------------
@@ -305,6 +307,21 @@ def check_blocking(redis, table):
     return bad
 
 
+def check_readonly(redis, table):
+    """c: what a replica may answer (CMD_READONLY, for read_from) is what
+    COMMAND flags readonly, no more and no less."""
+    bad = []
+    for n, r in sorted(redis.items()):
+        t = table.get(n)
+        if t is None or t["kind"] == "CK_REFUSED":
+            continue
+        if ("readonly" in r["flags"]) != ("readonly" in t["flags"]):
+            bad.append("%s: COMMAND %s it readonly, the table %s" % (
+                n, "flags" if "readonly" in r["flags"] else "does not flag",
+                "does" if "readonly" in t["flags"] else "does not"))
+    return bad
+
+
 def check_connection_state(redis, table):
     """c: the state of a client's connection stays off shared server connections."""
     bad = []
@@ -369,8 +386,8 @@ def admin_served(redis, table):
     return out
 
 
-CHECKS = [check_coverage, check_positions, check_blocking, check_connection_state,
-          check_writes, check_policies]
+CHECKS = [check_coverage, check_positions, check_blocking, check_readonly,
+          check_connection_state, check_writes, check_policies]
 
 
 def self_test(redis, table):
@@ -399,6 +416,8 @@ def self_test(redis, table):
         ("GEORADIUS options from 5", check_positions, set_field("georadius", "last", 5)),
         ("BLPOP not held", check_blocking, set_field("blpop", "flags", set())),
         ("GET held", check_blocking, set_field("get", "flags", {"blocking"})),
+        ("GET not readonly", check_readonly, set_field("get", "flags", set())),
+        ("SET readonly", check_readonly, set_field("set", "flags", {"readonly"})),
         ("CLIENT SETNAME sent to a server", check_connection_state,
          set_field("client|setname", "kind", "CK_ONE")),
         ("READONLY sent to every server", check_connection_state,
