@@ -92,12 +92,7 @@ static void route_write(client *c, const mc_msg *m) {
         return;
     }
     buf tmp = {0}; /* without "noreply": the reply is dropped when it comes */
-    buf_append(&tmp, m->raw, m->line_keep_len);
-    buf_append(&tmp, "\r\n", 2);
-    if (m->data) {
-        buf_append(&tmp, m->data, m->data_len);
-        buf_append(&tmp, "\r\n", 2);
-    }
+    mc_without_noreply(m, &tmp);
     repl_write(c, m->keys[0].ptr, m->keys[0].len, buf_start(&tmp), buf_used(&tmp), tmp.is_oom,
                m->cmd, MC_REPLY_LINE, true, false);
     buf_free(&tmp);

@@ -32,12 +32,7 @@ static void forward_mc(client *c, const mc_msg *m, backend *b) {
         return;
     }
     buf tmp = {0}; /* without "noreply": the reply is dropped when it comes */
-    buf_append(&tmp, m->raw, m->line_keep_len);
-    buf_append(&tmp, "\r\n", 2);
-    if (m->data) {
-        buf_append(&tmp, m->data, m->data_len);
-        buf_append(&tmp, "\r\n", 2);
-    }
+    mc_without_noreply(m, &tmp);
     forward(c, b, buf_start(&tmp), buf_used(&tmp), tmp.is_oom, is_retrieval, true);
     buf_free(&tmp);
 }
@@ -221,8 +216,7 @@ static void mc_route_setting(client *c, const mc_msg *m) {
         return;
     }
     buf tmp = {0};
-    buf_append(&tmp, m->raw, m->line_keep_len);
-    buf_append(&tmp, "\r\n", 2);
+    mc_without_noreply(m, &tmp);
     mc_route_all(c, buf_start(&tmp), buf_used(&tmp), tmp.is_oom, REQ_MC_SAME, MC_REPLY_LINE,
                  true);
     buf_free(&tmp);

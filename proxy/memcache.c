@@ -450,6 +450,15 @@ static int parse_line(mc_parser *p, const char *line, size_t len, mc_msg *msg,
     return 1;
 }
 
+void mc_without_noreply(const mc_msg *m, buf *out) {
+    buf_append(out, m->raw, m->line_keep_len);
+    buf_append(out, "\r\n", 2);
+    if (m->data) {
+        buf_append(out, m->data, m->data_len);
+        buf_append(out, "\r\n", 2);
+    }
+}
+
 int mc_next(mc_parser *p, mc_msg *msg) {
     if (p->err) return -1;
     for (;;) {

@@ -97,6 +97,11 @@ typedef struct mc_msg {
                         * or "END" for a gat without keys) */
 } mc_msg;
 
+/* m as a server must read it without its "noreply" (the proxy keeps that
+ * for itself, so every request sent gets a reply): the line up to before
+ * it, then the data block if any. Appended to out (check out->is_oom). */
+void mc_without_noreply(const mc_msg *m, buf *out);
+
 typedef enum mc_err { MC_ERR_NONE = 0, MC_ERR_PROTOCOL, MC_ERR_LIMIT, MC_ERR_NOMEM } mc_err;
 
 typedef struct mc_parser {

@@ -1,15 +1,19 @@
 /*
  * loadgen.h - what bench/proxy's load generators share: a monotonic clock,
- * a quick random number generator, and dying with errno's words.
+ * a quick random number generator, dying with errno's words, connecting.
  */
 #ifndef BENCH_PROXY_LOADGEN_H
 #define BENCH_PROXY_LOADGEN_H
 
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 /* The program's name, for messages; each load generator defines it. */
@@ -33,6 +37,22 @@ static inline uint32_t rng_next(void) {
 static inline void die(const char *what) {
     fprintf(stderr, "%s: %s: %s\n", loadgen_name, what, strerror(errno));
     exit(1);
+}
+
+/* A TCP connection to host:port, with TCP_NODELAY; exits on failure. */
+static inline int loadgen_connect(const char *host, const char *port) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s:%s: %s\n", loadgen_name, host, port, gai_strerror(rc));
+        exit(1);
+    }
+    int fd = socket(res->ai_family, res->ai_socktype, 0);
+    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) die("connect");
+    freeaddrinfo(res);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
 }
 
 #endif

@@ -74,17 +74,7 @@ static long reply_length(const char *buf, size_t len) {
 }
 
 static int connect_to(const char *host, const char *port) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "mcload: %s:%s: %s\n", host, port, gai_strerror(rc));
-        exit(1);
-    }
-    int fd = socket(res->ai_family, res->ai_socktype, 0);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) die("connect");
-    freeaddrinfo(res);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int fd = loadgen_connect(host, port);
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) die("fcntl");
     return fd;
 }

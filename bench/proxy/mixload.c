@@ -140,21 +140,6 @@ static long resp_len(const char *p, size_t n, int depth, const char **last, size
     }
 }
 
-static int connect_to(const char *host, const char *port) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "mixload: %s:%s: %s\n", host, port, gai_strerror(rc));
-        exit(1);
-    }
-    int fd = socket(res->ai_family, res->ai_socktype, 0);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) die("connect");
-    freeaddrinfo(res);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
 static void set_nonblock(int fd) {
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) die("fcntl");
 }
@@ -443,7 +428,7 @@ static void run_mix(const options *o) {
 
     for (uint32_t i = 0; i < total; i++) {
         conn *c = &conns[i];
-        c->fd = connect_to(o->host, o->port);
+        c->fd = loadgen_connect(o->host, o->port);
         c->is_sub = i >= o->conn_count;
         if (c->is_sub) subscribe(o, c, i == total - 1);
         set_nonblock(c->fd);
