@@ -1,6 +1,7 @@
 /*
  * loadgen.h - what bench/proxy's load generators share: a monotonic clock,
- * a quick random number generator, dying with errno's words, connecting.
+ * a quick random number generator, dying with errno's words, connecting,
+ * and writing a connection's output.
  */
 #ifndef BENCH_PROXY_LOADGEN_H
 #define BENCH_PROXY_LOADGEN_H
@@ -13,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
 /* The program's name, for messages; each load generator defines it. */
@@ -53,6 +56,25 @@ static inline int loadgen_connect(const char *host, const char *port) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
+}
+
+/* Writes buf[*off..len) to fd; watches fd (epoll ep, data ptr) for
+ * EPOLLOUT only while a write is short, so a writable socket does not spin
+ * the loop. *wants_out is what fd is watched for now. */
+static inline void loadgen_flush(int ep, int fd, void *ptr, const char *buf, size_t len,
+                                 size_t *off, int *wants_out) {
+    while (*off < len) {
+        ssize_t w = write(fd, buf + *off, len - *off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno != EAGAIN) die("write");
+        if (w < 0) break;
+        *off += (size_t)w;
+    }
+    int want = *off < len;
+    if (want == *wants_out) return;
+    struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = ptr};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) != 0) die("epoll_ctl");
+    *wants_out = want;
 }
 
 #endif

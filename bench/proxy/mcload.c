@@ -99,21 +99,9 @@ typedef struct {
     uint32_t *lat_us;      /* one latency per reply, in reply order */
 } phase;
 
-/* Writes what is left of the batch; asks for EPOLLOUT only while a write
- * is short, so a writable socket does not spin the loop. */
+/* Writes what is left of the batch. */
 static void flush_batch(phase *ph, client *c) {
-    while (c->wbuf_off < c->wbuf_len) {
-        ssize_t w = write(c->fd, c->wbuf + c->wbuf_off, c->wbuf_len - c->wbuf_off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno != EAGAIN) die("write");
-        if (w < 0) break;
-        c->wbuf_off += (size_t)w;
-    }
-    int wants_out = c->wbuf_off < c->wbuf_len;
-    if (wants_out == c->wants_out) return;
-    struct epoll_event ev = {.events = EPOLLIN | (wants_out ? EPOLLOUT : 0), .data.ptr = c};
-    if (epoll_ctl(ph->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) die("epoll_ctl");
-    c->wants_out = wants_out;
+    loadgen_flush(ph->ep, c->fd, c, c->wbuf, c->wbuf_len, &c->wbuf_off, &c->wants_out);
 }
 
 /* Builds and starts the connection's next batch of up to `pipeline` requests. */

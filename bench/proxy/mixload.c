@@ -178,18 +178,7 @@ typedef struct {
 } run;
 
 static void flush_out(run *R, conn *c) {
-    while (c->wbuf_off < c->wbuf_len) {
-        ssize_t w = write(c->fd, c->wbuf + c->wbuf_off, c->wbuf_len - c->wbuf_off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno != EAGAIN) die("write");
-        if (w < 0) break;
-        c->wbuf_off += (size_t)w;
-    }
-    int wants_out = c->wbuf_off < c->wbuf_len;
-    if (wants_out == c->wants_out) return;
-    struct epoll_event ev = {.events = EPOLLIN | (wants_out ? EPOLLOUT : 0), .data.ptr = c};
-    if (epoll_ctl(R->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) die("epoll_ctl");
-    c->wants_out = wants_out;
+    loadgen_flush(R->ep, c->fd, c, c->wbuf, c->wbuf_len, &c->wbuf_off, &c->wants_out);
 }
 
 static int pick_op(const run *R) {
