@@ -381,14 +381,23 @@ def idle_clients(port, count):
     told (b"" while it is kept open)."""
     conns = [Conn(port, timeout=5) for _ in range(count)]
     time.sleep(0.5)
-    told = []
-    for c in conns:
-        c.s.settimeout(0.01)
-        try:
-            told.append(c.s.recv(100) or b"closed")
-        except OSError:
-            told.append(b"")
-    return conns, told
+    told = [b""] * count
+    # On a busy machine the proxy may take longer to get to them all: read
+    # again while more are being told, for 3 s at most.
+    deadline = time.time() + 3.0
+    while True:
+        before = sum(1 for t in told if t)
+        for i, c in enumerate(conns):
+            if told[i]:
+                continue
+            c.s.settimeout(0.01)
+            try:
+                told[i] = c.s.recv(100) or b"closed"
+            except OSError:
+                pass
+        if sum(1 for t in told if t) == before or time.time() > deadline:
+            return conns, told
+        time.sleep(0.3)
 
 
 def fd_exhaustion(ctx):
