@@ -289,6 +289,12 @@ static void client_refuse(wpool *p, int fd) {
 static void listener_overloaded(wpool *p, int err) {
     static log_limit limit;
     worker *w = p->w;
+    /* Under accept_lock, so another worker's accept cannot take the
+     * descriptor let go (and leave this worker without a reserve, its
+     * waiting clients told nothing). A reserve lost anyway (another use of
+     * a descriptor got it) is taken again when one is free. */
+    pthread_mutex_lock(&w->px->accept_lock);
+    if (w->reserve_fd < 0) w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (w->reserve_fd >= 0) {
         close(w->reserve_fd);
         for (int i = 0; i < 64; i++) {
@@ -298,6 +304,7 @@ static void listener_overloaded(wpool *p, int err) {
         }
         w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
+    pthread_mutex_unlock(&w->px->accept_lock);
     proxy_log_limited(&limit, LOG_WARN, "pool %s: accept: %s; refusing clients for %u ms",
                       p->cf->name, strerror(err), ACCEPT_PAUSE_MS);
     loop_del(w->loop, &p->listen_io);
@@ -334,7 +341,11 @@ void listener_on_event(loop_io *io, uint32_t events) {
     wpool *p = io->owner;
     proxy *px = p->w->px;
     for (int i = 0; i < 64; i++) {
+        pthread_mutex_lock(&px->accept_lock); /* see listener_overloaded */
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int err = errno;
+        pthread_mutex_unlock(&px->accept_lock);
+        errno = err;
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {

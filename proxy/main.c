@@ -233,6 +233,7 @@ static int runtime_init(runtime *rt, conf *cf, const options *o) {
     px->cf = cf;
     px->conf_path = o->conf_path;
     pthread_mutex_init(&px->lock, NULL);
+    pthread_mutex_init(&px->accept_lock, NULL);
     px->stats_fd = -1;
     px->start_time = (uint64_t)time(NULL);
     px->worker_count = (uint32_t)o->worker_count;
@@ -419,6 +420,7 @@ static void teardown(runtime *rt, const options *o, int rc) {
         px->old_confs = next;
     }
     pthread_mutex_destroy(&px->lock);
+    pthread_mutex_destroy(&px->accept_lock);
 }
 
 int main(int argc, char **argv) {

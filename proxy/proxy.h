@@ -353,6 +353,7 @@ struct proxy {
     conf *cf;            /* the configuration in force; under lock */
     const char *conf_path;
     pthread_mutex_t lock; /* cf, every worker's pools and retired lists */
+    pthread_mutex_t accept_lock; /* accept, and a worker's reserve let go (client.c) */
     _Atomic uint64_t conf_gen; /* bumped by each reload that takes */
     /* Replaced configurations, freed once no worker uses them (reload.c). */
     conf_list *old_confs;
