@@ -174,11 +174,12 @@ class Fleet:
         self.sentinel_ports = [next(it) for _ in range(sentinels)]
         for sp in self.sentinel_ports:
             self.start_sentinel(sp, quorum, failover_timeout)
-        # A sentinel younger than down-after-milliseconds has once marked
-        # its pre-seeded peers s_down for a moment, and taken a second
-        # longer to mark a killed primary down: let them settle first.
-        time.sleep(self.down_after / 1000.0 + 0.3)
-        self.wait_ready(timeout=ready_timeout)
+        if sentinels:
+            # A sentinel younger than down-after-milliseconds has once marked
+            # its pre-seeded peers s_down for a moment, and taken a second
+            # longer to mark a killed primary down: let them settle first.
+            time.sleep(self.down_after / 1000.0 + 0.3)
+            self.wait_ready(timeout=ready_timeout)
 
     # ---- processes -------------------------------------------------------
 
@@ -290,7 +291,10 @@ class Fleet:
             c.close()
 
     def primary_of(self, name, sentinel=None):
-        """The shard's primary port as a sentinel has it."""
+        """The shard's primary port as a sentinel has it (with no sentinel:
+        the first primary)."""
+        if not self.sentinel_ports:
+            return self.first_primary[name]
         got = self.ask(sentinel or self.live_sentinels()[0],
                        "SENTINEL", "get-master-addr-by-name", name)
         check(isinstance(got, list) and len(got) == 2, "get-master-addr-by-name: %r" % (got,))
