@@ -4,7 +4,7 @@ DEB_PACKAGES = build-essential cmake clang libclang-rt-14-dev pkg-config zlib1g-
                chromium python3-pil python3-redis \
                golang-go golang-github-golang-groupcache-dev \
                libmemcached-dev libssl-dev libyaml-dev libhiredis-dev \
-               nutcracker redis-server memcached nginx
+               nutcracker redis-server redis-sentinel memcached nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS ?= 2
 CMAKE_FLAGS ?=

@@ -176,6 +176,28 @@ static int parse_listen(ctx *c, const yaml_node_t *at, const char *s, conf_pool 
     return rc;
 }
 
+/* s[0 .. addr_len) as "host:port" into out's host, port and address; a
+ * complaint names the `what` '%s' that is not `form`. */
+static int parse_host_port(ctx *c, const yaml_node_t *at, const char *s, size_t addr_len,
+                           const char *what, const char *form, conf_server *out) {
+    const char *port_colon = NULL;
+    for (size_t i = 0; i < addr_len; i++)
+        if (s[i] == ':') port_colon = s + i;
+    if (!port_colon || port_colon == s)
+        return fail(c, at, "%s '%s' is not %s", what, s, form);
+    char ptext[16];
+    size_t plen = (size_t)(s + addr_len - port_colon - 1);
+    int64_t port;
+    if (plen == 0 || plen >= sizeof ptext) return fail(c, at, "%s '%s': bad port", what, s);
+    memcpy(ptext, port_colon + 1, plen);
+    ptext[plen] = '\0';
+    if (!parse_int(ptext, 1, 65535, &port)) return fail(c, at, "%s '%s': bad port", what, s);
+    out->port = (int)port;
+    out->host = dup_n(s, (size_t)(port_colon - s));
+    if (!out->host) return fail(c, at, "out of memory");
+    return resolve(c, at, out->host, out->port, false, false, &out->addr);
+}
+
 /* "host:port:weight [name]" or "/path:weight [name]". */
 static int parse_server(ctx *c, const yaml_node_t *at, const char *s, conf_server *out) {
     memset(out, 0, sizeof *out);
@@ -215,28 +237,35 @@ static int parse_server(ctx *c, const yaml_node_t *at, const char *s, conf_serve
         if (!out->name) return fail(c, at, "out of memory");
         return resolve(c, at, out->host, 0, true, false, &out->addr);
     }
-    const char *port_colon = NULL;
-    for (size_t i = 0; i < addr_len; i++)
-        if (s[i] == ':') port_colon = s + i;
-    if (!port_colon || port_colon == s)
-        return fail(c, at, "server '%s' is not host:port:weight [name]", s);
-    char ptext[16];
-    size_t plen = (size_t)(weight_colon - port_colon - 1);
-    int64_t port;
-    if (plen == 0 || plen >= sizeof ptext) return fail(c, at, "server '%s': bad port", s);
-    memcpy(ptext, port_colon + 1, plen);
-    ptext[plen] = '\0';
-    if (!parse_int(ptext, 1, 65535, &port)) return fail(c, at, "server '%s': bad port", s);
-    out->port = (int)port;
-    out->host = dup_n(s, (size_t)(port_colon - s));
-    if (!out->host) return fail(c, at, "out of memory");
+    if (parse_host_port(c, at, s, addr_len, "server", "host:port:weight [name]", out) != 0)
+        return -1;
     if (!out->name) {
         /* nutcracker's server name: "host" for 11211 (libmemcached's rule),
          * else "host:port" as written. */
-        out->name = port == 11211 ? strdup(out->host) : dup_n(s, addr_len);
+        out->name = out->port == 11211 ? strdup(out->host) : dup_n(s, addr_len);
         if (!out->name) return fail(c, at, "out of memory");
     }
-    return resolve(c, at, out->host, out->port, false, false, &out->addr);
+    return 0;
+}
+
+/* A sentinel's "host:port", or a replica's "host:port SHARD" (`shard`:
+ * the name is required, and goes to out->name). */
+static int parse_node(ctx *c, const yaml_node_t *at, const char *s, bool shard,
+                      conf_server *out) {
+    memset(out, 0, sizeof *out);
+    out->line = (unsigned)at->start_mark.line + 1;
+    out->text = strdup(s);
+    if (!out->text) return fail(c, at, "out of memory");
+    size_t len = strcspn(s, " \t");
+    const char *name = s + len;
+    while (*name == ' ' || *name == '\t') name++;
+    const char *what = shard ? "replica" : "sentinel";
+    const char *form = shard ? "host:port SHARD (a server's name)" : "host:port";
+    if (shard ? !*name || strpbrk(name, " \t") : *name != '\0')
+        return fail(c, at, "%s '%s' is not %s", what, s, form);
+    out->name = strdup(shard ? name : s);
+    if (!out->name) return fail(c, at, "out of memory");
+    return parse_host_port(c, at, s, len, what, form, out);
 }
 
 /*
@@ -259,6 +288,8 @@ typedef enum key_kind {
     KEY_HASH_TAG,     /* two characters */
     KEY_DISTRIBUTION, /* nutcracker's three, or an algorithm of the library */
     KEY_SERVERS,      /* a list of server lines */
+    KEY_SENTINELS,    /* a list of host:port */
+    KEY_REPLICAS,     /* a list of host:port SHARD */
 } key_kind;
 
 /* The C type of the conf_pool field a key sets, so one parser serves fields
@@ -271,6 +302,7 @@ typedef enum key_field {
     FIELD_I64,
     FIELD_U64,
     FIELD_FAILURE, /* conf_failure */
+    FIELD_READ,    /* conf_read */
     FIELD_HASH,    /* chash_hash */
     FIELD_STRING,  /* char *, malloc'd */
 } key_field;
@@ -314,6 +346,13 @@ typedef struct conf_key {
 
 static const key_name failure_names[] = {
     {"error", CONF_FAIL_ERROR}, {"reroute", CONF_FAIL_REROUTE}, {"eject", CONF_FAIL_EJECT},
+    {NULL, 0},
+};
+
+static const key_name read_names[] = {
+    {"primary", CONF_READ_PRIMARY},
+    {"prefer_replica", CONF_READ_PREFER_REPLICA},
+    {"replica", CONF_READ_REPLICA},
     {NULL, 0},
 };
 
@@ -403,6 +442,55 @@ static const conf_key keys[] = {
      .doc = "refuse `FLUSHALL`, `FLUSHDB`, `SWAPDB`, `KEYS`, `CONFIG SET` and `CONFIG "
             "REWRITE` (the default serves them, as redis-server does)",
      .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "sentinels", .kind = KEY_SENTINELS, .field = FIELD_NONE,
+     .values_doc = "a list of `host:port`", .default_doc = "none",
+     .doc = "the shards are Sentinel groups: each server's name is its Sentinel master name "
+            "(its address only the first guess); the proxy follows each master and its "
+            "replicas (below)",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "sentinel_username", .kind = KEY_STRING,
+     FIELD(sentinel_username, char *, FIELD_STRING), .min = 1, .max = 256,
+     .default_doc = "none", .doc = "the user the proxy authenticates as to the sentinels",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "sentinel_password", .kind = KEY_STRING,
+     FIELD(sentinel_password, char *, FIELD_STRING), .min = 1, .max = 4096,
+     .default_doc = "none", .doc = "the sentinels' password (their `requirepass`)",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "replicas", .kind = KEY_REPLICAS, .field = FIELD_NONE,
+     .values_doc = "a list of `host:port SHARD`, SHARD a server's name", .default_doc = "none",
+     .doc = "replicas of the shards, listed by hand (without Sentinel)",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "read_from", .kind = KEY_ENUM, FIELD(read_from, conf_read, FIELD_READ),
+     .names = read_names, .def = CONF_READ_PRIMARY,
+     .doc = "where commands that only read go: a usable replica of the key's shard, or its "
+            "primary (below)",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "replica_max_lag",
+     INT_KEY(replica_max_lag, uint64_t, FIELD_U64, 0, INT64_C(1) << 40, MIB, "bytes"),
+     .doc = "how far behind its primary's replication offset a replica may be and still "
+            "take reads",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "min_replicas_ack",
+     INT_KEY(min_replicas_ack, uint32_t, FIELD_U32, 0, CONF_REPLICAS_MAX, 0, ""),
+     .default_doc = "0 (Redis's asynchronous replication)",
+     .doc = "a write is acknowledged once this many replicas have it (`WAIT`), else the "
+            "client gets `-NOREPLICAS` (below)",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "min_replicas_ack_timeout",
+     INT_KEY(min_replicas_ack_timeout_ms, int64_t, FIELD_I64, 1, INT32_MAX, 500, "ms"),
+     .doc = "how long a write waits for its replicas", .protocols = PROTO_REDIS,
+     .is_ours = true},
+    {.name = "failover_wait",
+     INT_KEY(failover_wait_ms, int64_t, FIELD_I64, 0, INT32_MAX, 0, "ms"),
+     .default_doc = "0 (an error at once)",
+     .doc = "how long a request for a shard whose primary is down waits for Sentinel's new "
+            "one",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "topology_check_interval",
+     INT_KEY(topology_check_interval_ms, int64_t, FIELD_I64, 100, 3600000, 1000, "ms"),
+     .doc = "how often the sentinels and the shards' servers are asked again (an event may "
+            "be missed; replicas' lag is measured)",
+     .protocols = PROTO_REDIS, .is_ours = true},
     {.name = "max_bulk_length",
      INT_KEY(max_bulk_length, uint64_t, FIELD_U64, 1, INT64_C(1) << 40, 512 * MIB, "bytes"),
      .doc = "largest bulk string / memcached value", .protocols = PROTO_BOTH, .is_ours = true},
@@ -442,6 +530,7 @@ static void field_store(conf_pool *p, const conf_key *k, int64_t v) {
     case FIELD_I64: *(int64_t *)field = v; break;
     case FIELD_U64: *(uint64_t *)field = (uint64_t)v; break;
     case FIELD_FAILURE: *(conf_failure *)field = (conf_failure)v; break;
+    case FIELD_READ: *(conf_read *)field = (conf_read)v; break;
     case FIELD_HASH: *(chash_hash *)field = (chash_hash)v; break;
     case FIELD_NONE:
     case FIELD_STRING: break;
@@ -553,12 +642,37 @@ static int key_servers(ctx *c, const conf_key *k, const yaml_node_t *v, conf_poo
     return 0;
 }
 
+/* sentinels: and replicas: lists. */
+static int key_nodes(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool *p) {
+    bool shard = k->kind == KEY_REPLICAS;
+    conf_server **list = shard ? &p->replicas : &p->sentinels;
+    size_t *count = shard ? &p->replica_count : &p->sentinel_count;
+    if (v->type != YAML_SEQUENCE_NODE) return fail(c, v, "%s: expected a list", k->name);
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (n == 0) return fail(c, v, "%s: the list is empty", k->name);
+    *list = calloc(n, sizeof **list);
+    if (!*list) return fail(c, v, "out of memory");
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+        const char *text = scalar(item);
+        if (!text) return fail(c, item ? item : v, "%s: expected host:port", k->name);
+        conf_server *s = &(*list)[(*count)++];
+        if (parse_node(c, item, text, shard, s) != 0) return -1;
+        for (size_t j = 0; j + 1 < *count; j++)
+            if (strcmp((*list)[j].host, s->host) == 0 && (*list)[j].port == s->port)
+                return fail(c, item, "%s: '%s' is listed twice", k->name, s->text);
+    }
+    return 0;
+}
+
 /* One `key: value` of a pool; k is NULL for a name that is no key. */
 static int pool_key(ctx *c, conf_pool *p, const yaml_node_t *kn, const yaml_node_t *v,
                     const conf_key *k) {
     /* A list or map where one value belongs is reported before an unknown
      * name, at the value's line, as it always was. */
-    if ((!k || k->kind != KEY_SERVERS) && !scalar(v))
+    if ((!k || (k->kind != KEY_SERVERS && k->kind != KEY_SENTINELS && k->kind != KEY_REPLICAS)) &&
+        !scalar(v))
         return fail(c, v, "%s: expected a single value", scalar(kn));
     if (!k) return fail(c, kn, "pool '%s': unknown key '%s'", p->name, scalar(kn));
     switch (k->kind) {
@@ -571,6 +685,8 @@ static int pool_key(ctx *c, conf_pool *p, const yaml_node_t *kn, const yaml_node
     case KEY_HASH_TAG: return key_hash_tag(c, k, v, p);
     case KEY_DISTRIBUTION: return key_distribution(c, k, v, p);
     case KEY_SERVERS: return key_servers(c, k, v, p);
+    case KEY_SENTINELS:
+    case KEY_REPLICAS: return key_nodes(c, k, v, p);
     }
     return fail(c, kn, "%s: no parser", k->name);
 }
@@ -579,6 +695,49 @@ static int pool_key(ctx *c, conf_pool *p, const yaml_node_t *kn, const yaml_node
 static int pool_check(ctx *c, const yaml_node_t *name_node, const conf_pool *p) {
     if (p->redis_auth && !p->redis)
         return fail(c, name_node, "pool '%s': redis_auth needs redis: true", p->name);
+    bool has_keys_of_redis = conf_pool_has_topology(p) || p->read_from != CONF_READ_PRIMARY ||
+                             p->min_replicas_ack > 0 || p->sentinel_username ||
+                             p->sentinel_password;
+    if (has_keys_of_redis && !p->redis)
+        return fail(c, name_node, "pool '%s': sentinels, replicas, read_from, "
+                    "min_replicas_ack and sentinel_* need redis: true", p->name);
+    if ((p->sentinel_username || p->sentinel_password) && !p->sentinel_count)
+        return fail(c, name_node, "pool '%s': sentinel_username/password without sentinels",
+                    p->name);
+    if (p->read_from != CONF_READ_PRIMARY && !conf_pool_has_topology(p))
+        return fail(c, name_node, "pool '%s': read_from: %s needs replicas (sentinels: or "
+                    "replicas:)", p->name, read_names[p->read_from].name);
+    /* A Sentinel group is known by its master name: the ring's identity. */
+    for (size_t i = 0; p->sentinel_count && i < p->server_count; i++)
+        if (!p->servers[i].has_name || p->servers[i].host[0] == '/')
+            return fail(c, name_node, "pool '%s': with sentinels, server '%s' needs "
+                        "host:port:weight NAME, NAME its Sentinel master name", p->name,
+                        p->servers[i].text);
+    for (size_t i = 0; i < p->replica_count; i++) {
+        size_t n = 0, j = 0;
+        for (; j < p->server_count; j++)
+            if (strcmp(p->servers[j].name, p->replicas[i].name) == 0) break;
+        for (size_t k = 0; k < p->replica_count; k++)
+            n += strcmp(p->replicas[k].name, p->replicas[i].name) == 0;
+        if (j == p->server_count)
+            return fail(c, name_node, "pool '%s': replica '%s': no server is named '%s'",
+                        p->name, p->replicas[i].text, p->replicas[i].name);
+        if (n > CONF_REPLICAS_MAX)
+            return fail(c, name_node, "pool '%s': shard '%s' has more than %u replicas",
+                        p->name, p->replicas[i].name, CONF_REPLICAS_MAX);
+    }
+    /* WAIT holds the write's reply: past the request timeout the proxy
+     * would fail a write that is merely waiting for its copies. */
+    if (p->min_replicas_ack && p->timeout_ms > 0 &&
+        p->min_replicas_ack_timeout_ms >= p->timeout_ms)
+        return fail(c, name_node, "pool '%s': min_replicas_ack_timeout (%lld ms) must be "
+                    "shorter than timeout (%lld ms)", p->name,
+                    (long long)p->min_replicas_ack_timeout_ms, (long long)p->timeout_ms);
+    /* Warm-up reads the previous owners at their configured addresses,
+     * which Sentinel may have moved. */
+    if (p->warmup_ms > 0 && p->sentinel_count)
+        return fail(c, name_node, "pool '%s': warmup and sentinels do not go together",
+                    p->name);
     /* Warm-up moves a key with Redis's MIGRATE, atomic on the previous
      * owner; memcached has no such move, and a copy made from outside could
      * bring back a value deleted meanwhile. */
@@ -664,13 +823,21 @@ static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_po
     return pool_check(c, name_node, p);
 }
 
-static void pool_free(conf_pool *p) {
-    for (size_t i = 0; i < p->server_count; i++) {
-        free(p->servers[i].text);
-        free(p->servers[i].name);
-        free(p->servers[i].host);
+static void servers_free(conf_server *list, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        free(list[i].text);
+        free(list[i].name);
+        free(list[i].host);
     }
-    free(p->servers);
+    free(list);
+}
+
+static void pool_free(conf_pool *p) {
+    servers_free(p->servers, p->server_count);
+    servers_free(p->sentinels, p->sentinel_count);
+    servers_free(p->replicas, p->replica_count);
+    free(p->sentinel_username);
+    free(p->sentinel_password);
     free(p->name);
     free(p->listen);
     free(p->redis_auth);
@@ -903,7 +1070,9 @@ static void put_values(FILE *out, const conf_key *k) {
         return;
     case KEY_LISTEN:
     case KEY_HASH_TAG:
-    case KEY_SERVERS: fputs(k->values_doc, out); return;
+    case KEY_SERVERS:
+    case KEY_SENTINELS:
+    case KEY_REPLICAS: fputs(k->values_doc, out); return;
     }
 }
 

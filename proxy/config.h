@@ -21,6 +21,8 @@
 #define CONF_ERR_MAX 512
 /* The most copies `replication` may ask for. */
 #define CONF_REPLICATION_MAX 16u
+/* The most replicas a shard may have that the proxy sends reads to. */
+#define CONF_REPLICAS_MAX 8u
 
 typedef enum conf_dist {
     CONF_DIST_KETAMA,  /* nutcracker's ring: the library's twemproxy preset */
@@ -37,6 +39,14 @@ typedef enum conf_failure {
     CONF_FAIL_ERROR,   /* consistency: its keys get an error until it is back */
     CONF_FAIL_REROUTE, /* availability: its keys go to their ring successors */
 } conf_failure;
+
+/* Where a Redis pool's reads go (`read_from`): the PACELC "else", latency
+ * against consistency (docs/proxy.md). */
+typedef enum conf_read {
+    CONF_READ_PRIMARY,        /* every command to the shard's primary */
+    CONF_READ_PREFER_REPLICA, /* reads to a usable replica, else the primary */
+    CONF_READ_REPLICA,        /* reads to a usable replica, else an error */
+} conf_read;
 
 typedef struct conf_addr {
     struct sockaddr_storage sa;
@@ -87,6 +97,20 @@ typedef struct conf_pool {
      * servers of its ring order (mcrepl.c); 1: one copy, nutcracker's way */
     uint32_t replication;
     bool refuse_admin_commands; /* ours: see command.h CMD_ADMIN */
+    /* ours (Redis): shards that are Sentinel groups, named by their servers'
+     * names (topology.c); host:port of each sentinel, name unused */
+    conf_server *sentinels;
+    size_t sentinel_count;
+    char *sentinel_username, *sentinel_password; /* NULL: none */
+    /* ours (Redis): replicas listed by hand, each with its shard's name */
+    conf_server *replicas;
+    size_t replica_count;
+    conf_read read_from;
+    uint64_t replica_max_lag;        /* bytes behind the primary a replica may be */
+    uint32_t min_replicas_ack;       /* a write counts once this many replicas have it */
+    int64_t min_replicas_ack_timeout_ms;
+    int64_t failover_wait_ms;        /* a request for a shard without a primary waits */
+    int64_t topology_check_interval_ms;
     /* ours: limits (see docs/proxy.md) */
     uint64_t max_bulk_length;
     uint32_t max_arguments;
@@ -161,6 +185,12 @@ int conf_pool_ring_live(const conf_pool *cp, const bool *is_live, chash **out,
 /* The ring as configured, every server on it: conf_pool_ring_live(cp, NULL,
  * out, NULL). */
 int conf_pool_ring(const conf_pool *cp, chash **out);
+
+/* True when the pool's shards have replicas the proxy knows of (listed or
+ * from Sentinel): topology.c watches them. */
+static inline bool conf_pool_has_topology(const conf_pool *p) {
+    return p->sentinel_count > 0 || p->replica_count > 0;
+}
 
 /* Text of a conf_dist / algorithm for messages and stats. */
 const char *conf_dist_name(const conf_pool *p);

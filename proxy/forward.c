@@ -32,9 +32,12 @@ void forward(client *c, backend *b, const char *data, size_t len, bool is_oom,
         return;
     }
     r->one.mc_reply = is_retrieval ? MC_REPLY_VALUES : MC_REPLY_LINE;
+    r->one.ack_want = c->write_ack;
     r->is_noreply |= is_noreply;
     if (is_oom)
         frag_fail(&r->one, c->pool->cf->redis, "out of memory");
+    else if (shard_parks(b) || b->parked) /* behind those already waiting, in order */
+        shard_park(&r->one, b, data, len);
     else
         frag_send(&r->one, b, c, data, len);
     req_release(r);

@@ -42,19 +42,47 @@ static const char *policy_name(const conf_pool *cf) {
     return cf->on_failure == CONF_FAIL_ERROR ? "error" : "reroute";
 }
 
+/* How soon a replica that failed, or a primary of a Sentinel group, is
+ * probed again: failover takes seconds, not server_retry_timeout. */
+#define SHARD_RETRY_MS 500u
+
 void health_failure(backend *b) {
     wpool *p = b->pool;
+    if (b->shard) { /* a replica: its reads go elsewhere until it answers */
+        if (!b->is_down)
+            proxy_log(LOG_WARN, "pool %s: replica %s of %s failed; reads go elsewhere",
+                      p->cf->name, b->addr_text, b->cf->name);
+        b->is_down = true;
+        b->retry_at_ms = p->w->now_ms + SHARD_RETRY_MS;
+        return;
+    }
+    /* A Sentinel group's primary: ask the sentinels now. */
+    if (p->cf->sentinel_count) topology_recheck(p->w->px);
     b->failures++;
-    if (backend_is_out(b) || b->failures < p->cf->server_failure_limit) return;
+    /* A Sentinel group's primary is down at its first failure: its
+     * requests wait (failover_wait) or fail at once, not one by one. */
+    if (backend_is_out(b) ||
+        (b->failures < p->cf->server_failure_limit && !p->cf->sentinel_count))
+        return;
     b->failures = 0;
-    b->retry_at_ms = p->w->now_ms + (uint64_t)p->cf->server_retry_timeout_ms;
+    b->retry_at_ms = p->w->now_ms + (p->cf->sentinel_count
+                                         ? SHARD_RETRY_MS
+                                         : (uint64_t)p->cf->server_retry_timeout_ms);
     stat_add(&p->st.server_ejects, 1);
     atomic_store_explicit(&b->st.server_ejected_at, p->w->now_ms * 1000u, memory_order_relaxed);
-    if (p->cf->on_failure != CONF_FAIL_EJECT) {
+    /* A Sentinel group is failed over, never ejected: its keys stay. */
+    if (p->cf->sentinel_count && p->cf->on_failure != CONF_FAIL_REROUTE) {
         b->is_down = true;
-        proxy_log(LOG_WARN, "pool %s: server %s is down (on_failure: %s); probing every %lld ms",
+        proxy_log(LOG_WARN, "pool %s: shard %s: primary %s is down; its requests %s until "
+                  "Sentinel names a new one or it answers", p->cf->name, b->cf->name,
+                  b->addr_text, p->cf->failover_wait_ms ? "wait (failover_wait)" : "fail");
+        return;
+    }
+    if (p->cf->on_failure != CONF_FAIL_EJECT || p->cf->sentinel_count) {
+        b->is_down = true;
+        proxy_log(LOG_WARN, "pool %s: server %s is down (on_failure: %s); probing every %llu ms",
                   p->cf->name, b->cf->name, policy_name(p->cf),
-                  (long long)p->cf->server_retry_timeout_ms);
+                  (unsigned long long)(b->retry_at_ms - p->w->now_ms));
         return;
     }
     if (!p->cf->auto_eject_hosts) return;
@@ -65,6 +93,19 @@ void health_failure(backend *b) {
 }
 
 void health_success(backend *b) { b->failures = 0; }
+
+void health_demoted(backend *b) {
+    wpool *p = b->pool;
+    topology_recheck(p->w->px);
+    if (b->is_down || b->is_ejected) return;
+    static log_limit limit;
+    proxy_log_limited(&limit, LOG_WARN,
+                      "pool %s: server %s (%s) answers READONLY: a replica now; its requests "
+                      "wait for the new primary", p->cf->name, b->cf->name, b->addr_text);
+    b->is_down = true;
+    b->failures = 0;
+    b->retry_at_ms = p->w->now_ms + SHARD_RETRY_MS;
+}
 
 void health_stop(backend *b) {
     health_probe *pr = b->probe;
@@ -97,19 +138,32 @@ static void server_back(backend *b) {
               b->cf->name);
 }
 
+/* A shard's primary in a pool with replicas: its probe asks ROLE, since
+ * a demoted primary still answers PING. */
+static bool probes_role(const backend *b) { return b->replicas && !b->shard; }
+
 static void probe_failed(backend *b) {
     health_stop(b);
-    b->retry_at_ms = b->pool->w->now_ms + (uint64_t)b->pool->cf->server_retry_timeout_ms;
+    b->retry_at_ms = b->pool->w->now_ms + (b->shard || b->pool->cf->sentinel_count
+                                               ? SHARD_RETRY_MS
+                                               : (uint64_t)b->pool->cf->server_retry_timeout_ms);
 }
 
-/* Any well-formed answer means the server is serving: +PONG, or an error
- * such as -NOAUTH (it is there, it wants a password the real connections
- * send); memcached's VERSION line. */
-static bool probe_answered(const health_probe *pr, bool is_redis) {
+/* 1: the server is serving: +PONG, or an error such as -NOAUTH (it is
+ * there, it wants a password the real connections send); memcached's
+ * VERSION line; ROLE's "master". 0: more bytes needed; -1: not an answer
+ * (ROLE's "slave": not a primary). */
+static int probe_answered(const health_probe *pr, bool is_redis, bool is_role) {
     const char *eol = memchr(pr->in, '\n', pr->got);
-    if (!eol) return false;
-    if (is_redis) return pr->in[0] == '+' || pr->in[0] == '-';
-    return pr->got >= 8 && memcmp(pr->in, "VERSION ", 8) == 0;
+    if (!eol) return 0;
+    if (is_redis && is_role && pr->in[0] == '*') {
+        static const char master[] = "$6\r\nmaster\r\n";
+        size_t at = (size_t)(eol - pr->in) + 1;
+        if (pr->got - at < sizeof master - 1) return 0;
+        return memcmp(pr->in + at, master, sizeof master - 1) == 0 ? 1 : -1;
+    }
+    if (is_redis) return pr->in[0] == '+' || pr->in[0] == '-' ? 1 : -1;
+    return pr->got >= 8 && memcmp(pr->in, "VERSION ", 8) == 0 ? 1 : -1;
 }
 
 static void probe_on_event(loop_io *io, uint32_t events) {
@@ -123,7 +177,7 @@ static void probe_on_event(loop_io *io, uint32_t events) {
             probe_failed(b);
             return;
         }
-        const char *ask = is_redis ? "PING\r\n" : "version\r\n";
+        const char *ask = !is_redis ? "version\r\n" : probes_role(b) ? "ROLE\r\n" : "PING\r\n";
         ssize_t n = send(io->fd, ask, strlen(ask), MSG_NOSIGNAL);
         if (n != (ssize_t)strlen(ask)) { /* a fresh socket takes 14 bytes or is broken */
             probe_failed(b);
@@ -141,14 +195,15 @@ static void probe_on_event(loop_io *io, uint32_t events) {
         return;
     }
     pr->got += (size_t)n;
-    if (probe_answered(pr, is_redis))
+    int answer = probe_answered(pr, is_redis, probes_role(b));
+    if (answer > 0)
         server_back(b);
-    else if (memchr(pr->in, '\n', pr->got) || pr->got == sizeof pr->in - 1)
-        probe_failed(b); /* a line, but not an answer we know */
+    else if (answer < 0 || pr->got == sizeof pr->in - 1)
+        probe_failed(b); /* not an answer we know */
 }
 
 static void probe_start(backend *b, uint64_t now_ms) {
-    const conf_addr *a = &b->cf->addr;
+    const conf_addr *a = &b->addr;
     health_probe *pr = calloc(1, sizeof *pr);
     int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (!pr || fd < 0) goto fail;
@@ -166,14 +221,20 @@ fail:
     b->retry_at_ms = now_ms + (uint64_t)b->pool->cf->server_retry_timeout_ms;
 }
 
+static void backend_tick(backend *b, uint64_t now_ms) {
+    if (!backend_is_out(b)) return;
+    if (b->probe) {
+        if (now_ms >= b->probe->deadline_ms) probe_failed(b);
+    } else if (now_ms >= b->retry_at_ms) {
+        probe_start(b, now_ms);
+    }
+}
+
 void health_tick(wpool *p, uint64_t now_ms) {
     for (size_t i = 0; i < p->backend_count; i++) {
         backend *b = &p->backends[i];
-        if (!backend_is_out(b)) continue;
-        if (b->probe) {
-            if (now_ms >= b->probe->deadline_ms) probe_failed(b);
-        } else if (now_ms >= b->retry_at_ms) {
-            probe_start(b, now_ms);
-        }
+        backend_tick(b, now_ms);
+        for (uint32_t k = 0; b->replicas && k < CONF_REPLICAS_MAX; k++)
+            if (b->replicas[k].is_present) backend_tick(&b->replicas[k], now_ms);
     }
 }

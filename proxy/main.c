@@ -319,10 +319,12 @@ static void signals_install(void) {
     sigaction(SIGHUP, &hup, NULL);
 }
 
-/* The reload thread, then the stats thread (-s 0: none). */
+/* The topology thread (Sentinel, replicas), the reload thread, then the
+ * stats thread (-s 0: none). */
 static int threads_start(runtime *rt, const options *o) {
     char err[CONF_ERR_MAX];
-    if (reload_start(&rt->px, err, sizeof err) != 0) {
+    if (topology_start(&rt->px, err, sizeof err) != 0 ||
+        reload_start(&rt->px, err, sizeof err) != 0) {
         fprintf(stderr, "chash-proxy: %s\n", err);
         return EXIT_START;
     }
@@ -406,6 +408,7 @@ static void teardown(runtime *rt, const options *o, int rc) {
     proxy_stop = 1;
     stats_stop(px);
     reload_stop(px);
+    topology_stop(px);
     for (uint32_t w = 0; w < rt->inited; w++) worker_destroy(&px->workers[w]);
     listeners_close(rt);
     if (o->pid_path && rc == 0) unlink(o->pid_path);

@@ -73,6 +73,8 @@
 #include <stdint.h>
 
 #define PROXY_NAME "chash-proxy"
+/* An address as text, "ip:port" or "[v6]:port". */
+#define TOPO_ADDR_MAX 64
 /* Stop reading from a client whose unsent replies pass this many bytes. */
 #define CLIENT_OUT_PAUSE (16u * 1024u * 1024u)
 #define READ_CHUNK (64u * 1024u)
@@ -105,6 +107,11 @@ struct frag {
     bool is_blocking;  /* may wait as long as the command says: no timeout */
     bool on_shared;    /* counted in its client's shared_inflight */
     bool is_sub_cmd;   /* (UN)SUBSCRIBE: messages may come before its replies */
+    /* min_replicas_ack: a WAIT follows the command (2 replies); the
+     * command's reply is kept in ack_first until WAIT's count arrives. */
+    uint8_t ack_want;
+    bool ack_seen;
+    buf *ack_first;
     /* Replies it takes (SUBSCRIBE a b: one confirmation a channel); an
      * error ends it early. 0 counts as 1. */
     uint32_t replies;
@@ -219,10 +226,29 @@ struct bconn {
     bconn *next_dead; /* in its worker's dead_bconns */
 };
 
+/* A request for a shard with no primary, waiting for one (failover_wait). */
+typedef struct parked {
+    struct parked *next;
+    frag *f;
+    uint64_t until_ms;
+    size_t len;
+    char data[];
+} parked;
+
 struct backend {
     wpool *pool;
-    const conf_server *cf;
-    uint32_t index;
+    const conf_server *cf; /* a replica: its shard's */
+    uint32_t index;        /* in pool->backends; a replica: its slot */
+    conf_addr addr;        /* where it is now: cf's, or the topology's */
+    char addr_text[TOPO_ADDR_MAX];
+    /* Pools with replicas (topology.c): a shard's CONF_REPLICAS_MAX replica
+     * slots, or NULL; in a slot, its shard. */
+    backend *replicas;
+    backend *shard;
+    bool is_present;  /* a slot that holds a replica now */
+    bool is_usable;   /* ...which the topology says may take reads */
+    uint32_t next_read; /* round robin over the usable replicas */
+    parked *parked, *parked_tail; /* failover_wait: requests waiting for a primary */
     bconn *conns;
     uint32_t conn_count;
     bconn *held; /* clients' own connections to this server */
@@ -251,6 +277,7 @@ struct wpool {
     size_t live_count;
     pool_stats st;
     stat_t *cmd_requests; /* redis pools: per command of the table, or NULL */
+    uint64_t topo_gen;    /* the topology generation its backends follow */
     /* Warm-up window after a reload (warmup.c), or all NULL. */
     chash *prev_ring;
     uint32_t *prev_backend; /* prev_ring node -> backend index, or UINT32_MAX */
@@ -300,6 +327,9 @@ struct client {
     uint64_t created_ms;      /* the worker's clock at accept */
     uint64_t command_ms;      /* at its last command */
     const cmd_spec *last_cmd; /* NULL: none yet, or not a command the table has */
+    /* While route.c sends a write of a pool with min_replicas_ack: the
+     * replicas each fragment waits for (frag_send, route_split). */
+    uint8_t write_ack;
     uint8_t reply_mode;       /* CLIENT REPLY: a reply_mode */
     bool is_no_evict;         /* CLIENT NO-EVICT on: shown, nothing else to do */
     bool in_flush;
@@ -309,6 +339,36 @@ struct client {
 };
 
 typedef struct proxy proxy;
+
+/* ---- topology.c: shards' primaries and replicas (Sentinel, INFO) -------- */
+typedef struct topo_node {
+    char addr[TOPO_ADDR_MAX]; /* "ip:port"; empty: unknown */
+    conf_addr sa;
+    int64_t lag;    /* replicas: bytes behind the primary, -1 unknown */
+    bool is_usable; /* replicas: answers, linked to its primary, within replica_max_lag */
+} topo_node;
+
+/* What the proxy knows of one shard, as workers copy it. */
+typedef struct topo_shard {
+    topo_node primary;
+    bool primary_answers;    /* its INFO answered at the last check */
+    bool primary_is_replica; /* ...saying role:slave (demoted, or not yet told) */
+    uint32_t replica_count;
+    topo_node replicas[CONF_REPLICAS_MAX];
+    uint64_t failovers; /* primary changes seen since the proxy started */
+} topo_shard;
+
+/* Starts the thread that follows the sentinels and measures replicas,
+ * after its first check (so the first clients find the primaries Sentinel
+ * knows). Returns 0 or -1 with err. */
+int topology_start(proxy *px, char *err, size_t err_len);
+void topology_stop(proxy *px);
+/* Copies pool `pool`'s shard `shard` into *out; false when it is not
+ * watched. Thread-safe; takes a lock briefly. */
+bool topology_shard(const proxy *px, const char *pool, const char *shard, topo_shard *out);
+/* A worker saw a shard's primary fail or answer READONLY: check now
+ * rather than at the next interval. Thread-safe, never blocks. */
+void topology_recheck(proxy *px);
 
 struct worker {
     uint32_t id;
@@ -370,6 +430,8 @@ struct proxy {
     uint32_t max_clients; /* what the descriptor limit leaves for clients, or 0 */
     _Atomic uint64_t total_connections;
     uint64_t start_time; /* unix seconds */
+    struct topology *topo;       /* topology.c, or NULL */
+    _Atomic uint64_t topo_gen;   /* bumped by each change of a shard's view */
     int stats_fd;
     pthread_t stats_thread;
     bool has_stats_thread;
@@ -484,6 +546,27 @@ void route_memcache(client *c, const mc_msg *m);
  * (flush_all, stats, me...), route it as usual. */
 bool mcrepl_route(client *c, const mc_msg *m);
 
+/* ---- shard.c: a shard's primary and replicas at run time ---------------- */
+/* Follows the topology (topology.c) when it changed: a shard's new primary
+ * (its connections closed, what they carried failed), replica slots. */
+void shard_sync(wpool *p);
+/* Requests waiting for a primary: sent once the shard has one, failed past
+ * failover_wait. */
+void shard_tick(wpool *p, uint64_t now_ms);
+/* Where a command of c for shard b goes: b, or for a read (spec
+ * CMD_READONLY) in a pool with read_from other than primary, one of b's
+ * usable replicas (round robin); with read_from: replica and none usable,
+ * NULL and the reason in *why. Counts reads per role. */
+backend *shard_reader(client *c, const cmd_spec *spec, backend *b, const char **why);
+/* Whether a request for b waits for a new primary rather than failing
+ * (b down, the pool's failover_wait > 0). */
+bool shard_parks(const backend *b);
+/* f waits (a copy of its bytes) until b has a primary, or failover_wait
+ * passes; false when out of memory (f is then failed). */
+void shard_park(frag *f, backend *b, const char *data, size_t len);
+/* Fails what waits on p's shards (the pool is going). */
+void shard_release(wpool *p, const char *why);
+
 /* ---- fanout.c: commands for every server, or any one -------------------- */
 /* Routes m by spec's kind (CK_ALL_*, CK_ONE, CK_RANDOM, CK_SCAN...). */
 void fanout_command(client *c, const cmd_spec *spec, const resp_msg *m);
@@ -572,6 +655,10 @@ void split_add(split *s, uint32_t i, const backend *b, size_t base, size_t cost)
 req *split_req(client *c, split *s, req_kind kind, size_t key_count);
 
 /* ---- server.c: server connections --------------------------------------- */
+/* b as server cs of pool p (index: its place in p->backends, or its replica
+ * slot), at cs's address, its connections not yet open. False when out of
+ * memory. */
+bool backend_init(backend *b, wpool *p, const conf_server *cs, uint32_t index);
 /* The connection a client's fragments to b use (per-client, for ordering). */
 bconn *backend_conn_for(backend *b, const client *c);
 /* Opens bc if needed. Returns 0, or -errno (then the caller fails its frag). */
@@ -583,6 +670,10 @@ int bconn_flush(bconn *bc);
 /* The connection to write fragment f to backend b on, or NULL after failing
  * f (b down under on_failure: error, or no connection). */
 bconn *frag_conn(frag *f, backend *b, client *c);
+/* After a write on bc: WAIT for f->ack_want replicas (nothing when 0);
+ * f then takes two replies (server.c answers f with the write's reply, or
+ * -NOREPLICAS). Call between appending the command and bconn_push. */
+void bconn_put_wait(bconn *bc, frag *f);
 /* Sends `len` bytes as fragment f of its request to backend b, or fails f. */
 void frag_send(frag *f, backend *b, client *c, const void *data, size_t len);
 /* Fails the requests of p's connections that waited past the timeout. */
@@ -620,6 +711,9 @@ static inline bconn *held_conn_find(const client *c, const backend *b) {
 /* ---- health.c: failures, ejection, probes ------------------------------- */
 void health_failure(backend *b);
 void health_success(backend *b);
+/* b, a shard's primary, answered -READONLY: marked down (its requests
+ * wait or fail as failover_wait says) and the topology asked again. */
+void health_demoted(backend *b);
 void health_tick(wpool *p, uint64_t now_ms);
 /* Closes a backend's probe, if any (worker shutdown). */
 void health_stop(backend *b);

@@ -126,3 +126,34 @@ size_t resp_value_len(const char *p, size_t n) {
     size_t len = 0;
     return resp_reply_next(&r, p, n, &len) == 1 ? len : 0;
 }
+
+bool resp_cursor_next(resp_cursor *c, resp_item *it) {
+    static const resp_reply_parser limits = {0};
+    if (c->at >= c->n) return false;
+    size_t nl = line_end(c->p, c->n, c->at);
+    if (!nl) return false;
+    int64_t body;
+    int64_t adds = header(&limits, c->p, c->at, nl, &body);
+    if (adds < 0) return false;
+    *it = (resp_item){.type = c->p[c->at], .s = c->p + c->at + 1, .len = nl - 1 - (c->at + 1)};
+    size_t next = nl + 1;
+    if (body >= 0) {
+        if ((uint64_t)body > c->n - next || c->n - next - (size_t)body < 2) return false;
+        it->s = c->p + next;
+        it->len = (size_t)body;
+        next += (size_t)body + 2;
+    }
+    bool is_aggregate = strchr("*~>%|", it->type) != NULL;
+    it->count = is_aggregate ? adds : 0;
+    /* A null: "$-1", "*-1" or "_". */
+    it->is_null = it->type == '_' || (it->type == '$' && body < 0) ||
+                  (it->type == '*' && adds == 0 && it->len == 2 && it->s[0] == '-');
+    c->at = next;
+    return true;
+}
+
+bool resp_cursor_skip(resp_cursor *c) {
+    size_t len = c->at < c->n ? resp_value_len(c->p + c->at, c->n - c->at) : 0;
+    c->at += len;
+    return len > 0;
+}

@@ -18,6 +18,7 @@
 #ifndef PROXY_REPLY_H
 #define PROXY_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,5 +51,30 @@ int resp_reply_next(resp_reply_parser *p, const char *data, size_t n, size_t *le
  * split an array already read into its elements.
  */
 size_t resp_value_len(const char *p, size_t n);
+
+/*
+ * Reading the values of a reply (the proxy's own questions to servers and
+ * sentinels): a cursor over bytes, one value header per call, elements
+ * following their aggregate. Bounds-checked: any bytes are safe.
+ */
+typedef struct resp_cursor {
+    const char *p;
+    size_t n;
+    size_t at;
+} resp_cursor;
+
+typedef struct resp_item {
+    char type;      /* '+', '-', ':', '$', '*', '%', '_'... (RESP2 and RESP3) */
+    bool is_null;   /* $-1, *-1, _ */
+    const char *s;  /* strings and errors: the text; integers: the digits */
+    size_t len;
+    int64_t count;  /* aggregates: values that follow (a map's pairs count 2) */
+} resp_item;
+
+/* The next value header into *it; false at the end or when not RESP. */
+bool resp_cursor_next(resp_cursor *c, resp_item *it);
+/* Skips the next whole value (an aggregate with its elements); false when
+ * there is none. */
+bool resp_cursor_skip(resp_cursor *c);
 
 #endif

@@ -111,7 +111,22 @@ static backend *keys_server(client *c, const resp_msg *m, const cmd_keys *k) {
  * the keys, keys in their original order within each (with their values,
  * for MSET: k->step is 2).
  */
-static void route_split(client *c, const resp_msg *m, const cmd_keys *k, req_kind kind) {
+/* m to shard b's primary, or to a replica if it is a read and read_from
+ * says so (shard.c). */
+static void forward_to(client *c, const cmd_spec *spec, const resp_msg *m, backend *b) {
+    const char *why = NULL;
+    backend *to = shard_reader(c, spec, b, &why);
+    if (!to) {
+        char text[200];
+        snprintf(text, sizeof text, "-ERR %s\r\n", why);
+        client_reply_str(c, text);
+        return;
+    }
+    forward_resp(c, m, to);
+}
+
+static void route_split(client *c, const cmd_spec *spec, const resp_msg *m, const cmd_keys *k,
+                        req_kind kind) {
     wpool *p = c->pool;
     split s;
     if (!split_init(&s, p, k->count, 0)) {
@@ -128,11 +143,18 @@ static void route_split(client *c, const resp_msg *m, const cmd_keys *k, req_kin
         split_add(&s, i, b, 0, 0);
     }
     req *r = s.frag_count == 1 ? NULL : split_req(c, &s, kind, k->count);
-    if (s.frag_count == 1) forward_resp(c, m, &p->backends[s.frag_backend[0]]);
+    if (s.frag_count == 1) forward_to(c, spec, m, &p->backends[s.frag_backend[0]]);
     for (uint32_t f = 0; r && f < s.frag_count; f++) {
         frag *fr = &r->frags[f];
         for (uint32_t i = s.frag_first[f]; i != UINT32_MAX; i = s.next_key[i]) fr->count++;
-        bconn *bc = frag_conn(fr, &p->backends[s.frag_backend[f]], c);
+        const char *why = NULL;
+        backend *b = shard_reader(c, spec, &p->backends[s.frag_backend[f]], &why);
+        if (!b) {
+            frag_fail(fr, true, why);
+            continue;
+        }
+        fr->ack_want = c->write_ack;
+        bconn *bc = frag_conn(fr, b, c);
         if (!bc) continue;
         size_t before = buf_used(&bc->out);
         buf_append_header(&bc->out, '*', 1 + (uint64_t)fr->count * k->step);
@@ -142,6 +164,7 @@ static void route_split(client *c, const resp_msg *m, const cmd_keys *k, req_kin
                 const resp_arg *a = command_key(m, k, i) + j;
                 buf_append_bulk(&bc->out, a->ptr, a->len);
             }
+        bconn_put_wait(bc, fr);
         bconn_push(bc, fr, buf_used(&bc->out) - before);
     }
     if (r) req_release(r);
@@ -230,12 +253,12 @@ static void route_kind(client *c, const cmd_spec *spec, const resp_msg *m, const
         if (k->is_blocking)
             held_blocking(c, m, b);
         else
-            forward_resp(c, m, b);
+            forward_to(c, spec, m, b);
         return;
     case CK_MGET:
     case CK_SUM:
     case CK_MSET:
-        route_split(c, m, k, spec->kind == CK_MGET ? REQ_MGET
+        route_split(c, spec, m, k, spec->kind == CK_MGET ? REQ_MGET
                               : spec->kind == CK_SUM ? REQ_SUM
                                                      : REQ_MSET);
         return;
@@ -301,7 +324,12 @@ static void route_spec(client *c, const cmd_spec *spec, const resp_msg *m) {
         return;
     }
     if (!in_multi) {
+        /* A write with keys counts once min_replicas_ack replicas have it:
+         * each fragment sent now carries a WAIT (server.c). */
+        bool is_write = (k.count || k.dest) && !(spec->flags & CMD_READONLY) && !k.is_blocking;
+        c->write_ack = is_write ? (uint8_t)c->pool->cf->min_replicas_ack : 0;
         route_kind(c, spec, m, &k);
+        c->write_ack = 0;
         return;
     }
     backend *b = NULL;

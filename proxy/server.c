@@ -26,6 +26,14 @@
 
 enum fail_kind { FAIL_ERR, FAIL_EOF, FAIL_TIMEOUT };
 
+/* A write's kept reply, when its WAIT will not come. */
+static void ack_drop(frag *f) {
+    if (!f->ack_first) return;
+    buf_free(f->ack_first);
+    free(f->ack_first);
+    f->ack_first = NULL;
+}
+
 static void bconn_schedule(bconn *bc) {
     if (bc->in_flush || bc->is_corked) return;
     worker *w = bc->b->pool->w;
@@ -63,6 +71,7 @@ static void bconn_abort(bconn *bc, const char *reason) {
     bc->inflight = 0;
     while (f) {
         frag *next = f->next;
+        ack_drop(f);
         frag_fail(f, is_redis, reason);
         f = next;
     }
@@ -138,7 +147,7 @@ int bconn_ensure(bconn *bc) {
     if (bc->state != BC_IDLE) return 0;
     backend *b = bc->b;
     wpool *p = b->pool;
-    const conf_addr *a = &b->cf->addr;
+    const conf_addr *a = &b->addr;
     int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     if (!a->is_unix) {
@@ -252,8 +261,52 @@ void bconn_use_db(bconn *bc, int db) {
 void frag_send(frag *f, backend *b, client *c, const void *data, size_t len) {
     bconn *bc = frag_conn(f, b, c);
     if (!bc) return;
+    size_t before = buf_used(&bc->out);
     buf_append(&bc->out, data, len);
-    bconn_push(bc, f, len);
+    bconn_put_wait(bc, f);
+    bconn_push(bc, f, buf_used(&bc->out) - before);
+}
+
+void bconn_put_wait(bconn *bc, frag *f) {
+    if (!f->ack_want) return;
+    char want[8], ms[24];
+    snprintf(want, sizeof want, "%u", (unsigned)f->ack_want);
+    snprintf(ms, sizeof ms, "%lld", (long long)bc->b->pool->cf->min_replicas_ack_timeout_ms);
+    buf_append_header(&bc->out, '*', 3);
+    buf_append_bulk(&bc->out, "WAIT", 4);
+    buf_append_bulk(&bc->out, want, strlen(want));
+    buf_append_bulk(&bc->out, ms, strlen(ms));
+}
+
+/* The WAIT after a write answered: the write's own reply if enough
+ * replicas have it (or the write failed: WAIT says nothing then), else an
+ * error that says what is known. */
+static void ack_deliver(frag *f, backend *b, const char *data, size_t len) {
+    buf *first = f->ack_first;
+    f->ack_first = NULL;
+    long long got = -1;
+    if (len > 3 && data[0] == ':') got = strtoll(data + 1, NULL, 10);
+    if (!first) {
+        frag_deliver(f, data, len); /* cannot happen: the first reply is kept */
+        return;
+    }
+    if (buf_used(first) && buf_start(first)[0] == '-') {
+        frag_deliver(f, buf_start(first), buf_used(first));
+    } else if (got >= f->ack_want) {
+        frag_deliver(f, buf_start(first), buf_used(first));
+    } else {
+        int64_t timeout_ms = b->pool->cf->min_replicas_ack_timeout_ms;
+        stat_add(&b->st.write_ack_failed, 1);
+        char text[320];
+        int n = snprintf(text, sizeof text,
+                         "-NOREPLICAS the write reached %lld of %u replicas within %lld ms "
+                         "(min_replicas_ack): it is on the primary, and a failover may lose "
+                         "it\r\n",
+                         got < 0 ? 0 : got, (unsigned)f->ack_want, (long long)timeout_ms);
+        frag_deliver(f, text, (size_t)n);
+    }
+    buf_free(first);
+    free(first);
 }
 
 int bconn_flush(bconn *bc) {
@@ -323,6 +376,22 @@ static bool is_push(const char *data, size_t len) {
     return false;
 }
 
+static bool ack_keep(frag *f, const char *data, size_t len) {
+    f->ack_first = calloc(1, sizeof *f->ack_first);
+    if (!f->ack_first) return false;
+    buf_append(f->ack_first, data, len);
+    if (!f->ack_first->is_oom) return true;
+    ack_drop(f);
+    return false;
+}
+
+/* A primary of a pool with replicas that answers -READONLY is one no more
+ * (Sentinel demoted it, or will): not passed off as the shard's answer
+ * for long (shard_demoted). */
+static bool is_readonly_reply(const backend *b, const char *data, size_t len) {
+    return !b->shard && b->replicas && len > 9 && memcmp(data, "-READONLY", 9) == 0;
+}
+
 /* Hands every complete reply to its fragment. Returns -1 if bc failed. */
 static int bconn_parse(bconn *bc) {
     backend *b = bc->b;
@@ -356,10 +425,24 @@ static int bconn_parse(bconn *bc) {
             buf_consume(&bc->in, rlen);
             continue;
         }
+        if (f->ack_want && !f->ack_seen) { /* the write's reply; WAIT's comes next */
+            f->ack_seen = true;
+            if (!f->is_swallowed && !ack_keep(f, data, rlen)) {
+                bconn_fail(bc, "out of memory", FAIL_ERR);
+                return -1;
+            }
+            if (is_readonly_reply(b, data, rlen)) health_demoted(b);
+            buf_consume(&bc->in, rlen);
+            continue;
+        }
         bconn_pop(bc);
         health_success(b);
         stats_latency(&b->st, b->pool->w->now_us - f->sent_us);
-        frag_deliver(f, data, rlen);
+        if (!f->ack_want && is_readonly_reply(b, data, rlen)) health_demoted(b);
+        if (f->ack_want && !f->is_swallowed)
+            ack_deliver(f, b, data, rlen);
+        else
+            frag_deliver(f, data, rlen);
         buf_consume(&bc->in, rlen);
         /* The server has answered what unsubscribed the last channel (and
          * no other (UN)SUBSCRIBE waits). */
@@ -479,6 +562,8 @@ static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
         late->sent_ms = f->sent_ms;
         late->sent_us = f->sent_us;
         late->mc_reply = f->mc_reply;
+        late->ack_want = f->ack_want;
+        late->ack_seen = f->ack_seen;
         late->is_swallowed = late->is_late = true;
         *at = late;
         if (bc->tail == f) bc->tail = late;
@@ -486,6 +571,7 @@ static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
         at = &late->next;
         expired++;
         stat_add(&b->st.server_timedout, 1);
+        ack_drop(f);
         frag_fail(f, is_redis, "Connection timed out");
     }
     if (expired) {
@@ -506,15 +592,19 @@ static void bconn_tick(bconn *bc, uint64_t now_ms, uint64_t timeout) {
         bconn_expire(bc, now_ms, timeout);
 }
 
+static void backend_expire(backend *b, uint64_t now_ms, uint64_t timeout) {
+    for (uint32_t j = 0; j < b->conn_count; j++) bconn_tick(&b->conns[j], now_ms, timeout);
+    for (bconn *bc = b->held; bc; bc = bc->held_next) bconn_tick(bc, now_ms, timeout);
+}
+
 void server_expire(wpool *p, uint64_t now_ms) {
     int64_t timeout = p->cf->timeout_ms;
     if (timeout <= 0) return;
     for (size_t k = 0; k < p->backend_count; k++) {
         backend *b = &p->backends[k];
-        for (uint32_t j = 0; j < b->conn_count; j++)
-            bconn_tick(&b->conns[j], now_ms, (uint64_t)timeout);
-        for (bconn *bc = b->held; bc; bc = bc->held_next)
-            bconn_tick(bc, now_ms, (uint64_t)timeout);
+        backend_expire(b, now_ms, (uint64_t)timeout);
+        for (uint32_t i = 0; b->replicas && i < CONF_REPLICAS_MAX; i++)
+            backend_expire(&b->replicas[i], now_ms, (uint64_t)timeout);
     }
 }
 
@@ -523,6 +613,23 @@ void backend_close(backend *b, const char *why) {
         bconn_abort(&b->conns[j], why);
     }
     for (bconn *bc = b->held; bc; bc = bc->held_next) bconn_abort(bc, why);
+}
+
+/* A backend's connections (not yet open), at its configured address. */
+bool backend_init(backend *b, wpool *p, const conf_server *cs, uint32_t index) {
+    b->pool = p;
+    b->cf = cs;
+    b->index = index;
+    b->addr = cs->addr;
+    snprintf(b->addr_text, sizeof b->addr_text, cs->port ? "%s:%d" : "%s", cs->host, cs->port);
+    b->conn_count = p->cf->server_connections;
+    b->conns = calloc(b->conn_count, sizeof *b->conns);
+    if (!b->conns) return false;
+    for (uint32_t j = 0; j < b->conn_count; j++) {
+        b->conns[j].b = b;
+        b->conns[j].io.fd = -1;
+    }
+    return true;
 }
 
 /* ---- a client's own connections (held.c decides when) ------------------- */
@@ -598,7 +705,12 @@ void server_uncork(client *c) {
 }
 
 void pool_close(wpool *p, const char *why) {
-    for (size_t k = 0; k < p->backend_count; k++) backend_close(&p->backends[k], why);
+    for (size_t k = 0; k < p->backend_count; k++) {
+        backend *b = &p->backends[k];
+        backend_close(b, why);
+        for (uint32_t i = 0; b->replicas && i < CONF_REPLICAS_MAX; i++)
+            backend_close(&b->replicas[i], why);
+    }
 }
 
 void pool_preconnect(wpool *p) {

@@ -31,6 +31,8 @@
  * the old one is left out, rather than matched by position. */
 static bool is_current(const proxy *px, uint32_t w) { return px->workers[w].cf == px->cf; }
 
+static void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void json_string(buf *b, const char *s) {
     buf_append(b, "\"", 1);
     for (; *s; s++) {
@@ -102,6 +104,26 @@ static void json_fields(const proxy *px, buf *b, size_t pool, long server) {
     }
 }
 
+/* A shard's primary and replicas as the topology has them (pools with
+ * replicas): "primary", "failovers", "replicas": [{addr, lag, usable}]. */
+static void json_topology(const proxy *px, buf *b, const conf_pool *cp, size_t s) {
+    topo_shard v;
+    if (!conf_pool_has_topology(cp) || !topology_shard(px, cp->name, cp->servers[s].name, &v))
+        return;
+    buf_append_str(b, ",\"primary\":");
+    json_string(b, v.primary.addr);
+    buf_printf(b, ",\"primary_answers\":%d,\"primary_is_replica\":%d,\"failovers\":%llu,"
+               "\"replicas\":[", v.primary_answers, v.primary_is_replica,
+               (unsigned long long)v.failovers);
+    for (uint32_t i = 0; i < v.replica_count; i++) {
+        buf_append_str(b, i ? ",{\"addr\":" : "{\"addr\":");
+        json_string(b, v.replicas[i].addr);
+        buf_printf(b, ",\"lag\":%lld,\"usable\":%d}", (long long)v.replicas[i].lag,
+                   v.replicas[i].is_usable);
+    }
+    buf_append_str(b, "]");
+}
+
 void stats_json(const proxy *px, buf *b) {
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
@@ -128,6 +150,7 @@ void stats_json(const proxy *px, buf *b) {
             json_string(b, cp->servers[s].name);
             buf_append(b, ":{", 2);
             json_fields(px, b, p, (long)s);
+            json_topology(px, b, cp, s);
             buf_append(b, "}", 1);
         }
         buf_append(b, "}", 1);
@@ -194,7 +217,6 @@ void stats_latency(server_stats *st, uint64_t us) {
 
 /* Short formatted text (metric lines): longer output is cut, never
  * overflowed. */
-static void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void buf_printf(buf *b, const char *fmt, ...) {
     char text[512];
     va_list ap;
@@ -234,6 +256,7 @@ static void prom_sample(buf *b, const char *name, const char *pool, const char *
 
 static void prom_latency(const proxy *px, buf *b);
 static void prom_commands(const proxy *px, buf *b);
+static void prom_topology(const proxy *px, buf *b);
 
 static void stats_prometheus(const proxy *px, buf *b) {
     buf_append_str(b, "# HELP chash_proxy_uptime_seconds Seconds since start.\n"
@@ -276,6 +299,50 @@ static void stats_prometheus(const proxy *px, buf *b) {
     }
     prom_latency(px, b);
     prom_commands(px, b);
+    prom_topology(px, b);
+}
+
+/* Pools with replicas: each shard's primary (an info metric), failovers,
+ * and each replica's lag and whether it takes reads. */
+static void prom_topology(const proxy *px, buf *b) {
+    static const char *const names[4][3] = {
+        {"chash_proxy_shard_primary_info", "gauge",
+         "The shard's primary now (1, its address in the label)."},
+        {"chash_proxy_shard_failovers_total", "counter",
+         "Times the shard's primary moved (Sentinel) since the proxy started."},
+        {"chash_proxy_replica_lag_bytes", "gauge",
+         "Bytes of replication stream a replica is behind its primary (-1: unknown)."},
+        {"chash_proxy_replica_usable", "gauge",
+         "1 when a replica takes reads (answers, linked, within replica_max_lag)."},
+    };
+    bool any = false;
+    for (size_t p = 0; p < px->cf->pool_count; p++) any |= conf_pool_has_topology(&px->cf->pools[p]);
+    if (!any) return;
+    for (int m = 0; m < 4; m++) {
+        prom_family(b, names[m][0], names[m][1], names[m][2]);
+        for (size_t p = 0; p < px->cf->pool_count; p++) {
+            const conf_pool *cp = &px->cf->pools[p];
+            for (size_t s = 0; conf_pool_has_topology(cp) && s < cp->server_count; s++) {
+                topo_shard v;
+                if (!topology_shard(px, cp->name, cp->servers[s].name, &v)) continue;
+                uint32_t rows = m < 2 ? 1 : v.replica_count;
+                for (uint32_t i = 0; i < rows; i++) {
+                    buf_printf(b, "%s{pool=\"", names[m][0]);
+                    prom_label(b, cp->name);
+                    buf_append_str(b, "\",server=\"");
+                    prom_label(b, cp->servers[s].name);
+                    if (m == 0 || m >= 2) {
+                        buf_append_str(b, m == 0 ? "\",addr=\"" : "\",replica=\"");
+                        prom_label(b, m == 0 ? v.primary.addr : v.replicas[i].addr);
+                    }
+                    if (m == 0) buf_append_str(b, "\"} 1\n");
+                    if (m == 1) buf_printf(b, "\"} %llu\n", (unsigned long long)v.failovers);
+                    if (m == 2) buf_printf(b, "\"} %lld\n", (long long)v.replicas[i].lag);
+                    if (m == 3) buf_printf(b, "\"} %d\n", v.replicas[i].is_usable);
+                }
+            }
+        }
+    }
 }
 
 /* Reply latency per server: a Prometheus histogram (cumulative buckets, in

@@ -74,7 +74,19 @@
       "Bytes waiting to be written to the server.")                                           \
     X(out_queue, SUM, 0, 1, "chash_proxy_server_out_queue", gauge,                            \
       "Requests sent and waiting for the server's reply.")                                    \
-    X(out_queue_bytes, SUM, 0, 1, NULL, gauge, "Not tracked (always 0).")
+    X(out_queue_bytes, SUM, 0, 1, NULL, gauge, "Not tracked (always 0).")                     \
+    X(reads_primary, SUM, 1, 1, "chash_proxy_shard_reads_primary_total", counter,             \
+      "Reads (read-only commands) sent to the shard's primary (pools with replicas).")        \
+    X(reads_replica, SUM, 1, 1, "chash_proxy_shard_reads_replica_total", counter,             \
+      "Reads sent to one of the shard's replicas (read_from).")                               \
+    X(reads_refused, SUM, 1, 1, "chash_proxy_shard_reads_refused_total", counter,             \
+      "Reads refused: read_from: replica and no replica usable.")                             \
+    X(write_ack_failed, SUM, 1, 1, "chash_proxy_shard_write_ack_failed_total", counter,       \
+      "Writes answered -NOREPLICAS: fewer than min_replicas_ack replicas had them in time.")  \
+    X(failover_waited, SUM, 1, 1, "chash_proxy_shard_failover_waits_total", counter,          \
+      "Requests that waited for the shard's new primary (failover_wait).")                    \
+    X(failover_wait_expired, SUM, 1, 1, "chash_proxy_shard_failover_wait_expired_total",      \
+      counter, "Requests that waited failover_wait and got an error.")
 
 /* Statistics: written by one worker, read by the stats thread. */
 typedef _Atomic uint64_t stat_t;

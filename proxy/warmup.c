@@ -96,19 +96,16 @@ static bool add_former(wpool *p, const conf_pool *before) {
     if (!all) return false;
     p->backends = all;
     /* The array moved: each connection's way back to its backend too. */
-    for (size_t k = 0; k < p->backend_count; k++)
+    for (size_t k = 0; k < p->backend_count; k++) {
         for (uint32_t j = 0; j < all[k].conn_count; j++) all[k].conns[j].b = &all[k];
+        for (uint32_t i = 0; all[k].replicas && i < CONF_REPLICAS_MAX; i++)
+            all[k].replicas[i].shard = &all[k];
+    }
     for (size_t i = 0; i < before->server_count; i++) {
         if (same_backend(p, &before->servers[i]) != UINT32_MAX) continue;
         backend *b = &all[p->backend_count];
-        *b = (backend){.pool = p, .cf = &before->servers[i], .index = (uint32_t)p->backend_count,
-                       .conn_count = p->cf->server_connections, .is_former = true};
-        b->conns = calloc(b->conn_count, sizeof *b->conns);
-        if (!b->conns) return false;
-        for (uint32_t j = 0; j < b->conn_count; j++) {
-            b->conns[j].b = b;
-            b->conns[j].io.fd = -1;
-        }
+        *b = (backend){.is_former = true};
+        if (!backend_init(b, p, &before->servers[i], (uint32_t)p->backend_count)) return false;
         p->backend_count++;
     }
     return true;

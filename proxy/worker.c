@@ -88,17 +88,17 @@ static int wpool_init(worker *w, wpool *p, const conf_pool *cp, uint32_t index, 
     if (!p->backends) goto oom;
     for (size_t k = 0; k < p->backend_count; k++) {
         backend *b = &p->backends[k];
-        b->pool = p;
-        b->cf = &cp->servers[k];
-        b->index = (uint32_t)k;
-        b->conn_count = cp->server_connections;
-        b->conns = calloc(b->conn_count, sizeof *b->conns);
-        if (!b->conns) goto oom;
-        for (uint32_t j = 0; j < b->conn_count; j++) {
-            b->conns[j].b = b;
-            b->conns[j].io.fd = -1;
+        if (!backend_init(b, p, &cp->servers[k], (uint32_t)k)) goto oom;
+        if (!conf_pool_has_topology(cp)) continue;
+        /* Replica slots: filled by shard_sync from the topology. */
+        b->replicas = calloc(CONF_REPLICAS_MAX, sizeof *b->replicas);
+        if (!b->replicas) goto oom;
+        for (uint32_t i = 0; i < CONF_REPLICAS_MAX; i++) {
+            if (!backend_init(&b->replicas[i], p, &cp->servers[k], i)) goto oom;
+            b->replicas[i].shard = b;
         }
     }
+    shard_sync(p);
     if (cp->redis) {
         p->cmd_requests = calloc(command_count(), sizeof *p->cmd_requests);
         if (!p->cmd_requests) goto oom;
@@ -118,9 +118,16 @@ oom:
 /* Frees what wpool_init made. */
 static void wpool_free(wpool *p) {
     warmup_stop(p); /* first: it closes the former servers among the backends */
+    shard_release(p, "the pool is closing");
     for (size_t k = 0; p->backends && k < p->backend_count; k++) {
-        if (p->w->loop) health_stop(&p->backends[k]);
-        free(p->backends[k].conns);
+        backend *b = &p->backends[k];
+        if (p->w->loop) health_stop(b);
+        free(b->conns);
+        for (uint32_t i = 0; b->replicas && i < CONF_REPLICAS_MAX; i++) {
+            if (p->w->loop) health_stop(&b->replicas[i]);
+            free(b->replicas[i].conns);
+        }
+        free(b->replicas);
     }
     free(p->backends);
     free(p->cmd_requests);
@@ -136,7 +143,9 @@ static void wpool_free(wpool *p) {
  * requests that waited too long. */
 static void pool_tick(wpool *p, uint64_t now_ms) {
     listener_tick(p, now_ms);
+    shard_sync(p);
     health_tick(p, now_ms);
+    shard_tick(p, now_ms);
     warmup_tick(p, now_ms);
     server_expire(p, now_ms);
 }
@@ -159,12 +168,20 @@ static void publish_oldest_gen(worker *w) {
     atomic_store(&w->oldest_gen, g);
 }
 
+static bool backend_is_idle(const backend *b) {
+    if (b->held || b->parked) return false;
+    for (uint32_t j = 0; j < b->conn_count; j++)
+        if (b->conns[j].head) return false;
+    return true;
+}
+
 static bool pool_is_idle(const wpool *p) {
-    for (size_t k = 0; k < p->backend_count; k++)
-        if (p->backends[k].held) return false;
-    for (size_t k = 0; k < p->backend_count; k++)
-        for (uint32_t j = 0; j < p->backends[k].conn_count; j++)
-            if (p->backends[k].conns[j].head) return false;
+    for (size_t k = 0; k < p->backend_count; k++) {
+        const backend *b = &p->backends[k];
+        if (!backend_is_idle(b)) return false;
+        for (uint32_t i = 0; b->replicas && i < CONF_REPLICAS_MAX; i++)
+            if (!backend_is_idle(&b->replicas[i])) return false;
+    }
     return true;
 }
 

@@ -10,6 +10,11 @@
  * libhiredis-dev, a test-only oracle), every reply we find in RESP2 that
  * hiredis can read at all (it stops at 7 levels of nesting) must have the
  * length hiredis gives it.
+ *
+ * The value cursor (resp_cursor_next / _skip, how the proxy reads what
+ * sentinels and servers answer it) walks any bytes without reading past
+ * them; over a complete value it visits exactly that value's headers, and
+ * skipping it lands on its end.
  */
 #include "fuzz.h"
 #include "reply.h"
@@ -92,6 +97,31 @@ static void check_hiredis(const uint8_t *data, size_t size, size_t ours) {
 }
 #endif
 
+/* Walks every header the cursor finds in data[0..size); on a complete value
+ * of n bytes (n > 0) the walk ends at n, visiting 1 + the elements each
+ * aggregate announces. */
+static void check_cursor(const char *data, size_t size, size_t n) {
+    resp_cursor c = {data, size, 0};
+    resp_item it;
+    uint64_t owed = 1, seen = 0;
+    while (resp_cursor_next(&c, &it)) {
+        FUZZ_CHECK(c.at <= size);
+        FUZZ_CHECK(it.s >= data && it.s + it.len <= data + size);
+        FUZZ_CHECK(it.count >= 0);
+        seen++;
+        if (n && c.at <= n) owed = owed - 1 + (uint64_t)it.count;
+        if (n && c.at == n) break;
+    }
+    if (n) {
+        FUZZ_CHECK_EQ(c.at, n);
+        FUZZ_CHECK_EQ(owed, 0);
+        FUZZ_CHECK(seen > 0);
+        resp_cursor whole = {data, size, 0};
+        FUZZ_CHECK(resp_cursor_skip(&whole));
+        FUZZ_CHECK_EQ(whole.at, n);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const uint64_t max_bulks[2] = {0, 16};
     for (int k = 0; k < 2; k++) {
@@ -111,6 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK_EQ(resp_value_len(s, n), n);
         FUZZ_CHECK_EQ(resp_value_len(s, n - 1), 0);
     }
+    check_cursor(s, size, n);
 #ifdef CHASH_HAVE_HIREDIS
     check_hiredis(data, size, n);
 #endif

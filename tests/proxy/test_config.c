@@ -152,7 +152,7 @@ static void test_markdown(void) {
         ASSERT_TRUE(strstr(err, "unknown key") == NULL);
     }
     fclose(f);
-    ASSERT_EQ(rows, 27);
+    ASSERT_EQ(rows, 37);
 }
 
 /* replication: memcached pools only, no more copies than servers, and a
@@ -195,6 +195,79 @@ static void test_replication(void) {
         ASSERT_TRUE(cf == NULL);
         if (strcmp(err, cases[i].err) != 0) TEST_FAIL_AT("got '%s', want '%s'", err, cases[i].err);
     }
+}
+
+/* Sentinel groups and replicas: Redis only, named shards, replicas of
+ * shards that exist, reads from replicas only where there are some. */
+static void test_topology_keys(void) {
+    static const char base[] = "gamma:\n  listen: 127.0.0.1:22123\n  timeout: 1000\n%s"
+                               "  servers:\n%s";
+    static const char named[] = "   - 127.0.0.1:7001:1 sa\n   - 127.0.0.1:7011:1 sb\n";
+    static const struct {
+        const char *keys, *servers, *err; /* err NULL: loads */
+    } cases[] = {
+        {"  redis: true\n  sentinels:\n   - 127.0.0.1:26379\n   - 127.0.0.1:26380\n"
+         "  sentinel_password: pw\n  read_from: prefer_replica\n  min_replicas_ack: 1\n"
+         "  failover_wait: 5000\n",
+         named, NULL},
+        {"  redis: true\n  replicas:\n   - 127.0.0.1:7002 sa\n   - 127.0.0.1:7012 sb\n"
+         "  read_from: replica\n",
+         named, NULL},
+        {"  sentinels:\n   - 127.0.0.1:26379\n", named,
+         "t.yml:1: pool 'gamma': sentinels, replicas, read_from, min_replicas_ack and "
+         "sentinel_* need redis: true"},
+        {"  redis: true\n  sentinels:\n   - 127.0.0.1:26379\n", "   - 127.0.0.1:7001:1\n",
+         "t.yml:1: pool 'gamma': with sentinels, server '127.0.0.1:7001:1' needs "
+         "host:port:weight NAME, NAME its Sentinel master name"},
+        {"  redis: true\n  replicas:\n   - 127.0.0.1:7002 sc\n", named,
+         "t.yml:1: pool 'gamma': replica '127.0.0.1:7002 sc': no server is named 'sc'"},
+        {"  redis: true\n  replicas:\n   - 127.0.0.1:7002\n", named,
+         "t.yml:6: replica '127.0.0.1:7002' is not host:port SHARD (a server's name)"},
+        {"  redis: true\n  sentinels:\n   - 127.0.0.1:26379 x\n", named,
+         "t.yml:6: sentinel '127.0.0.1:26379 x' is not host:port"},
+        {"  redis: true\n  sentinels:\n   - 127.0.0.1:26379\n   - 127.0.0.1:26379\n", named,
+         "t.yml:7: sentinels: '127.0.0.1:26379' is listed twice"},
+        {"  redis: true\n  read_from: replica\n", named,
+         "t.yml:1: pool 'gamma': read_from: replica needs replicas (sentinels: or replicas:)"},
+        {"  redis: true\n  read_from: nearest\n", named,
+         "t.yml:5: read_from: expected primary, prefer_replica or replica"},
+        {"  redis: true\n  sentinel_password: pw\n", named,
+         "t.yml:1: pool 'gamma': sentinel_username/password without sentinels"},
+        {"  redis: true\n  min_replicas_ack: 1\n  min_replicas_ack_timeout: 1000\n", named,
+         "t.yml:1: pool 'gamma': min_replicas_ack_timeout (1000 ms) must be shorter than "
+         "timeout (1000 ms)"},
+        {"  redis: true\n  warmup: 1000\n  sentinels:\n   - 127.0.0.1:26379\n", named,
+         "t.yml:1: pool 'gamma': warmup and sentinels do not go together"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[1024], err[CONF_ERR_MAX];
+        snprintf(text, sizeof text, base, cases[i].keys, cases[i].servers);
+        conf *cf = load(text, err);
+        if (!cases[i].err) {
+            if (!cf) TEST_FAIL_AT("%s: %s", cases[i].keys, err);
+            ASSERT_TRUE(conf_pool_has_topology(&cf->pools[0]));
+            conf_free(cf);
+            continue;
+        }
+        ASSERT_TRUE(cf == NULL);
+        if (strcmp(err, cases[i].err) != 0) TEST_FAIL_AT("got '%s', want '%s'", err, cases[i].err);
+    }
+    char err[CONF_ERR_MAX];
+    char text[1024];
+    snprintf(text, sizeof text, base, cases[0].keys, named);
+    conf *cf = load(text, err);
+    ASSERT_TRUE(cf != NULL);
+    const conf_pool *p = &cf->pools[0];
+    ASSERT_EQ(p->sentinel_count, 2);
+    ASSERT_EQ(p->sentinels[1].port, 26380);
+    ASSERT_TRUE(strcmp(p->sentinel_password, "pw") == 0);
+    ASSERT_EQ(p->read_from, CONF_READ_PREFER_REPLICA);
+    ASSERT_EQ(p->min_replicas_ack, 1);
+    ASSERT_EQ(p->min_replicas_ack_timeout_ms, 500);
+    ASSERT_EQ(p->failover_wait_ms, 5000);
+    ASSERT_EQ(p->topology_check_interval_ms, 1000);
+    ASSERT_UEQ(p->replica_max_lag, 1u << 20);
+    conf_free(cf);
 }
 
 #define RING_SERVERS 6
@@ -259,6 +332,7 @@ int main(void) {
     test_messages();
     test_markdown();
     test_replication();
+    test_topology_keys();
     test_ring_live();
     TEST_DONE();
 }

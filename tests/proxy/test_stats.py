@@ -166,6 +166,13 @@ READ_ELSEWHERE = {
     "chash_proxy_server_latency_seconds": "test_stats_port",
     "chash_proxy_uptime_seconds": "not an event: seconds since start",
     "chash_proxy_configs_retained": "test_hostile.py reload_loop",
+    "chash_proxy_shard_reads_primary_total": "test_sentinel.py (JSON reads_primary)",
+    "chash_proxy_shard_reads_replica_total": "test_sentinel.py (JSON reads_replica)",
+    "chash_proxy_shard_reads_refused_total": "test_sentinel.py (JSON reads_refused)",
+    "chash_proxy_shard_write_ack_failed_total": "test_sentinel.py (JSON write_ack_failed)",
+    "chash_proxy_shard_failover_waits_total": "test_sentinel.py (JSON failover_waited)",
+    "chash_proxy_shard_failover_wait_expired_total":
+        "test_sentinel.py (JSON failover_wait_expired)",
 }
 
 
