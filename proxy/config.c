@@ -198,15 +198,25 @@ static int parse_host_port(ctx *c, const yaml_node_t *at, const char *s, size_t 
     return resolve(c, at, out->host, out->port, false, false, &out->addr);
 }
 
-/* "host:port:weight [name]" or "/path:weight [name]". */
-static int parse_server(ctx *c, const yaml_node_t *at, const char *s, conf_server *out) {
+/* A list line begins out (its text and line): *len is the length of its
+ * address part, *name what follows the blanks after it. */
+static int line_begin(ctx *c, const yaml_node_t *at, const char *s, conf_server *out,
+                      size_t *len, const char **name) {
     memset(out, 0, sizeof *out);
     out->line = (unsigned)at->start_mark.line + 1;
     out->text = strdup(s);
     if (!out->text) return fail(c, at, "out of memory");
-    size_t len = strcspn(s, " \t");
-    const char *name = s + len;
-    while (*name == ' ' || *name == '\t') name++;
+    *len = strcspn(s, " \t");
+    *name = s + *len;
+    while (**name == ' ' || **name == '\t') (*name)++;
+    return 0;
+}
+
+/* "host:port:weight [name]" or "/path:weight [name]". */
+static int parse_server(ctx *c, const yaml_node_t *at, const char *s, conf_server *out) {
+    size_t len;
+    const char *name;
+    if (line_begin(c, at, s, out, &len, &name) != 0) return -1;
     if (*name) {
         if (strpbrk(name, " \t")) return fail(c, at, "server '%s': a name has no spaces", s);
         out->name = strdup(name);
@@ -252,13 +262,9 @@ static int parse_server(ctx *c, const yaml_node_t *at, const char *s, conf_serve
  * the name is required, and goes to out->name). */
 static int parse_node(ctx *c, const yaml_node_t *at, const char *s, bool shard,
                       conf_server *out) {
-    memset(out, 0, sizeof *out);
-    out->line = (unsigned)at->start_mark.line + 1;
-    out->text = strdup(s);
-    if (!out->text) return fail(c, at, "out of memory");
-    size_t len = strcspn(s, " \t");
-    const char *name = s + len;
-    while (*name == ' ' || *name == '\t') name++;
+    size_t len;
+    const char *name;
+    if (line_begin(c, at, s, out, &len, &name) != 0) return -1;
     const char *what = shard ? "replica" : "sentinel";
     const char *form = shard ? "host:port SHARD (a server's name)" : "host:port";
     if (shard ? !*name || strpbrk(name, " \t") : *name != '\0')

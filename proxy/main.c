@@ -277,6 +277,10 @@ static int listeners_open(runtime *rt) {
 static int workers_init(runtime *rt) {
     proxy *px = &rt->px;
     char err[CONF_ERR_MAX];
+    if (topology_init(px, err, sizeof err) != 0) {
+        fprintf(stderr, "chash-proxy: %s\n", err);
+        return EXIT_START;
+    }
     for (; rt->inited < px->worker_count; rt->inited++) {
         worker *w = &px->workers[rt->inited];
         if (worker_init(w, px, rt->inited, err, sizeof err) != 0 ||

@@ -15,7 +15,8 @@
  *      |                  pools, `replication: N`); forward.c puts the commands
  *      |                  on server connections, pool.c picks each key's
  *      |                  server; warmup.c may hold a command while its keys
- *      |                  move
+ *      |                  move; shard.c: a shard's primary or replica
+ *      |                  (read_from), requests waiting out a failover
  *      |                              | a req, one frag per server
  *      |                              v
  *      |        server.c  server connections: a FIFO of frags per connection,
@@ -31,13 +32,15 @@
  *   worker.c   one event loop per thread (loop.c, the only file that knows
  *              epoll): the loop turn, the timers, taking a reloaded config
  *   reload.c   re-reading the configuration (config.c); stats.c the
- *              statistics (one list, stats.h) and their port; log.c; main.c
+ *              statistics (one list, stats.h) and their port; log.c
+ *   topology.c a thread that follows Redis Sentinel and measures the
+ *              replicas; workers copy its views (shard.c); main.c
  *
  * Calls go one way, down this list, never back up: main -> worker ->
  * client -> {route -> {admin -> reload}, session, clientcmd, fanout, pubsub,
- * held}, mcroute -> mcrepl -> warmup -> forward -> server -> health -> pool -> req ->
- * merge -> {infomerge, mcmerge}, and everything -> stats, log, buf, config,
- * command, loop. Where a lower file must reach a higher one it is handed a
+ * held}, mcroute -> mcrepl -> warmup -> forward -> shard -> server -> health -> pool ->
+ * req -> merge -> {infomerge, mcmerge}, and everything -> stats -> topology,
+ * log, buf, config, command, loop. Where a lower file must reach a higher one it is handed a
  * callback (warm-up resumes a held command that way).
  *
  * Each worker thread owns one event loop and everything reachable from it:
@@ -358,9 +361,12 @@ typedef struct topo_shard {
     uint64_t failovers; /* primary changes seen since the proxy started */
 } topo_shard;
 
-/* Starts the thread that follows the sentinels and measures replicas,
- * after its first check (so the first clients find the primaries Sentinel
- * knows). Returns 0 or -1 with err. */
+/* Asks the sentinels and the servers once, before the workers build their
+ * pools (so the first clients find the primaries Sentinel knows now, not
+ * the configured guesses). Returns 0 or -1 with err. */
+int topology_init(proxy *px, char *err, size_t err_len);
+/* Starts the thread that follows the sentinels and measures replicas
+ * (after a daemon's fork). Returns 0 or -1 with err. */
 int topology_start(proxy *px, char *err, size_t err_len);
 void topology_stop(proxy *px);
 /* Copies pool `pool`'s shard `shard` into *out; false when it is not

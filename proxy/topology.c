@@ -834,10 +834,8 @@ static void *topology_main(void *arg) {
     return NULL;
 }
 
-int topology_start(proxy *px, char *err, size_t err_len) {
+int topology_init(proxy *px, char *err, size_t err_len) {
     bool is_needed = false;
-    for (size_t i = 0; i < px->cf->pool_count; i++)
-        is_needed |= conf_pool_has_topology(&px->cf->pools[i]);
     /* A reload may add sentinels to a pool: the thread runs whenever a
      * redis pool exists, idle without such pools. */
     for (size_t i = 0; i < px->cf->pool_count; i++) is_needed |= px->cf->pools[i].redis;
@@ -851,12 +849,16 @@ int topology_start(proxy *px, char *err, size_t err_len) {
     pthread_mutex_init(&t->lock, NULL);
     px->topo = t;
     sync_conf(t);
-    /* The first check before any client: reads know the replicas, and a
-     * primary Sentinel moved while the proxy was down is known. */
     for (size_t i = 0; i < t->pool_count; i++) {
         check_pool(t, &t->pools[i]);
         t->pools[i].next_ms = mono_ms() + t->pools[i].interval_ms;
     }
+    return 0;
+}
+
+int topology_start(proxy *px, char *err, size_t err_len) {
+    topology *t = px->topo;
+    if (!t) return 0;
     if (pthread_create(&t->thread, NULL, topology_main, t) != 0) {
         snprintf(err, err_len, "cannot start the topology thread");
         return -1;
