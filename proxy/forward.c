@@ -38,8 +38,10 @@ void forward(client *c, backend *b, const char *data, size_t len, bool is_oom,
         frag_fail(&r->one, c->pool->cf->redis, "out of memory");
     else if (shard_parks(b) || b->parked) /* behind those already waiting, in order */
         shard_park(&r->one, b, data, len);
-    else
+    else {
+        shard_keep_read(&r->one, b, data, len);
         frag_send(&r->one, b, c, data, len);
+    }
     req_release(r);
 }
 

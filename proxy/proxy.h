@@ -115,6 +115,9 @@ struct frag {
     uint8_t ack_want;
     bool ack_seen;
     buf *ack_first;
+    /* A read on a replica (prefer_replica): its bytes, to send to the
+     * primary if the replica fails it (server.c calls retry->again). */
+    struct parked *retry;
     /* Replies it takes (SUBSCRIBE a b: one confirmation a channel); an
      * error ends it early. 0 counts as 1. */
     uint32_t replies;
@@ -234,6 +237,9 @@ typedef struct parked {
     struct parked *next;
     frag *f;
     uint64_t until_ms;
+    /* A kept read: where to send it again, and who does (shard.c). */
+    backend *to;
+    void (*again)(frag *f, struct parked *pk, const char *reason);
     size_t len;
     char data[];
 } parked;
@@ -570,6 +576,9 @@ bool shard_parks(const backend *b);
 /* f waits (a copy of its bytes) until b has a primary, or failover_wait
  * passes; false when out of memory (f is then failed). */
 void shard_park(frag *f, backend *b, const char *data, size_t len);
+/* f, a read sent to replica r with read_from: prefer_replica, keeps a copy
+ * of its bytes: if r fails it, it goes to the primary instead. */
+void shard_keep_read(frag *f, backend *r, const char *data, size_t len);
 /* Fails what waits on p's shards (the pool is going). */
 void shard_release(wpool *p, const char *why);
 

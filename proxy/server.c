@@ -26,6 +26,26 @@
 
 enum fail_kind { FAIL_ERR, FAIL_EOF, FAIL_TIMEOUT };
 
+/* A read a replica failed goes to its primary instead (shard.c), if it
+ * was kept for that; false: fail it. */
+static bool frag_again(frag *f, const char *reason) {
+    parked *pk = f->retry;
+    if (!pk) return false;
+    f->retry = NULL;
+    if (f->on_shared) { /* it leaves this connection: counted again where it goes */
+        f->on_shared = false;
+        client *owner = f->r ? f->r->c : NULL;
+        if (owner && --owner->shared_inflight == 0 && owner->has_corked) client_schedule(owner);
+    }
+    pk->again(f, pk, reason);
+    return true;
+}
+
+static void retry_drop(frag *f) {
+    free(f->retry);
+    f->retry = NULL;
+}
+
 /* A write's kept reply, when its WAIT will not come. */
 static void ack_drop(frag *f) {
     if (!f->ack_first) return;
@@ -72,7 +92,7 @@ static void bconn_abort(bconn *bc, const char *reason) {
     while (f) {
         frag *next = f->next;
         ack_drop(f);
-        frag_fail(f, is_redis, reason);
+        if (!frag_again(f, reason)) frag_fail(f, is_redis, reason);
         f = next;
     }
     bc->is_corked = false;
@@ -214,7 +234,7 @@ bconn *frag_conn(frag *f, backend *b, client *c) {
         char reason[200];
         snprintf(reason, sizeof reason, "server %s is down", b->cf->name);
         stat_add(&b->pool->st.forward_error, 1);
-        frag_fail(f, b->pool->cf->redis, reason);
+        if (!frag_again(f, reason)) frag_fail(f, b->pool->cf->redis, reason);
         return NULL;
     }
     bconn *bc = c ? held_conn_find(c, b) : NULL;
@@ -234,7 +254,7 @@ bconn *frag_conn(frag *f, backend *b, client *c) {
             stat_add(&b->st.server_err, 1);
             health_failure(b);
         }
-        frag_fail(f, b->pool->cf->redis, reason);
+        if (!frag_again(f, reason)) frag_fail(f, b->pool->cf->redis, reason);
         return NULL;
     }
     if (!bc->owner && c && f->r) {
@@ -436,6 +456,7 @@ static int bconn_parse(bconn *bc) {
             continue;
         }
         bconn_pop(bc);
+        retry_drop(f);
         health_success(b);
         stats_latency(&b->st, b->pool->w->now_us - f->sent_us);
         if (!f->ack_want && is_readonly_reply(b, data, rlen)) health_demoted(b);
@@ -572,7 +593,7 @@ static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
         expired++;
         stat_add(&b->st.server_timedout, 1);
         ack_drop(f);
-        frag_fail(f, is_redis, "Connection timed out");
+        if (!frag_again(f, "Connection timed out")) frag_fail(f, is_redis, "Connection timed out");
     }
     if (expired) {
         proxy_log(LOG_INFO, "pool %s: server %s: %u request(s) timed out", b->pool->cf->name,

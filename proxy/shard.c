@@ -193,6 +193,28 @@ void shard_tick(wpool *p, uint64_t now_ms) {
     }
 }
 
+/* A kept read the replica failed: to the primary, unless it is down too. */
+static void read_again(frag *f, parked *pk, const char *reason) {
+    backend *b = pk->to;
+    client *c = f->r ? f->r->c : NULL;
+    if (!c || b->is_down || b->parked) {
+        frag_fail(f, true, reason);
+    } else {
+        stat_add(&b->st.reads_retried, 1);
+        frag_send(f, b, c, pk->data, pk->len);
+    }
+    free(pk);
+}
+
+void shard_keep_read(frag *f, backend *r, const char *data, size_t len) {
+    if (!r->shard || r->pool->cf->read_from != CONF_READ_PREFER_REPLICA) return;
+    parked *pk = malloc(sizeof *pk + len);
+    if (!pk) return; /* not kept: a failure then reaches the client */
+    *pk = (parked){.to = r->shard, .again = read_again, .len = len};
+    memcpy(pk->data, data, len);
+    f->retry = pk;
+}
+
 void shard_release(wpool *p, const char *why) {
     for (size_t k = 0; p->backends && k < p->server_count; k++) {
         backend *b = &p->backends[k];

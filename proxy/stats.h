@@ -79,6 +79,8 @@
       "Reads (read-only commands) sent to the shard's primary (pools with replicas).")        \
     X(reads_replica, SUM, 1, 1, "chash_proxy_shard_reads_replica_total", counter,             \
       "Reads sent to one of the shard's replicas (read_from).")                               \
+    X(reads_retried, SUM, 1, 1, "chash_proxy_shard_reads_retried_total", counter,             \
+      "Reads a replica failed, sent again to the primary (prefer_replica).")                  \
     X(reads_refused, SUM, 1, 1, "chash_proxy_shard_reads_refused_total", counter,             \
       "Reads refused: read_from: replica and no replica usable.")                             \
     X(write_ack_failed, SUM, 1, 1, "chash_proxy_shard_write_ack_failed_total", counter,       \

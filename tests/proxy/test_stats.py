@@ -169,6 +169,7 @@ READ_ELSEWHERE = {
     "chash_proxy_shard_reads_primary_total": "test_sentinel.py (JSON reads_primary)",
     "chash_proxy_shard_reads_replica_total": "test_sentinel.py (JSON reads_replica)",
     "chash_proxy_shard_reads_refused_total": "test_sentinel.py (JSON reads_refused)",
+    "chash_proxy_shard_reads_retried_total": "test_sentinel.py (JSON reads_retried)",
     "chash_proxy_shard_write_ack_failed_total": "test_sentinel.py (JSON write_ack_failed)",
     "chash_proxy_shard_failover_waits_total": "test_sentinel.py (JSON failover_waited)",
     "chash_proxy_shard_failover_wait_expired_total":
