@@ -29,6 +29,8 @@ Measured per run (medians over --rounds):
   last_err_s     fault -> the last error a shard-a client saw
   a_errors       errors (error replies, timeouts, closed connections)
                  on shard-a's keys, writes and reads
+  a_read_errors  ... of them GETs (what read_from: prefer_replica may spare
+                 while the primary is gone)
   other_errors   the same on shard-b's keys: must be 0
   acked          SETs answered +OK
   lost           acknowledged writes whose value the current primary does
@@ -39,6 +41,9 @@ Measured per run (medians over --rounds):
   stale          GETs during the load of the key the same client had
                  written just before that returned nothing or another value
                  (replica reads may; primary reads must not)
+  switches       +switch-master events for shard-a (distinct ones): 1, or
+                 more when Sentinel failed over again (the run's JSON has
+                 Sentinel's events, and each client's timeline)
 
 Settings: chash-proxy with sentinels for read_from primary / prefer_replica
 x min_replicas_ack 0 / 1 x failover_wait 0 / 5000; chash-proxy with the
@@ -222,7 +227,7 @@ def one_run(args, s, fault, tags):
     env = Env()
     fleet = None
     try:
-        fleet = Fleet(env, shards=2, replicas=1)
+        fleet = Fleet(env, shards=2, replicas=args.replicas)
         listen = free_port()
         text = pool_text(fleet, listen, s)
         stats_port = 0
@@ -273,6 +278,11 @@ def one_run(args, s, fault, tags):
                 stats = {"error": repr(e)}
         caught_up = wait_replicas_caught_up(fleet)
         r = measure(clients, fleet, listen, t_fault, t_switch, back)
+        # Sentinel's own story of the shard: a second +switch-master (a
+        # promoted replica itself failed over) changes what the run means.
+        r["sentinel_events"] = [[round(t - t_fault, 3), port, ch, text]
+                                for t, port, ch, text in watch.find_all("shard-a", t_fault)]
+        r["switches"] = len({e[3] for e in r["sentinel_events"] if e[2] == "+switch-master"})
         r.update({"fault": fault, "victim": victim, "new_primary": new_primary,
                   "replicas_caught_up": caught_up, "load_s": round(t_end - t_fault, 2)})
         if stats is not None:
@@ -302,10 +312,35 @@ def first_ok_after(clients, shard, t_fault):
     return best
 
 
+def timeline(clients, shard, t_fault, back):
+    """What shard's clients saw from the fault until a second after their
+    writes came back, each client's SETs and GETs apart, runs of one
+    outcome merged: [client, kind, from s, to s (relative to the fault),
+    outcome, operations] - where the time to come back went."""
+    end = (back or t_fault + 60) + 1.0
+    out = []
+    for c in clients:
+        if c.shard != shard:
+            continue
+        for want in ("set", "get"):
+            row = None
+            for t0, t1, kind, _, outcome in c.ops:
+                if kind != want or t1 < t_fault or t0 > end:
+                    continue
+                if row and row[4] == outcome[:60]:
+                    row[3] = round(t1 - t_fault, 3)
+                    row[5] += 1
+                else:
+                    row = [c.cid, kind, round(t0 - t_fault, 3), round(t1 - t_fault, 3),
+                           outcome[:60], 1]
+                    out.append(row)
+    return out
+
+
 def measure(clients, fleet, listen, t_fault, t_switch, back):
     r = {"sentinel_s": None if t_switch is None else round(t_switch - t_fault, 3),
          "writes_back_s": None if back is None else round(back - t_fault, 3)}
-    a_err = other_err = stale = 0
+    a_err = other_err = stale = a_read_err = 0
     last_err = None
     samples = {}
     for c in clients:
@@ -317,9 +352,11 @@ def measure(clients, fleet, listen, t_fault, t_switch, back):
                 samples[c.shard][outcome[:80]] += 1
                 if c.shard == "shard-a":
                     a_err += 1
+                    a_read_err += kind == "get"
                     last_err = t1 if last_err is None else max(last_err, t1)
                 else:
                     other_err += 1
+    r["timeline"] = timeline(clients, "shard-a", t_fault, back)
     values = {}
     for c in clients:
         values.update(c.acked)
@@ -331,7 +368,8 @@ def measure(clients, fleet, listen, t_fault, t_switch, back):
         lost += missing + errors
     missing, errors = read_back(listen, keys, values)
     r.update({"last_err_s": None if last_err is None else round(last_err - t_fault, 3),
-              "a_errors": a_err, "other_errors": other_err, "acked": len(keys),
+              "a_errors": a_err, "a_read_errors": a_read_err, "other_errors": other_err,
+              "acked": len(keys),
               "lost": lost, "lost_proxy": missing, "unreadable": errors, "stale": stale,
               "ops": sum(len(c.ops) for c in clients),
               "error_samples": {k: sorted(v.items(), key=lambda x: -x[1])[:4]
@@ -339,8 +377,9 @@ def measure(clients, fleet, listen, t_fault, t_switch, back):
     return r
 
 
-FIELDS = ["sentinel_s", "writes_back_s", "last_err_s", "a_errors", "other_errors", "acked",
-          "lost", "lost_proxy", "unreadable", "stale"]
+FIELDS = ["sentinel_s", "writes_back_s", "last_err_s", "a_errors", "a_read_errors",
+          "other_errors", "acked",
+          "lost", "lost_proxy", "unreadable", "stale", "switches"]
 
 
 def median(vals):
@@ -363,9 +402,9 @@ def summarize(runs):
     return out
 
 
-def fmt(v, cap):
+def fmt(v, cap, field=""):
     if v is None:
-        return "> %gs" % cap
+        return "none" if field == "last_err_s" else "> %gs" % cap
     if isinstance(v, float):
         return "%.2f" % v
     return str(v)
@@ -384,6 +423,9 @@ def main():
     ap.add_argument("--tail", type=float, default=3.0,
                     help="seconds of load once shard-a's writes are back")
     ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="replicas a shard (min_replicas_ack 1 needs 2 to write after a "
+                         "failover: the promoted replica's old peer)")
     ap.add_argument("--clients", type=int, default=2, help="client threads per shard")
     ap.add_argument("--pause", type=float, default=0.001, help="seconds between a client's rounds")
     ap.add_argument("--workers", type=int, default=1)
@@ -410,7 +452,9 @@ def main():
 
     print()
     head = ["setting", "fault", "sentinel s", "writes back s", "last err s", "A errors",
-            "B errors", "acked", "lost", "lost (proxy)", "unreadable", "stale reads"]
+            "of them reads", "B errors", "acked", "lost", "lost (proxy)", "unreadable",
+            "stale reads",
+            "switches"]
     rows = []
     summary = {}
     for s in chosen:
@@ -425,14 +469,14 @@ def main():
                 continue
             m = summarize(runs)
             summary["%s | %s" % (s["name"], fault)] = m
-            rows.append([s["name"], fault] + [fmt(m[f], args.cap) for f in FIELDS])
+            rows.append([s["name"], fault] + [fmt(m[f], args.cap, f) for f in FIELDS])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    print("\n%d round(s), medians; 2 shards x (primary + 1 replica), 3 sentinels, "
+    print("\n%d round(s), medians; 2 shards x (primary + %d replica(s)), 3 sentinels, "
           "down-after 1000 ms; %d client(s) per shard; pool timeout %d ms"
-          % (args.rounds, args.clients, TIMEOUT_MS))
+          % (args.rounds, args.replicas, args.clients, TIMEOUT_MS))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "tags": tags, "summary": summary,

@@ -105,6 +105,18 @@ class Watcher:
                     if e[2] == channel and e[0] >= after
                     and (name is None or name in e[3].split(" "))]
 
+    def find_all(self, name, after=0.0):
+        """Every event naming shard `name` at or after `after`, each once
+        (the first sentinel to publish it), earliest first."""
+        seen = set()
+        out = []
+        with self.lock:
+            for e in self.events:
+                if e[0] >= after and name in e[3].split(" ") and (e[2], e[3]) not in seen:
+                    seen.add((e[2], e[3]))
+                    out.append(e)
+        return out
+
     def wait_switch(self, name, after=0.0, timeout=30.0):
         """(time, new primary port) of the first +switch-master for `name`
         published by any sentinel at or after `after`: Sentinel's own

@@ -13,7 +13,8 @@ something has a bystander on the other shard, which must see no error.
   to shard-a succeed again with no restart, no acknowledged write is lost,
   keys written before are read after (same shard, same values); stats
   show the new primary and one failover. A second proxy with
-  failover_wait: no request sent after the kill gets an error.
+  failover_wait: no request sent after the kill gets an error. A third
+  with read_from prefer_replica: reads of shard-a get no error throughout.
 - stop_primary: SIGSTOP shard-a's primary, SIGCONT once Sentinel switched:
   every write acknowledged after the switch is on the new primary, none
   reaches the thawed one while it still says it is a primary, and it
@@ -27,12 +28,16 @@ something has a bystander on the other shard, which must see no error.
 - read_from: replica and prefer_replica reads land on replicas (their
   commandstats and the proxy's reads_replica); with min_replicas_ack 1 a
   replica read after an acknowledged write is never stale; with the replica
-  killed, then restarted, then stopped, prefer_replica reads go to the
-  primary without error and replica-mode reads get a clear error.
+  killed, then restarted, then stopped, prefer_replica reads get no error
+  from the moment of the fault (the failed ones retried on the primary)
+  and then go to the primary; replica-mode reads get a clear error.
 - noreplicas: min_replicas_ack 1 and shard-a's only replica killed: writes
   to shard-a answer -NOREPLICAS (never +OK), reads still work.
 - static_replicas: `replicas:` with no sentinel: read_from replica reads hit
   the listed replicas.
+- replica_lag: a listed replica paused (CLIENT PAUSE WRITE: it answers, but
+  applies nothing) more than replica_max_lag behind: prefer_replica reads
+  go to the primary and are never stale; caught up, it is used again.
 """
 import os
 import random
@@ -209,6 +214,42 @@ class Writer:
         return None
 
 
+class Reader:
+    """GETs of keys whose values are known (`values`) through the proxy,
+    one at a time, in a thread; each recorded as (sent, key, reply)."""
+
+    def __init__(self, port, values):
+        self.values = values
+        self.keys = sorted(values)
+        self.log = []
+        self.stop_ev = threading.Event()
+        self.c = Conn(port, timeout=20)
+        self.rng = random.Random(3)
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        while not self.stop_ev.is_set():
+            k = self.rng.choice(self.keys)
+            t0 = time.time()
+            try:
+                got = self.c.call("GET", k)
+            except (OSError, Closed) as e:
+                self.log.append((t0, k, ("err", "connection: %r" % e)))
+                return
+            self.log.append((t0, k, got))
+            time.sleep(0.002)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.t.join(30)
+        self.c.close()
+
+    def wrong(self, after=0.0):
+        return [(round(t0 - after, 3), k, g) for t0, k, g in self.log
+                if t0 >= after and g != self.values[k].encode()]
+
+
 class ReadBystander(SetGetBystander):
     """A bystander for pools that read from replicas, where a GET right
     after a SET may read a replica that has not got it yet: it reads keys
@@ -252,18 +293,21 @@ class ReadBystander(SetGetBystander):
 
 
 def wait_synced(fleet, timeout=10.0):
-    """Until every live, linked replica has its primary's whole stream."""
+    """Until every linked replica that is not stopped has applied its
+    primary's stream up to where it was at the call (writes may go on)."""
+    targets = []
+    for name in fleet.names:
+        p = fleet.role(fleet.primary_of(name)) or {}
+        for k, v in p.items():
+            if re.match(r"slave\d+$", k):
+                f = dict(x.split("=") for x in v.split(","))
+                if int(f["port"]) not in fleet.stopped:
+                    targets.append((int(f["port"]), int(p["master_repl_offset"])))
+
     def synced():
-        for name in fleet.names:
-            p = fleet.role(fleet.primary_of(name)) or {}
-            want = p.get("master_repl_offset")
-            for k, v in p.items():
-                if re.match(r"slave\d+$", k):
-                    f = dict(x.split("=") for x in v.split(","))
-                    if f["offset"] != want and int(f["port"]) not in fleet.stopped:
-                        return False
-        return True
-    until(synced, timeout, "replicas caught up")
+        return all(int((fleet.role(port) or {}).get("slave_repl_offset", -1)) >= want
+                   for port, want in targets)
+    until(synced, timeout, "replicas caught up with %s" % targets)
 
 
 def failover(fleet, watch, name, how="kill"):
@@ -292,6 +336,7 @@ def test_kill_primary(env):
     listen, stats = start(env, fleet, "  min_replicas_ack: 1\n  min_replicas_ack_timeout: 500\n",
                           workers=2)
     listen_w, stats_w = start(env, fleet, "  failover_wait: 8000\n")
+    listen_r, _ = start(env, fleet, "  read_from: prefer_replica\n")
     ta, tb = tag_of(listen, "shard-a"), tag_of(listen, "shard-b")
     old_a = fleet.first_primary["shard-a"]
     before = stats_json(stats)["sigma"]
@@ -311,8 +356,10 @@ def test_kill_primary(env):
     watch = fleet.watch()
     by = SetGetBystander(listen, "b", tag=tb, max_wait=3.0)
     by_w = SetGetBystander(listen_w, "bw", tag=tb, max_wait=3.0)
+    by_r = ReadBystander(listen_r, "br", tb, fleet, max_wait=3.0)
     w = Writer(listen, ta, "a")
     ww = Writer(listen_w, ta, "aw")
+    reader = Reader(listen_r, {k: "old-" + k for k in keys if owner[k] == b"shard-a"})
     time.sleep(0.5)
     old, t_kill, t_switch, new = failover(fleet, watch, "shard-a")
     check_eq(old, old_a, "the first guess was the primary")
@@ -326,8 +373,10 @@ def test_kill_primary(env):
     time.sleep(1.0)
     w.stop()
     ww.stop()
+    reader.stop()
     by.done("(min_replicas_ack 1 proxy)")
     by_w.done("(failover_wait proxy)")
+    by_r.done("(prefer_replica proxy)")
     watch.close()
 
     # min_replicas_ack 1: every acknowledged write was on a replica, and
@@ -359,6 +408,14 @@ def test_kill_primary(env):
     check_eq(after["shard-b"].get("failovers"), 0, "stats: shard-b's failovers")
     waited = stats_json(stats_w)["sigma"]["shard-a"]
     check(waited.get("failover_waited", 0) > 0, "stats: failover_waited counted: %s" % waited)
+    # docs/proxy.md: with prefer_replica, reads keep working while a
+    # shard's primary is down.
+    check(len([1 for t0, _, _ in reader.log if t_kill < t0 < t_switch]) > 10,
+          "reads of shard-a while it had no primary")
+    wrong = reader.wrong(after=t_kill)
+    check_eq(wrong[:5], [], "prefer_replica reads of shard-a from the kill on (switch at "
+             "+%.2fs; %d of %d wrong, the last at +%.2fs)"
+             % (t_switch - t_kill, len(wrong), len(reader.log), wrong[-1][0] if wrong else 0))
 
 
 def test_stop_primary(env):
@@ -611,23 +668,32 @@ def test_read_from(env):
                  "stats: reads_refused")
         by.done("(shard-a's replica %s)" % how)
 
-    # Killed: prefer_replica's reads from the moment of the kill, counted
-    # (a read in flight on the dying connection may fail: not bounded).
-    fleet.kill(ra)
-    t_kill = time.time()
-    failed = []
-    c = Conn(prefer)
     keys_a = [k for k in values if k.startswith("{%s}" % ta)]
-    while time.time() - t_kill < 2.5:
-        k = random.choice(keys_a)
-        g = c.call("GET", k)
-        if g != values[k].encode():
-            failed.append((round(time.time() - t_kill, 2), g))
-    c.close()
-    FIGURES["prefer_replica reads failed in the 2.5 s after the replica's kill"] = len(failed)
-    if failed:
-        print("  prefer_replica reads failed after the replica's kill: %d, first %s"
-              % (len(failed), failed[:3]))
+
+    def read_window(what, seconds=2.5):
+        """prefer_replica reads of shard-a's keys from the moment its
+        replica fails: a read the replica fails is sent again to the
+        primary, so none fails (docs/proxy.md, read_from)."""
+        t0 = time.time()
+        retried0 = shard_stats(st_p, "shard-a").get("reads_retried", 0)
+        failed = []
+        c = Conn(prefer)
+        n = 0
+        while time.time() - t0 < seconds:
+            k = random.choice(keys_a)
+            g = c.call("GET", k)
+            n += 1
+            if g != values[k].encode():
+                failed.append((round(time.time() - t0, 2), g))
+        c.close()
+        retried = shard_stats(st_p, "shard-a").get("reads_retried", 0) - retried0
+        FIGURES["prefer_replica reads retried on the primary, replica %s" % what] = retried
+        check_eq(failed[:3], [], "prefer_replica reads (%d) from the moment shard-a's replica "
+                 "was %s" % (n, what))
+        return retried
+
+    fleet.kill(ra)
+    read_window("killed")
     without_replica_a("killed")
 
     # Back: the replica is used again.
@@ -643,8 +709,11 @@ def test_read_from(env):
         return cmd_calls(fleet, ra) - before == 20
     until(replica_used, 10, "prefer_replica reads shard-a's replica again once it is back")
 
-    # Stopped: its connections hang rather than fail.
+    # Stopped: its connections hang rather than fail; the first read sent
+    # there waits out the pool's timeout, then goes to the primary.
     fleet.signal(ra, signal.SIGSTOP)
+    check(read_window("stopped") >= 1, "stats: reads_retried counts the reads the frozen "
+          "replica did not answer")
     without_replica_a("stopped")
     fleet.cont(ra)
 
@@ -708,8 +777,54 @@ def test_static_replicas(env):
     check_eq(counted, [on_a, 100 - on_a], "stats: reads_replica")
 
 
+def test_replica_lag(env):
+    # No sentinel: the replicas are listed, and a replica's lag is all
+    # that can make it unusable here.
+    fleet = Fleet(env, sentinels=0)
+    listen, stats = start(env, fleet, "  read_from: prefer_replica\n  replica_max_lag: 1000\n"
+                          + fleet.replicas_yaml(), sentinels=False)
+    wait_topology(stats, fleet, "(static replicas)")
+    ta, tb = tag_of(listen, "shard-a"), tag_of(listen, "shard-b")
+    pa, ra = fleet.first_primary["shard-a"], fleet.replica_ports["shard-a"][0]
+    values = {"{%s}lag:%d" % (ta, i): "old%d" % i for i in range(50)}
+    c = Conn(listen)
+    check_eq(c.pipeline([("SET", k, v) for k, v in values.items()]), [b"+OK"] * 50, "writes")
+    wait_synced(fleet)
+    by = ReadBystander(listen, "b", tb, fleet, max_wait=3.0)
+    # CLIENT PAUSE WRITE on the replica: it still answers reads (and
+    # PINGs), but applies nothing from its primary, so it falls behind.
+    r = fleet.conn(ra)
+    check_eq(r.call("CLIENT", "PAUSE", "20000", "WRITE"), b"+OK", "the replica paused")
+    new = {k: "new%d-%s" % (i, "x" * 100) for i, k in enumerate(values)}
+    check_eq(c.pipeline([("SET", k, v) for k, v in new.items()]), [b"+OK"] * 50,
+             "writes the replica does not apply")
+    behind = int(fleet.role(pa)["master_repl_offset"]) - int(
+        fleet.role(ra)["slave_repl_offset"])
+    check(behind > 1000, "the replica is more than replica_max_lag behind (%d bytes)" % behind)
+    # The proxy measures the lag every topology_check_interval.
+    time.sleep(3 * CHECK_MS / 1000.0)
+    calls = cmd_calls(fleet, ra), cmd_calls(fleet, pa)
+    check_eq(read_all(listen, new)[:5], [], "reads with the replica %d bytes behind" % behind)
+    check_eq((cmd_calls(fleet, ra) - calls[0], cmd_calls(fleet, pa) - calls[1]), (0, 50),
+             "GETs on shard-a's replica, primary")
+    lagging = [x for x in shard_stats(stats, "shard-a").get("replicas", [])
+               if x.get("addr") == "127.0.0.1:%d" % ra]
+    check(lagging and not lagging[0].get("usable"), "stats: the replica not usable: %s" % lagging)
+    check_eq(r.call("CLIENT", "UNPAUSE"), b"+OK", "the replica unpaused")
+    r.close()
+    wait_synced(fleet)
+
+    def replica_used():
+        before = cmd_calls(fleet, ra)
+        check_eq(read_all(listen, new)[:5], [], "reads once the replica caught up")
+        return cmd_calls(fleet, ra) - before == 50
+    until(replica_used, 10, "prefer_replica reads the replica again once it caught up")
+    c.close()
+    by.done()
+
+
 if __name__ == "__main__":
-    run([test_static_replicas, test_noreplicas, test_read_from, test_kill_primary,
-         test_stop_primary, test_sentinels_down, test_sentinel_auth])
+    run([test_static_replicas, test_replica_lag, test_noreplicas, test_read_from,
+         test_stop_primary, test_sentinels_down, test_sentinel_auth, test_kill_primary])
     for k, v in FIGURES.items():
         print("%s: %s" % (k, v))
