@@ -19,12 +19,12 @@ something has a bystander on the other shard, which must see no error.
   every write acknowledged after the switch is on the new primary, none
   reaches the thawed one while it still says it is a primary, and it
   rejoins as a replica.
-- sentinels_down: of five sentinels, one dead before the proxy starts and,
-  after a first failover, the one(s) the proxy listens to killed: it still
-  follows a second failover.
+- sentinels_down: five sentinels elect, the proxy is told of three: the
+  first dead before it starts and, after a first failover, another it
+  listens to killed; with one sentinel left it follows a second failover.
 - sentinel_auth: sentinels with requirepass: the right sentinel_password
-  follows a failover; a wrong one is a clear log line and the proxy serves
-  the first-guess addresses.
+  follows a failover; a wrong one, or none, is a clear log line and the
+  proxy serves the first-guess addresses.
 - read_from: replica and prefer_replica reads land on replicas (their
   commandstats and the proxy's reads_replica); with min_replicas_ack 1 a
   replica read after an acknowledged write is never stale; with the replica
