@@ -237,8 +237,9 @@ typedef struct parked {
     struct parked *next;
     frag *f;
     uint64_t until_ms;
-    /* A kept read: where to send it again, and who does (shard.c). */
-    backend *to;
+    /* A kept read: where to send it again (the primary, else the replica
+     * it came from, reconnected), and who does (shard.c). */
+    backend *to, *from;
     void (*again)(frag *f, struct parked *pk, const char *reason);
     size_t len;
     char data[];
@@ -256,6 +257,7 @@ struct backend {
     backend *shard;
     bool is_present;  /* a slot that holds a replica now */
     bool is_usable;   /* ...which the topology says may take reads */
+    bool answers;     /* ...which answers, linked to its primary or not */
     uint32_t next_read; /* round robin over the usable replicas */
     parked *parked, *parked_tail; /* failover_wait: requests waiting for a primary */
     bconn *conns;
@@ -355,6 +357,7 @@ typedef struct topo_node {
     conf_addr sa;
     int64_t lag;    /* replicas: bytes behind the primary, -1 unknown */
     bool is_usable; /* replicas: answers, linked to its primary, within replica_max_lag */
+    bool answers;   /* replicas: answered INFO at the last check (any role) */
 } topo_node;
 
 /* What the proxy knows of one shard, as workers copy it. */

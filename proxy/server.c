@@ -114,7 +114,9 @@ static void bconn_fail(bconn *bc, const char *reason, enum fail_kind kind) {
              : kind == FAIL_TIMEOUT ? &b->st.server_timedout
                                     : &b->st.server_err,
              1);
-    health_failure(b);
+    /* A replica that closed a connection (Sentinel's CLIENT KILL when it
+     * is promoted) is not failing: the next connect says whether it is. */
+    if (kind != FAIL_EOF || !b->shard) health_failure(b);
 }
 
 static void bconn_on_event(loop_io *io, uint32_t events);
@@ -492,7 +494,7 @@ static void bconn_read(bconn *bc) {
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-            bconn_fail(bc, strerror(errno), FAIL_ERR);
+            bconn_fail(bc, strerror(errno), errno == ECONNRESET ? FAIL_EOF : FAIL_ERR);
             return;
         }
         stat_add(&bc->b->st.response_bytes, (uint64_t)n);

@@ -59,6 +59,7 @@ static void sync_replicas(backend *b, const topo_shard *v) {
         }
         is_kept[j] = true;
         r->is_usable = v->replicas[j].is_usable;
+        r->answers = v->replicas[j].answers;
     }
     for (uint32_t j = 0; j < v->replica_count; j++) {
         if (is_kept[j]) continue;
@@ -68,6 +69,7 @@ static void sync_replicas(backend *b, const topo_shard *v) {
             backend_move(r, &v->replicas[j], "the replica left the shard");
             r->is_present = true;
             r->is_usable = v->replicas[j].is_usable;
+            r->answers = v->replicas[j].answers;
             break;
         }
     }
@@ -94,6 +96,14 @@ void shard_sync(wpool *p) {
     }
 }
 
+/* Whether replica r of primary b takes reads now: usable (linked, within
+ * the lag limit), or, while b is down, one that answers though its link is
+ * down too: it holds what the primary sent it, the freshest copy there is
+ * (reads stay available through a failover). */
+static bool replica_serves(const backend *r, const backend *b) {
+    return r->is_present && !r->is_down && (r->is_usable || (b->is_down && r->answers));
+}
+
 backend *shard_reader(client *c, const cmd_spec *spec, backend *b, const char **why) {
     const conf_pool *cf = b->pool->cf;
     if (!b->replicas || !(spec->flags & CMD_READONLY)) return b;
@@ -104,13 +114,12 @@ backend *shard_reader(client *c, const cmd_spec *spec, backend *b, const char **
         return b;
     }
     uint32_t usable = 0;
-    for (uint32_t i = 0; i < CONF_REPLICAS_MAX; i++)
-        usable += b->replicas[i].is_present && b->replicas[i].is_usable && !b->replicas[i].is_down;
+    for (uint32_t i = 0; i < CONF_REPLICAS_MAX; i++) usable += replica_serves(&b->replicas[i], b);
     if (usable) {
         uint32_t pick = (uint32_t)(c->id % usable);
         for (uint32_t i = 0; i < CONF_REPLICAS_MAX; i++) {
             backend *r = &b->replicas[i];
-            if (!r->is_present || !r->is_usable || r->is_down) continue;
+            if (!replica_serves(r, b)) continue;
             if (pick-- == 0) {
                 stat_add(&b->st.reads_replica, 1);
                 return r;
@@ -193,14 +202,18 @@ void shard_tick(wpool *p, uint64_t now_ms) {
     }
 }
 
-/* A kept read the replica failed: to the primary, unless it is down too. */
+/* A kept read the replica failed: to the primary, or while the primary is
+ * down, to the same replica again if it is not down (a closed connection,
+ * not a dead server); else the client gets the failure. Once only. */
 static void read_again(frag *f, parked *pk, const char *reason) {
-    backend *b = pk->to;
+    backend *b = !pk->to->is_down && !pk->to->parked ? pk->to
+                 : !pk->from->is_down                  ? pk->from
+                                                       : NULL;
     client *c = f->r ? f->r->c : NULL;
-    if (!c || b->is_down || b->parked) {
+    if (!c || !b) {
         frag_fail(f, true, reason);
     } else {
-        stat_add(&b->st.reads_retried, 1);
+        stat_add(&pk->to->st.reads_retried, 1);
         frag_send(f, b, c, pk->data, pk->len);
     }
     free(pk);
@@ -210,7 +223,7 @@ void shard_keep_read(frag *f, backend *r, const char *data, size_t len) {
     if (!r->shard || r->pool->cf->read_from != CONF_READ_PREFER_REPLICA) return;
     parked *pk = malloc(sizeof *pk + len);
     if (!pk) return; /* not kept: a failure then reaches the client */
-    *pk = (parked){.to = r->shard, .again = read_again, .len = len};
+    *pk = (parked){.to = r->shard, .from = r, .again = read_again, .len = len};
     memcpy(pk->data, data, len);
     f->retry = pk;
 }

@@ -523,7 +523,10 @@ static void measure(const mpool *p, topo_shard *v) {
     for (uint32_t i = 0; i < v->replica_count; i++) {
         topo_node *n = &v->replicas[i];
         repl_info ri = {0};
-        if (!ask_info(p, &n->sa, &ri) || ri.is_primary || !ri.is_linked) {
+        /* One that answers as a primary is being promoted: still a copy
+         * to read while the old primary is down. */
+        n->answers = ask_info(p, &n->sa, &ri);
+        if (!n->answers || ri.is_primary || !ri.is_linked) {
             n->is_usable = false;
             n->lag = -1;
             continue;
@@ -538,7 +541,8 @@ static void measure(const mpool *p, topo_shard *v) {
 /* ---- publishing -------------------------------------------------------- */
 
 static bool node_same(const topo_node *a, const topo_node *b) {
-    return strcmp(a->addr, b->addr) == 0 && a->lag == b->lag && a->is_usable == b->is_usable;
+    return strcmp(a->addr, b->addr) == 0 && a->lag == b->lag && a->is_usable == b->is_usable &&
+           a->answers == b->answers;
 }
 
 static bool shard_same(const topo_shard *a, const topo_shard *b) {
