@@ -39,7 +39,8 @@ void forward(client *c, backend *b, const char *data, size_t len, bool is_oom,
     else if (shard_parks(b) || b->parked) /* behind those already waiting, in order */
         shard_park(&r->one, b, data, len);
     else {
-        shard_keep_read(&r->one, b, data, len);
+        shard_keep_read(&r->one, b, c->last_cmd && (c->last_cmd->flags & CMD_READONLY), data,
+                        len);
         frag_send(&r->one, b, c, data, len);
     }
     req_release(r);

@@ -237,9 +237,8 @@ typedef struct parked {
     struct parked *next;
     frag *f;
     uint64_t until_ms;
-    /* A kept read: where to send it again (the primary, else the replica
-     * it came from, reconnected), and who does (shard.c). */
-    backend *to, *from;
+    /* A kept read: the server it went to, and who sends it again (shard.c). */
+    backend *from;
     void (*again)(frag *f, struct parked *pk, const char *reason);
     size_t len;
     char data[];
@@ -579,9 +578,11 @@ bool shard_parks(const backend *b);
 /* f waits (a copy of its bytes) until b has a primary, or failover_wait
  * passes; false when out of memory (f is then failed). */
 void shard_park(frag *f, backend *b, const char *data, size_t len);
-/* f, a read sent to replica r with read_from: prefer_replica, keeps a copy
- * of its bytes: if r fails it, it goes to the primary instead. */
-void shard_keep_read(frag *f, backend *r, const char *data, size_t len);
+/* f, a read (is_read) sent to b, a shard's primary or replica, in a pool
+ * with read_from: prefer_replica, keeps a copy of its bytes: if b fails it,
+ * it goes once to the other side (the primary, or a replica that answers;
+ * shard.c's read_target). */
+void shard_keep_read(frag *f, backend *b, bool is_read, const char *data, size_t len);
 /* Fails what waits on p's shards (the pool is going). */
 void shard_release(wpool *p, const char *why);
 

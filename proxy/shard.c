@@ -202,28 +202,47 @@ void shard_tick(wpool *p, uint64_t now_ms) {
     }
 }
 
-/* A kept read the replica failed: to the primary, or while the primary is
- * down, to the same replica again if it is not down (a closed connection,
- * not a dead server); else the client gets the failure. Once only. */
+/* Where a kept read goes when pk->from failed it, or NULL. From a
+ * replica: the primary, or while the primary is down the same replica
+ * again if it is not down (a closed connection, not a dead server). From
+ * the primary: a replica that answers, linked or not (the primary has
+ * just failed, and its freshest copy is there). */
+static backend *read_target(const parked *pk) {
+    const backend *from = pk->from;
+    if (from->shard) {
+        if (!from->shard->is_down && !from->shard->parked) return from->shard;
+        return from->is_down ? NULL : (backend *)from;
+    }
+    for (uint32_t i = 0; i < CONF_REPLICAS_MAX; i++) {
+        backend *r = &from->replicas[i];
+        if (r->is_present && !r->is_down && (r->is_usable || r->answers)) return r;
+    }
+    return NULL;
+}
+
+/* A kept read its server failed: sent once more, to read_target. */
 static void read_again(frag *f, parked *pk, const char *reason) {
-    backend *b = !pk->to->is_down && !pk->to->parked ? pk->to
-                 : !pk->from->is_down                  ? pk->from
-                                                       : NULL;
+    backend *to = read_target(pk);
     client *c = f->r ? f->r->c : NULL;
-    if (!c || !b) {
+    if (!c || !to) {
         frag_fail(f, true, reason);
     } else {
-        stat_add(&pk->to->st.reads_retried, 1);
-        frag_send(f, b, c, pk->data, pk->len);
+        backend *shard = pk->from->shard ? pk->from->shard : pk->from;
+        stat_add(&shard->st.reads_retried, 1);
+        frag_send(f, to, c, pk->data, pk->len);
     }
     free(pk);
 }
 
-void shard_keep_read(frag *f, backend *r, const char *data, size_t len) {
-    if (!r->shard || r->pool->cf->read_from != CONF_READ_PREFER_REPLICA) return;
+void shard_keep_read(frag *f, backend *b, bool is_read, const char *data, size_t len) {
+    client *c = f->r ? f->r->c : NULL;
+    /* A client holding the shard's connection (WATCH...) reads there only. */
+    if (!is_read || !c || !(b->shard || b->replicas) ||
+        b->pool->cf->read_from != CONF_READ_PREFER_REPLICA || held_conn_find(c, b))
+        return;
     parked *pk = malloc(sizeof *pk + len);
     if (!pk) return; /* not kept: a failure then reaches the client */
-    *pk = (parked){.to = r->shard, .from = r, .again = read_again, .len = len};
+    *pk = (parked){.from = b, .again = read_again, .len = len};
     memcpy(pk->data, data, len);
     f->retry = pk;
 }

@@ -71,6 +71,7 @@ typedef struct mshard {
      * failover (the first answer only corrects the configured guess). */
     bool is_known, is_named;
     int64_t epoch; /* the config epoch its primary was last taken at, -1: none */
+    uint64_t switches; /* +switch-master events applied */
     conf_addr first;     /* the configured address */
     char first_text[TOPO_ADDR_MAX];
 } mshard;
@@ -513,16 +514,22 @@ static bool ask_info(const mpool *p, const conf_addr *a, repl_info *ri) {
     return ok;
 }
 
+static void pump_events(topology *t);
+
 /* Each replica's lag against its primary; one that is unreachable, not
- * linked, or further behind than max_lag is not usable. */
-static void measure(const mpool *p, topo_shard *v) {
+ * linked, or further behind than max_lag is not usable. Events that
+ * arrive meanwhile are applied between the questions (a frozen server
+ * costs each question IO_TIMEOUT_MS, and +switch-master must not wait). */
+static void measure(topology *t, const mpool *p, topo_shard *v) {
     repl_info pri = {0};
+    pump_events(t);
     bool has_primary = v->primary.addr[0] && ask_info(p, &v->primary.sa, &pri);
     v->primary_answers = has_primary;
     v->primary_is_replica = has_primary && !pri.is_primary;
     for (uint32_t i = 0; i < v->replica_count; i++) {
         topo_node *n = &v->replicas[i];
         repl_info ri = {0};
+        pump_events(t);
         /* One that answers as a primary is being promoted: still a copy
          * to read while the old primary is down. */
         n->answers = ask_info(p, &n->sa, &ri);
@@ -590,8 +597,11 @@ static void check_pool(topology *t, mpool *p) {
         }
     }
     for (size_t s = 0; s < p->shard_count; s++) {
-        measure(p, &views[s]);
-        publish(t, p, s, &views[s]);
+        uint64_t switches = p->shards[s].switches;
+        measure(t, p, &views[s]);
+        /* A +switch-master applied while this check ran is newer than
+         * anything the check read: the next check starts from it. */
+        if (p->shards[s].switches == switches) publish(t, p, s, &views[s]);
     }
     free(views);
 }
@@ -650,6 +660,7 @@ static void on_event(topology *t, mpool *p, const char *channel, size_t clen, co
         if (node_set(&v.primary, words[3], words[4])) {
             v.replica_count = 0; /* the next check says which replicas follow it */
             publish(t, p, (size_t)(sh - p->shards), &v);
+            sh->switches++;
         }
     }
     p->next_ms = 0;
@@ -683,6 +694,27 @@ static void read_events(topology *t, mpool *p, size_t k) {
     }
     if (rc < 0) mconn_close(c);
 }
+
+/* Waits up to timeout_ms for what the sentinels publish and applies it. */
+static void poll_events(topology *t, int timeout_ms) {
+    struct pollfd pfd[64];
+    size_t who[64][2], n = 0;
+    for (size_t i = 0; i < t->pool_count; i++) {
+        mpool *p = &t->pools[i];
+        for (size_t k = 0; k < p->sentinel_count && n < 64; k++) {
+            if (p->subs[k].fd < 0) continue;
+            pfd[n] = (struct pollfd){.fd = p->subs[k].fd, .events = POLLIN};
+            who[n][0] = i;
+            who[n][1] = k;
+            n++;
+        }
+    }
+    int ready = poll(pfd, (nfds_t)n, timeout_ms);
+    for (size_t j = 0; ready > 0 && j < n; j++)
+        if (pfd[j].revents) read_events(t, &t->pools[who[j][0]], who[j][1]);
+}
+
+static void pump_events(topology *t) { poll_events(t, 0); }
 
 /* ---- the configuration's pools ----------------------------------------- */
 
@@ -813,27 +845,14 @@ static void *topology_main(void *arg) {
         for (size_t i = 0; i < t->pool_count; i++) {
             mpool *p = &t->pools[i];
             if (!is_asked && now < p->next_ms) continue;
+            /* Before: an event during the check asks for the next at once. */
+            p->next_ms = now + p->interval_ms;
             check_pool(t, p);
-            p->next_ms = mono_ms() + p->interval_ms;
         }
-        /* Subscriptions: every sentinel, re-made when one drops. */
-        struct pollfd pfd[64];
-        size_t who[64][2], n = 0;
-        for (size_t i = 0; i < t->pool_count; i++) {
-            mpool *p = &t->pools[i];
-            for (size_t k = 0; k < p->sentinel_count && n < 64; k++) {
-                if (p->subs[k].fd < 0) subscribe(p, k);
-                if (p->subs[k].fd < 0) continue;
-                pfd[n] = (struct pollfd){.fd = p->subs[k].fd, .events = POLLIN};
-                who[n][0] = i;
-                who[n][1] = k;
-                n++;
-            }
-        }
-        /* Up to 100 ms: a stop, or a worker's request, is seen that soon. */
-        int ready = poll(pfd, (nfds_t)n, 100);
-        for (size_t j = 0; ready > 0 && j < n; j++)
-            if (pfd[j].revents) read_events(t, &t->pools[who[j][0]], who[j][1]);
+        for (size_t i = 0; i < t->pool_count; i++)
+            for (size_t k = 0; k < t->pools[i].sentinel_count; k++)
+                if (t->pools[i].subs[k].fd < 0) subscribe(&t->pools[i], k);
+        poll_events(t, 100); /* a stop, or a worker's request, is seen that soon */
     }
     return NULL;
 }
