@@ -57,12 +57,19 @@ static const char *const events[] = {
 };
 #define EVENT_COUNT (sizeof events / sizeof events[0])
 
-/* A connection of this thread: blocking, with timeouts. */
+typedef struct topology topology;
+
+/* A connection of this thread: blocking, with timeouts. One that asks a
+ * question (t set) applies the sentinels' events while it waits for the
+ * answer: a frozen server must not hold back a +switch-master. */
 typedef struct mconn {
     int fd;
     buf in;
     resp_reply_parser rr;
+    topology *t;
 } mconn;
+
+static int poll_events_and(topology *t, int fd, int timeout_ms);
 
 typedef struct mshard {
     char *name;
@@ -96,7 +103,6 @@ typedef struct mpool {
     size_t index;           /* in the configuration */
 } mpool;
 
-typedef struct topology topology;
 struct topology {
     proxy *px;
     pthread_t thread;
@@ -185,6 +191,12 @@ static int mconn_buffered(mconn *c, size_t *len) {
 static int mconn_fill(mconn *c) {
     if (buf_used(&c->in) >= REPLY_MAX) return -EMSGSIZE;
     if (buf_reserve(&c->in, 16384) != 0) return -ENOMEM;
+    if (c->t) {
+        uint64_t until = mono_ms() + IO_TIMEOUT_MS, now;
+        while ((now = mono_ms()) < until)
+            if (poll_events_and(c->t, c->fd, (int)(until - now)) > 0) break;
+        if (now >= until) return -ETIMEDOUT;
+    }
     ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
     if (n == 0) return -EPIPE;
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
@@ -379,7 +391,7 @@ static int read_epoch(mconn *c, size_t *used, int64_t *epoch) {
  * older than it already took (or than a +switch-master it applied): a
  * sentinel that has not yet heard of a failover must not move the primary
  * back to the demoted server. False when no sentinel answered. */
-static bool ask_sentinels(mpool *p, topo_shard *views) {
+static bool ask_sentinels(topology *t, mpool *p, topo_shard *views) {
     buf out = {0};
     put_auth(&out, p->user, p->pass);
     for (size_t s = 0; s < p->shard_count; s++) {
@@ -399,6 +411,7 @@ static bool ask_sentinels(mpool *p, topo_shard *views) {
         const conf_server *sn = &p->sentinels[at];
         mconn c;
         int rc = mconn_open(&c, &sn->addr);
+        c.t = t;
         if (rc == 0) rc = mconn_send(&c, &out);
         size_t used = 0;
         char why_text[200];
@@ -484,9 +497,10 @@ static bool info_line(const char *text, size_t len, const char *field, char *out
     return false;
 }
 
-static bool ask_info(const mpool *p, const conf_addr *a, repl_info *ri) {
+static bool ask_info(topology *t, const mpool *p, const conf_addr *a, repl_info *ri) {
     mconn c;
     if (mconn_open(&c, a) != 0) return false;
+    c.t = t;
     buf out = {0};
     put_auth(&out, NULL, p->auth);
     put_command(&out, (const char *[]){"INFO", "replication"}, 2);
@@ -514,25 +528,20 @@ static bool ask_info(const mpool *p, const conf_addr *a, repl_info *ri) {
     return ok;
 }
 
-static void pump_events(topology *t);
-
 /* Each replica's lag against its primary; one that is unreachable, not
  * linked, or further behind than max_lag is not usable. Events that
- * arrive meanwhile are applied between the questions (a frozen server
- * costs each question IO_TIMEOUT_MS, and +switch-master must not wait). */
+ * arrive meanwhile are applied while each answer is awaited (mconn.t). */
 static void measure(topology *t, const mpool *p, topo_shard *v) {
     repl_info pri = {0};
-    pump_events(t);
-    bool has_primary = v->primary.addr[0] && ask_info(p, &v->primary.sa, &pri);
+    bool has_primary = v->primary.addr[0] && ask_info(t, p, &v->primary.sa, &pri);
     v->primary_answers = has_primary;
     v->primary_is_replica = has_primary && !pri.is_primary;
     for (uint32_t i = 0; i < v->replica_count; i++) {
         topo_node *n = &v->replicas[i];
         repl_info ri = {0};
-        pump_events(t);
         /* One that answers as a primary is being promoted: still a copy
          * to read while the old primary is down. */
-        n->answers = ask_info(p, &n->sa, &ri);
+        n->answers = ask_info(t, p, &n->sa, &ri);
         if (!n->answers || ri.is_primary || !ri.is_linked) {
             n->is_usable = false;
             n->lag = -1;
@@ -584,7 +593,7 @@ static void check_pool(topology *t, mpool *p) {
     if (!views) return;
     for (size_t s = 0; s < p->shard_count; s++) views[s] = p->shards[s].view;
     if (p->is_sentinel) {
-        ask_sentinels(p, views);
+        ask_sentinels(t, p, views);
     } else {
         for (size_t s = 0; s < p->shard_count; s++) {
             views[s].replica_count = 0;
@@ -695,13 +704,15 @@ static void read_events(topology *t, mpool *p, size_t k) {
     if (rc < 0) mconn_close(c);
 }
 
-/* Waits up to timeout_ms for what the sentinels publish and applies it. */
-static void poll_events(topology *t, int timeout_ms) {
-    struct pollfd pfd[64];
-    size_t who[64][2], n = 0;
+/* Waits up to timeout_ms for what the sentinels publish and applies it;
+ * with fd >= 0, returns 1 as soon as fd is readable (0: the time is up). */
+static int poll_events_and(topology *t, int fd, int timeout_ms) {
+    struct pollfd pfd[65];
+    size_t who[65][2], n = 0;
+    if (fd >= 0) pfd[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
     for (size_t i = 0; i < t->pool_count; i++) {
         mpool *p = &t->pools[i];
-        for (size_t k = 0; k < p->sentinel_count && n < 64; k++) {
+        for (size_t k = 0; k < p->sentinel_count && n < 65; k++) {
             if (p->subs[k].fd < 0) continue;
             pfd[n] = (struct pollfd){.fd = p->subs[k].fd, .events = POLLIN};
             who[n][0] = i;
@@ -710,11 +721,13 @@ static void poll_events(topology *t, int timeout_ms) {
         }
     }
     int ready = poll(pfd, (nfds_t)n, timeout_ms);
-    for (size_t j = 0; ready > 0 && j < n; j++)
+    for (size_t j = fd >= 0; ready > 0 && j < n; j++)
         if (pfd[j].revents) read_events(t, &t->pools[who[j][0]], who[j][1]);
+    return fd >= 0 && ready > 0 && pfd[0].revents ? 1 : 0;
 }
 
-static void pump_events(topology *t) { poll_events(t, 0); }
+static void poll_events(topology *t, int timeout_ms) { poll_events_and(t, -1, timeout_ms); }
+
 
 /* ---- the configuration's pools ----------------------------------------- */
 
