@@ -4,7 +4,9 @@ DEB_PACKAGES = build-essential cmake clang libclang-rt-14-dev pkg-config zlib1g-
                chromium python3-pil python3-redis \
                golang-go golang-github-golang-groupcache-dev \
                libmemcached-dev libssl-dev libyaml-dev libhiredis-dev \
-               nutcracker redis-server redis-sentinel memcached nginx
+               libcurl4-openssl-dev libjansson-dev \
+               nutcracker redis-server redis-sentinel memcached nginx etcd-server etcd-client \
+               openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS ?= 2
 CMAKE_FLAGS ?=
