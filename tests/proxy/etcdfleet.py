@@ -18,7 +18,11 @@ What was found against the real programs (etcd 3.4.23, Debian 12):
 - with 2 of 3 members down the last one answers every request through the
   JSON gateway with "etcdserver: no leader" (HTTP 503) when the request
   carries the gateway header Grpc-Metadata-hasleader (etcd's require-leader
-  metadata); without it, a read waits for the server's own timeout (~7 s).
+  metadata); without it, a read waits for the server's own timeout (~7 s);
+- a request that reaches a follower just after the leader was killed waits
+  those 7 s too (its proposal went to the dead leader), whatever the
+  metadata: only the client's own timeout moves it on sooner;
+- two fleets can share a temp dir: data dirs and logs are named by port.
 """
 import json
 import os
