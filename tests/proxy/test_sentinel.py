@@ -49,7 +49,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Closed, Conn, SetGetBystander, check, check_eq, free_port,  # noqa: E402
-                     proxy_binary, run, stats_json)
+                     proxy_binary, run, stats_json, wait_port)
 from redisfleet import Fleet, info  # noqa: E402
 
 BIN = proxy_binary()
@@ -72,8 +72,10 @@ def pool(fleet, listen, extra="", sentinels=True, only=None):
 def start(env, fleet, extra="", workers=1, sentinels=True, only=None):
     """A proxy on the fleet; (listen port, stats port)."""
     listen, stats = free_port(), free_port()
-    env.proxy(BIN, pool(fleet, listen, extra, sentinels, only), [listen], workers=workers,
-              stats_port=stats)
+    # The stats port opens after the listener: the proxy asks the sentinels
+    # and servers once before it serves (topology_init).
+    wait_port(stats, env.proxy(BIN, pool(fleet, listen, extra, sentinels, only), [listen],
+                               workers=workers, stats_port=stats))
     return listen, stats
 
 
