@@ -214,8 +214,8 @@ static int line_begin(ctx *c, const yaml_node_t *at, const char *s, conf_server 
 
 /* "host:port:weight [name]" or "/path:weight [name]". */
 static int parse_server(ctx *c, const yaml_node_t *at, const char *s, conf_server *out) {
-    size_t len;
-    const char *name;
+    size_t len = 0;
+    const char *name = s; /* set by line_begin; initialized for the optimizer */
     if (line_begin(c, at, s, out, &len, &name) != 0) return -1;
     if (*name) {
         if (strpbrk(name, " \t")) return fail(c, at, "server '%s': a name has no spaces", s);
@@ -262,8 +262,8 @@ static int parse_server(ctx *c, const yaml_node_t *at, const char *s, conf_serve
  * the name is required, and goes to out->name). */
 static int parse_node(ctx *c, const yaml_node_t *at, const char *s, bool shard,
                       conf_server *out) {
-    size_t len;
-    const char *name;
+    size_t len = 0;
+    const char *name = s; /* set by line_begin; initialized for the optimizer */
     if (line_begin(c, at, s, out, &len, &name) != 0) return -1;
     const char *what = shard ? "replica" : "sentinel";
     const char *form = shard ? "host:port SHARD (a server's name)" : "host:port";

@@ -151,7 +151,11 @@ static void endpoint_failed(etcd_watch *w, const char *why) {
 static int finish(etcd_watch *w, int rc, const char *fmt, const char *detail) {
     close_stream(w);
     w->final_rc = rc;
-    snprintf(w->err, sizeof w->err, fmt, detail);
+    /* Composed at full length, then cut to fit: a long detail is meant to
+     * be truncated, not to draw a truncation warning. */
+    char text[sizeof w->err + 64];
+    snprintf(text, sizeof text, fmt, detail);
+    snprintf(w->err, sizeof w->err, "%.*s", (int)(sizeof w->err - 1), text);
     return rc;
 }
 
