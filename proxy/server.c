@@ -54,6 +54,13 @@ static void ack_drop(frag *f) {
     f->ack_first = NULL;
 }
 
+/* f will get no reply from this server: a kept read goes elsewhere,
+ * anything else fails with reason. */
+static void frag_give_up(frag *f, bool is_redis, const char *reason) {
+    ack_drop(f);
+    if (!frag_again(f, reason)) frag_fail(f, is_redis, reason);
+}
+
 static void bconn_schedule(bconn *bc) {
     if (bc->in_flush || bc->is_corked) return;
     worker *w = bc->b->pool->w;
@@ -91,8 +98,7 @@ static void bconn_abort(bconn *bc, const char *reason) {
     bc->inflight = 0;
     while (f) {
         frag *next = f->next;
-        ack_drop(f);
-        if (!frag_again(f, reason)) frag_fail(f, is_redis, reason);
+        frag_give_up(f, is_redis, reason);
         f = next;
     }
     bc->is_corked = false;
@@ -236,7 +242,7 @@ bconn *frag_conn(frag *f, backend *b, client *c) {
         char reason[200];
         snprintf(reason, sizeof reason, "server %s is down", b->cf->name);
         stat_add(&b->pool->st.forward_error, 1);
-        if (!frag_again(f, reason)) frag_fail(f, b->pool->cf->redis, reason);
+        frag_give_up(f, b->pool->cf->redis, reason);
         return NULL;
     }
     bconn *bc = c ? held_conn_find(c, b) : NULL;
@@ -256,7 +262,7 @@ bconn *frag_conn(frag *f, backend *b, client *c) {
             stat_add(&b->st.server_err, 1);
             health_failure(b);
         }
-        if (!frag_again(f, reason)) frag_fail(f, b->pool->cf->redis, reason);
+        frag_give_up(f, b->pool->cf->redis, reason);
         return NULL;
     }
     if (!bc->owner && c && f->r) {
@@ -308,13 +314,7 @@ static void ack_deliver(frag *f, backend *b, const char *data, size_t len) {
     f->ack_first = NULL;
     long long got = -1;
     if (len > 3 && data[0] == ':') got = strtoll(data + 1, NULL, 10);
-    if (!first) {
-        frag_deliver(f, data, len); /* cannot happen: the first reply is kept */
-        return;
-    }
-    if (buf_used(first) && buf_start(first)[0] == '-') {
-        frag_deliver(f, buf_start(first), buf_used(first));
-    } else if (got >= f->ack_want) {
+    if (buf_start(first)[0] == '-' || got >= f->ack_want) {
         frag_deliver(f, buf_start(first), buf_used(first));
     } else {
         int64_t timeout_ms = b->pool->cf->min_replicas_ack_timeout_ms;
@@ -408,8 +408,7 @@ static bool ack_keep(frag *f, const char *data, size_t len) {
 }
 
 /* A primary of a pool with replicas that answers -READONLY is one no more
- * (Sentinel demoted it, or will): not passed off as the shard's answer
- * for long (shard_demoted). */
+ * (Sentinel demoted it, or will): health_demoted marks it down. */
 static bool is_readonly_reply(const backend *b, const char *data, size_t len) {
     return !b->shard && b->replicas && len > 9 && memcmp(data, "-READONLY", 9) == 0;
 }
@@ -594,8 +593,7 @@ static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
         at = &late->next;
         expired++;
         stat_add(&b->st.server_timedout, 1);
-        ack_drop(f);
-        if (!frag_again(f, "Connection timed out")) frag_fail(f, is_redis, "Connection timed out");
+        frag_give_up(f, is_redis, "Connection timed out");
     }
     if (expired) {
         proxy_log(LOG_INFO, "pool %s: server %s: %u request(s) timed out", b->pool->cf->name,
