@@ -592,6 +592,95 @@ int etcd_txn_cas(etcd *e, const etcd_cas *cas, etcd_cas_result *out) {
     return bad_answer(e, "txn", rc, why);
 }
 
+static json_t *compare_json(const etcd_compare *c) {
+    json_t *cmp = json_object();
+    bool is_ok = cmp && set(cmp, "key", etcd_json_bytes(c->key, c->key_len)) &&
+                 set(cmp, "result", json_string("EQUAL"));
+    switch (c->kind) {
+    case ETCD_CMP_MOD_REVISION:
+        is_ok = is_ok && set(cmp, "target", json_string("MOD")) &&
+                set(cmp, "mod_revision", json_int64(c->mod_revision));
+        break;
+    case ETCD_CMP_VALUE:
+        is_ok = is_ok && set(cmp, "target", json_string("VALUE")) &&
+                set(cmp, "value", etcd_json_bytes(c->value, c->value_len));
+        break;
+    case ETCD_CMP_ABSENT:
+        /* A key that was never created, or was deleted since, has
+         * create_revision 0 (etcd's clientv3.CreateRevision(k) == 0). */
+        is_ok = is_ok && set(cmp, "target", json_string("CREATE")) &&
+                set(cmp, "create_revision", json_int64(0));
+        break;
+    }
+    if (!is_ok) {
+        json_decref(cmp);
+        return NULL;
+    }
+    return cmp;
+}
+
+static json_t *op_json(const etcd_op *o) {
+    json_t *req = json_object();
+    bool is_ok = req != NULL;
+    const char *name = "request_put";
+    switch (o->kind) {
+    case ETCD_OP_PUT:
+        is_ok = is_ok && set(req, "key", etcd_json_bytes(o->key, o->key_len)) &&
+                set(req, "value", etcd_json_bytes(o->value, o->value_len)) &&
+                (o->lease == 0 || set(req, "lease", json_int64(o->lease)));
+        break;
+    case ETCD_OP_DELETE:
+    case ETCD_OP_DELETE_PREFIX:
+        name = "request_delete_range";
+        is_ok = is_ok && set_range(req, o->key, o->key_len, o->kind == ETCD_OP_DELETE_PREFIX);
+        break;
+    }
+    if (!is_ok) {
+        json_decref(req);
+        return NULL;
+    }
+    return object_of(name, req);
+}
+
+static bool is_bad_compare(const etcd_compare *c) {
+    return c->key_len == 0 || is_bad_bytes(c->key, c->key_len) ||
+           (c->kind == ETCD_CMP_MOD_REVISION && c->mod_revision < 0) ||
+           (c->kind == ETCD_CMP_VALUE && is_bad_bytes(c->value, c->value_len)) ||
+           (c->kind != ETCD_CMP_MOD_REVISION && c->kind != ETCD_CMP_VALUE &&
+            c->kind != ETCD_CMP_ABSENT);
+}
+
+static bool is_bad_op(const etcd_op *o) {
+    return is_bad_bytes(o->key, o->key_len) ||
+           (o->key_len == 0 && o->kind != ETCD_OP_DELETE_PREFIX) ||
+           (o->kind == ETCD_OP_PUT && (is_bad_bytes(o->value, o->value_len) || o->lease < 0)) ||
+           (o->kind != ETCD_OP_PUT && o->kind != ETCD_OP_DELETE &&
+            o->kind != ETCD_OP_DELETE_PREFIX);
+}
+
+int etcd_txn(etcd *e, const etcd_compare *compares, size_t compare_count, const etcd_op *ops,
+             size_t op_count, bool *is_succeeded, int64_t *revision) {
+    if (!e || (!compares && compare_count) || (!ops && op_count)) return ETCD_EINVAL;
+    for (size_t i = 0; i < compare_count; i++)
+        if (is_bad_compare(&compares[i])) return ETCD_EINVAL;
+    for (size_t i = 0; i < op_count; i++)
+        if (is_bad_op(&ops[i])) return ETCD_EINVAL;
+    json_t *req = json_object(), *cmp = json_array(), *success = json_array();
+    bool is_ok = req && cmp && success;
+    for (size_t i = 0; is_ok && i < compare_count; i++)
+        is_ok = json_array_append_new(cmp, compare_json(&compares[i])) == 0;
+    for (size_t i = 0; is_ok && i < op_count; i++)
+        is_ok = json_array_append_new(success, op_json(&ops[i])) == 0;
+    /* set() takes its value even when it fails, so each is called. */
+    bool is_set = set(req, "compare", cmp);
+    is_set = set(req, "success", success) && is_set;
+    int rc = send_json(e, "txn", "/v3/kv/txn", req, is_ok && is_set, false);
+    if (rc != ETCD_OK) return rc;
+    const char *why = NULL;
+    rc = etcd_parse_txn(e->body.data, e->body.len, is_succeeded, revision, &why);
+    return bad_answer(e, "txn", rc, why);
+}
+
 int etcd_lease_grant(etcd *e, int64_t ttl_s, int64_t *lease_id, int64_t *granted_ttl_s) {
     if (!e || !lease_id || ttl_s < 1) return ETCD_EINVAL;
     json_t *req = json_object();

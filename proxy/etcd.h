@@ -207,6 +207,57 @@ void etcd_cas_result_free(etcd_cas_result *r);
  */
 int etcd_txn_cas(etcd *e, const etcd_cas *cas, etcd_cas_result *out);
 
+/* One compare of a transaction (etcd_txn). */
+typedef enum etcd_compare_kind {
+    ETCD_CMP_MOD_REVISION = 0, /* the key's mod_revision equals mod_revision */
+    ETCD_CMP_VALUE = 1,        /* the key's value equals value (a missing key never does) */
+    ETCD_CMP_ABSENT = 2,       /* the key does not exist (its create_revision is 0) */
+} etcd_compare_kind;
+
+typedef struct etcd_compare {
+    etcd_compare_kind kind;
+    const void *key;
+    size_t key_len;
+    int64_t mod_revision; /* ETCD_CMP_MOD_REVISION (0: the key is absent) */
+    const void *value;    /* ETCD_CMP_VALUE */
+    size_t value_len;
+} etcd_compare;
+
+/* One operation of a transaction's success branch. */
+typedef enum etcd_op_kind {
+    ETCD_OP_PUT = 0,           /* key = value, on lease (0: none) */
+    ETCD_OP_DELETE = 1,        /* the key */
+    ETCD_OP_DELETE_PREFIX = 2, /* every key starting with key (an empty key: every key) */
+} etcd_op_kind;
+
+typedef struct etcd_op {
+    etcd_op_kind kind;
+    const void *key;
+    size_t key_len;
+    const void *value; /* ETCD_OP_PUT */
+    size_t value_len;
+    int64_t lease;
+} etcd_op;
+
+/*
+ * etcd_txn - one transaction: when every compare holds (none: always), do
+ * every op, atomically; otherwise do nothing.
+ *
+ * etcd refuses (ETCD_EREFUSED, "duplicate key given in txn request") ops
+ * that touch one key twice, a put inside a deleted prefix included, and
+ * more ops than its --max-txn-ops (128 by default). *is_succeeded (may be
+ * NULL) says whether the compares held; *revision (may be NULL) receives the
+ * store's revision after (the revision of the ops when they were done).
+ * Returns ETCD_OK whether or not the compares held, ETCD_EINVAL (NULL
+ * arrays with counts, empty keys, a negative revision or lease, an unknown
+ * kind), ETCD_ENOTFOUND (a put's lease does not exist), or a failure of the
+ * call. An attempt that timed out may have been applied: a compare on a
+ * revision then fails on the retry, and the caller reads what is there.
+ * Cost: one request, O(total size of keys and values).
+ */
+int etcd_txn(etcd *e, const etcd_compare *compares, size_t compare_count, const etcd_op *ops,
+             size_t op_count, bool *is_succeeded, int64_t *revision);
+
 /*
  * etcd_lease_grant - a new lease of ttl_s seconds (1 or more); its id in
  * *lease_id and the TTL etcd granted in *granted_ttl_s (may be NULL; etcd
@@ -329,6 +380,10 @@ int etcd_parse_range(const char *body, size_t len, etcd_kvs *out, const char **w
 int etcd_parse_header(const char *body, size_t len, int64_t *revision, int64_t *deleted,
                       const char **why);
 int etcd_parse_txn_cas(const char *body, size_t len, etcd_cas_result *out, const char **why);
+/* Any txn answer (etcd_txn's): header.revision and succeeded; responses,
+ * when present, must be an array of objects (their contents are not read). */
+int etcd_parse_txn(const char *body, size_t len, bool *is_succeeded, int64_t *revision,
+                   const char **why);
 int etcd_parse_lease_grant(const char *body, size_t len, int64_t *lease_id, int64_t *ttl_s,
                            const char **why);
 /* One keep-alive answer, {"result":{...}}: the lease id and TTL (0: gone). */

@@ -423,6 +423,34 @@ done:
     return rc;
 }
 
+int etcd_parse_txn(const char *body, size_t len, bool *is_succeeded, int64_t *revision,
+                   const char **why) {
+    WHY_SINK;
+    int64_t rev = 0;
+    bool is_ok_txn = false;
+    json_t *root = load(body, len, why);
+    if (!root) return ETCD_EPROTO;
+    int rc = ETCD_EPROTO;
+    const json_t *responses = json_object_get(root, "responses");
+    if (!get_header_revision(root, &rev) || !get_bool(root, "succeeded", &is_ok_txn)) {
+        *why = "a bad header.revision or succeeded";
+    } else if (responses && !json_is_array(responses)) {
+        *why = "responses is not an array";
+    } else {
+        rc = ETCD_OK;
+        for (size_t i = 0; i < json_array_size(responses); i++)
+            if (!json_is_object(json_array_get(responses, i))) {
+                *why = "a response that is not an object";
+                rc = ETCD_EPROTO;
+            }
+    }
+    json_decref(root);
+    if (rc != ETCD_OK) return rc;
+    if (is_succeeded) *is_succeeded = is_ok_txn;
+    if (revision) *revision = rev;
+    return ETCD_OK;
+}
+
 /* ---- leases, auth, status --------------------------------------------- */
 
 int etcd_parse_lease_grant(const char *body, size_t len, int64_t *lease_id, int64_t *ttl_s,

@@ -12,6 +12,10 @@ cluster and cross-checks with etcdctl.
 - cas: compare-and-swap on mod_revision (0: absent) and on value, the
   current key on failure, a fenced put; two writers with their own handles
   released together, 40 rounds: exactly one wins each.
+- txn: etcd_txn with every compare (mod_revision, value, absent) and op
+  (put on a lease, delete, delete prefix), one revision for all its ops;
+  a compare that fails does nothing; etcd's refusals (a key twice, a
+  missing lease) are errors that say so.
 - lease: keep-alive every 500 ms keeps a leased key for three TTLs; left
   alone the key is gone within TTL + 1 s (and not before the TTL); the
   gone lease answers TTL 0, revoke and put on it are "not found".
@@ -171,6 +175,16 @@ def case_cas(env):
     check_eq(len([k for k in held if k.startswith(b"/t/cas/race/")]), 20, "race keys")
 
 
+def case_txn(env):
+    fleet = EtcdFleet(env)
+    lines = client("txn", fleet.endpoints(), "/t/txn")
+    figures(lines, "txn")
+    held = fleet.get_prefix("/t/txn/")
+    check_eq(sorted(held), [b"/t/txn/a", b"/t/txn/b"], "keys left (leased one revoked)")
+    check_eq(held[b"/t/txn/a"][0], b"two", "created again after the delete")
+    check_eq(held[b"/t/txn/b"][0], b"first", "the CAS winner")
+
+
 def case_lease(env):
     fleet = EtcdFleet(env)
     lines = client("lease", fleet.endpoints(), "/t/lease", 2)
@@ -326,7 +340,7 @@ def case_tls(env):
 
 
 def main():
-    tests = [case_kv, case_cas, case_lease, case_watch, case_outage, case_auth, case_tls]
+    tests = [case_kv, case_cas, case_txn, case_lease, case_watch, case_outage, case_auth, case_tls]
     only = sys.argv[2:]
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]

@@ -6,6 +6,7 @@
  *
  *   kv ENDPOINTS PREFIX              round trips: binary keys and values, prefixes
  *   cas ENDPOINTS PREFIX             compare-and-swap, alone and two racing writers
+ *   txn ENDPOINTS PREFIX             transactions: every compare and op kind, refusals
  *   lease ENDPOINTS PREFIX TTL       keep-alive keeps a key; without it the key goes
  *   writer ENDPOINTS PREFIX N        N create-once keys, each acknowledged once
  *   watch ENDPOINTS PREFIX REV PROBE_MS   every event from REV on until PREFIX/stop
@@ -396,6 +397,145 @@ static bool key_exists(etcd *e, const char *key, int64_t *lease) {
     return is_there;
 }
 
+/* ---- txn -------------------------------------------------------------- */
+
+/* The value of key under prefix, or "-" when absent (into out). */
+static const char *value_of(etcd *e, const char *key, char *out, size_t cap) {
+    etcd_kvs got;
+    ETCD_OK_OR_FAIL(e, etcd_get(e, key, strlen(key), false, &got));
+    snprintf(out, cap, "%s", got.kv_count ? got.kvs[0].value : "-");
+    etcd_kvs_free(&got);
+    return out;
+}
+
+static int64_t mod_revision_of(etcd *e, const char *key) {
+    etcd_kvs got;
+    ETCD_OK_OR_FAIL(e, etcd_get(e, key, strlen(key), false, &got));
+    int64_t rev = got.kv_count ? got.kvs[0].mod_revision : 0;
+    etcd_kvs_free(&got);
+    return rev;
+}
+
+static void cmd_txn(const char *prefix) {
+    etcd *e = open_default();
+    char a[512], b[512], dir[512], d1[512], d2[512], leased[512], buf[64];
+    snprintf(a, sizeof a, "%s/a", prefix);
+    snprintf(b, sizeof b, "%s/b", prefix);
+    snprintf(dir, sizeof dir, "%s/dir/", prefix);
+    snprintf(d1, sizeof d1, "%s/dir/1", prefix);
+    snprintf(d2, sizeof d2, "%s/dir/2", prefix);
+    snprintf(leased, sizeof leased, "%s/leased", prefix);
+    bool is_ok = false;
+    int64_t rev = 0;
+
+    /* Create-if-absent: once. */
+    etcd_compare absent = {.kind = ETCD_CMP_ABSENT, .key = a, .key_len = strlen(a)};
+    etcd_op put_a = {.kind = ETCD_OP_PUT, .key = a, .key_len = strlen(a), .value = "one",
+                     .value_len = 3};
+    ETCD_OK_OR_FAIL(e, etcd_txn(e, &absent, 1, &put_a, 1, &is_ok, &rev));
+    ASSERT_TRUE(is_ok);
+    ASSERT_EQ(mod_revision_of(e, a), rev);
+    int64_t rev_a = rev;
+    put_a.value = "two";
+    ETCD_OK_OR_FAIL(e, etcd_txn(e, &absent, 1, &put_a, 1, &is_ok, &rev));
+    ASSERT_TRUE(!is_ok);
+    ASSERT_TRUE(rev >= rev_a);
+    ASSERT_TRUE(strcmp(value_of(e, a, buf, sizeof buf), "one") == 0);
+
+    /* No compares: always. Puts under dir/ to delete by prefix below. */
+    etcd_op fill[] = {{.kind = ETCD_OP_PUT, .key = d1, .key_len = strlen(d1), .value = "x",
+                       .value_len = 1},
+                      {.kind = ETCD_OP_PUT, .key = d2, .key_len = strlen(d2), .value = "",
+                       .value_len = 0}};
+    ETCD_OK_OR_FAIL(e, etcd_txn(e, NULL, 0, fill, 2, &is_ok, &rev));
+    ASSERT_TRUE(is_ok);
+    ASSERT_EQ(mod_revision_of(e, d1), rev);
+    ASSERT_EQ(mod_revision_of(e, d2), rev); /* one revision for the whole txn */
+
+    /* Three compares that hold, four ops of every kind, one revision. */
+    int64_t lease = 0;
+    ETCD_OK_OR_FAIL(e, etcd_lease_grant(e, 30, &lease, NULL));
+    etcd_compare all[] = {
+        {.kind = ETCD_CMP_MOD_REVISION, .key = a, .key_len = strlen(a), .mod_revision = rev_a},
+        {.kind = ETCD_CMP_VALUE, .key = a, .key_len = strlen(a), .value = "one", .value_len = 3},
+        {.kind = ETCD_CMP_ABSENT, .key = b, .key_len = strlen(b)},
+    };
+    etcd_op ops[] = {
+        {.kind = ETCD_OP_PUT, .key = b, .key_len = strlen(b), .value = "b\0b", .value_len = 3},
+        {.kind = ETCD_OP_PUT, .key = leased, .key_len = strlen(leased), .value = "l",
+         .value_len = 1, .lease = lease},
+        {.kind = ETCD_OP_DELETE, .key = a, .key_len = strlen(a)},
+        {.kind = ETCD_OP_DELETE_PREFIX, .key = dir, .key_len = strlen(dir)},
+    };
+    /* One compare wrong (a stale revision): nothing happens. */
+    all[0].mod_revision = rev_a - 1;
+    ETCD_OK_OR_FAIL(e, etcd_txn(e, all, 3, ops, 4, &is_ok, &rev));
+    ASSERT_TRUE(!is_ok);
+    ASSERT_TRUE(strcmp(value_of(e, a, buf, sizeof buf), "one") == 0);
+    ASSERT_TRUE(strcmp(value_of(e, b, buf, sizeof buf), "-") == 0);
+    ASSERT_TRUE(strcmp(value_of(e, d1, buf, sizeof buf), "x") == 0);
+    all[0].mod_revision = rev_a;
+    ETCD_OK_OR_FAIL(e, etcd_txn(e, all, 3, ops, 4, &is_ok, &rev));
+    ASSERT_TRUE(is_ok);
+    ASSERT_TRUE(strcmp(value_of(e, a, buf, sizeof buf), "-") == 0);
+    ASSERT_TRUE(strcmp(value_of(e, d1, buf, sizeof buf), "-") == 0);
+    ASSERT_TRUE(strcmp(value_of(e, d2, buf, sizeof buf), "-") == 0);
+    etcd_kvs got;
+    ETCD_OK_OR_FAIL(e, etcd_get(e, b, strlen(b), false, &got));
+    ASSERT_UEQ(got.kv_count, 1);
+    ASSERT_UEQ(got.kvs[0].value_len, 3);
+    ASSERT_TRUE(memcmp(got.kvs[0].value, "b\0b", 3) == 0);
+    ASSERT_EQ(got.kvs[0].mod_revision, rev);
+    etcd_kvs_free(&got);
+    ETCD_OK_OR_FAIL(e, etcd_get(e, leased, strlen(leased), false, &got));
+    ASSERT_UEQ(got.kv_count, 1);
+    ASSERT_EQ(got.kvs[0].lease, lease);
+    etcd_kvs_free(&got);
+    /* The compare on a deleted key: absent again, create works. */
+    ETCD_OK_OR_FAIL(e, etcd_txn(e, &absent, 1, &put_a, 1, &is_ok, &rev));
+    ASSERT_TRUE(is_ok);
+
+    /* Two writers on the same revision: exactly one wins. */
+    int64_t rev_b = mod_revision_of(e, b);
+    etcd_compare on_b = {.kind = ETCD_CMP_MOD_REVISION, .key = b, .key_len = strlen(b),
+                         .mod_revision = rev_b};
+    etcd_op put_b = {.kind = ETCD_OP_PUT, .key = b, .key_len = strlen(b), .value = "first",
+                     .value_len = 5};
+    ETCD_OK_OR_FAIL(e, etcd_txn(e, &on_b, 1, &put_b, 1, &is_ok, NULL));
+    ASSERT_TRUE(is_ok);
+    put_b.value = "second";
+    put_b.value_len = 6;
+    ETCD_OK_OR_FAIL(e, etcd_txn(e, &on_b, 1, &put_b, 1, &is_ok, NULL));
+    ASSERT_TRUE(!is_ok);
+    ASSERT_TRUE(strcmp(value_of(e, b, buf, sizeof buf), "first") == 0);
+
+    /* etcd's refusals: one key twice (a put inside a deleted prefix too),
+     * a lease that does not exist. */
+    etcd_op twice[] = {{.kind = ETCD_OP_PUT, .key = d1, .key_len = strlen(d1), .value = "x",
+                        .value_len = 1},
+                       {.kind = ETCD_OP_DELETE_PREFIX, .key = dir, .key_len = strlen(dir)}};
+    ASSERT_EQ(etcd_txn(e, NULL, 0, twice, 2, &is_ok, &rev), ETCD_EREFUSED);
+    printf("FIGURE duplicate_key_error %s\n", etcd_errmsg(e));
+    ASSERT_TRUE(strstr(etcd_errmsg(e), "duplicate key") != NULL);
+    etcd_op no_lease = {.kind = ETCD_OP_PUT, .key = d1, .key_len = strlen(d1), .value = "x",
+                        .value_len = 1, .lease = 12345};
+    ASSERT_EQ(etcd_txn(e, NULL, 0, &no_lease, 1, &is_ok, &rev), ETCD_ENOTFOUND);
+    ASSERT_TRUE(strcmp(value_of(e, d1, buf, sizeof buf), "-") == 0);
+
+    /* Refused before sending: empty keys, bad kinds, negative numbers. */
+    etcd_compare bad_cmp = {.kind = ETCD_CMP_MOD_REVISION, .key = a, .key_len = strlen(a),
+                            .mod_revision = -1};
+    ASSERT_EQ(etcd_txn(e, &bad_cmp, 1, NULL, 0, NULL, NULL), ETCD_EINVAL);
+    bad_cmp = (etcd_compare){.kind = (etcd_compare_kind)7, .key = a, .key_len = strlen(a)};
+    ASSERT_EQ(etcd_txn(e, &bad_cmp, 1, NULL, 0, NULL, NULL), ETCD_EINVAL);
+    etcd_op bad_op = {.kind = ETCD_OP_PUT, .key = "", .key_len = 0};
+    ASSERT_EQ(etcd_txn(e, NULL, 0, &bad_op, 1, NULL, NULL), ETCD_EINVAL);
+    ASSERT_EQ(etcd_txn(e, NULL, 1, NULL, 0, NULL, NULL), ETCD_EINVAL);
+    ASSERT_EQ(etcd_txn(NULL, NULL, 0, NULL, 0, NULL, NULL), ETCD_EINVAL);
+    ETCD_OK_OR_FAIL(e, etcd_lease_revoke(e, lease));
+    etcd_free(e);
+}
+
 static void cmd_lease(const char *prefix, int ttl) {
     etcd *e = open_default();
     char key[512];
@@ -777,6 +917,8 @@ int main(int argc, char **argv) {
         cmd_kv(prefix);
     else if (strcmp(cmd, "cas") == 0)
         cmd_cas(prefix);
+    else if (strcmp(cmd, "txn") == 0)
+        cmd_txn(prefix);
     else if (strcmp(cmd, "lease") == 0 && argc == 5)
         cmd_lease(prefix, atoi(argv[4]));
     else if (strcmp(cmd, "writer") == 0 && argc == 5)

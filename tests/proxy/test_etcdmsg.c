@@ -235,11 +235,41 @@ static void test_parsers(void) {
               ETCD_EPROTO); /* failed, and the key's read is missing */
 }
 
+/* etcd_txn's reader: only the outcome and the revision. */
+static void test_parse_txn(void) {
+    bool is_ok = false;
+    int64_t rev = 0;
+    ASSERT_OK(etcd_parse_txn(LIT(txn_swapped), &is_ok, &rev, NULL));
+    ASSERT_TRUE(is_ok);
+    ASSERT_EQ(rev, 7);
+    ASSERT_OK(etcd_parse_txn(LIT(txn_failed), &is_ok, &rev, NULL));
+    ASSERT_TRUE(!is_ok);
+    ASSERT_EQ(rev, 6);
+    /* A failed txn with an empty failure branch: no responses at all. */
+    is_ok = true;
+    ASSERT_OK(etcd_parse_txn(LIT("{\"header\":{\"revision\":\"12\"}}"), &is_ok, &rev, NULL));
+    ASSERT_TRUE(!is_ok);
+    ASSERT_EQ(rev, 12);
+    ASSERT_OK(etcd_parse_txn(LIT(txn_swapped), NULL, NULL, NULL));
+    static const char *const bad[] = {
+        "[]", "{\"succeeded\":\"yes\"}", "{\"header\":{\"revision\":\"-1\"}}",
+        "{\"responses\":{}}", "{\"responses\":[1]}", "{\"header\":[]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *why = NULL;
+        is_ok = true;
+        rev = -5;
+        ASSERT_EQ(etcd_parse_txn(bad[i], strlen(bad[i]), &is_ok, &rev, &why), ETCD_EPROTO);
+        ASSERT_TRUE(why != NULL && is_ok && rev == -5); /* untouched */
+    }
+}
+
 int main(void) {
     test_base64();
     test_prefix_end();
     test_framer();
     test_parsers();
+    test_parse_txn();
     ASSERT_TRUE(strcmp(etcd_strerror(ETCD_EUNAVAILABLE), "no etcd endpoint answered") == 0);
     ASSERT_TRUE(strcmp(etcd_strerror(12345), "unknown error") == 0);
     TEST_DONE();
