@@ -138,5 +138,8 @@ int cmd_simulate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_ownership(int argc, char **argv);
+/* `chash fleet` (cmd_fleet.c): built only with the etcd client
+ * (CHASH_HAVE_FLEET). */
+int cmd_fleet(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const char usage[] =
     "  plan       the exact key ranges (and keys) that move between two memberships\n"
     "  ownership  each node's exact share of the key space\n"
     "  bench      lookup speed, build time and memory\n"
+    "  fleet      a fleet of chash-proxies on etcd: status, plan, apply, abort\n"
     "\n"
     "'chash COMMAND --help' describes each. 'chash --version' prints the version.\n";
 
@@ -38,6 +39,14 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "plan") == 0) return cmd_plan(argc - 1, argv + 1);
     if (strcmp(cmd, "ownership") == 0) return cmd_ownership(argc - 1, argv + 1);
+#ifdef CHASH_HAVE_FLEET
+    if (strcmp(cmd, "fleet") == 0) return cmd_fleet(argc - 1, argv + 1);
+#else
+    if (strcmp(cmd, "fleet") == 0) {
+        fputs("chash fleet: built without etcd support (libcurl and jansson)\n", stderr);
+        return CLI_EXIT_FAILURE;
+    }
+#endif
     fprintf(stderr, "chash: unknown command '%s' (see 'chash --help')\n", cmd);
     return CLI_EXIT_USAGE;
 }
