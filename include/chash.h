@@ -104,12 +104,15 @@ typedef enum chash_error {
  *   multiprobe  O(k log N)   any                          yes       -
  *   bounded     ring + walk  any                          yes       exact*
  *   memento     ~ jump       any (history-dependent)      no        -
+ *   buckets     O(1)         any; O(buckets) each          yes       exact**
  *
  * "-": chash_ownership returns CHASH_ENOTSUP (no cheap exact answer).
+ * "**": the hashes of each node's buckets (see chash_ownership).
  * Keys land at the 32-bit key hash of the scheme (chash_key_hash) for every
  * algorithm; the ones that need 64 bits widen it with a bijective mix, so
- * the scheme and key hash options apply to all of them. The ring schemes'
- * point rules matter only to ring, multiprobe and bounded.
+ * the scheme and key hash options apply to all of them. Buckets alone may
+ * take a number from the key instead (CHASH_BUCKET_BY_DIGITS). The ring
+ * schemes' point rules matter only to ring, multiprobe and bounded.
  */
 typedef enum chash_algo {
     CHASH_ALGO_RING = 0, /* virtual-node ring (default) */
@@ -143,8 +146,31 @@ typedef enum chash_algo {
      * a node restores the most recently removed bucket first (LIFO). The
      * placement depends on the order of changes, not only on the
      * membership: publish clones of one object rather than rebuilding. */
-    CHASH_ALGO_MEMENTO
+    CHASH_ALGO_MEMENTO,
+    /* Fixed buckets ("units", "cells"; Alipay's LDC): a key falls in one of
+     * bucket_count buckets, by its key hash mod the count or by the number
+     * its trailing digits spell (chash_config.bucket_by), and each bucket
+     * has one owner: a node pinned to it by chash_bucket_assign, else the
+     * weighted rendezvous winner for the bucket (so a membership change
+     * moves only the buckets it must). chash_bucket_override sends single
+     * keys elsewhere. O(1) lookup; every change costs O(buckets), plus a
+     * rendezvous choice, O(nodes), per bucket that must move. Exact plans
+     * between two placements, by bucket: chash_bucket_diff. */
+    CHASH_ALGO_BUCKETS
 } chash_algo;
+
+/* How CHASH_ALGO_BUCKETS finds a key's bucket (chash_config.bucket_by). */
+typedef enum chash_bucket_by {
+    /* The scheme's 32-bit key hash (after the hash tag) mod bucket_count. */
+    CHASH_BUCKET_BY_HASH = 0,
+    /* The number spelled by the key's trailing decimal digits (of the part
+     * between the hash tag's marks when the tag applies), taking at most as
+     * many digits as bucket_count - 1 has (100 buckets: the last two, so
+     * "user1234" is bucket 34, "user7" bucket 7), mod bucket_count. A key
+     * that does not end in a digit goes by its hash, as
+     * CHASH_BUCKET_BY_HASH. */
+    CHASH_BUCKET_BY_DIGITS
+} chash_bucket_by;
 
 /* Defaults and limits of the algorithms' options in chash_config. */
 #define CHASH_MAGLEV_TABLE_DEFAULT 65537u
@@ -153,6 +179,8 @@ typedef enum chash_algo {
 #define CHASH_PROBES_MAX 4096u
 #define CHASH_LOAD_EPSILON_DEFAULT 0.25
 #define CHASH_LOAD_EPSILON_MAX 1000.0
+#define CHASH_BUCKETS_DEFAULT 100u
+#define CHASH_BUCKETS_MAX 1000000u
 
 /*
  * How points and keys are hashed onto the ring. Presets reproduce other
@@ -259,6 +287,13 @@ typedef struct chash_config {
      * ceil((1 + load_epsilon) * (total load + 1) * weight / total weight);
      * 0 = 0.25, else in (0, CHASH_LOAD_EPSILON_MAX]. */
     double load_epsilon;
+    /* Buckets (added after 1.0.0): the number of buckets,
+     * 1..CHASH_BUCKETS_MAX; 0 = 100, the last two digits of an id. With
+     * buckets placed by rendezvous, give each node about 100 buckets per
+     * unit of weight for shares within about 10 % of the weights. */
+    uint32_t bucket_count;
+    /* How a key finds its bucket; default (0) CHASH_BUCKET_BY_HASH. */
+    chash_bucket_by bucket_by;
     /* New fields go here, and only here, each starting at or after the old
      * sizeof(chash_config) (pad explicitly where needed): an older caller's
      * struct_size then never covers part of a new field. */
@@ -291,7 +326,7 @@ CHASH_API const char *chash_strerror(int err);
 
 /*
  * Names of algorithms and schemes ("ring", "modulo", "jump", "rendezvous",
- * "maglev", "multiprobe", "bounded", "memento"; "native", "groupcache",
+ * "maglev", "multiprobe", "bounded", "memento", "buckets"; "native", "groupcache",
  * "ketama", "twemproxy", "nginx") and back. The *_name functions return NULL
  * for a value out of range; the *_from_name functions return CHASH_EUNKNOWN
  * for a name they do not know (CHASH_EINVAL for a NULL argument). Values run
@@ -334,6 +369,12 @@ CHASH_API uint32_t chash_hash32(chash_hash hash, const void *buf, size_t len);
 CHASH_API const char *chash_hash_name(chash_hash hash);
 CHASH_API int chash_hash_from_name(const char *name, chash_hash *out);
 
+/* Names of chash_bucket_by values ("hash", "digits") and back, as above:
+ * NULL past the last, CHASH_EUNKNOWN for a name we do not know, CHASH_EINVAL
+ * for a NULL argument. Static storage; O(1), *_from_name O(values). */
+CHASH_API const char *chash_bucket_by_name(chash_bucket_by by);
+CHASH_API int chash_bucket_by_from_name(const char *name, chash_bucket_by *out);
+
 /*
  * chash_create - a placement with no nodes.
  *
@@ -346,7 +387,8 @@ CHASH_API int chash_hash_from_name(const char *name, chash_hash *out);
  * have), CHASH_EINVAL (out NULL, unknown algo, scheme or key hash, vnodes
  * above CHASH_VNODES_MAX, a hash tag that is not two characters, a scheme
  * the algo cannot use, an algorithm option out of range: maglev_table_size
- * not a prime, probe_count, load_epsilon), CHASH_ENOMEM. Cost: O(1).
+ * not a prime, probe_count, load_epsilon, bucket_count, bucket_by),
+ * CHASH_ENOMEM. Cost: O(1); buckets O(bucket_count).
  */
 CHASH_API int chash_create(const chash_config *cfg, chash **out);
 
@@ -427,7 +469,10 @@ CHASH_API int chash_find(const chash *c, const void *name, size_t name_len, size
 /*
  * chash_key_hash - where a key lands: its position in the algorithm's hash
  * space (for the ring schemes, a 32-bit value). Pure function of the scheme,
- * key hash, hash tag and the key bytes. key may be NULL when key_len is 0.
+ * key hash, hash tag and the key bytes (and for buckets, bucket_by). key may
+ * be NULL when key_len is 0. Buckets: a value whose remainder mod
+ * bucket_count is the key's bucket - the 32-bit key hash, or by digits the
+ * number of the key's trailing digits.
  */
 CHASH_API uint64_t chash_key_hash(const chash *c, const void *key, size_t key_len);
 
@@ -440,7 +485,9 @@ CHASH_API uint64_t chash_key_hash(const chash *c, const void *key, size_t key_le
  */
 CHASH_API int chash_lookup(const chash *c, const void *key, size_t key_len, size_t *node);
 
-/* chash_lookup_hash - as chash_lookup, for a value of chash_key_hash(). */
+/* chash_lookup_hash - as chash_lookup, for a value of chash_key_hash().
+ * Buckets: the owner of bucket hash mod bucket_count (per-key overrides need
+ * the key: chash_lookup). */
 CHASH_API int chash_lookup_hash(const chash *c, uint64_t hash, size_t *node);
 
 /*
@@ -451,7 +498,9 @@ CHASH_API int chash_lookup_hash(const chash *c, uint64_t hash, size_t *node);
  * below about 1/40 of the mean). Errors: as chash_lookup,
  * and CHASH_ENOTSUP for an algorithm with no natural order (modulo, jump,
  * maglev, memento). Rendezvous lists nodes by falling score; multiprobe
- * walks clockwise from the winning point; bounded is the ring's list.
+ * walks clockwise from the winning point; bounded is the ring's list;
+ * buckets gives the key's owner (its override, else its bucket's owner),
+ * then the other nodes in the bucket's rendezvous order.
  * Cost: O(want^2 + points walked), rendezvous O(nodes * log want); no
  * allocation.
  */
@@ -526,8 +575,11 @@ CHASH_API int chash_lookup_bounded(const chash *c, const chash_loads *loads, con
  * chash_node_count(c). Errors: CHASH_EINVAL, CHASH_EEMPTY, CHASH_ENOTSUP
  * (jump, rendezvous, multiprobe, memento: no exact answer short of trying
  * all 2^32 key hashes). Maglev counts the hashes of each table entry;
- * bounded gives the ring's shares, those of chash_lookup. Cost: O(points),
- * maglev O(table).
+ * bounded gives the ring's shares, those of chash_lookup. Buckets counts
+ * the 32-bit values v with v mod bucket_count in each node's buckets (those
+ * of chash_lookup_hash): the exact key shares by hash, overrides aside, and
+ * the shares of buckets (to within 2^-32) for keys by digits. Cost:
+ * O(points), maglev O(table), buckets O(buckets).
  */
 CHASH_API int chash_ownership(const chash *c, uint64_t *shares, size_t node_count,
                               uint64_t *space);
@@ -581,13 +633,136 @@ typedef int (*chash_range_fn)(void *user, const chash_range *range);
  * Summing (last - first + 1) over the ranges, divided by 2^32, gives the
  * exact fraction of keys that move; no sampling.
  *
- * Both placements must use the ring algorithm and the same scheme, key hash
- * and hash tag (so keys land at the same positions), else CHASH_ENOTSUP. Either may be empty only
- * if both are (CHASH_EEMPTY otherwise). Returns CHASH_OK, CHASH_EINVAL (NULL
+ * Both placements must use the ring algorithm (buckets: chash_bucket_diff)
+ * and the same scheme, key hash and hash tag (so keys land at the same
+ * positions), else CHASH_ENOTSUP. Either may be empty only if both are
+ * (CHASH_EEMPTY otherwise). Returns CHASH_OK, CHASH_EINVAL (NULL
  * argument), or the first non-zero value fn returned. Does not allocate.
  * Cost: O((points of from + points of to) * name length).
  */
 CHASH_API int chash_diff(const chash *from, const chash *to, chash_range_fn fn, void *user);
+
+/*
+ * Buckets (CHASH_ALGO_BUCKETS). A key's bucket is fixed by the config (see
+ * chash_bucket_by); a bucket's owner is the node pinned to it, else the
+ * weighted rendezvous winner among all nodes for the bucket's number (the
+ * node CHASH_ALGO_RENDEZVOUS gives for chash_lookup_hash(bucket) over the
+ * same membership). A per-key override beats both. Pins and overrides
+ * belong to a node, not to an index: they follow it when an earlier node's
+ * removal shifts its index down (as every index does), and go with it when
+ * it is removed (its buckets then go by rendezvous, its overridden keys by
+ * their buckets). Clones carry them. Every function below returns
+ * CHASH_ENOTSUP for another algorithm and CHASH_EINVAL for a NULL object or
+ * out pointer, and leaves the object unchanged when it fails.
+ *
+ * "Cut flow", moving buckets 50-74 to node s4: clone the live object,
+ * change the clone, print the exact plan, then publish the clone.
+ *
+ *     chash_clone(live, &next);
+ *     chash_find(next, "s4", 2, &s4);
+ *     chash_bucket_assign(next, 50, 74, s4);
+ *     chash_bucket_diff(live, next, print_range, stdout);
+ */
+
+/*
+ * chash_bucket_assign - pin buckets first..last (inclusive) to node
+ * node_index, replacing the pins they had. Does not allocate. Errors:
+ * CHASH_EINVAL (first > last, last >= bucket_count), CHASH_ENOENT (no such
+ * node), CHASH_ENOTSUP. Cost: O(last - first + 1).
+ */
+CHASH_API int chash_bucket_assign(chash *c, uint32_t first, uint32_t last, size_t node_index);
+
+/*
+ * chash_bucket_unassign - drop the pins of buckets first..last: each goes
+ * back to its rendezvous owner; buckets without a pin are left alone. Does
+ * not allocate. Errors: CHASH_EINVAL (first > last, last >= bucket_count),
+ * CHASH_ENOTSUP. Cost: O(nodes) per pinned bucket in the range, O(1) per
+ * other.
+ */
+CHASH_API int chash_bucket_unassign(chash *c, uint32_t first, uint32_t last);
+
+/*
+ * chash_bucket_override - send one key to node node_index whatever its
+ * bucket, replacing the key's earlier override. A key is matched by the
+ * bytes its placement reads: with a hash tag that applies, the part between
+ * the marks, so an override of "{user7}:cart" also moves "{user7}:profile"
+ * (keys that share a tag stay together). The bytes are copied into memory
+ * allocated here, never during a lookup. Errors: CHASH_EINVAL (key NULL
+ * with key_len > 0, key_len above UINT32_MAX - 1), CHASH_ENOENT (no such
+ * node), CHASH_ENOMEM, CHASH_ENOTSUP. Cost: O(key_len) expected, plus
+ * O(overrides) when the table grows.
+ */
+CHASH_API int chash_bucket_override(chash *c, const void *key, size_t key_len,
+                                    size_t node_index);
+
+/*
+ * chash_bucket_override_remove - drop a key's override (matched as above):
+ * the key goes by its bucket again. Does not allocate. Errors: CHASH_EINVAL,
+ * CHASH_ENOENT (no override for the key), CHASH_ENOTSUP. Cost:
+ * O(overrides).
+ */
+CHASH_API int chash_bucket_override_remove(chash *c, const void *key, size_t key_len);
+
+/* chash_bucket_override_count - the number of overrides (0 for NULL or
+ * another algorithm). Cost: O(1). */
+CHASH_API size_t chash_bucket_override_count(const chash *c);
+
+/*
+ * chash_bucket_override_at - override `index` (0 .. count-1, in an order
+ * that any change may reshuffle): the matched bytes, pointing into c and
+ * valid until c changes or is freed, and the node. Any out pointer may be
+ * NULL. Errors: CHASH_EINVAL (c NULL), CHASH_ENOENT (index out of range),
+ * CHASH_ENOTSUP. Cost: O(1).
+ */
+CHASH_API int chash_bucket_override_at(const chash *c, size_t index, const void **key,
+                                       size_t *key_len, size_t *node);
+
+/*
+ * chash_bucket_of - the bucket a key falls in (0 .. bucket_count-1),
+ * overrides aside; needs no nodes. Does not allocate. Errors: CHASH_EINVAL
+ * (key NULL with key_len > 0), CHASH_ENOTSUP. Cost: O(key_len).
+ */
+CHASH_API int chash_bucket_of(const chash *c, const void *key, size_t key_len,
+                              uint32_t *bucket);
+
+/*
+ * chash_bucket_owner - the node that owns a bucket (pinned there, else by
+ * rendezvous). Does not allocate. Errors: CHASH_EINVAL (bucket >=
+ * bucket_count), CHASH_EEMPTY (no nodes), CHASH_ENOTSUP. Cost: O(1).
+ */
+CHASH_API int chash_bucket_owner(const chash *c, uint32_t bucket, size_t *node);
+
+/* One maximal run of consecutive buckets whose owner moves from one node to
+ * another between two placements; the names point into the placements. */
+typedef struct chash_bucket_range {
+    uint32_t first; /* inclusive */
+    uint32_t last;  /* inclusive */
+    size_t from;    /* owner's node index in the old placement */
+    size_t to;      /* owner's node index in the new placement */
+    const void *from_name;
+    size_t from_name_len;
+    const void *to_name;
+    size_t to_name_len;
+} chash_bucket_range;
+
+/* Called once per range, in ascending order; non-zero stops the walk. */
+typedef int (*chash_bucket_range_fn)(void *user, const chash_bucket_range *range);
+
+/*
+ * chash_bucket_diff - the exact plan, by bucket, from `from` to `to`: each
+ * maximal run of consecutive buckets whose owner changes (nodes compared by
+ * name) with the same old and the same new owner throughout. Overrides are
+ * single keys, not buckets, and are not reported: compare chash_lookup of
+ * each overridden key (chash_bucket_override_at) for those. Both must be
+ * CHASH_ALGO_BUCKETS with the same bucket_count, bucket_by, scheme, key
+ * hash and hash tag (so every key is in the same bucket in both), else
+ * CHASH_ENOTSUP. Either may be empty only if both are (CHASH_EEMPTY
+ * otherwise). Returns CHASH_OK, CHASH_EINVAL (NULL argument), or the first
+ * non-zero value fn returned. Does not allocate. Cost: O(buckets * name
+ * length).
+ */
+CHASH_API int chash_bucket_diff(const chash *from, const chash *to, chash_bucket_range_fn fn,
+                                void *user);
 
 /*
  * Publishing changes (copy-on-write). Readers share one immutable snapshot:

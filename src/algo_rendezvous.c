@@ -75,6 +75,10 @@ static inline bool outranks(const rendezvous_state *s, uint64_t key, size_t a, s
     return da != db ? da > db : a < b;
 }
 
+bool chash_rendezvous_outranks(const void *state, uint64_t hash, size_t a, size_t b) {
+    return outranks(state, chash_mix64(hash), a, b);
+}
+
 static void rendezvous_free(const algo_ctx *ctx, void *state) {
     rendezvous_state *s = state;
     if (!s) return;

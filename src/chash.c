@@ -75,7 +75,8 @@ static bool find_index(const chash *c, const void *name, size_t len, size_t *ind
 static algo_ctx ctx_of(const chash *c) {
     algo_ctx ctx = {c->config.scheme,           c->config.vnodes,
                     &c->config.allocator,        c->config.maglev_table_size,
-                    c->config.probe_count,       c->config.load_epsilon};
+                    c->config.probe_count,       c->config.load_epsilon,
+                    c->config.bucket_count};
     return ctx;
 }
 
@@ -124,6 +125,7 @@ static const algo_ops *ops_for(chash_algo algo) {
     case CHASH_ALGO_MULTIPROBE: return &chash_algo_multiprobe;
     case CHASH_ALGO_BOUNDED: return &chash_algo_bounded;
     case CHASH_ALGO_MEMENTO: return &chash_algo_memento;
+    case CHASH_ALGO_BUCKETS: return &chash_algo_buckets;
     }
     return NULL;
 }
@@ -141,9 +143,12 @@ static bool algo_options_normalise(chash_config *config) {
     if (config->maglev_table_size == 0) config->maglev_table_size = CHASH_MAGLEV_TABLE_DEFAULT;
     if (config->probe_count == 0) config->probe_count = CHASH_PROBES_DEFAULT;
     if (config->load_epsilon == 0) config->load_epsilon = CHASH_LOAD_EPSILON_DEFAULT;
+    if (config->bucket_count == 0) config->bucket_count = CHASH_BUCKETS_DEFAULT;
     return config->maglev_table_size <= CHASH_MAGLEV_TABLE_MAX &&
            is_prime(config->maglev_table_size) && config->probe_count <= CHASH_PROBES_MAX &&
-           config->load_epsilon > 0 && config->load_epsilon <= CHASH_LOAD_EPSILON_MAX;
+           config->load_epsilon > 0 && config->load_epsilon <= CHASH_LOAD_EPSILON_MAX &&
+           config->bucket_count <= CHASH_BUCKETS_MAX &&
+           (unsigned)config->bucket_by < CHASH_BUCKET_BY_END;
 }
 
 /* ---- a caller's config, of any size ------------------------------------ */
@@ -156,12 +161,12 @@ static const size_t config_field_ends[] = {
     FIELD_END(struct_size), FIELD_END(algo),        FIELD_END(scheme),
     FIELD_END(vnodes),      FIELD_END(allocator),   FIELD_END(key_hash),
     FIELD_END(hash_tag),    FIELD_END(maglev_table_size), FIELD_END(probe_count),
-    FIELD_END(load_epsilon),
+    FIELD_END(load_epsilon), FIELD_END(bucket_count), FIELD_END(bucket_by),
 };
 #define CONFIG_FIELD_COUNT (sizeof config_field_ends / sizeof config_field_ends[0])
 /* No tail padding, so an older struct_size never covers a newer field; a
  * field added to chash_config must also be added to the table above. */
-_Static_assert(FIELD_END(load_epsilon) == sizeof(chash_config),
+_Static_assert(FIELD_END(bucket_by) == sizeof(chash_config),
                "chash_config: list the new field in config_field_ends, pad explicitly");
 
 /* A struct_size no caller can have: a missing or garbage size. */
@@ -443,9 +448,26 @@ int chash_find(const chash *c, const void *name, size_t name_len, size_t *index)
     return CHASH_OK;
 }
 
+/* Where a key lands: its key hash, or for buckets chash_buckets_position
+ * (which may read the key's digits instead). */
+static uint64_t key_position(const chash *c, const void *key, size_t key_len) {
+    if (!c->ops->buckets) return chash_config_key_hash(&c->config, key, key_len);
+    const uint8_t *part = key;
+    chash_config_key_part(&c->config, &part, &key_len);
+    return chash_buckets_position(&c->config, part, key_len);
+}
+
+/* The key's override's node (buckets); false when it has none. */
+static bool override_of(const chash *c, const void *key, size_t key_len, size_t *node) {
+    if (!c->ops->buckets) return false;
+    const uint8_t *part = key;
+    chash_config_key_part(&c->config, &part, &key_len);
+    return c->ops->buckets->override_find(c->state, part, key_len, node);
+}
+
 uint64_t chash_key_hash(const chash *c, const void *key, size_t key_len) {
     if (!c || (!key && key_len > 0)) return 0;
-    return chash_config_key_hash(&c->config, key, key_len);
+    return key_position(c, key, key_len);
 }
 
 int chash_lookup_hash(const chash *c, uint64_t hash, size_t *node) {
@@ -458,7 +480,8 @@ int chash_lookup_hash(const chash *c, uint64_t hash, size_t *node) {
 int chash_lookup(const chash *c, const void *key, size_t key_len, size_t *node) {
     if (!c || !node || (!key && key_len > 0)) return CHASH_EINVAL;
     if (c->node_count == 0) return CHASH_EEMPTY;
-    *node = c->ops->lookup(c->state, chash_config_key_hash(&c->config, key, key_len));
+    if (override_of(c, key, key_len, node)) return CHASH_OK;
+    *node = c->ops->lookup(c->state, key_position(c, key, key_len));
     return CHASH_OK;
 }
 
@@ -468,8 +491,12 @@ int chash_lookup_n(const chash *c, const void *key, size_t key_len, size_t want,
     if (c->node_count == 0) return CHASH_EEMPTY;
     if (!c->ops->lookup_n) return CHASH_ENOTSUP;
     if (want > c->node_count) want = c->node_count;
-    uint64_t h = chash_config_key_hash(&c->config, key, key_len);
-    *found = want ? c->ops->lookup_n(c->state, h, want, nodes) : 0;
+    uint64_t h = key_position(c, key, key_len);
+    size_t first;
+    if (want && override_of(c, key, key_len, &first))
+        *found = c->ops->buckets->lookup_n_from(c->state, h, first, want, nodes);
+    else
+        *found = want ? c->ops->lookup_n(c->state, h, want, nodes) : 0;
     return CHASH_OK;
 }
 
@@ -488,7 +515,7 @@ int chash_lookup_bounded(const chash *c, const chash_loads *loads, const void *k
     if (!c->ops->lookup_bounded) return CHASH_ENOTSUP;
     if (c->node_count == 0) return CHASH_EEMPTY;
     if (chash_loads_node_count(loads) != c->node_count) return CHASH_EINVAL;
-    uint64_t h = chash_config_key_hash(&c->config, key, key_len);
+    uint64_t h = key_position(c, key, key_len);
     *node = c->ops->lookup_bounded(c->state, h, loads);
     return CHASH_OK;
 }
@@ -524,5 +551,81 @@ int chash_get_config(const chash *c, chash_config *out) {
     size_t shared = config_shared_bytes(struct_size);
     memcpy((unsigned char *)out + sizeof struct_size,
            (const unsigned char *)&c->config + sizeof struct_size, shared - sizeof struct_size);
+    return CHASH_OK;
+}
+
+/* ---- buckets ----------------------------------------------------------- */
+
+static int bucket_range_check(const chash *c, uint32_t first, uint32_t last) {
+    if (!c) return CHASH_EINVAL;
+    if (!c->ops->buckets) return CHASH_ENOTSUP;
+    return (first > last || last >= c->config.bucket_count) ? CHASH_EINVAL : CHASH_OK;
+}
+
+int chash_bucket_assign(chash *c, uint32_t first, uint32_t last, size_t node_index) {
+    int rc = bucket_range_check(c, first, last);
+    if (rc != CHASH_OK) return rc;
+    if (node_index >= c->node_count) return CHASH_ENOENT;
+    c->ops->buckets->assign(c->state, first, last, node_index);
+    return CHASH_OK;
+}
+
+int chash_bucket_unassign(chash *c, uint32_t first, uint32_t last) {
+    int rc = bucket_range_check(c, first, last);
+    if (rc != CHASH_OK) return rc;
+    c->ops->buckets->unassign(c->state, first, last);
+    return CHASH_OK;
+}
+
+int chash_bucket_override(chash *c, const void *key, size_t key_len, size_t node_index) {
+    if (!c || (!key && key_len > 0) || key_len >= UINT32_MAX) return CHASH_EINVAL;
+    if (!c->ops->buckets) return CHASH_ENOTSUP;
+    if (node_index >= c->node_count) return CHASH_ENOENT;
+    const uint8_t *part = key;
+    chash_config_key_part(&c->config, &part, &key_len);
+    algo_ctx ctx = ctx_of(c);
+    return c->ops->buckets->override_set(&ctx, c->state, part, key_len, node_index);
+}
+
+int chash_bucket_override_remove(chash *c, const void *key, size_t key_len) {
+    if (!c || (!key && key_len > 0)) return CHASH_EINVAL;
+    if (!c->ops->buckets) return CHASH_ENOTSUP;
+    const uint8_t *part = key;
+    chash_config_key_part(&c->config, &part, &key_len);
+    algo_ctx ctx = ctx_of(c);
+    return c->ops->buckets->override_remove(&ctx, c->state, part, key_len);
+}
+
+size_t chash_bucket_override_count(const chash *c) {
+    return c && c->ops->buckets ? c->ops->buckets->override_count(c->state) : 0;
+}
+
+int chash_bucket_override_at(const chash *c, size_t index, const void **key, size_t *key_len,
+                             size_t *node) {
+    if (!c) return CHASH_EINVAL;
+    if (!c->ops->buckets) return CHASH_ENOTSUP;
+    if (index >= c->ops->buckets->override_count(c->state)) return CHASH_ENOENT;
+    const uint8_t *k;
+    size_t len, n;
+    c->ops->buckets->override_at(c->state, index, &k, &len, &n);
+    if (key) *key = k;
+    if (key_len) *key_len = len;
+    if (node) *node = n;
+    return CHASH_OK;
+}
+
+int chash_bucket_of(const chash *c, const void *key, size_t key_len, uint32_t *bucket) {
+    if (!c || !bucket || (!key && key_len > 0)) return CHASH_EINVAL;
+    if (!c->ops->buckets) return CHASH_ENOTSUP;
+    *bucket = (uint32_t)(key_position(c, key, key_len) % c->config.bucket_count);
+    return CHASH_OK;
+}
+
+int chash_bucket_owner(const chash *c, uint32_t bucket, size_t *node) {
+    if (!c || !node) return CHASH_EINVAL;
+    if (!c->ops->buckets) return CHASH_ENOTSUP;
+    if (bucket >= c->config.bucket_count) return CHASH_EINVAL;
+    if (c->node_count == 0) return CHASH_EEMPTY;
+    *node = c->ops->buckets->owner(c->state, bucket);
     return CHASH_OK;
 }

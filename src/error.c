@@ -38,6 +38,12 @@ static const char *const algo_names[CHASH_ALGO_END] = {
     [CHASH_ALGO_MULTIPROBE] = "multiprobe",
     [CHASH_ALGO_BOUNDED] = "bounded",
     [CHASH_ALGO_MEMENTO] = "memento",
+    [CHASH_ALGO_BUCKETS] = "buckets",
+};
+
+static const char *const bucket_by_names[CHASH_BUCKET_BY_END] = {
+    [CHASH_BUCKET_BY_HASH] = "hash",
+    [CHASH_BUCKET_BY_DIGITS] = "digits",
 };
 
 static const char *const scheme_names[CHASH_SCHEME_END] = {
@@ -71,6 +77,20 @@ int chash_scheme_from_name(const char *name, chash_scheme *out) {
     for (int i = 0; i < CHASH_SCHEME_END; i++)
         if (strcmp(name, scheme_names[i]) == 0) {
             *out = (chash_scheme)i;
+            return CHASH_OK;
+        }
+    return CHASH_EUNKNOWN;
+}
+
+const char *chash_bucket_by_name(chash_bucket_by by) {
+    return (unsigned)by < CHASH_BUCKET_BY_END ? bucket_by_names[by] : NULL;
+}
+
+int chash_bucket_by_from_name(const char *name, chash_bucket_by *out) {
+    if (!name || !out) return CHASH_EINVAL;
+    for (int i = 0; i < CHASH_BUCKET_BY_END; i++)
+        if (strcmp(name, bucket_by_names[i]) == 0) {
+            *out = (chash_bucket_by)i;
             return CHASH_OK;
         }
     return CHASH_EUNKNOWN;

@@ -83,8 +83,9 @@ bool chash_hash_tag_valid(const char tag[4]) {
     return tag[1] != '\0' && tag[2] == '\0';
 }
 
-uint32_t chash_config_key_hash(const chash_config *cfg, const void *key, size_t len) {
-    const uint8_t *p = key;
+void chash_config_key_part(const chash_config *cfg, const uint8_t **key, size_t *key_len) {
+    const uint8_t *p = *key;
+    size_t len = *key_len;
     if (cfg->hash_tag[0] != '\0' && len > 0) {
         /* twemproxy: the first open mark, then the first close mark after
          * it; an empty or unclosed tag leaves the key whole. */
@@ -94,11 +95,14 @@ uint32_t chash_config_key_hash(const chash_config *cfg, const void *key, size_t 
             const uint8_t *close =
                 memchr(open + 1, (unsigned char)cfg->hash_tag[1], len - after);
             if (close && close - open > 1) {
-                p = open + 1;
-                len = (size_t)(close - p);
+                *key = open + 1;
+                *key_len = (size_t)(close - open) - 1;
             }
         }
     }
+}
+
+uint32_t chash_config_part_hash(const chash_config *cfg, const uint8_t *p, size_t len) {
     /* twemproxy hashes no empty key: it lands at 0 (the lowest point). */
     if (len == 0 && cfg->scheme == CHASH_SCHEME_TWEMPROXY) return 0;
     chash_hash h = cfg->key_hash != CHASH_HASH_DEFAULT ? cfg->key_hash
@@ -107,4 +111,10 @@ uint32_t chash_config_key_hash(const chash_config *cfg, const void *key, size_t 
     if (h == CHASH_HASH_CRC32A) return chash_crc32(0, p, len);
     if (h == CHASH_HASH_MD5) return md5_word0(p, len);
     return chash_hash32(h, p, len);
+}
+
+uint32_t chash_config_key_hash(const chash_config *cfg, const void *key, size_t len) {
+    const uint8_t *p = key;
+    chash_config_key_part(cfg, &p, &len);
+    return chash_config_part_hash(cfg, p, len);
 }

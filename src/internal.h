@@ -21,9 +21,10 @@
  * value added to an enum moves its end here too; the name tables, sized by
  * these, refuse to compile a name past the end.
  */
-#define CHASH_ALGO_END ((int)CHASH_ALGO_MEMENTO + 1)
+#define CHASH_ALGO_END ((int)CHASH_ALGO_BUCKETS + 1)
 #define CHASH_SCHEME_END ((int)CHASH_SCHEME_NGINX + 1)
 #define CHASH_HASH_END ((int)CHASH_HASH_CRC16 + 1)
+#define CHASH_BUCKET_BY_END ((int)CHASH_BUCKET_BY_DIGITS + 1)
 
 typedef struct chash_node_rec {
     uint8_t *name;
@@ -45,7 +46,35 @@ typedef struct algo_ctx {
     uint32_t maglev_table_size;
     uint32_t probe_count;
     double load_epsilon;
+    uint32_t bucket_count;
 } algo_ctx;
+
+/*
+ * What CHASH_ALGO_BUCKETS does beyond the common table (algo_buckets.c). The
+ * entry points check every argument (bucket ranges, node indexes) first;
+ * these change the state in place, which chash.c allows only for calls that
+ * either cannot fail once checked or fail before changing anything.
+ */
+typedef struct algo_bucket_ops {
+    /* The node the override of a key names; false when it has none. `part`
+     * is what the key's placement reads (chash_config_key_part). */
+    bool (*override_find)(const void *state, const uint8_t *part, size_t part_len,
+                          size_t *node);
+    /* lookup_n with `first` as the owner: it, then the bucket's rendezvous
+     * order without it. want <= node count. */
+    size_t (*lookup_n_from)(const void *state, uint64_t hash, size_t first, size_t want,
+                            size_t *nodes);
+    void (*assign)(void *state, uint32_t first, uint32_t last, size_t node);
+    void (*unassign)(void *state, uint32_t first, uint32_t last);
+    int (*override_set)(const algo_ctx *ctx, void *state, const uint8_t *part, size_t part_len,
+                        size_t node);
+    int (*override_remove)(const algo_ctx *ctx, void *state, const uint8_t *part,
+                           size_t part_len);
+    size_t (*override_count)(const void *state);
+    void (*override_at)(const void *state, size_t index, const uint8_t **part,
+                        size_t *part_len, size_t *node);
+    size_t (*owner)(const void *state, uint32_t bucket);
+} algo_bucket_ops;
 
 /*
  * The table each algorithm fills. Every function that builds returns a fresh
@@ -85,8 +114,12 @@ typedef struct algo_ops {
     int (*point)(const void *state, size_t index, uint32_t *hash, size_t *node);
     size_t (*memory)(const void *state);
     /* The state depends on the order of changes, not only on the membership
-     * (memento): chash_add_many then applies `added` node by node. */
+     * (memento's removals, buckets' pins and overrides): chash_add_many then
+     * applies `added` node by node, and build is called only with an empty
+     * state to replace. */
     bool has_history;
+    /* CHASH_ALGO_BUCKETS only; NULL elsewhere (CHASH_ENOTSUP). */
+    const algo_bucket_ops *buckets;
 } algo_ops;
 
 /*
@@ -97,6 +130,14 @@ typedef struct algo_ops {
 /* Where a key lands under a config: its hash tag, its key hash (or the
  * scheme's), and the scheme's rule for empty keys (hash_keys.c). */
 uint32_t chash_config_key_hash(const chash_config *cfg, const void *key, size_t key_len);
+/* The two halves of chash_config_key_hash: the bytes placement reads (the
+ * part between the hash tag's marks when the tag applies, else the whole
+ * key), and the 32-bit hash of such a part. */
+void chash_config_key_part(const chash_config *cfg, const uint8_t **key, size_t *key_len);
+uint32_t chash_config_part_hash(const chash_config *cfg, const uint8_t *part, size_t part_len);
+/* Buckets (algo_buckets.c): chash_key_hash of a key's part - its digits'
+ * number (CHASH_BUCKET_BY_DIGITS, when it ends in one), else its hash. */
+uint64_t chash_buckets_position(const chash_config *cfg, const uint8_t *part, size_t part_len);
 chash_hash chash_scheme_default_hash(chash_scheme scheme);
 /* "" or exactly two characters. */
 bool chash_hash_tag_valid(const char tag[4]);
@@ -139,6 +180,7 @@ extern const algo_ops chash_algo_maglev;
 extern const algo_ops chash_algo_multiprobe;
 extern const algo_ops chash_algo_bounded;
 extern const algo_ops chash_algo_memento;
+extern const algo_ops chash_algo_buckets;
 
 /* Jump consistent hash as Lamping & Veach give it: the bucket in
  * [0, bucket_count) of a 64-bit key (algo_jump.c). bucket_count >= 1. */
@@ -146,6 +188,9 @@ int32_t chash_jump_bucket(uint64_t key, int32_t bucket_count);
 /* A 64-bit hash of a node's name, to seed per-node choices (rendezvous
  * scores, maglev permutations): FNV-1a 64 then fmix64 (algo_rendezvous.c). */
 uint64_t chash_name_hash64(const chash_node_rec *rec);
+/* True when node a outranks node b for a hash in a state built by
+ * chash_algo_rendezvous, exactly as its lookup decides (algo_rendezvous.c). */
+bool chash_rendezvous_outranks(const void *state, uint64_t hash, size_t a, size_t b);
 /* Live load counters (loads.c), one per node: zeroed counters allocated
  * with `alloc` (copied); the public chash_loads_* functions do the rest. */
 int chash_loads_new(const chash_allocator *alloc, size_t node_count, chash_loads **out);

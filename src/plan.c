@@ -1,5 +1,6 @@
 /*
- * plan.c - the exact migration plan between two rings (chash_diff).
+ * plan.c - the exact migration plan between two rings (chash_diff), and
+ * between two bucket tables (chash_bucket_diff).
  *
  * On a ring the owner of hash h is the first point at or after h, so the
  * owner can only change at a point of either ring. Between consecutive
@@ -84,4 +85,47 @@ int chash_diff(const chash *from, const chash *to, chash_range_fn fn, void *user
         if (rc) return rc;
     }
     return p.open ? fn(user, &p.range) : 0;
+}
+
+/*
+ * Buckets: a key's bucket is the same in both placements (the same count,
+ * rule and key hash), so the plan is the buckets whose owner changes,
+ * visited in order and merged into runs that share both owners.
+ */
+int chash_bucket_diff(const chash *from, const chash *to, chash_bucket_range_fn fn,
+                      void *user) {
+    if (!from || !to || !fn) return CHASH_EINVAL;
+    chash_config ca = CHASH_CONFIG_INIT, cb = CHASH_CONFIG_INIT;
+    chash_get_config(from, &ca);
+    chash_get_config(to, &cb);
+    if (ca.algo != CHASH_ALGO_BUCKETS || cb.algo != CHASH_ALGO_BUCKETS ||
+        ca.bucket_count != cb.bucket_count || ca.bucket_by != cb.bucket_by ||
+        ca.scheme != cb.scheme || ca.key_hash != cb.key_hash ||
+        memcmp(ca.hash_tag, cb.hash_tag, sizeof ca.hash_tag) != 0)
+        return CHASH_ENOTSUP;
+    size_t na = chash_node_count(from), nb = chash_node_count(to);
+    if (na == 0 && nb == 0) return CHASH_OK;
+    if (na == 0 || nb == 0) return CHASH_EEMPTY;
+
+    chash_bucket_range run;
+    bool is_open = false;
+    for (uint32_t b = 0; b < ca.bucket_count; b++) {
+        size_t oa, ob;
+        chash_bucket_owner(from, b, &oa);
+        chash_bucket_owner(to, b, &ob);
+        if (is_open && run.from == oa && run.to == ob && run.last + 1 == b) {
+            run.last = b;
+            continue;
+        }
+        if (same_node(from, oa, to, ob)) continue;
+        if (is_open) {
+            int rc = fn(user, &run);
+            if (rc) return rc;
+        }
+        run = (chash_bucket_range){.first = b, .last = b, .from = oa, .to = ob};
+        chash_node(from, oa, &run.from_name, &run.from_name_len, NULL);
+        chash_node(to, ob, &run.to_name, &run.to_name_len, NULL);
+        is_open = true;
+    }
+    return is_open ? fn(user, &run) : 0;
 }

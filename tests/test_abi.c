@@ -47,6 +47,22 @@ typedef struct config_through_probes {
 _Static_assert(sizeof(config_through_probes) == offsetof(chash_config, load_epsilon),
                "the old layout must be a prefix of the new one");
 
+/* chash_config of 1.0.0: before bucket_count and bucket_by. */
+typedef struct config_through_epsilon {
+    size_t struct_size;
+    chash_algo algo;
+    chash_scheme scheme;
+    uint32_t vnodes;
+    chash_allocator allocator;
+    chash_hash key_hash;
+    char hash_tag[4];
+    uint32_t maglev_table_size;
+    uint32_t probe_count;
+    double load_epsilon;
+} config_through_epsilon;
+_Static_assert(sizeof(config_through_epsilon) == offsetof(chash_config, bucket_count),
+               "the old layout must be a prefix of the new one");
+
 /* A newer caller's chash_config: one field this library does not have. */
 typedef struct config_newer {
     chash_config current;
@@ -206,6 +222,79 @@ static void test_older_through_tag(void) {
     }
 }
 
+/* A 1.0.0 caller, which knows no buckets: everything as before, the bucket
+ * options at their defaults, nothing written past its struct. A program
+ * that picks CHASH_ALGO_BUCKETS by number (from chash_algo_from_name, say)
+ * gets the default 100 buckets by hash. */
+static void test_older_without_buckets(void) {
+    static const chash_algo algos[] = {CHASH_ALGO_RING, CHASH_ALGO_BOUNDED, CHASH_ALGO_BUCKETS};
+    for (size_t a = 0; a < sizeof algos / sizeof algos[0]; a++) {
+        struct {
+            config_through_epsilon cfg;
+            unsigned char guard[GUARD_LEN];
+        } box;
+        memset(&box, GUARD_BYTE, sizeof box);
+        memset(&box.cfg, 0, sizeof box.cfg);
+        box.cfg.struct_size = sizeof box.cfg;
+        box.cfg.algo = algos[a];
+        box.cfg.load_epsilon = 0.5;
+        memcpy(box.cfg.hash_tag, "{}", 3);
+
+        chash *old = NULL;
+        ASSERT_OK(chash_create((const chash_config *)&box.cfg, &old));
+        assert_guard(box.guard);
+        chash_config full = {.struct_size = sizeof full,
+                             .algo = algos[a],
+                             .load_epsilon = 0.5,
+                             .hash_tag = "{}",
+                             .bucket_count = CHASH_BUCKETS_DEFAULT,
+                             .bucket_by = CHASH_BUCKET_BY_HASH};
+        chash *cur = NULL;
+        ASSERT_OK(chash_create(&full, &cur));
+        chash_config seen = CHASH_CONFIG_INIT;
+        ASSERT_OK(chash_get_config(old, &seen));
+        ASSERT_EQ(seen.bucket_count, CHASH_BUCKETS_DEFAULT);
+        ASSERT_EQ(seen.bucket_by, CHASH_BUCKET_BY_HASH);
+        ASSERT_NEAR(seen.load_epsilon, 0.5, 0);
+        assert_same_placement(with_nodes(old), with_nodes(cur));
+
+        memset(&box.cfg, 0, sizeof box.cfg);
+        box.cfg.struct_size = sizeof box.cfg;
+        ASSERT_OK(chash_get_config(old, (chash_config *)&box.cfg));
+        assert_guard(box.guard);
+        ASSERT_EQ(box.cfg.algo, algos[a]);
+        ASSERT_NEAR(box.cfg.load_epsilon, 0.5, 0);
+
+        /* Exactly the old size on the heap, for ASan. */
+        config_through_epsilon *heap = malloc(sizeof *heap);
+        ASSERT_TRUE(heap != NULL);
+        memset(heap, 0, sizeof *heap);
+        heap->struct_size = sizeof *heap;
+        heap->algo = algos[a];
+        chash *again = NULL;
+        ASSERT_OK(chash_create((const chash_config *)heap, &again));
+        ASSERT_OK(chash_get_config(again, (chash_config *)heap));
+        ASSERT_EQ(heap->algo, algos[a]);
+        free(heap);
+        chash_free(again);
+        chash_free(old);
+        chash_free(cur);
+    }
+
+    /* A struct_size that ends after bucket_count: bucket_by is not read. */
+    chash_config cut = {.struct_size = offsetof(chash_config, bucket_by),
+                        .algo = CHASH_ALGO_BUCKETS,
+                        .bucket_count = 10,
+                        .bucket_by = CHASH_BUCKET_BY_DIGITS};
+    chash *c = NULL;
+    ASSERT_OK(chash_create(&cut, &c));
+    chash_config seen = CHASH_CONFIG_INIT;
+    ASSERT_OK(chash_get_config(c, &seen));
+    ASSERT_EQ(seen.bucket_count, 10);
+    ASSERT_EQ(seen.bucket_by, CHASH_BUCKET_BY_HASH);
+    chash_free(c);
+}
+
 /* A field cut by struct_size is not read (default) and not written. */
 static void test_size_inside_a_field(void) {
     chash_config cfg = {.struct_size = offsetof(chash_config, probe_count) + 2,
@@ -286,7 +375,7 @@ static void test_enum_ends(void) {
     while (chash_algo_name((chash_algo)algos)) algos++;
     while (chash_scheme_name((chash_scheme)schemes)) schemes++;
     while (chash_hash_name((chash_hash)hashes)) hashes++;
-    ASSERT_EQ(algos, CHASH_ALGO_MEMENTO + 1);
+    ASSERT_EQ(algos, CHASH_ALGO_BUCKETS + 1);
     ASSERT_EQ(schemes, CHASH_SCHEME_NGINX + 1);
     ASSERT_EQ(hashes, CHASH_HASH_CRC16 + 1);
     chash_config cfg = {.struct_size = sizeof cfg, .algo = (chash_algo)algos};
@@ -298,6 +387,7 @@ int main(void) {
     test_version();
     test_older_without_epsilon();
     test_older_through_tag();
+    test_older_without_buckets();
     test_size_inside_a_field();
     test_newer_caller();
     test_bad_sizes();

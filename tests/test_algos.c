@@ -16,6 +16,9 @@
  *   lookup_n        distinct, owner first, or CHASH_ENOTSUP
  *   bounded loads   no node past ceil((1 + eps) * mean), counters, errors
  *   memento         any removal, LIFO restore, weights
+ *   buckets         run here with 65,536 buckets (suite_config), so that
+ *                   buckets are as even as keys; its own calls (pins,
+ *                   overrides, digits, plans) are test_buckets.c's
  *   errors          every CHASH_ENOTSUP / EINVAL / ETOOBIG the API names
  *   allocation      an allocator failing the n-th call, swept over every n
  *   threads         readers sharing one object (also run alone, as
@@ -55,15 +58,28 @@ static const traits all_algos[] = {
     {CHASH_ALGO_MULTIPROBE, true, true, true, true, false, false, 1.10, -1},
     {CHASH_ALGO_BOUNDED, true, true, true, true, true, false, 1.40, 0.30},
     {CHASH_ALGO_MEMENTO, true, true, false, false, false, true, 1.05, 0.05},
+    /* 65,536 buckets over 100 nodes: ~655 each, a spread of 4 % per node
+     * on top of the keys', so the max of 100 sits near 1.12; weights 1..4
+     * over 12 nodes: 2,185 buckets per unit, 2 % each, 6 % at most. */
+    {CHASH_ALGO_BUCKETS, true, true, true, true, true, true, 1.20, 0.08},
 };
 #define ALGO_COUNT (sizeof all_algos / sizeof all_algos[0])
 
 static const char *algo_name(const traits *t) { return chash_algo_name(t->algo); }
 
+/* The config the suite builds each algorithm with: the defaults, but for
+ * buckets 65,536 of them (the default 100 suits ids' last two digits, not
+ * 100 nodes sharing keys evenly). */
+static chash_config suite_config(chash_algo algo) {
+    chash_config cfg = {.struct_size = sizeof cfg, .algo = algo};
+    if (algo == CHASH_ALGO_BUCKETS) cfg.bucket_count = 65536;
+    return cfg;
+}
+
 /* ---- helpers ----------------------------------------------------------- */
 
 static chash *make(chash_algo algo, size_t first, size_t count) {
-    chash_config cfg = {.struct_size = sizeof cfg, .algo = algo};
+    chash_config cfg = suite_config(algo);
     chash *c = NULL;
     ASSERT_OK(chash_create(&cfg, &c));
     for (size_t i = first; i < first + count; i++) {
@@ -159,7 +175,7 @@ static int32_t jump_as_in_paper(uint64_t key, int32_t num_buckets) {
 /* The owners of 10,000 keys over 37 nodes (weights 1..3), folded FNV-1a
  * style into one number. */
 static uint64_t placement_vector(chash_algo algo) {
-    chash_config cfg = {.struct_size = sizeof cfg, .algo = algo};
+    chash_config cfg = suite_config(algo);
     chash *c = NULL;
     ASSERT_OK(chash_create(&cfg, &c));
     for (int i = 0; i < 37; i++) {
@@ -229,6 +245,7 @@ static void test_known_answers(void) {
         [CHASH_ALGO_MULTIPROBE] = 0x6f107fe4134d1b27ull,
         [CHASH_ALGO_BOUNDED] = 0x6b426dd76c0321b3ull,
         [CHASH_ALGO_MEMENTO] = 0x97c88c81f15aba1bull,
+        [CHASH_ALGO_BUCKETS] = 0xd1060dd2359f7fa6ull,
     };
     /* Every algorithm the library names has a vector. */
     size_t algo_count = 0;
@@ -371,7 +388,7 @@ static void test_balance(const traits *t) {
     chash_free(c);
 
     if (t->weighted_tolerance < 0) return; /* multiprobe: a point per weight unit */
-    chash_config cfg = {.struct_size = sizeof cfg, .algo = t->algo};
+    chash_config cfg = suite_config(t->algo);
     ASSERT_OK(chash_create(&cfg, &c));
     uint32_t weight_sum = 0;
     for (uint32_t i = 0; i < 12; i++) {
@@ -405,7 +422,7 @@ static void test_determinism(const traits *t) {
     assert_same_answers(a, b, keys, KEYS);
 
     /* add_many gives what one add at a time gives. */
-    chash_config cfg = {.struct_size = sizeof cfg, .algo = t->algo};
+    chash_config cfg = suite_config(t->algo);
     chash *m = NULL;
     ASSERT_OK(chash_create(&cfg, &m));
     ASSERT_OK(chash_add(m, "node-0", 6, 1));
@@ -845,6 +862,7 @@ static void sweep(chash_algo algo, operation op, const char *what) {
         chash_config cfg = {.struct_size = sizeof cfg, .algo = algo,
                             .vnodes = 8,
                             .maglev_table_size = 101,
+                            .bucket_count = 64,
                             .allocator = failing_allocator(&f)};
         chash *c = NULL;
         ASSERT_OK(chash_create(&cfg, &c));
