@@ -313,7 +313,7 @@ static int split_pool(split_state *s, const char *text, size_t len, char_cursor 
      * zero-width token libyaml puts where its first key (or '?') begins,
      * whatever anchor or tag came before. */
     size_t start_index = is_flow ? s->ev.start_mark.index : s->ev.end_mark.index;
-    size_t start_column = s->ev.start_mark.column;
+    size_t start_column = is_flow ? s->ev.start_mark.column : s->ev.end_mark.column;
     size_t end_index = s->ev.end_mark.index;
     anchors_clear(s);
     while (depth > 0) {
@@ -359,18 +359,6 @@ static int split_pool(split_state *s, const char *text, size_t len, char_cursor 
     }
     size_t from = byte_of(cur, start_index), to = byte_of(cur, end_index);
     if (!is_flow) {
-        /* A block map begins on a line of its own (after the pool's name,
-         * and any anchor or tag of the map): from that line's first
-         * non-space. */
-        while (from > 0 && text[from - 1] != '\n' && text[from - 1] != '\r' &&
-               !(from >= 2 && break_len(text, from - 2, from) == 2) &&
-               !(from >= 3 && break_len(text, from - 3, from) == 3))
-            from--;
-        start_column = 0;
-        while (from < to && text[from] == ' ') {
-            from++;
-            start_column++;
-        }
         /* To the end of the last scalar's line (a comment on it stays).
          * A block scalar ends at the start of a later line (after its
          * indentation): then that line is not the pool's. */
