@@ -296,6 +296,8 @@ typedef enum key_kind {
     KEY_SERVERS,      /* a list of server lines */
     KEY_SENTINELS,    /* a list of host:port */
     KEY_REPLICAS,     /* a list of host:port SHARD */
+    KEY_BUCKET_TABLE, /* a list of "FIRST-LAST NAME[:WEIGHT]..." (after all keys) */
+    KEY_BUCKET_OVERRIDES, /* a list of "KEY NAME" (after all keys) */
 } key_kind;
 
 /* The C type of the conf_pool field a key sets, so one parser serves fields
@@ -310,6 +312,7 @@ typedef enum key_field {
     FIELD_FAILURE, /* conf_failure */
     FIELD_READ,    /* conf_read */
     FIELD_HASH,    /* chash_hash */
+    FIELD_BUCKET_BY, /* chash_bucket_by */
     FIELD_STRING,  /* char *, malloc'd */
 } key_field;
 
@@ -335,6 +338,7 @@ typedef struct conf_key {
     const char *doc;
     unsigned protocols; /* PROTO_* */
     bool is_ours;       /* a key of chash-proxy, not of nutcracker */
+    bool is_buckets;    /* only with distribution: buckets */
 } conf_key;
 
 /* The conf_pool field `member`, which must have the C type `type`: any
@@ -352,6 +356,12 @@ typedef struct conf_key {
 
 static const key_name failure_names[] = {
     {"error", CONF_FAIL_ERROR}, {"reroute", CONF_FAIL_REROUTE}, {"eject", CONF_FAIL_EJECT},
+    {NULL, 0},
+};
+
+static const key_name bucket_by_names[] = {
+    {"hash", CHASH_BUCKET_BY_HASH},
+    {"digits", CHASH_BUCKET_BY_DIGITS},
     {NULL, 0},
 };
 
@@ -448,6 +458,28 @@ static const conf_key keys[] = {
      .doc = "refuse `FLUSHALL`, `FLUSHDB`, `SWAPDB`, `KEYS`, `CONFIG SET` and `CONFIG "
             "REWRITE` (the default serves them, as redis-server does)",
      .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "buckets",
+     INT_KEY(bucket_count, uint32_t, FIELD_U32, 1, CHASH_BUCKETS_MAX, CHASH_BUCKETS_DEFAULT, ""),
+     .doc = "`distribution: buckets`: how many fixed buckets the keys fall in (below)",
+     .protocols = PROTO_BOTH, .is_ours = true, .is_buckets = true},
+    {.name = "bucket_by", .kind = KEY_ENUM, FIELD(bucket_by, chash_bucket_by, FIELD_BUCKET_BY),
+     .names = bucket_by_names, .def = CHASH_BUCKET_BY_HASH,
+     .doc = "a key's bucket: its hash (after `hash_tag`) mod `buckets`, or the number its "
+            "trailing digits spell (as many as `buckets` - 1 has; a key without one goes by "
+            "hash)",
+     .protocols = PROTO_BOTH, .is_ours = true, .is_buckets = true},
+    {.name = "bucket_table", .kind = KEY_BUCKET_TABLE, .field = FIELD_NONE,
+     .values_doc = "a list of `FIRST-LAST NAME[:WEIGHT] [NAME[:WEIGHT]...]` or `BUCKET NAME`, "
+                   "NAME a server's name",
+     .default_doc = "none (rendezvous)",
+     .doc = "buckets pinned to servers; several names split the range by weight into "
+            "consecutive parts; a bucket not listed goes to its rendezvous winner (below)",
+     .protocols = PROTO_BOTH, .is_ours = true, .is_buckets = true},
+    {.name = "bucket_overrides", .kind = KEY_BUCKET_OVERRIDES, .field = FIELD_NONE,
+     .values_doc = "a list of `KEY NAME`", .default_doc = "none",
+     .doc = "single keys sent to a server whatever their bucket (with `hash_tag`, every key "
+            "of that tag)",
+     .protocols = PROTO_BOTH, .is_ours = true, .is_buckets = true},
     {.name = "sentinels", .kind = KEY_SENTINELS, .field = FIELD_NONE,
      .values_doc = "a list of `host:port`", .default_doc = "none",
      .doc = "the shards are Sentinel groups: each server's name is its Sentinel master name "
@@ -538,6 +570,7 @@ static void field_store(conf_pool *p, const conf_key *k, int64_t v) {
     case FIELD_FAILURE: *(conf_failure *)field = (conf_failure)v; break;
     case FIELD_READ: *(conf_read *)field = (conf_read)v; break;
     case FIELD_HASH: *(chash_hash *)field = (chash_hash)v; break;
+    case FIELD_BUCKET_BY: *(chash_bucket_by *)field = (chash_bucket_by)v; break;
     case FIELD_NONE:
     case FIELD_STRING: break;
     }
@@ -672,12 +705,240 @@ static int key_nodes(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool 
     return 0;
 }
 
+/* A list of strings; read once every key is (bucket_table names servers). */
+static int key_string_list(ctx *c, const conf_key *k, const yaml_node_t *v) {
+    if (v->type != YAML_SEQUENCE_NODE) return fail(c, v, "%s: expected a list", k->name);
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+        if (!scalar(item)) return fail(c, item ? item : v, "%s: expected strings", k->name);
+    }
+    return 0;
+}
+
+/* ---- distribution: buckets --------------------------------------------- */
+
+static size_t server_named(const conf_pool *p, const char *name, size_t len) {
+    for (size_t i = 0; i < p->server_count; i++)
+        if (strlen(p->servers[i].name) == len && memcmp(p->servers[i].name, name, len) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+static int range_cmp(const void *a, const void *b) {
+    const conf_bucket_range *x = a, *y = b;
+    return (x->first > y->first) - (x->first < y->first);
+}
+
+/* A bucket number of the entry: digits only, below 2^32. */
+static bool parse_bucket(const char *s, size_t len, uint32_t *out) {
+    if (len == 0 || len > 10) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > UINT32_MAX) return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+#define SPLIT_MAX 64u /* names in one bucket_table entry */
+
+/*
+ * One bucket_table entry, "FIRST-LAST NAME[:WEIGHT]..." or "BUCKET NAME...",
+ * appended to p->bucket_ranges. Several names split the range into
+ * consecutive parts in the order written: part i ends before bucket FIRST +
+ * floor(n * (w_1 + ... + w_i) / W) for n buckets of total weight W, so each
+ * part is within one bucket of its exact share and the parts fill the range.
+ * A NAME that is a server's name is taken whole (names may hold ':'); else
+ * the part after its last ':' is the weight.
+ */
+static int parse_table_entry(ctx *c, const yaml_node_t *item, conf_pool *p) {
+    const char *text = scalar(item);
+    const char *at = text + strspn(text, " \t");
+    size_t len = strcspn(at, " \t");
+    const char *dash = memchr(at, '-', len);
+    uint32_t first, last;
+    if (!parse_bucket(at, dash ? (size_t)(dash - at) : len, &first) ||
+        !parse_bucket(dash ? dash + 1 : at, dash ? len - (size_t)(dash - at) - 1 : len, &last))
+        return fail(c, item, "bucket_table: '%s': expected FIRST-LAST or BUCKET, then server "
+                    "names", text);
+    if (first > last)
+        return fail(c, item, "bucket_table: '%s': %u comes after %u", text, first, last);
+    if (last >= p->bucket_count)
+        return fail(c, item, "bucket_table: '%s': bucket %u is past the last, %u (buckets: %u)",
+                    text, last, p->bucket_count - 1, p->bucket_count);
+    size_t servers[SPLIT_MAX];
+    uint64_t weights[SPLIT_MAX], weight_sum = 0;
+    size_t parts = 0;
+    for (at += len;;) {
+        at += strspn(at, " \t");
+        len = strcspn(at, " \t");
+        if (len == 0) break;
+        if (parts == SPLIT_MAX)
+            return fail(c, item, "bucket_table: '%s': more than %u names", text, SPLIT_MAX);
+        size_t server = server_named(p, at, len), name_len = len;
+        uint64_t w = 1;
+        const char *colon = NULL;
+        for (const char *q = at; q < at + len; q++)
+            if (*q == ':') colon = q;
+        if (server == SIZE_MAX && colon) {
+            name_len = (size_t)(colon - at);
+            server = server_named(p, at, name_len);
+            uint32_t parsed = 0;
+            if (server != SIZE_MAX &&
+                (!parse_bucket(colon + 1, len - name_len - 1, &parsed) || parsed == 0 ||
+                 parsed > CHASH_WEIGHT_MAX))
+                return fail(c, item, "bucket_table: '%s': the weight of '%.*s' must be 1..%u",
+                            text, (int)name_len, at, CHASH_WEIGHT_MAX);
+            w = parsed;
+        }
+        if (server == SIZE_MAX)
+            return fail(c, item, "bucket_table: '%s': no server is named '%.*s'", text,
+                        (int)len, at);
+        for (size_t i = 0; i < parts; i++)
+            if (servers[i] == server)
+                return fail(c, item, "bucket_table: '%s': '%s' is named twice", text,
+                            p->servers[server].name);
+        servers[parts] = server;
+        weights[parts++] = w;
+        weight_sum += w;
+        at += len;
+    }
+    if (parts == 0)
+        return fail(c, item, "bucket_table: '%s': no server named after the buckets", text);
+    uint64_t n = (uint64_t)last - first + 1, so_far = 0;
+    conf_bucket_range *grown =
+        realloc(p->bucket_ranges, (p->bucket_range_count + parts) * sizeof *grown);
+    if (!grown) return fail(c, item, "out of memory");
+    p->bucket_ranges = grown;
+    for (size_t i = 0; i < parts; i++) {
+        uint64_t begin = n * so_far / weight_sum;
+        so_far += weights[i];
+        uint64_t end = n * so_far / weight_sum;
+        if (end == begin)
+            return fail(c, item, "bucket_table: '%s': %llu buckets split this way leave "
+                        "'%s' none", text, (unsigned long long)n, p->servers[servers[i]].name);
+        p->bucket_ranges[p->bucket_range_count++] = (conf_bucket_range){
+            first + (uint32_t)begin, first + (uint32_t)end - 1, servers[i],
+            (unsigned)mark_line(c, item->start_mark)};
+    }
+    return 0;
+}
+
+static int parse_bucket_table(ctx *c, const yaml_node_t *list, conf_pool *p) {
+    for (yaml_node_item_t *it = list->data.sequence.items.start;
+         it < list->data.sequence.items.top; it++)
+        if (parse_table_entry(c, yaml_document_get_node(c->doc, *it), p) != 0) return -1;
+    qsort(p->bucket_ranges, p->bucket_range_count, sizeof *p->bucket_ranges, range_cmp);
+    for (size_t i = 1; i < p->bucket_range_count; i++) {
+        const conf_bucket_range *a = &p->bucket_ranges[i - 1], *b = &p->bucket_ranges[i];
+        if (b->first <= a->last) {
+            const conf_bucket_range *later = a->line > b->line ? a : b;
+            const conf_bucket_range *earlier = later == a ? b : a;
+            snprintf(c->err, c->err_len, "%s:%u: bucket_table: buckets %u-%u overlap "
+                     "%u-%u of line %u", c->path, later->line, later->first, later->last,
+                     earlier->first, earlier->last, earlier->line);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A one-node placement with the pool's hash tag: overrides that match the
+ * same key collapse in it, as they would on the ring. */
+static chash *override_probe(const conf_pool *p) {
+    chash_config cc;
+    conf_pool_chash_config(p, &cc);
+    cc.bucket_count = 1;
+    chash *probe = NULL;
+    if (chash_create(&cc, &probe) != CHASH_OK) return NULL;
+    if (chash_add(probe, "x", 1, 1) != CHASH_OK) {
+        chash_free(probe);
+        return NULL;
+    }
+    return probe;
+}
+
+/* The earlier override that matches the same key as override i. */
+static size_t override_twin(const conf_pool *p, size_t i) {
+    const char *key = p->bucket_overrides[i].key;
+    for (size_t j = 0; j < i; j++) {
+        chash *probe = override_probe(p);
+        const char *other = p->bucket_overrides[j].key;
+        bool is_same = probe &&
+                       chash_bucket_override(probe, other, strlen(other), 0) == CHASH_OK &&
+                       chash_bucket_override_remove(probe, key, strlen(key)) == CHASH_OK;
+        chash_free(probe);
+        if (is_same) return j;
+    }
+    return 0;
+}
+
+/* bucket_overrides: "KEY NAME", NAME after the last blank (a key may hold
+ * blanks). */
+static int parse_bucket_overrides(ctx *c, const yaml_node_t *list, conf_pool *p) {
+    size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+    p->bucket_overrides = calloc(n ? n : 1, sizeof *p->bucket_overrides);
+    chash *probe = override_probe(p);
+    if (!p->bucket_overrides || !probe) {
+        chash_free(probe);
+        return fail(c, list, "out of memory");
+    }
+    int rc = 0;
+    for (yaml_node_item_t *it = list->data.sequence.items.start;
+         rc == 0 && it < list->data.sequence.items.top; it++) {
+        const yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+        const char *text = scalar(item);
+        size_t len = strlen(text);
+        while (len && (text[len - 1] == ' ' || text[len - 1] == '\t')) len--;
+        size_t name_at = len;
+        while (name_at && text[name_at - 1] != ' ' && text[name_at - 1] != '\t') name_at--;
+        size_t key_len = name_at;
+        while (key_len && (text[key_len - 1] == ' ' || text[key_len - 1] == '\t')) key_len--;
+        if (key_len == 0 || name_at == len) {
+            rc = fail(c, item, "bucket_overrides: '%s': expected KEY NAME", text);
+            break;
+        }
+        size_t server = server_named(p, text + name_at, len - name_at);
+        if (server == SIZE_MAX) {
+            rc = fail(c, item, "bucket_overrides: '%s': no server is named '%.*s'", text,
+                      (int)(len - name_at), text + name_at);
+            break;
+        }
+        conf_bucket_override *o = &p->bucket_overrides[p->bucket_override_count];
+        o->key = dup_n(text, key_len);
+        if (!o->key) {
+            rc = fail(c, item, "out of memory");
+            break;
+        }
+        o->server = server;
+        o->line = (unsigned)mark_line(c, item->start_mark);
+        p->bucket_override_count++;
+        size_t before = chash_bucket_override_count(probe);
+        if (chash_bucket_override(probe, o->key, key_len, 0) != CHASH_OK) {
+            rc = fail(c, item, "out of memory");
+        } else if (chash_bucket_override_count(probe) == before) {
+            const conf_bucket_override *twin =
+                &p->bucket_overrides[override_twin(p, p->bucket_override_count - 1)];
+            rc = fail(c, item, "bucket_overrides: '%s': the key '%s' of line %u is %s", text,
+                      twin->key, twin->line,
+                      strcmp(twin->key, o->key) == 0 ? "the same key"
+                                                     : "the same key under the hash tag");
+        }
+    }
+    chash_free(probe);
+    return rc;
+}
+
 /* One `key: value` of a pool; k is NULL for a name that is no key. */
 static int pool_key(ctx *c, conf_pool *p, const yaml_node_t *kn, const yaml_node_t *v,
                     const conf_key *k) {
     /* A list or map where one value belongs is reported before an unknown
      * name, at the value's line, as it always was. */
-    if ((!k || (k->kind != KEY_SERVERS && k->kind != KEY_SENTINELS && k->kind != KEY_REPLICAS)) &&
+    if ((!k || (k->kind != KEY_SERVERS && k->kind != KEY_SENTINELS && k->kind != KEY_REPLICAS &&
+                k->kind != KEY_BUCKET_TABLE && k->kind != KEY_BUCKET_OVERRIDES)) &&
         !scalar(v))
         return fail(c, v, "%s: expected a single value", scalar(kn));
     if (!k) return fail(c, kn, "pool '%s': unknown key '%s'", p->name, scalar(kn));
@@ -693,6 +954,8 @@ static int pool_key(ctx *c, conf_pool *p, const yaml_node_t *kn, const yaml_node
     case KEY_SERVERS: return key_servers(c, k, v, p);
     case KEY_SENTINELS:
     case KEY_REPLICAS: return key_nodes(c, k, v, p);
+    case KEY_BUCKET_TABLE:
+    case KEY_BUCKET_OVERRIDES: return key_string_list(c, k, v);
     }
     return fail(c, kn, "%s: no parser", k->name);
 }
@@ -763,7 +1026,8 @@ static int pool_check(ctx *c, const yaml_node_t *name_node, const conf_pool *p) 
     bool has_order = p->dist == CONF_DIST_KETAMA ||
                      (p->dist == CONF_DIST_ALGO &&
                       (p->algo == CHASH_ALGO_RING || p->algo == CHASH_ALGO_RENDEZVOUS ||
-                       p->algo == CHASH_ALGO_MULTIPROBE || p->algo == CHASH_ALGO_BOUNDED));
+                       p->algo == CHASH_ALGO_MULTIPROBE || p->algo == CHASH_ALGO_BOUNDED ||
+                       p->algo == CHASH_ALGO_BUCKETS));
     /* Redis keeps its copies itself (replicas, Sentinel); memcached's are
      * the proxy's to write. */
     if (p->replication > 1 && p->redis)
@@ -776,12 +1040,12 @@ static int pool_check(ctx *c, const yaml_node_t *name_node, const conf_pool *p) 
     if (p->replication > 1 && !has_order)
         return fail(c, name_node,
                     "pool '%s': replication needs a distribution with a ring order "
-                    "(ketama, ring, rendezvous, multiprobe, bounded), not %s",
+                    "(ketama, ring, rendezvous, multiprobe, bounded, buckets), not %s",
                     p->name, conf_dist_name(p));
     if (p->on_failure == CONF_FAIL_REROUTE && !has_order)
         return fail(c, name_node,
                     "pool '%s': on_failure: reroute needs a distribution with a ring order "
-                    "(ketama, ring, rendezvous, multiprobe, bounded), not %s",
+                    "(ketama, ring, rendezvous, multiprobe, bounded, buckets), not %s",
                     p->name, conf_dist_name(p));
     /* Rings with points per unit of weight refuse more than CHASH_POINTS_MAX
      * points in all (health.c builds them without a vnodes setting, so 160
@@ -808,7 +1072,7 @@ static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_po
     if (!p->name) return fail(c, name_node, "out of memory");
     if (body->type != YAML_MAPPING_NODE)
         return fail(c, body, "pool '%s': expected a map of settings", p->name);
-    bool is_set[KEY_COUNT] = {false};
+    const yaml_node_t *set_at[KEY_COUNT] = {NULL}; /* the key's value, once set */
     for (yaml_node_pair_t *kv = body->data.mapping.pairs.start; kv < body->data.mapping.pairs.top;
          kv++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, kv->key);
@@ -820,11 +1084,22 @@ static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_po
                 return fail(c, k, "pool '%s': duplicate key '%s'", p->name, name);
         const conf_key *key = key_find(name);
         if (pool_key(c, p, k, v, key) != 0) return -1;
-        is_set[key - keys] = true;
+        set_at[key - keys] = v;
     }
     for (size_t i = 0; i < KEY_COUNT; i++)
-        if (keys[i].missing && !is_set[i])
+        if (keys[i].missing && !set_at[i])
             return fail(c, name_node, "pool '%s': %s", p->name, keys[i].missing);
+    bool is_buckets = p->dist == CONF_DIST_ALGO && p->algo == CHASH_ALGO_BUCKETS;
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (!set_at[i] || !keys[i].is_buckets) continue;
+        if (!is_buckets)
+            return fail(c, set_at[i], "pool '%s': %s needs distribution: buckets", p->name,
+                        keys[i].name);
+        if (keys[i].kind == KEY_BUCKET_TABLE && parse_bucket_table(c, set_at[i], p) != 0)
+            return -1;
+        if (keys[i].kind == KEY_BUCKET_OVERRIDES && parse_bucket_overrides(c, set_at[i], p) != 0)
+            return -1;
+    }
     if (p->redis_auth) p->redis_auth_len = strlen(p->redis_auth);
     return pool_check(c, name_node, p);
 }
@@ -847,6 +1122,9 @@ static void pool_free(conf_pool *p) {
     free(p->name);
     free(p->listen);
     free(p->redis_auth);
+    free(p->bucket_ranges);
+    for (size_t i = 0; i < p->bucket_override_count; i++) free(p->bucket_overrides[i].key);
+    free(p->bucket_overrides);
 }
 
 void conf_free(conf *cf) {
@@ -994,6 +1272,8 @@ void conf_pool_chash_config(const conf_pool *p, chash_config *out) {
     }
     out->key_hash = p->hash;
     memcpy(out->hash_tag, p->hash_tag, sizeof out->hash_tag);
+    out->bucket_count = p->bucket_count;
+    out->bucket_by = p->bucket_by;
 }
 
 int conf_server_order(const void *a, const void *b) {
@@ -1078,7 +1358,9 @@ static void put_values(FILE *out, const conf_key *k) {
     case KEY_HASH_TAG:
     case KEY_SERVERS:
     case KEY_SENTINELS:
-    case KEY_REPLICAS: fputs(k->values_doc, out); return;
+    case KEY_REPLICAS:
+    case KEY_BUCKET_TABLE:
+    case KEY_BUCKET_OVERRIDES: fputs(k->values_doc, out); return;
     }
 }
 
@@ -1114,6 +1396,29 @@ void conf_keys_markdown(FILE *out) {
     }
 }
 
+/* bucket_table and bucket_overrides onto a ring of the live servers: what
+ * names a server that is not on it is left out, as the library drops the
+ * pins of a removed node (its buckets go to their rendezvous winners). */
+static int apply_buckets(const conf_pool *cp, chash *ring) {
+    for (size_t i = 0; i < cp->bucket_range_count; i++) {
+        const conf_bucket_range *r = &cp->bucket_ranges[i];
+        const char *name = cp->servers[r->server].name;
+        size_t node;
+        if (chash_find(ring, name, strlen(name), &node) != CHASH_OK) continue;
+        int rc = chash_bucket_assign(ring, r->first, r->last, node);
+        if (rc != CHASH_OK) return rc;
+    }
+    for (size_t i = 0; i < cp->bucket_override_count; i++) {
+        const conf_bucket_override *o = &cp->bucket_overrides[i];
+        const char *name = cp->servers[o->server].name;
+        size_t node;
+        if (chash_find(ring, name, strlen(name), &node) != CHASH_OK) continue;
+        int rc = chash_bucket_override(ring, o->key, strlen(o->key), node);
+        if (rc != CHASH_OK) return rc;
+    }
+    return CHASH_OK;
+}
+
 int conf_pool_ring_live(const conf_pool *cp, const bool *is_live, chash **out,
                         uint32_t *node_server) {
     chash_config cc;
@@ -1132,6 +1437,7 @@ int conf_pool_ring_live(const conf_pool *cp, const bool *is_live, chash **out,
             specs[i] = (chash_node_spec){order[i]->name, strlen(order[i]->name), order[i]->weight};
         rc = chash_create(&cc, &ring);
         if (rc == CHASH_OK && live) rc = chash_add_many(ring, specs, live);
+        if (rc == CHASH_OK && live && cc.algo == CHASH_ALGO_BUCKETS) rc = apply_buckets(cp, ring);
         if (rc == CHASH_OK && node_server)
             for (size_t i = 0; i < live; i++) node_server[i] = (uint32_t)(order[i] - cp->servers);
     }
@@ -1147,4 +1453,64 @@ int conf_pool_ring_live(const conf_pool *cp, const bool *is_live, chash **out,
 
 int conf_pool_ring(const conf_pool *cp, chash **out) {
     return conf_pool_ring_live(cp, NULL, out, NULL);
+}
+
+/* ---- bucket plans ------------------------------------------------------ */
+
+typedef struct plan_walk {
+    conf_bucket_move_fn fn;
+    void *user;
+} plan_walk;
+
+static int plan_range(void *user, const chash_bucket_range *r) {
+    const plan_walk *w = user;
+    conf_bucket_move m = {r->first,        r->last,  NULL, r->from_name, r->to_name,
+                          r->from_name_len, r->to_name_len};
+    return w->fn(w->user, &m);
+}
+
+/* The key's server in both rings; a move is reported. */
+static int plan_key(const chash *a, const chash *b, const char *key, const plan_walk *w) {
+    size_t na, nb, la, lb;
+    const void *sa, *sb;
+    int rc = chash_lookup(a, key, strlen(key), &na);
+    if (rc == CHASH_OK) rc = chash_lookup(b, key, strlen(key), &nb);
+    if (rc == CHASH_OK) rc = chash_node(a, na, &sa, &la, NULL);
+    if (rc == CHASH_OK) rc = chash_node(b, nb, &sb, &lb, NULL);
+    if (rc != CHASH_OK) return rc;
+    if (la == lb && memcmp(sa, sb, la) == 0) return 0;
+    conf_bucket_move m = {0, 0, key, sa, sb, la, lb};
+    return w->fn(w->user, &m);
+}
+
+int conf_pool_bucket_plan(const conf_pool *old, const conf_pool *now, conf_bucket_move_fn fn,
+                          void *user) {
+    chash *a = NULL, *b = NULL;
+    plan_walk w = {fn, user};
+    int rc = conf_pool_ring(old, &a);
+    if (rc == CHASH_OK) rc = conf_pool_ring(now, &b);
+    if (rc == CHASH_OK) rc = chash_bucket_diff(a, b, plan_range, &w);
+    for (size_t i = 0; rc == CHASH_OK && i < old->bucket_override_count; i++)
+        rc = plan_key(a, b, old->bucket_overrides[i].key, &w);
+    for (size_t i = 0; rc == CHASH_OK && i < now->bucket_override_count; i++) {
+        const char *key = now->bucket_overrides[i].key;
+        bool is_old = false; /* listed already */
+        for (size_t j = 0; j < old->bucket_override_count && !is_old; j++)
+            is_old = strcmp(old->bucket_overrides[j].key, key) == 0;
+        if (!is_old) rc = plan_key(a, b, key, &w);
+    }
+    chash_free(a);
+    chash_free(b);
+    return rc;
+}
+
+int conf_bucket_move_text(const conf_bucket_move *m, char *buf, size_t len) {
+    if (m->key)
+        return snprintf(buf, len, "key %s: %.*s -> %.*s", m->key, (int)m->from_len, m->from,
+                        (int)m->to_len, m->to);
+    if (m->first == m->last)
+        return snprintf(buf, len, "bucket %u: %.*s -> %.*s", m->first, (int)m->from_len,
+                        m->from, (int)m->to_len, m->to);
+    return snprintf(buf, len, "buckets %u-%u: %.*s -> %.*s", m->first, m->last,
+                    (int)m->from_len, m->from, (int)m->to_len, m->to);
 }

@@ -65,6 +65,21 @@ typedef struct conf_server {
     unsigned line;
 } conf_server;
 
+/* distribution: buckets - one sub-range of bucket_table after its weighted
+ * splits, pinned to a server. */
+typedef struct conf_bucket_range {
+    uint32_t first, last; /* inclusive */
+    size_t server;        /* index in conf_pool.servers */
+    unsigned line;        /* of its bucket_table entry */
+} conf_bucket_range;
+
+/* distribution: buckets - one entry of bucket_overrides. */
+typedef struct conf_bucket_override {
+    char *key;     /* NUL-terminated, as written */
+    size_t server; /* index in conf_pool.servers */
+    unsigned line;
+} conf_bucket_override;
+
 typedef struct conf_pool {
     char *name;
     unsigned line;
@@ -117,6 +132,13 @@ typedef struct conf_pool {
     uint32_t max_key_length;
     uint32_t max_pipeline;
     uint64_t max_client_buffer;
+    /* ours: distribution: buckets (conf_pool_ring applies them) */
+    uint32_t bucket_count;
+    chash_bucket_by bucket_by;
+    conf_bucket_range *bucket_ranges; /* sorted by first, none overlapping */
+    size_t bucket_range_count;
+    conf_bucket_override *bucket_overrides; /* no two match the same key */
+    size_t bucket_override_count;
     conf_server *servers;
     size_t server_count;
 } conf_pool;
@@ -185,6 +207,36 @@ int conf_pool_ring_live(const conf_pool *cp, const bool *is_live, chash **out,
 /* The ring as configured, every server on it: conf_pool_ring_live(cp, NULL,
  * out, NULL). */
 int conf_pool_ring(const conf_pool *cp, chash **out);
+
+/* One step of a bucket plan: a run of buckets, or one overridden key, whose
+ * server changes. Names and key point into the pools' rings and conf. */
+typedef struct conf_bucket_move {
+    uint32_t first, last; /* the buckets (inclusive); unused for a key */
+    const char *key;      /* an overridden key that moves; NULL: buckets */
+    const char *from, *to;
+    size_t from_len, to_len;
+} conf_bucket_move;
+
+/* Called per move, buckets first (ascending), then keys; non-zero stops. */
+typedef int (*conf_bucket_move_fn)(void *user, const conf_bucket_move *move);
+
+/*
+ * conf_pool_bucket_plan - the exact plan between two bucket pools (their
+ * rings as conf_pool_ring builds them): every maximal run of buckets whose
+ * server changes (chash_bucket_diff), then every key of either pool's
+ * bucket_overrides whose server changes (an overridden key does not follow
+ * its bucket, so it is listed on its own). Returns 0, CHASH_ENOTSUP when
+ * the two cannot be compared bucket by bucket (not both buckets, or
+ * another bucket count, bucket_by, hash or hash_tag), another chash error
+ * (CHASH_ENOMEM), or the first non-zero value fn returned (make it
+ * positive). Cost: two ring builds, O(buckets * name length + overrides).
+ */
+int conf_pool_bucket_plan(const conf_pool *old, const conf_pool *now, conf_bucket_move_fn fn,
+                          void *user);
+
+/* "buckets 50-74: s2 -> s4", "bucket 7: s1 -> s3" or "key user42: s1 -> s3"
+ * into buf (always terminated). Returns what snprintf returns. */
+int conf_bucket_move_text(const conf_bucket_move *move, char *buf, size_t len);
 
 /* True when the pool's shards have replicas the proxy knows of (listed or
  * from Sentinel): topology.c watches them. */

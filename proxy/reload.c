@@ -52,18 +52,52 @@ static void appendf(char *msg, size_t len, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* distribution: buckets - the moves of conf_pool_bucket_plan, counted, and
+ * the first BUCKET_LINES_MAX of them as lines. */
+#define BUCKET_LINES_MAX 16u
+typedef struct bucket_sum {
+    uint64_t buckets, runs, keys;
+    char lines[BUCKET_LINES_MAX * 96];
+} bucket_sum;
+
+static int add_bucket_move(void *user, const conf_bucket_move *m) {
+    bucket_sum *s = user;
+    char text[96];
+    if (m->key) {
+        s->keys++;
+    } else {
+        s->runs++;
+        s->buckets += (uint64_t)m->last - m->first + 1;
+    }
+    if (s->runs + s->keys <= BUCKET_LINES_MAX) {
+        conf_bucket_move_text(m, text, sizeof text);
+        appendf(s->lines, sizeof s->lines, "  %s\n", text);
+    }
+    return 0;
+}
+
 /* One line a pool: servers before and after, and the exact plan. */
 static void describe_pool(const conf_pool *old, const conf_pool *now, char *msg, size_t len) {
     appendf(msg, len, "pool %s: %zu -> %zu servers", now->name, old->server_count,
             now->server_count);
     chash *a = NULL, *b = NULL;
     plan_sum sum = {0, 0};
+    bucket_sum bs;
     int rc = conf_pool_ring(old, &a);
     if (rc == CHASH_OK) rc = conf_pool_ring(now, &b);
     if (rc == CHASH_OK) rc = chash_diff(a, b, add_range, &sum);
+    /* Buckets have no hash ranges: their plan is by bucket. */
+    memset(&bs, 0, sizeof bs);
+    bool is_bucket_plan =
+        rc == CHASH_ENOTSUP && conf_pool_bucket_plan(old, now, add_bucket_move, &bs) == CHASH_OK;
     if (rc == CHASH_OK)
         appendf(msg, len, ", %llu hash ranges moved, %.4f%% of the key space\n",
                 (unsigned long long)sum.ranges, 100.0 * (double)sum.hashes / 4294967296.0);
+    else if (is_bucket_plan)
+        appendf(msg, len, ", %llu buckets moved in %llu runs, %llu overridden keys moved\n%s%s",
+                (unsigned long long)bs.buckets, (unsigned long long)bs.runs,
+                (unsigned long long)bs.keys, bs.lines,
+                bs.runs + bs.keys > BUCKET_LINES_MAX ? "  ...\n" : "");
     else if (rc == CHASH_ENOTSUP)
         appendf(msg, len, ", no exact plan (distribution %s, or the hash changed)\n",
                 conf_dist_name(now));

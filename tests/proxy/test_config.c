@@ -4,7 +4,9 @@
  * past both ends of its range (the message names the key, the range and the
  * value's line), the enum and boolean messages, the docs table printed from
  * the same table, and conf_pool_ring_live over any set of live servers
- * agreeing with a ring built directly from those servers.
+ * agreeing with a ring built directly from those servers; distribution:
+ * buckets (its table's weighted splits, overrides, every message, the ring
+ * built with them, and the plan between two pools).
  */
 #include "../testlib.h"
 #include "config.h"
@@ -75,6 +77,11 @@ static const int_key int_keys[] = {
     {"max_key_length", 1, INT32_MAX},
     {"max_pipeline", 1, INT32_MAX},
     {"max_client_buffer", 1024, INT64_C(1) << 40},
+};
+
+/* Keys that only distribution: buckets takes, and their ranges. */
+static const int_key bucket_int_keys[] = {
+    {"buckets", 1, CHASH_BUCKETS_MAX},
 };
 
 /* A pool with one `key: value` on line 4. */
@@ -152,7 +159,7 @@ static void test_markdown(void) {
         ASSERT_TRUE(strstr(err, "unknown key") == NULL);
     }
     fclose(f);
-    ASSERT_EQ(rows, 37);
+    ASSERT_EQ(rows, 41);
 }
 
 /* replication: memcached pools only, no more copies than servers, and a
@@ -179,7 +186,7 @@ static void test_replication(void) {
          0},
         {"  replication: 2\n  distribution: modula\n",
          "t.yml:1: pool 'beta': replication needs a distribution with a ring order (ketama, "
-         "ring, rendezvous, multiprobe, bounded), not modula",
+         "ring, rendezvous, multiprobe, bounded, buckets), not modula",
          0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -326,6 +333,207 @@ static void test_ring_live(void) {
     conf_free(cf);
 }
 
+/* ---- distribution: buckets -------------------------------------------- */
+
+#define UNITS                                                                              \
+    "ldc:\n  listen: 127.0.0.1:22125\n  redis: true\n  hash_tag: \"{}\"\n"                   \
+    "  servers:\n   - 127.0.0.1:7001:1 u1\n   - 127.0.0.1:7002:1 u2\n"                        \
+    "   - 127.0.0.1:7003:1 u3\n   - 127.0.0.1:7004:1 u4\n"
+
+static void test_bucket_keys(void) {
+    char err[CONF_ERR_MAX], text[2048], want[200];
+    /* Ranges of the integer keys, with distribution: buckets. */
+    for (size_t i = 0; i < sizeof bucket_int_keys / sizeof bucket_int_keys[0]; i++) {
+        const int_key *k = &bucket_int_keys[i];
+        int64_t good[] = {k->min, k->max}, bad[] = {k->min - 1, k->max + 1};
+        for (int j = 0; j < 2; j++) {
+            snprintf(text, sizeof text, UNITS "  distribution: buckets\n  %s: %lld\n", k->name,
+                     (long long)good[j]);
+            conf *cf = load(text, err);
+            if (!cf) TEST_FAIL_AT("%s", err);
+            ASSERT_UEQ(cf->pools[0].bucket_count, (uint64_t)good[j]);
+            conf_free(cf);
+            snprintf(text, sizeof text, UNITS "  distribution: buckets\n  %s: %lld\n", k->name,
+                     (long long)bad[j]);
+            ASSERT_TRUE(load(text, err) == NULL);
+            snprintf(want, sizeof want, "t.yml:11: %s: expected an integer in %lld..%lld",
+                     k->name, (long long)k->min, (long long)k->max);
+            if (strcmp(err, want) != 0) TEST_FAIL_AT("got '%s', want '%s'", err, want);
+        }
+    }
+
+    /* An LDC table: 100 buckets by the last two digits, 0-49 on u1, 50-99
+     * split 1:3 between u2 and u3, bucket 7 on u4, one user elsewhere. */
+    snprintf(text, sizeof text,
+             UNITS "  distribution: buckets\n  buckets: 100\n  bucket_by: digits\n"
+                   "  bucket_table:\n   - 0-6 u1\n   - 7 u4\n   - 8-49 u1\n"
+                   "   - 50-99 u2 u3:3\n"
+                   "  bucket_overrides:\n   - user1234 u4\n   - \"{vip}:x u2\"\n");
+    conf *cf = load(text, err);
+    if (!cf) TEST_FAIL_AT("%s", err);
+    const conf_pool *p = &cf->pools[0];
+    ASSERT_EQ(p->bucket_count, 100);
+    ASSERT_EQ(p->bucket_by, CHASH_BUCKET_BY_DIGITS);
+    ASSERT_EQ(p->bucket_range_count, 5);
+    /* 50 buckets split 1:3: floor(50 * 1/4) = 12 to u2, the rest to u3. */
+    ASSERT_EQ(p->bucket_ranges[3].first, 50);
+    ASSERT_EQ(p->bucket_ranges[3].last, 61);
+    ASSERT_TRUE(strcmp(p->servers[p->bucket_ranges[3].server].name, "u2") == 0);
+    ASSERT_EQ(p->bucket_ranges[4].first, 62);
+    ASSERT_EQ(p->bucket_ranges[4].last, 99);
+    ASSERT_EQ(p->bucket_ranges[4].line, 17);
+    ASSERT_EQ(p->bucket_override_count, 2);
+    ASSERT_TRUE(strcmp(p->bucket_overrides[1].key, "{vip}:x") == 0);
+    chash *ring = NULL;
+    ASSERT_OK(conf_pool_ring(p, &ring));
+    static const struct {
+        const char *key, *server;
+    } placed[] = {
+        {"user100", "u1"},   {"user149", "u1"},  {"user07", "u4"},   {"{user7}:cart", "u4"},
+        {"user250", "u2"},   {"user61", "u2"},   {"user62", "u3"},   {"x99", "u3"},
+        {"user1234", "u4"},  {"user1334", "u1"}, {"{vip}:y", "u2"},
+    };
+    for (size_t i = 0; i < sizeof placed / sizeof placed[0]; i++) {
+        size_t node;
+        const void *name;
+        size_t len;
+        ASSERT_OK(chash_lookup(ring, placed[i].key, strlen(placed[i].key), &node));
+        ASSERT_OK(chash_node(ring, node, &name, &len, NULL));
+        if (len != strlen(placed[i].server) || memcmp(name, placed[i].server, len) != 0)
+            TEST_FAIL_AT("%s on %.*s, not %s", placed[i].key, (int)len, (const char *)name,
+                         placed[i].server);
+    }
+    chash_free(ring);
+    /* A server off the ring takes its pins along: its buckets go to the
+     * others, the rest stay. */
+    bool is_live[4] = {true, true, false, true};
+    uint32_t node_server[4];
+    ASSERT_OK(conf_pool_ring_live(p, is_live, &ring, node_server));
+    for (uint32_t b = 0; b < 100; b++) {
+        size_t node;
+        ASSERT_OK(chash_bucket_owner(ring, b, &node));
+        const char *name = p->servers[node_server[node]].name;
+        ASSERT_TRUE(strcmp(name, "u3") != 0);
+        if (b < 50) ASSERT_TRUE(strcmp(name, b == 7 ? "u4" : "u1") == 0);
+        if (b >= 50 && b <= 61) ASSERT_TRUE(strcmp(name, "u2") == 0);
+    }
+    chash_free(ring);
+    conf_free(cf);
+
+    /* A name with a colon is a name; NAME:WEIGHT only when it is none. */
+    snprintf(text, sizeof text,
+             "z:\n  listen: 127.0.0.1:22126\n  distribution: buckets\n  buckets: 10\n"
+             "  servers:\n   - 127.0.0.1:7001:1\n   - 127.0.0.1:7002:1\n"
+             "  bucket_table:\n   - 0-9 127.0.0.1:7001 127.0.0.1:7002:4\n");
+    cf = load(text, err);
+    if (!cf) TEST_FAIL_AT("%s", err);
+    ASSERT_EQ(cf->pools[0].bucket_ranges[0].last, 1); /* 10 * 1/5 */
+    ASSERT_EQ(cf->pools[0].bucket_ranges[1].first, 2);
+    conf_free(cf);
+}
+
+static void test_bucket_errors(void) {
+    static const struct {
+        const char *keys, *err;
+    } cases[] = {
+        {"  buckets: 10\n", "t.yml:10: pool 'ldc': buckets needs distribution: buckets"},
+        {"  distribution: ring\n  bucket_table:\n   - 0 u1\n",
+         "t.yml:12: pool 'ldc': bucket_table needs distribution: buckets"},
+        {"  bucket_overrides:\n   - k u1\n",
+         "t.yml:11: pool 'ldc': bucket_overrides needs distribution: buckets"},
+        {"  bucket_by: digits\n", "t.yml:10: pool 'ldc': bucket_by needs distribution: buckets"},
+        {"  distribution: buckets\n  bucket_by: tens\n",
+         "t.yml:11: bucket_by: expected hash or digits"},
+        {"  distribution: buckets\n  bucket_table: 0-9 u1\n",
+         "t.yml:11: bucket_table: expected a list"},
+        {"  distribution: buckets\n  bucket_table:\n   - [0, u1]\n",
+         "t.yml:12: bucket_table: expected strings"},
+        {"  distribution: buckets\n  bucket_table:\n   - 0-100 u1\n",
+         "t.yml:12: bucket_table: '0-100 u1': bucket 100 is past the last, 99 (buckets: 100)"},
+        {"  distribution: buckets\n  buckets: 1000\n  bucket_table:\n   - 0-100 u1\n"
+         "   - 100-200 u2\n   - 50 u3\n",
+         "t.yml:15: bucket_table: buckets 50-50 overlap 0-100 of line 13"},
+        {"  distribution: buckets\n  bucket_table:\n   - 9-3 u1\n",
+         "t.yml:12: bucket_table: '9-3 u1': 9 comes after 3"},
+        {"  distribution: buckets\n  bucket_table:\n   - a-b u1\n",
+         "t.yml:12: bucket_table: 'a-b u1': expected FIRST-LAST or BUCKET, then server names"},
+        {"  distribution: buckets\n  bucket_table:\n   - 0-9\n",
+         "t.yml:12: bucket_table: '0-9': no server named after the buckets"},
+        {"  distribution: buckets\n  bucket_table:\n   - 0-9 u9\n",
+         "t.yml:12: bucket_table: '0-9 u9': no server is named 'u9'"},
+        {"  distribution: buckets\n  bucket_table:\n   - 0-9 u1:0\n",
+         "t.yml:12: bucket_table: '0-9 u1:0': the weight of 'u1' must be 1..65535"},
+        {"  distribution: buckets\n  bucket_table:\n   - 0-9 u1:x\n",
+         "t.yml:12: bucket_table: '0-9 u1:x': the weight of 'u1' must be 1..65535"},
+        {"  distribution: buckets\n  bucket_table:\n   - 0-9 u1 u2 u1\n",
+         "t.yml:12: bucket_table: '0-9 u1 u2 u1': 'u1' is named twice"},
+        {"  distribution: buckets\n  bucket_table:\n   - 0-2 u1 u2:9\n",
+         "t.yml:12: bucket_table: '0-2 u1 u2:9': 3 buckets split this way leave 'u1' none"},
+        {"  distribution: buckets\n  bucket_overrides:\n   - lonely\n",
+         "t.yml:12: bucket_overrides: 'lonely': expected KEY NAME"},
+        {"  distribution: buckets\n  bucket_overrides:\n   - k u7\n",
+         "t.yml:12: bucket_overrides: 'k u7': no server is named 'u7'"},
+        {"  distribution: buckets\n  bucket_overrides:\n   - k u1\n   - k u2\n",
+         "t.yml:13: bucket_overrides: 'k u2': the key 'k' of line 12 is the same key"},
+        {"  distribution: buckets\n  bucket_overrides:\n   - a u1\n   - \"{k}:1 u1\"\n"
+         "   - \"{k}:2 u2\"\n",
+         "t.yml:14: bucket_overrides: '{k}:2 u2': the key '{k}:1' of line 13 is the same key "
+         "under the hash tag"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[2048], err[CONF_ERR_MAX];
+        snprintf(text, sizeof text, UNITS "%s", cases[i].keys);
+        ASSERT_TRUE(load(text, err) == NULL);
+        if (strcmp(err, cases[i].err) != 0) TEST_FAIL_AT("got '%s', want '%s'", err, cases[i].err);
+    }
+}
+
+typedef struct moves {
+    char text[16][80];
+    size_t count;
+} moves;
+
+static int add_move(void *user, const conf_bucket_move *m) {
+    moves *mv = user;
+    ASSERT_TRUE(mv->count < 16);
+    conf_bucket_move_text(m, mv->text[mv->count++], sizeof mv->text[0]);
+    return 0;
+}
+
+static void test_bucket_plan(void) {
+    static const char before[] = UNITS "  distribution: buckets\n  bucket_by: digits\n"
+                                       "  bucket_table:\n   - 0-49 u1\n   - 50-99 u2\n"
+                                       "  bucket_overrides:\n   - vip1 u3\n   - vip2 u3\n";
+    /* Cut flow: 50-74 off u2 to u4, bucket 7 to u3; vip1 back to its
+     * bucket, vip3 pinned. */
+    static const char after[] = UNITS "  distribution: buckets\n  bucket_by: digits\n"
+                                      "  bucket_table:\n   - 0-6 u1\n   - 7 u3\n   - 8-49 u1\n"
+                                      "   - 50-74 u4\n   - 75-99 u2\n"
+                                      "  bucket_overrides:\n   - vip2 u3\n   - vip3 u4\n";
+    char err[CONF_ERR_MAX];
+    conf *a = load(before, err), *b = load(after, err);
+    if (!a || !b) TEST_FAIL_AT("%s", err);
+    moves mv = {.count = 0};
+    ASSERT_OK(conf_pool_bucket_plan(&a->pools[0], &b->pools[0], add_move, &mv));
+    static const char *const want[] = {"bucket 7: u1 -> u3", "buckets 50-74: u2 -> u4",
+                                       "key vip1: u3 -> u1", "key vip3: u1 -> u4"};
+    ASSERT_EQ(mv.count, 4);
+    for (size_t i = 0; i < 4; i++)
+        if (strcmp(mv.text[i], want[i]) != 0)
+            TEST_FAIL_AT("move %zu: '%s', want '%s'", i, mv.text[i], want[i]);
+    mv.count = 0;
+    ASSERT_OK(conf_pool_bucket_plan(&a->pools[0], &a->pools[0], add_move, &mv));
+    ASSERT_EQ(mv.count, 0);
+    conf_free(b);
+    b = load(UNITS "  distribution: buckets\n", err);
+    ASSERT_EQ(conf_pool_bucket_plan(&a->pools[0], &b->pools[0], add_move, &mv), CHASH_ENOTSUP);
+    conf_free(b);
+    b = load(UNITS "  distribution: ring\n", err);
+    ASSERT_EQ(conf_pool_bucket_plan(&a->pools[0], &b->pools[0], add_move, &mv), CHASH_ENOTSUP);
+    conf_free(b);
+    conf_free(a);
+}
+
 int main(void) {
     test_defaults();
     test_int_ranges();
@@ -334,5 +542,8 @@ int main(void) {
     test_replication();
     test_topology_keys();
     test_ring_live();
+    test_bucket_keys();
+    test_bucket_errors();
+    test_bucket_plan();
     TEST_DONE();
 }
