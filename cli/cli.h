@@ -82,6 +82,8 @@ enum {
     CLI_OPT_MAGLEV_SIZE,
     CLI_OPT_PROBES,
     CLI_OPT_EPSILON,
+    CLI_OPT_BUCKETS,
+    CLI_OPT_BUCKET_BY,
     CLI_OPT_FIRST_FREE
 };
 
@@ -97,6 +99,8 @@ enum {
         {"maglev-size", required_argument, NULL, CLI_OPT_MAGLEV_SIZE}, \
         {"probes", required_argument, NULL, CLI_OPT_PROBES},         \
         {"epsilon", required_argument, NULL, CLI_OPT_EPSILON},       \
+        {"buckets", required_argument, NULL, CLI_OPT_BUCKETS},       \
+        {"bucket-by", required_argument, NULL, CLI_OPT_BUCKET_BY},   \
     {                                                                \
         "nodes-file", required_argument, NULL, CLI_OPT_NODES_FILE    \
     }

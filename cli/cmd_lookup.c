@@ -16,14 +16,16 @@ static const char help[] =
     "\n"
     "Prints 'key<TAB>node' for each KEY, or for each line of stdin when no KEY is\n"
     "given. With --replicas n, prints n distinct nodes in preference order,\n"
-    "comma-separated (the owner first; ring, rendezvous, multiprobe and bounded have\n"
-    "one). --nodes N names nodes node-0 .. node-(N-1); a nodes file holds\n"
+    "comma-separated (the owner first; ring, rendezvous, multiprobe, bounded and\n"
+    "buckets have one). --nodes N names nodes node-0 .. node-(N-1); a nodes file holds\n"
     "'name [weight]' lines. Defaults: ring, native, 160 vnodes.\n"
     "\n"
     "Algorithms (docs/algorithms.md): ring, modulo, jump, rendezvous, maglev\n"
     "[--maglev-size PRIME, default 65537], multiprobe [--probes K, default 21],\n"
     "bounded [--epsilon E, default 0.25; lookup alone gives the ring's owner, as no\n"
-    "loads are known], memento.\n"
+    "loads are known], memento, buckets [--buckets B, default 100; --bucket-by hash\n"
+    "(the key hash mod B, the default) or digits (the key's trailing digits, as many\n"
+    "as B - 1 has); a third column gives each key's bucket].\n"
     "\n"
     "Schemes: native, groupcache, and the drop-in presets, which place keys exactly\n"
     "as their peer does (docs/compat.md):\n"
@@ -39,6 +41,8 @@ static const char help[] =
 
 static int print_one(const chash *c, const char *key, size_t key_len, size_t replicas,
                      size_t *buf) {
+    uint32_t bucket;
+    bool has_bucket = chash_bucket_of(c, key, key_len, &bucket) == CHASH_OK;
     size_t found = 1;
     int rc = replicas > 1 ? chash_lookup_n(c, key, key_len, replicas, buf, &found)
                           : chash_lookup(c, key, key_len, &buf[0]);
@@ -51,6 +55,7 @@ static int print_one(const chash *c, const char *key, size_t key_len, size_t rep
         fputc(i == 0 ? '\t' : ',', stdout);
         fwrite(name, 1, name_len, stdout);
     }
+    if (has_bucket) printf("\t%u", bucket);
     fputc('\n', stdout);
     return 0;
 }

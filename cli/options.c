@@ -136,6 +136,16 @@ bool cli_placement_option(const char *cmd, cli_placement *p, int opt, const char
         p->config.load_epsilon = e;
         return true;
     }
+    case CLI_OPT_BUCKETS:
+        if (!cli_parse_u64(cmd, "--buckets", arg, 1, CHASH_BUCKETS_MAX, &v)) return false;
+        p->config.bucket_count = (uint32_t)v;
+        return true;
+    case CLI_OPT_BUCKET_BY:
+        if (chash_bucket_by_from_name(arg, &p->config.bucket_by) != CHASH_OK) {
+            cli_usage_error(cmd, "--bucket-by: expected hash or digits, got '%s'", arg);
+            return false;
+        }
+        return true;
     case CLI_OPT_VNODES:
         if (!cli_parse_u64(cmd, "--vnodes", arg, 1, CHASH_VNODES_MAX, &v)) return false;
         p->config.vnodes = (uint32_t)v;

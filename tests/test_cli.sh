@@ -79,6 +79,17 @@ single=$("$CHASH" lookup --nodes 5 somekey)
 expect_exit 0 lookup --nodes 2 --replicas 9 k
 [ "$(cut -f2 "$TMP/out" | tr ',' '\n' | wc -l)" -eq 2 ] && ok || bad "replicas capped at node count"
 
+# --- lookup --algo buckets: a third column, the key's bucket
+expect_exit 0 lookup --algo buckets --bucket-by digits --names u1,u2,u3 user1234 nodigits
+grep -qP '^user1234\tu[1-3]\t34$' "$TMP/out" && ok || bad "bucket of user1234: $(cat "$TMP/out")"
+grep -qP '^nodigits\tu[1-3]\t[0-9]+$' "$TMP/out" && ok || bad "by hash without digits"
+expect_exit 0 lookup --algo buckets --bucket-by digits --hash-tag '{}' --buckets 1000 \
+    --names u1,u2,u3 --replicas 3 '{user77}:cart'
+grep -qP '^\{user77\}:cart\tu[1-3],u[1-3],u[1-3]\t77$' "$TMP/out" && ok ||
+    bad "tagged digits, replicas: $(cat "$TMP/out")"
+usage_error lookup --algo buckets --buckets 0 --nodes 2 k
+usage_error lookup --algo buckets --bucket-by tens --nodes 2 k
+
 # --- nodes files: weights, comments, errors with line numbers
 cat >"$TMP/nodes" <<'EOF'
 # cache fleet
