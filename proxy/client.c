@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static void client_count_down(wpool *p);
@@ -66,10 +67,24 @@ void client_drain(client *c) {
     client_schedule(c);
 }
 
+/* Whether a client of pool p may not take a command now (--etcd only): a
+ * change's switch holds the pool, the worker has not yet taken a published
+ * configuration, or the permit ran out (a frozen or cut-off proxy checks
+ * with etcd before it serves again: fleet.c). The clock is read here, not
+ * the loop's: after a SIGSTOP the loop's time is from before. */
+static bool fleet_gate(const wpool *p) {
+    const proxy *px = p->w->px;
+    if (p->is_fleet_held || p->w->conf_gen != atomic_load(&px->conf_gen)) return true;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return now >= atomic_load(&px->fleet_permit_ms);
+}
+
 /* Reading stops at max_pipeline requests in flight, or when the replies
  * held for the client reach half its max_client_buffer (16 MB at most), so
  * that a client which does read never comes near the limit; and while a
- * reload's fence or a warm-up move holds it. */
+ * reload's fence, a warm-up move or the fleet holds it. */
 static bool client_is_full(client *c) {
     if (c->is_fenced) {
         for (const req *r = c->head; r; r = r->next)
@@ -78,6 +93,7 @@ static bool client_is_full(client *c) {
     }
     uint64_t pause = c->pool->cf->max_client_buffer / 2;
     if (pause > CLIENT_OUT_PAUSE) pause = CLIENT_OUT_PAUSE;
+    if (c->w->px->fleet && fleet_gate(c->pool)) return true;
     return c->warm || c->depth >= c->pool->cf->max_pipeline ||
            buf_used(&c->out) + c->held_bytes >= pause;
 }

@@ -137,6 +137,9 @@ static int resolve(ctx *c, const yaml_node_t *at, const char *host, int port, bo
 
 /* "host:port", "[v6]:port", or "/path [mode]". */
 static int parse_listen(ctx *c, const yaml_node_t *at, const char *s, conf_pool *p) {
+    const char *instead = c->opt->listen_for && p->name ? c->opt->listen_for(c->opt->user, p->name)
+                                                        : NULL;
+    if (instead) s = instead;
     p->listen = strdup(s);
     if (!p->listen) return fail(c, at, "out of memory");
     if (s[0] == '/') {
@@ -666,7 +669,8 @@ static int key_servers(ctx *c, const conf_key *k, const yaml_node_t *v, conf_poo
     size_t count = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
     if (count == 0) return fail(c, v, "%s: the list is empty", k->name);
     p->servers = calloc(count, sizeof *p->servers);
-    if (!p->servers) return fail(c, v, "out of memory");
+    p->verdicts = calloc(count, sizeof *p->verdicts);
+    if (!p->servers || !p->verdicts) return fail(c, v, "out of memory");
     for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
          it++) {
         yaml_node_t *item = yaml_document_get_node(c->doc, *it);
@@ -1115,6 +1119,7 @@ static void servers_free(conf_server *list, size_t count) {
 
 static void pool_free(conf_pool *p) {
     servers_free(p->servers, p->server_count);
+    free((void *)p->verdicts);
     servers_free(p->sentinels, p->sentinel_count);
     servers_free(p->replicas, p->replica_count);
     free(p->sentinel_username);

@@ -12,6 +12,7 @@
 
 #include <chash.h>
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -141,7 +142,17 @@ typedef struct conf_pool {
     size_t bucket_override_count;
     conf_server *servers;
     size_t server_count;
+    /* Per server, shared by every thread using this configuration, and the
+     * one part of it that changes: what this proxy and its fleet say of the
+     * server's health (CONF_VERDICT_* bits; health.c and fleet.c). */
+    _Atomic unsigned char *verdicts;
 } conf_pool;
+
+/* conf_pool.verdicts: a worker of this proxy marked the server down (and
+ * no probe has answered since); the fleet has it down (some live proxy
+ * says so in etcd). */
+#define CONF_VERDICT_LOCAL 1u
+#define CONF_VERDICT_FLEET 2u
 
 typedef struct conf {
     conf_pool *pools;
@@ -157,6 +168,10 @@ typedef struct conf_options {
     int (*resolve)(void *user, const char *host, int port, bool is_passive, conf_addr *out,
                    const char **why);
     void *user;
+    /* The listen address pool `pool` takes instead of its `listen:` (the
+     * text of a listen value), or NULL to keep it. NULL: none replaced.
+     * A fleet's proxies share the pools' text, but not always a host. */
+    const char *(*listen_for)(void *user, const char *pool);
 } conf_options;
 
 /* Reads and parses a file, as `chash-proxy -t` does: conf_load_with with

@@ -80,6 +80,11 @@ void health_failure(backend *b) {
     }
     if (p->cf->on_failure != CONF_FAIL_EJECT || p->cf->sentinel_count) {
         b->is_down = true;
+        size_t k = (size_t)(b - p->backends);
+        /* Told to the fleet's thread, which tells etcd: every worker of
+         * every proxy then has it down (health_fleet_sync). */
+        if (p->w->px->fleet && k < p->server_count)
+            atomic_fetch_or(&p->cf->verdicts[k], CONF_VERDICT_LOCAL);
         proxy_log(LOG_WARN, "pool %s: server %s is down (on_failure: %s); probing every %llu ms",
                   p->cf->name, b->cf->name, policy_name(p->cf),
                   (unsigned long long)(b->retry_at_ms - p->w->now_ms));
@@ -116,12 +121,56 @@ void health_stop(backend *b) {
     b->probe = NULL;
 }
 
+/* Whether the fleet decides the health of p's servers now: --etcd, etcd
+ * answering, on_failure error or reroute, no Sentinel (which has its own
+ * failover). Otherwise each worker judges alone, as without a fleet. */
+static bool fleet_decides(const wpool *p) {
+    const proxy *px = p->w->px;
+    return px->fleet && p->cf->on_failure != CONF_FAIL_EJECT && !p->cf->sentinel_count &&
+           atomic_load(&px->fleet_state) != FLEET_ISOLATED;
+}
+
+void health_fleet_sync(wpool *p) {
+    bool decides = fleet_decides(p);
+    for (size_t k = 0; k < p->server_count; k++) {
+        backend *b = &p->backends[k];
+        bool is_down = (atomic_load(&p->cf->verdicts[k]) & CONF_VERDICT_FLEET) != 0;
+        if (is_down == b->is_fleet_down) continue;
+        b->is_fleet_down = is_down;
+        if (!decides) continue;
+        if (is_down && !b->is_down) {
+            b->is_down = true;
+            b->failures = 0;
+            b->retry_at_ms = p->w->now_ms + (uint64_t)p->cf->server_retry_timeout_ms;
+            proxy_log(LOG_WARN, "pool %s: server %s is down for the whole fleet (on_failure: "
+                      "%s)", p->cf->name, b->cf->name, policy_name(p->cf));
+        } else if (!is_down && b->is_down) {
+            health_stop(b);
+            b->is_down = false;
+            b->failures = 0;
+            b->retry_at_ms = 0;
+            proxy_log(LOG_INFO, "pool %s: server %s is up for the whole fleet", p->cf->name,
+                      b->cf->name);
+        }
+    }
+}
+
 /* The server answered: back on the ring (or up again). */
 static void server_back(backend *b) {
     wpool *p = b->pool;
     health_stop(b);
     b->failures = 0;
     b->retry_at_ms = 0;
+    size_t k = (size_t)(b - p->backends);
+    if (b->is_down && p->w->px->fleet && k < p->server_count) {
+        atomic_fetch_and(&p->cf->verdicts[k], (unsigned char)~CONF_VERDICT_LOCAL);
+        /* Up when the fleet says so: every proxy whose workers had it down
+         * must have seen it answer (health_fleet_sync brings it back). */
+        if (fleet_decides(p) && b->is_fleet_down) {
+            b->retry_at_ms = p->w->now_ms + (uint64_t)p->cf->server_retry_timeout_ms;
+            return;
+        }
+    }
     if (b->is_down) {
         b->is_down = false;
         proxy_log(LOG_INFO, "pool %s: server %s answered its probe: up again", p->cf->name,

@@ -35,9 +35,11 @@
 /* getopt_long's value for an option with no short form. */
 #define OPT_CONFIG_KEYS 256
 #define OPT_COMMANDS 257
+/* --etcd and its companions: OPT_ETCD + the index in etcd_longs. */
+#define OPT_ETCD 300
 
 static const char usage[] =
-    "usage: chash-proxy [-c FILE] [-t] [--workers N] [-s PORT] [-a ADDR]\n"
+    "usage: chash-proxy [-c FILE | --etcd URLS] [-t] [--workers N] [-s PORT] [-a ADDR]\n"
     "                   [-v LEVEL] [-o LOGFILE] [-p PIDFILE] [-d] [-hVD]\n"
     "\n"
     "A Redis and memcached sharding proxy that reads twemproxy (nutcracker)\n"
@@ -62,6 +64,21 @@ static const char usage[] =
     "                           markdown table (docs/proxy.md), or tab-separated, and exit\n"
     "  -V, --version            print the version and exit\n"
     "  -h, --help               this text\n"
+    "\n"
+    "A fleet of proxies on etcd (instead of -c; docs/proxy.md):\n"
+    "      --etcd URL[,URL...]  take the pools from etcd's PREFIX/pools/NAME and change\n"
+    "                           them with every other proxy (`chash fleet apply`)\n"
+    "      --etcd-prefix PREFIX the fleet's keys (default /chash)\n"
+    "      --etcd-id ID         this proxy's name in the fleet (default HOST-PID)\n"
+    "      --etcd-lease-ttl S   seconds etcd keeps this proxy listed when it stops\n"
+    "                           answering (default 5)\n"
+    "      --etcd-user USER     etcd authentication; the password from\n"
+    "      --etcd-password-file FILE  or the environment's CHASH_ETCD_PASSWORD\n"
+    "      --etcd-cacert FILE   https endpoints: the CA of etcd's certificate,\n"
+    "      --etcd-cert FILE     and a client certificate\n"
+    "      --etcd-key FILE      and its key\n"
+    "      --listen NAME=ADDR   this proxy listens for pool NAME on ADDR, not on the\n"
+    "                           pool's listen (several proxies on one host); repeatable\n"
     "\n"
     "Configuration keys and what differs from nutcracker: docs/proxy.md.\n";
 
@@ -99,6 +116,8 @@ typedef struct options {
     long worker_count;
     long stats_port; /* 0: no stats */
     long verbosity;
+    fleet_options fleet; /* fleet.endpoints NULL: no --etcd */
+    bool has_conf_file;
 } options;
 
 /* What setup made, for run and teardown. */
@@ -137,11 +156,40 @@ static int option_commands(void) {
     return 0;
 }
 
+/* The --etcd options, in the order of their OPT_ETCD + i values. */
+static const char *const etcd_longs[] = {"etcd", "etcd-prefix", "etcd-id", "etcd-lease-ttl",
+                                         "etcd-user", "etcd-password-file", "etcd-cacert",
+                                         "etcd-cert", "etcd-key", "listen"};
+#define ETCD_LONGS (sizeof etcd_longs / sizeof etcd_longs[0])
+
+static int option_etcd(int i, options *o) {
+    fleet_options *f = &o->fleet;
+    const char **at[] = {&f->endpoints, &f->prefix, &f->id, NULL, &f->user,
+                         &f->password_file, &f->cacert, &f->cert, &f->key, NULL};
+    if (i == 9) {
+        if (f->listen_count == sizeof f->listens / sizeof f->listens[0]) {
+            fprintf(stderr, "chash-proxy: --listen: at most %zu\n", f->listen_count);
+            return EXIT_USAGE;
+        }
+        f->listens[f->listen_count++] = optarg;
+        return GO_ON;
+    }
+    if (at[i]) {
+        *at[i] = optarg;
+        return GO_ON;
+    }
+    return option_count("--etcd-lease-ttl", 2, 3600, &f->lease_ttl_s);
+}
+
 /* One option: GO_ON, or the exit status of an option that ends the run. */
 static int option_one(int opt, options *o) {
     long ignored;
+    if (opt >= OPT_ETCD && opt < OPT_ETCD + (int)ETCD_LONGS) return option_etcd(opt - OPT_ETCD, o);
     switch (opt) {
-    case 'c': o->conf_path = optarg; return GO_ON;
+    case 'c':
+        o->conf_path = optarg;
+        o->has_conf_file = true;
+        return GO_ON;
     case 't': o->is_test_only = true; return GO_ON;
     case 'n': return option_count("--workers", 1, 1024, &o->worker_count);
     case 's': return option_count("--stats-port", 0, 65535, &o->stats_port);
@@ -176,11 +224,23 @@ static int options_parse(int argc, char **argv, options *o) {
         {"mbuf-size", required_argument, NULL, 'm'}, {"version", no_argument, NULL, 'V'},
         {"config-keys", no_argument, NULL, OPT_CONFIG_KEYS},
         {"commands", optional_argument, NULL, OPT_COMMANDS},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {"etcd", required_argument, NULL, OPT_ETCD + 0},
+        {"etcd-prefix", required_argument, NULL, OPT_ETCD + 1},
+        {"etcd-id", required_argument, NULL, OPT_ETCD + 2},
+        {"etcd-lease-ttl", required_argument, NULL, OPT_ETCD + 3},
+        {"etcd-user", required_argument, NULL, OPT_ETCD + 4},
+        {"etcd-password-file", required_argument, NULL, OPT_ETCD + 5},
+        {"etcd-cacert", required_argument, NULL, OPT_ETCD + 6},
+        {"etcd-cert", required_argument, NULL, OPT_ETCD + 7},
+        {"etcd-key", required_argument, NULL, OPT_ETCD + 8},
+        {"listen", required_argument, NULL, OPT_ETCD + 9},
+        {NULL, 0, NULL, 0},
     };
     *o = (options){.conf_path = "conf/nutcracker.yml", .stats_addr = "127.0.0.1",
                    .worker_count = sysconf(_SC_NPROCESSORS_ONLN), .stats_port = 22222,
-                   .verbosity = 5};
+                   .verbosity = 5,
+                   .fleet = {.prefix = "/chash", .lease_ttl_s = 5}};
     if (o->worker_count < 1) o->worker_count = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:tn:s:a:v:o:p:dDi:m:Vh", longs, NULL)) != -1) {
@@ -191,20 +251,43 @@ static int options_parse(int argc, char **argv, options *o) {
         fprintf(stderr, "chash-proxy: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
+    if (o->fleet.endpoints && o->has_conf_file) {
+        fprintf(stderr, "chash-proxy: -c and --etcd: the pools come from one or the other\n");
+        return EXIT_USAGE;
+    }
+    if (!o->fleet.endpoints) {
+        for (size_t i = 1; i < ETCD_LONGS; i++) {
+            const char *set[] = {NULL, o->fleet.prefix, o->fleet.id, NULL, o->fleet.user,
+                                 o->fleet.password_file, o->fleet.cacert, o->fleet.cert,
+                                 o->fleet.key, o->fleet.listen_count ? "" : NULL};
+            if (i == 1 || !set[i]) continue;
+            fprintf(stderr, "chash-proxy: --%s needs --etcd\n", etcd_longs[i]);
+            return EXIT_USAGE;
+        }
+    }
     proxy_log_level = o->verbosity <= 3 ? LOG_ERROR : o->verbosity <= 5 ? LOG_WARN
                       : o->verbosity == 6 ? LOG_INFO : LOG_DEBUG;
     return GO_ON;
 }
 
-/* Step 2a: the configuration; with -t, all there is to do. */
-static int config_load(const options *o, conf **cf) {
+/* Step 2a: the configuration (from the file, or from etcd, registered in
+ * the fleet: *fleet); with -t, all there is to do. */
+static int config_load(const options *o, conf **cf, struct fleet **fleet) {
     char err[CONF_ERR_MAX];
-    if (conf_load(o->conf_path, cf, err, sizeof err) != 0) {
+    if (o->fleet.endpoints) {
+        if (fleet_open(&o->fleet, fleet, cf, err, sizeof err) != 0) {
+            fprintf(stderr, "chash-proxy: %s\n", err);
+            return EXIT_START;
+        }
+    } else if (conf_load(o->conf_path, cf, err, sizeof err) != 0) {
         fprintf(stderr, "chash-proxy: %s\n", err);
         return EXIT_USAGE;
     }
     if (o->is_test_only) {
-        printf("chash-proxy: configuration file '%s' syntax is ok\n", o->conf_path);
+        if (o->fleet.endpoints)
+            printf("chash-proxy: the pools in etcd under %s are ok\n", o->fleet.prefix);
+        else
+            printf("chash-proxy: configuration file '%s' syntax is ok\n", o->conf_path);
         conf_free(*cf);
         return 0;
     }
@@ -228,10 +311,14 @@ static int log_setup(const options *o) {
 }
 
 /* The proxy object and its arrays; rt->px owns cf from here on. */
-static int runtime_init(runtime *rt, conf *cf, const options *o) {
+static int runtime_init(runtime *rt, conf *cf, struct fleet *fleet, const options *o) {
     proxy *px = &rt->px;
     px->cf = cf;
-    px->conf_path = o->conf_path;
+    px->conf_path = fleet ? NULL : o->conf_path;
+    if (fleet && fleet_attach(fleet, px) != 0) {
+        fprintf(stderr, "chash-proxy: out of memory\n");
+        return EXIT_START;
+    }
     pthread_mutex_init(&px->lock, NULL);
     pthread_mutex_init(&px->accept_lock, NULL);
     px->stats_fd = -1;
@@ -328,6 +415,7 @@ static void signals_install(void) {
 static int threads_start(runtime *rt, const options *o) {
     char err[CONF_ERR_MAX];
     if (topology_start(&rt->px, err, sizeof err) != 0 ||
+        fleet_start(&rt->px, err, sizeof err) != 0 ||
         reload_start(&rt->px, err, sizeof err) != 0) {
         fprintf(stderr, "chash-proxy: %s\n", err);
         return EXIT_START;
@@ -343,8 +431,8 @@ static int threads_start(runtime *rt, const options *o) {
 
 /* Step 2c: everything the proxy runs with, in an order where at the first
  * failure teardown finds all it needs. 0 or EXIT_START. */
-static int setup(runtime *rt, conf *cf, const options *o) {
-    int rc = runtime_init(rt, cf, o);
+static int setup(runtime *rt, conf *cf, struct fleet *fleet, const options *o) {
+    int rc = runtime_init(rt, cf, fleet, o);
     if (rc == 0) rc = listeners_open(rt);
     if (rc == 0) rc = workers_init(rt);
     if (rc == 0) rc = detach(o);
@@ -413,6 +501,7 @@ static void teardown(runtime *rt, const options *o, int rc) {
     stats_stop(px);
     reload_stop(px);
     topology_stop(px);
+    fleet_stop(px); /* before the workers: it wakes them */
     for (uint32_t w = 0; w < rt->inited; w++) worker_destroy(&px->workers[w]);
     listeners_close(rt);
     if (o->pid_path && rc == 0) unlink(o->pid_path);
@@ -435,14 +524,19 @@ int main(int argc, char **argv) {
     int rc = options_parse(argc, argv, &o);
     if (rc != GO_ON) return rc;
     conf *cf = NULL;
-    rc = config_load(&o, &cf);
-    if (rc != GO_ON) return rc;
+    struct fleet *fleet = NULL;
+    rc = config_load(&o, &cf, &fleet);
+    if (rc != GO_ON) {
+        if (fleet) fleet_close(fleet);
+        return rc;
+    }
     if (log_setup(&o) != GO_ON) {
         conf_free(cf);
+        fleet_close(fleet);
         return EXIT_START;
     }
     runtime rt = {0};
-    rc = setup(&rt, cf, &o);
+    rc = setup(&rt, cf, fleet, &o);
     if (rc == 0) rc = run(&rt);
     teardown(&rt, &o, rc);
     return rc;

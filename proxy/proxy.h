@@ -35,8 +35,12 @@
  *              statistics (one list, stats.h) and their port; log.c
  *   topology.c a thread that follows Redis Sentinel and measures the
  *              replicas; workers copy its views (shard.c); main.c
+ *   fleet.c    --etcd: a thread that takes the pools from etcd and changes
+ *              them with the rest of the fleet (fleetproto.h); workers read
+ *              its holds and permit (client.c's gate)
  *
- * Calls go one way, down this list, never back up: main -> worker ->
+ * Calls go one way, down this list, never back up: main -> {fleet ->
+ * reload}, main -> worker ->
  * client -> {route -> {admin -> reload}, session, clientcmd, fanout, pubsub,
  * held}, mcroute -> mcrepl -> warmup -> forward -> shard -> server -> health -> pool ->
  * req -> merge -> {infomerge, mcmerge}, and everything -> stats -> topology,
@@ -265,6 +269,7 @@ struct backend {
     uint32_t failures;
     bool is_ejected;      /* CONF_FAIL_EJECT: off the ring */
     bool is_down;         /* CONF_FAIL_ERROR / REROUTE: on the ring, not used */
+    bool is_fleet_down;   /* the fleet's verdict as this worker last saw it */
     uint64_t retry_at_ms; /* when to probe an ejected or down server next */
     struct health_probe *probe; /* in flight, or NULL */
     bool is_warm_off; /* failed during the warm-up window: not asked again */
@@ -294,6 +299,7 @@ struct wpool {
     uint64_t *warm_seen;    /* fingerprints of keys already moved */
     uint64_t warm_until_ms;
     uint64_t warm_gen; /* generation of the configuration warm-up reads */
+    bool is_fleet_held; /* a fleet change's switch: no new commands */
 };
 
 struct client {
@@ -415,6 +421,11 @@ struct worker {
     req *spare;              /* freed requests kept for reuse (req.c) */
     uint32_t spare_count;
     pthread_t thread;
+    /* Fleet (--etcd): the fleet_seq last applied, and the one whose holds
+     * this worker has drained (nothing of the held pools in flight). */
+    uint64_t fleet_seq;
+    _Atomic uint64_t fleet_drained;
+    loop_io wake_io; /* an eventfd fleet_wake writes; fd -1 without a fleet */
 };
 
 typedef struct conf_list {
@@ -445,6 +456,21 @@ struct proxy {
     _Atomic uint64_t total_connections;
     uint64_t start_time; /* unix seconds */
     struct topology *topo;       /* topology.c, or NULL */
+    /* fleet.c (--etcd), or NULL. The workers only read these atomics (and
+     * are woken by fleet_wake): */
+    struct fleet *fleet;
+    _Atomic uint64_t fleet_seq;       /* bumped when a hold or the permit changes */
+    _Atomic uint64_t fleet_permit_ms; /* serve only before (CLOCK_MONOTONIC_COARSE ms) */
+    _Atomic uint8_t *fleet_hold;      /* per pool: 1 while a change's switch holds it */
+    /* What the stats show of the fleet (written by its thread only). */
+    char fleet_id[128];
+    _Atomic uint64_t fleet_epoch;
+    _Atomic uint64_t fleet_confirmed_ms; /* CLOCK_MONOTONIC_COARSE ms etcd last answered */
+    _Atomic uint64_t fleet_changes;      /* epochs taken since start */
+    _Atomic uint64_t fleet_holds;        /* switches held */
+    _Atomic uint64_t fleet_aborts;       /* changes rolled back while prepared */
+    _Atomic int fleet_etcd_up;
+    _Atomic int fleet_state; /* FLEET_SERVING, FLEET_HOLDING, FLEET_ISOLATED */
     _Atomic uint64_t topo_gen;   /* bumped by each change of a shard's view */
     int stats_fd;
     pthread_t stats_thread;
@@ -459,6 +485,34 @@ extern atomic_int proxy_drain;
 /* Set by SIGHUP: the reload thread re-reads the configuration. */
 extern atomic_int proxy_reload_requested;
 #define DRAIN_TIMEOUT_MS 10000u
+
+/* ---- fleet.c: the pools from etcd, changed with the whole fleet ------- */
+enum { FLEET_SERVING = 0, FLEET_HOLDING = 1, FLEET_ISOLATED = 2 };
+typedef struct fleet_options {
+    const char *endpoints; /* --etcd */
+    const char *prefix;    /* --etcd-prefix */
+    const char *id;        /* --etcd-id, NULL: HOST-PID */
+    long lease_ttl_s;      /* --etcd-lease-ttl */
+    const char *user, *password_file, *cacert, *cert, *key;
+    /* --listen NAME=ADDR: this proxy's address for pool NAME instead of the
+     * pool's listen (several proxies on one host); up to 16. */
+    const char *listens[16];
+    size_t listen_count;
+} fleet_options;
+/* Registers with etcd and reads the committed pools: 0 with the
+ * configuration in *cf and the fleet in *out, or -1 and why in err. */
+int fleet_open(const fleet_options *opt, struct fleet **out, conf **cf, char *err,
+               size_t err_len);
+/* Leaves the fleet and frees a fleet not attached to a proxy (-t, or a
+ * failed start); NULL-safe. */
+void fleet_close(struct fleet *f);
+/* Ties the fleet to the proxy (px->cf is the configuration fleet_open
+ * made): its holds and permit. 0, or -1 out of memory. */
+int fleet_attach(struct fleet *f, proxy *px);
+int fleet_start(proxy *px, char *err, size_t err_len);
+/* Stops the thread, revokes the lease (the proxy leaves the fleet at once)
+ * and frees everything; NULL-safe. */
+void fleet_stop(proxy *px);
 
 /* ---- worker.c: one loop per thread ------------------------------------- */
 /* A listening socket for the pool (SO_REUSEPORT when asked). Returns the fd,
@@ -734,6 +788,9 @@ void health_success(backend *b);
  * wait or fail as failover_wait says) and the topology asked again. */
 void health_demoted(backend *b);
 void health_tick(wpool *p, uint64_t now_ms);
+/* --etcd: takes the fleet's verdicts (conf_pool.verdicts) on p's servers:
+ * down for every worker of every proxy, and up again, together. */
+void health_fleet_sync(wpool *p);
 /* Closes a backend's probe, if any (worker shutdown). */
 void health_stop(backend *b);
 /* True when b is not to be used now (ejected or down). */
@@ -808,6 +865,17 @@ bool info_merge(size_t servers, const info_val *texts, buf *out);
  * old configuration stays), or -2 when the last reload was too recent.
  * Thread-safe. */
 int proxy_reload(proxy *px, char *msg, size_t msg_len);
+/* Whether `now` may replace the configuration in force (the same pools,
+ * names, listen addresses and protocols): 0, or -1 and why in msg. */
+int reload_check(proxy *px, const conf *now, char *msg, size_t msg_len);
+/*
+ * reload_publish - makes `now` (taken over, freed on failure) the
+ * configuration in force; every worker takes it at its next loop turn.
+ * msg gets `what` and each pool's exact plan. Returns 0, or -1 (refused by
+ * reload_check, or out of memory) and why in msg. Called by one thread at a
+ * time: the reload path, or the fleet's thread (which has no file).
+ */
+int reload_publish(proxy *px, conf *now, const char *what, char *msg, size_t msg_len);
 /* Remembers the configuration file in force (at start), so a reload of
  * the same bytes changes nothing. */
 void reload_init(proxy *px);

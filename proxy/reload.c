@@ -128,6 +128,46 @@ static int compatible(const conf *old, const conf *now, char *msg, size_t len) {
     return 0;
 }
 
+int reload_check(proxy *px, const conf *now, char *msg, size_t msg_len) {
+    pthread_mutex_lock(&px->lock);
+    const conf *old = px->cf;
+    pthread_mutex_unlock(&px->lock);
+    return compatible(old, now, msg, msg_len);
+}
+
+int reload_publish(proxy *px, conf *now, const char *what, char *msg, size_t msg_len) {
+    char err[CONF_ERR_MAX];
+    conf_list *node = NULL;
+    if (reload_check(px, now, err, sizeof err) != 0) {
+        snprintf(msg, msg_len, "reload refused, the old configuration stays: %s", err);
+        conf_free(now);
+        return -1;
+    }
+    node = malloc(sizeof *node);
+    if (!node) {
+        snprintf(msg, msg_len, "reload refused: out of memory");
+        conf_free(now);
+        return -1;
+    }
+    /* Only this thread replaces px->cf (one_at_a_time, or the fleet's
+     * thread, which runs without a file), so old stays valid unlocked. */
+    pthread_mutex_lock(&px->lock);
+    const conf *old = px->cf;
+    pthread_mutex_unlock(&px->lock);
+    snprintf(msg, msg_len, "%s\n", what);
+    for (size_t i = 0; i < now->pool_count; i++)
+        describe_pool(&old->pools[i], &now->pools[i], msg, msg_len);
+    pthread_mutex_lock(&px->lock);
+    node->cf = px->cf;
+    node->gen = atomic_load(&px->conf_gen);
+    node->next = px->old_confs;
+    px->old_confs = node;
+    px->cf = now;
+    atomic_fetch_add(&px->conf_gen, 1);
+    pthread_mutex_unlock(&px->lock);
+    return 0;
+}
+
 /* A reload is tried at most this often: each builds every pool anew on
  * every worker, so a client looping on PROXY RELOAD (5,700 a second at
  * b733ada) would cost everyone. */
@@ -153,7 +193,9 @@ static uint64_t file_digest(const char *path) {
     return is_ok ? h | 1 : 0;
 }
 
-void reload_init(proxy *px) { px->conf_digest = file_digest(px->conf_path); }
+void reload_init(proxy *px) {
+    px->conf_digest = px->conf_path ? file_digest(px->conf_path) : 0;
+}
 
 void reload_collect(proxy *px) {
     uint64_t oldest = UINT64_MAX;
@@ -194,9 +236,15 @@ int proxy_reload(proxy *px, char *msg, size_t msg_len) {
     pthread_mutex_lock(&one_at_a_time);
     msg[0] = '\0';
     conf *now = NULL;
-    conf_list *node = NULL;
     char err[CONF_ERR_MAX];
     int rc = -1;
+    if (!px->conf_path) {
+        /* Every proxy of the fleet must change together: not one alone. */
+        snprintf(msg, msg_len, "reload refused: the pools come from etcd (--etcd); change "
+                 "them with `chash fleet apply`");
+        pthread_mutex_unlock(&one_at_a_time);
+        return -1;
+    }
     uint64_t t = now_ms();
     if (px->last_reload_ms && t - px->last_reload_ms < RELOAD_MIN_INTERVAL_MS) {
         snprintf(msg, msg_len, "reload refused: the last one was %llu ms ago (one every %u ms "
@@ -218,36 +266,13 @@ int proxy_reload(proxy *px, char *msg, size_t msg_len) {
         snprintf(msg, msg_len, "reload refused, the old configuration stays: %s", err);
         goto done;
     }
-    pthread_mutex_lock(&px->lock);
-    const conf *old = px->cf;
-    pthread_mutex_unlock(&px->lock);
-    if (compatible(old, now, err, sizeof err) != 0) {
-        snprintf(msg, msg_len, "reload refused, the old configuration stays: %s", err);
-        goto done;
-    }
-    node = malloc(sizeof *node);
-    if (!node) {
-        snprintf(msg, msg_len, "reload refused: out of memory");
-        goto done;
-    }
-    snprintf(msg, msg_len, "reloaded %s\n", px->conf_path);
-    for (size_t i = 0; i < now->pool_count; i++)
-        describe_pool(&old->pools[i], &now->pools[i], msg, msg_len);
-    pthread_mutex_lock(&px->lock);
-    node->cf = px->cf;
-    node->gen = atomic_load(&px->conf_gen);
-    node->next = px->old_confs;
-    px->old_confs = node;
-    px->cf = now;
-    px->conf_digest = digest;
-    atomic_fetch_add(&px->conf_gen, 1);
-    pthread_mutex_unlock(&px->lock);
+    char what[256];
+    snprintf(what, sizeof what, "reloaded %s", px->conf_path);
+    rc = reload_publish(px, now, what, msg, msg_len);
     now = NULL;
-    node = NULL;
-    rc = 0;
+    if (rc == 0) px->conf_digest = digest;
 done:
     conf_free(now);
-    free(node);
     /* The log and PROXY RING tell what the last reload did. */
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n') msg[--n] = '\0';

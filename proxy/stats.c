@@ -32,6 +32,7 @@
 static bool is_current(const proxy *px, uint32_t w) { return px->workers[w].cf == px->cf; }
 
 static void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void prom_family(buf *b, const char *name, const char *type, const char *help);
 
 static void json_string(buf *b, const char *s) {
     buf_append(b, "\"", 1);
@@ -124,6 +125,74 @@ static void json_topology(const proxy *px, buf *b, const conf_pool *cp, size_t s
     buf_append_str(b, "]");
 }
 
+/* The fleet's state (--etcd), listed once: the JSON member, the metric
+ * (its value in metric_unit ths of the JSON's: ms -> s), and its help. */
+#define FLEET_FIELDS(X)                                                                        \
+    X(epoch, "chash_proxy_fleet_epoch", 1, "The committed fleet epoch this proxy serves.")      \
+    X(view_age_ms, "chash_proxy_fleet_view_age_seconds", 1000,                                 \
+      "Seconds since etcd last answered this proxy (how old its view may be).")               \
+    X(etcd_reachable, "chash_proxy_fleet_etcd_up", 1, "1 while etcd answers, 0 while not.")     \
+    X(isolated, "chash_proxy_fleet_isolated", 1,                                               \
+      "1 while the proxy serves its epoch without etcd (it cannot learn of a change).")       \
+    X(holding, "chash_proxy_fleet_holding", 1,                                                 \
+      "1 while a change's switch holds the pools that change.")                               \
+    X(changes, "chash_proxy_fleet_changes_total", 1, "Fleet epochs taken since start.")         \
+    X(holds, "chash_proxy_fleet_holds_total", 1, "Switches that held pools.")                   \
+    X(aborts, "chash_proxy_fleet_aborts_total", 1,                                             \
+      "Changes rolled back after this proxy had prepared them.")
+
+typedef struct fleet_values {
+#define FLEET_MEMBER(name, metric, unit, text) uint64_t name;
+    FLEET_FIELDS(FLEET_MEMBER)
+#undef FLEET_MEMBER
+} fleet_values;
+
+static void fleet_read(const proxy *px, fleet_values *v) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t seen = atomic_load(&px->fleet_confirmed_ms);
+    int state = atomic_load(&px->fleet_state);
+    *v = (fleet_values){.epoch = atomic_load(&px->fleet_epoch),
+                        .view_age_ms = now > seen ? now - seen : 0,
+                        .etcd_reachable = atomic_load(&px->fleet_etcd_up) != 0,
+                        .isolated = state == FLEET_ISOLATED,
+                        .holding = state == FLEET_HOLDING,
+                        .changes = atomic_load(&px->fleet_changes),
+                        .holds = atomic_load(&px->fleet_holds),
+                        .aborts = atomic_load(&px->fleet_aborts)};
+}
+
+/* ,"fleet":{"id":...,"state":...,<FLEET_FIELDS>} */
+static void json_fleet(const proxy *px, buf *b) {
+    if (!px->fleet) return;
+    static const char *const states[] = {"serving", "holding", "isolated"};
+    int state = atomic_load(&px->fleet_state);
+    fleet_values v;
+    fleet_read(px, &v);
+    buf_append_str(b, ",\"fleet\":{\"id\":");
+    json_string(b, px->fleet_id);
+    buf_append_str(b, ",\"state\":");
+    json_string(b, states[state >= 0 && state <= 2 ? state : 0]);
+    bool first = false;
+#define FLEET_JSON(name, metric, unit, text) json_num(b, #name, v.name, &first);
+    FLEET_FIELDS(FLEET_JSON)
+#undef FLEET_JSON
+    buf_append(b, "}", 1);
+}
+
+static void prom_fleet(const proxy *px, buf *b) {
+    if (!px->fleet) return;
+    fleet_values v;
+    fleet_read(px, &v);
+#define FLEET_PROM(name, metric, unit, text)                                                   \
+    prom_family(b, metric, strstr(metric, "_total") ? "counter" : "gauge", text);             \
+    buf_printf(b, "%s %llu.%03llu\n", metric, (unsigned long long)(v.name / (unit)),          \
+               (unsigned long long)((v.name % (unit)) * 1000u / (unit)));
+    FLEET_FIELDS(FLEET_PROM)
+#undef FLEET_PROM
+}
+
 void stats_json(const proxy *px, buf *b) {
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
@@ -139,6 +208,7 @@ void stats_json(const proxy *px, buf *b) {
     json_num(b, "timestamp", (uint64_t)now, &first);
     json_num(b, "total_connections", atomic_load(&px->total_connections), &first);
     json_num(b, "curr_connections", curr, &first);
+    json_fleet(px, b);
     for (size_t p = 0; p < px->cf->pool_count; p++) {
         const conf_pool *cp = &px->cf->pools[p];
         buf_append(b, ",", 1);
@@ -300,6 +370,7 @@ static void stats_prometheus(const proxy *px, buf *b) {
     prom_latency(px, b);
     prom_commands(px, b);
     prom_topology(px, b);
+    prom_fleet(px, b);
 }
 
 /* Pools with replicas: each shard's primary (an info metric), failovers,

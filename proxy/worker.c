@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -227,13 +228,64 @@ static void carry_stats(wpool *to, const wpool *from) {
     }
 }
 
+/* Whether nothing of pool p is on a shared server connection, waiting for a
+ * server (held connections - transactions, blocking commands - are the
+ * client's own and are not waited for). */
+static bool pool_is_drained(const wpool *p) {
+    for (size_t k = 0; k < p->backend_count; k++) {
+        const backend *b = &p->backends[k];
+        if (b->parked) return false;
+        for (uint32_t j = 0; j < b->conn_count; j++)
+            if (b->conns[j].head) return false;
+        for (uint32_t i = 0; b->replicas && i < CONF_REPLICAS_MAX; i++) {
+            const backend *r = &b->replicas[i];
+            for (uint32_t j = 0; j < r->conn_count; j++)
+                if (r->conns[j].head) return false;
+        }
+    }
+    return true;
+}
+
+/* Fleet (--etcd): takes the holds the fleet's thread set, resumes clients
+ * it paused when holds or the permit changed, and says when the held pools
+ * have nothing in flight (fleet.c waits for every worker before it tells
+ * etcd this proxy no longer serves them by the old epoch). */
+static void worker_fleet_sync(worker *w, bool is_new_conf) {
+    proxy *px = w->px;
+    uint64_t seq = atomic_load(&px->fleet_seq);
+    if (seq != w->fleet_seq || is_new_conf) {
+        w->fleet_seq = seq;
+        for (size_t i = 0; i < w->pool_count; i++) {
+            w->pools[i].is_fleet_held = atomic_load(&px->fleet_hold[i]) != 0;
+            health_fleet_sync(&w->pools[i]);
+        }
+        for (client *c = w->clients; c; c = c->next)
+            if (c->is_paused) client_schedule(c);
+    }
+    if (atomic_load(&w->fleet_drained) == seq) return;
+    if (w->retired) return; /* an older epoch's requests still in flight */
+    for (size_t i = 0; i < w->pool_count; i++)
+        if (w->pools[i].is_fleet_held && !pool_is_drained(&w->pools[i])) return;
+    atomic_store(&w->fleet_drained, seq);
+}
+
+static void worker_on_wake(loop_io *io, uint32_t events) {
+    (void)events;
+    uint64_t n;
+    while (read(io->fd, &n, sizeof n) > 0) {
+    }
+}
+
 /* Takes a newer configuration if one was published: new pools, listeners
  * and clients moved over, the old pools kept until their requests finish. */
 static void worker_sync(worker *w) {
     proxy *px = w->px;
     if (w->retired) retired_tick(w, false);
     uint64_t gen = atomic_load(&px->conf_gen);
-    if (gen == w->conf_gen) return;
+    if (gen == w->conf_gen) {
+        if (px->fleet) worker_fleet_sync(w, false);
+        return;
+    }
     pthread_mutex_lock(&px->lock);
     const conf *cf = px->cf;
     pthread_mutex_unlock(&px->lock);
@@ -285,6 +337,7 @@ static void worker_sync(worker *w) {
     w->cf_gen = gen;
     pthread_mutex_unlock(&px->lock);
     publish_oldest_gen(w);
+    if (px->fleet) worker_fleet_sync(w, true);
     return;
 fail:
     proxy_log(LOG_ERROR, "worker %u: cannot take the new configuration: %s", w->id,
@@ -304,6 +357,7 @@ int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len) {
     w->now_ms = w->now_us / 1000u;
     w->tick_ms = 100;
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    w->wake_io = (loop_io){.fd = -1, .fn = worker_on_wake, .owner = w};
     if (loop_create(&w->loop) != 0) {
         snprintf(err, err_len, "cannot create an event loop");
         return -1;
@@ -320,6 +374,16 @@ int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len) {
     for (size_t i = 0; i < w->pool_count; i++)
         if (wpool_init(w, &w->pools[i], &px->cf->pools[i], (uint32_t)i, err, err_len) != 0)
             return -1;
+    if (px->fleet) {
+        /* The fleet's thread wakes an idle worker when a hold or the
+         * permit changes, instead of waiting for its next tick. */
+        w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->wake_io.fd < 0 || loop_add(w->loop, &w->wake_io, LOOP_READ) != 0) {
+            snprintf(err, err_len, "cannot create the worker's eventfd");
+            return -1;
+        }
+        w->fleet_seq = UINT64_MAX; /* the first turn copies the holds */
+    }
     return 0;
 }
 
@@ -424,6 +488,11 @@ void worker_destroy(worker *w) {
     for (size_t i = 0; w->pools && i < w->pool_count; i++) wpool_free(&w->pools[i]);
     free(w->pools);
     req_free_spares(w);
+    if (w->wake_io.fd >= 0) {
+        if (w->loop) loop_del(w->loop, &w->wake_io);
+        close(w->wake_io.fd);
+        w->wake_io.fd = -1;
+    }
     loop_free(w->loop);
     if (w->reserve_fd >= 0) close(w->reserve_fd);
     w->reserve_fd = -1;
