@@ -1519,3 +1519,23 @@ int conf_bucket_move_text(const conf_bucket_move *m, char *buf, size_t len) {
     return snprintf(buf, len, "buckets %u-%u: %.*s -> %.*s", m->first, m->last,
                     (int)m->from_len, m->from, (int)m->to_len, m->to);
 }
+
+bool conf_pool_buckets_same(const conf_pool *a, const conf_pool *b) {
+    if (a->bucket_count != b->bucket_count || a->bucket_by != b->bucket_by ||
+        a->bucket_range_count != b->bucket_range_count ||
+        a->bucket_override_count != b->bucket_override_count)
+        return false;
+    for (size_t i = 0; i < a->bucket_range_count; i++) {
+        const conf_bucket_range *x = &a->bucket_ranges[i], *y = &b->bucket_ranges[i];
+        if (x->first != y->first || x->last != y->last ||
+            strcmp(a->servers[x->server].name, b->servers[y->server].name) != 0)
+            return false;
+    }
+    for (size_t i = 0; i < a->bucket_override_count; i++) {
+        const conf_bucket_override *x = &a->bucket_overrides[i], *y = &b->bucket_overrides[i];
+        if (strcmp(x->key, y->key) != 0 ||
+            strcmp(a->servers[x->server].name, b->servers[y->server].name) != 0)
+            return false;
+    }
+    return true;
+}

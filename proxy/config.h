@@ -249,6 +249,11 @@ typedef int (*conf_bucket_move_fn)(void *user, const conf_bucket_move *move);
 int conf_pool_bucket_plan(const conf_pool *old, const conf_pool *now, conf_bucket_move_fn fn,
                           void *user);
 
+/* True when the two pools' bucket settings place keys alike (the same
+ * bucket count and rule, table and overrides, by server name): with the same
+ * servers and distribution, nothing moved. Cost: O(table + overrides). */
+bool conf_pool_buckets_same(const conf_pool *a, const conf_pool *b);
+
 /* "buckets 50-74: s2 -> s4", "bucket 7: s1 -> s3" or "key user42: s1 -> s3"
  * into buf (always terminated). Returns what snprintf returns. */
 int conf_bucket_move_text(const conf_bucket_move *move, char *buf, size_t len);

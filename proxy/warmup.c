@@ -128,7 +128,8 @@ void warmup_start(wpool *p, const conf_pool *before) {
     /* Nothing moved when the servers and the placement are the same. */
     bool is_same = before->server_count == p->backend_count && before->dist == cf->dist &&
                    before->algo == cf->algo && before->hash == cf->hash &&
-                   strcmp(before->hash_tag, cf->hash_tag) == 0;
+                   strcmp(before->hash_tag, cf->hash_tag) == 0 &&
+                   conf_pool_buckets_same(before, cf);
     for (size_t i = 0; is_same && i < before->server_count; i++) {
         uint32_t k = same_backend(p, &before->servers[i]);
         is_same = k != UINT32_MAX && p->backends[k].cf->weight == before->servers[i].weight;
