@@ -475,6 +475,7 @@ typedef struct pool_line {
     pool_status status;
     fleet_pool_plan plan;
     int plan_rc; /* CHASH_OK, or why there is no plan */
+    const conf_pool *before, *after; /* changed pools: for the bucket moves */
 } pool_line;
 
 typedef struct plan_all {
@@ -512,6 +513,8 @@ static int plan_make(const fleet_pools *old, const conf *old_cf, const new_pools
             *l = (pool_line){.name = now->pools.pools[j].name,
                              .status = is_same ? POOL_UNCHANGED : POOL_CHANGED};
             const conf_pool *a = conf_find(old_cf, l->name), *b = conf_find(now->cf, l->name);
+            l->before = a;
+            l->after = b;
             if (a && b)
                 l->plan_rc = fleet_pool_plan_of(a, b, &l->plan);
             else
@@ -525,6 +528,28 @@ static int plan_make(const fleet_pools *old, const conf *old_cf, const new_pools
         if ((l->status == POOL_ADDED || l->status == POOL_REMOVED) && old->count > 0)
             out->is_pool_set_changed = true;
     }
+    return 0;
+}
+
+static int print_move(void *user, const conf_bucket_move *m) {
+    char text[512];
+    conf_bucket_move_text(m, text, sizeof text);
+    fprintf(user, "      %s\n", text);
+    return 0;
+}
+
+/* ", N of B buckets move (R runs), K overridden keys", then each move. */
+static void print_bucket_moves(const pool_line *l, FILE *f) {
+    fprintf(f, ", %llu of %llu buckets move (%llu runs), %llu overridden keys move\n",
+            (unsigned long long)l->plan.buckets_moved, (unsigned long long)l->plan.bucket_count,
+            (unsigned long long)l->plan.range_count, (unsigned long long)l->plan.keys_moved);
+    if (l->before && l->after) conf_pool_bucket_plan(l->before, l->after, print_move, f);
+}
+
+static int json_move(void *user, const conf_bucket_move *m) {
+    char text[512];
+    conf_bucket_move_text(m, text, sizeof text);
+    json_array_append_new(user, json_string(text));
     return 0;
 }
 
@@ -543,6 +568,8 @@ static void plan_print(const fleet_opts *o, const plan_all *p, FILE *f) {
                 fprintf(f, ", no plan: %s\n",
                         l->plan_rc == CHASH_EINVAL ? "the committed pool does not parse"
                                                    : chash_strerror(l->plan_rc));
+            else if (l->plan.is_buckets)
+                print_bucket_moves(l, f);
             else if (l->plan.is_exact)
                 fprintf(f, ", %.4f%% of the key space moves (%llu hash ranges)\n",
                         100.0 * l->plan.moved_fraction,
@@ -572,7 +599,16 @@ static json_t *plan_json(const plan_all *p) {
             (l->plan.is_exact || l->plan.samples)) {
             json_object_set_new(j, "moved_fraction", json_real(l->plan.moved_fraction));
             json_object_set_new(j, "exact", json_boolean(l->plan.is_exact));
-            if (l->plan.is_exact) {
+            if (l->plan.is_buckets) {
+                json_t *moves = json_array();
+                if (l->before && l->after)
+                    conf_pool_bucket_plan(l->before, l->after, json_move, moves);
+                json_object_set_new(j, "buckets", json_integer((json_int_t)l->plan.bucket_count));
+                json_object_set_new(j, "buckets_moved",
+                                    json_integer((json_int_t)l->plan.buckets_moved));
+                json_object_set_new(j, "keys_moved", json_integer((json_int_t)l->plan.keys_moved));
+                json_object_set_new(j, "bucket_moves", moves);
+            } else if (l->plan.is_exact) {
                 json_object_set_new(j, "hash_ranges", json_integer((json_int_t)l->plan.range_count));
                 json_object_set_new(j, "moved_hashes",
                                     json_integer((json_int_t)l->plan.moved_hashes));

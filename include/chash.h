@@ -50,9 +50,9 @@ extern "C" {
  * program actually runs with.
  */
 #define CHASH_VERSION_MAJOR 1
-#define CHASH_VERSION_MINOR 0
+#define CHASH_VERSION_MINOR 1
 #define CHASH_VERSION_PATCH 0
-#define CHASH_VERSION_STRING "1.0.0"
+#define CHASH_VERSION_STRING "1.1.0"
 /* major * 10000 + minor * 100 + patch: 10000 for 1.0.0; grows with every
  * release, so `>=` tests for a feature. */
 #define CHASH_VERSION_NUMBER \

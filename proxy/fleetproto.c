@@ -780,11 +780,34 @@ static int sample_moved(const chash *a, const chash *b, uint64_t *moved) {
     return CHASH_OK;
 }
 
+static int count_bucket_move(void *user, const conf_bucket_move *m) {
+    fleet_pool_plan *out = user;
+    if (m->key) {
+        out->keys_moved++;
+    } else {
+        out->range_count++;
+        out->buckets_moved += (uint64_t)m->last - m->first + 1;
+    }
+    return 0;
+}
+
 int fleet_pool_plan_of(const struct conf_pool *before, const struct conf_pool *after,
                        fleet_pool_plan *out) {
     *out = (fleet_pool_plan){.servers_before = before->server_count,
                              .servers_after = after->server_count};
     if (before->dist == CONF_DIST_RANDOM || after->dist == CONF_DIST_RANDOM) return 0;
+    /* Units: the plan is the buckets that change hands, exactly. */
+    int brc = conf_pool_bucket_plan(before, after, count_bucket_move, out);
+    if (brc == CHASH_OK) {
+        out->is_exact = out->is_buckets = true;
+        out->bucket_count = after->bucket_count;
+        out->moved_fraction = after->bucket_count
+                                  ? (double)out->buckets_moved / (double)after->bucket_count
+                                  : 0.0;
+        return 0;
+    }
+    out->range_count = out->buckets_moved = out->keys_moved = 0;
+    if (brc != CHASH_ENOTSUP) return brc;
     chash *a = NULL, *b = NULL;
     plan_sum sum = {0, 0};
     int rc = conf_pool_ring(before, &a);

@@ -200,6 +200,11 @@ typedef struct fleet_pool_plan {
     uint64_t moved_hashes;
     uint64_t samples;
     double moved_fraction; /* of the key space, 0..1 */
+    /* distribution: buckets on both sides (conf_pool_bucket_plan): exact by
+     * bucket; moved_fraction is then buckets_moved / bucket_count, and
+     * range_count the runs of consecutive moved buckets. */
+    bool is_buckets;
+    uint64_t bucket_count, buckets_moved, keys_moved;
 } fleet_pool_plan;
 
 /*

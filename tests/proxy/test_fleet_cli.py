@@ -320,6 +320,29 @@ class FleetCli(unittest.TestCase):
                       "(%d hash ranges)" % (100 * a["moved_fraction"], a["hash_ranges"]), out)
         self.assertIn("pools added or removed", out)
 
+    def test_plan_buckets(self):
+        """A cut flow: the plan names each run of buckets that changes hands
+        (25-49 go from u1 to u3, by the two tables), and nothing else."""
+        units = ("units:\n  listen: 127.0.0.1:22130\n  redis: true\n  distribution: buckets\n"
+                 "  buckets: 100\n  bucket_by: digits\n  bucket_table: [%s]\n"
+                 "  bucket_overrides: [\"vip7 u2\"]\n  servers:\n"
+                 "    - 127.0.0.1:6390:1 u1\n    - 127.0.0.1:6391:1 u2\n"
+                 "    - 127.0.0.1:6392:1 u3\n")
+        before = units % '"0-49 u1", "50-99 u2 u3:3"'
+        after = units % '"0-24 u1", "25-49 u3", "50-99 u2 u3:3"'
+        got, _ = self.fleet_json("apply", "--yes", self.write("u1.yml", before))
+        self.assertEqual(got["result"], "committed")
+        got, _ = self.fleet_json("plan", self.write("u2.yml", after))
+        (u,) = got["pools"]
+        self.assertEqual((u["status"], u["exact"], u["buckets"], u["buckets_moved"],
+                          u["keys_moved"], u["moved_fraction"]),
+                         ("changed", True, 100, 25, 0, 0.25))
+        self.assertEqual(u["bucket_moves"], ["buckets 25-49: u1 -> u3"])
+        rc, out, err = self.fleet("plan", self.write("u3.yml", after))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("25 of 100 buckets move (1 runs), 0 overridden keys move", out)
+        self.assertIn("      buckets 25-49: u1 -> u3\n", out)
+
     def test_commit(self):
         self.bootstrap()
         sims = [self.sim(), self.sim()]
