@@ -309,7 +309,7 @@ def scenario_membership(env, proxy_bin, cli_bin):
         time.sleep(3)
         rep = load.finish()
         on = [load.stats.all_on(d["epoch"], d["t0"]) for d in (up, down)]
-        return record("membership", rep, outcome="committed x2",
+        return record("membership", rep, outcome="committed",
                       apply_all_on_s=max(up.get("all_on_epoch_s") or 0,
                                          down.get("all_on_epoch_s") or 0),
                       stats_all_on_s=None if None in on else max(on),
