@@ -1044,6 +1044,35 @@ static int give_up(etcd *e, const fleet_opts *o, fleet_change *c, int64_t change
     return CLI_EXIT_FAILURE;
 }
 
+/*
+ * A write whose answer was lost (the member that took it died before
+ * replying, and the retry on another found the key moved) may have been
+ * ours: P/change now holds our change in `phase` (same proposer, epoch and
+ * pools). Then *mod is its revision. A commit whose answer was lost shows
+ * as P/epoch at the new epoch with no change left.
+ */
+static bool change_is_ours(etcd *e, const fleet_opts *o, const fleet_change *c, fleet_phase phase,
+                           int64_t *mod) {
+    fleet_state now;
+    if (state_read(e, o, &now) != ETCD_OK) return false;
+    bool is_ours = now.has_change && !now.is_change_bad && now.change.phase == phase &&
+                   now.change.epoch == c->epoch && now.change.by && c->by &&
+                   strcmp(now.change.by, c->by) == 0 &&
+                   fleet_pools_equal(&now.change.pools, &c->pools);
+    if (is_ours) *mod = now.change_mod_revision;
+    state_free(&now);
+    return is_ours;
+}
+
+static bool commit_landed(etcd *e, const fleet_opts *o, uint64_t epoch, int64_t *rev) {
+    fleet_state now;
+    if (state_read(e, o, &now) != ETCD_OK) return false;
+    bool is_landed = !now.has_change && now.epoch == epoch;
+    if (is_landed) *rev = now.epoch_mod_revision;
+    state_free(&now);
+    return is_landed;
+}
+
 static int do_apply(const fleet_opts *o, etcd *e) {
     new_pools now;
     int rc = load_new(o, &now);
@@ -1172,6 +1201,11 @@ static int do_apply(const fleet_opts *o, etcd *e) {
         free(change_key);
         free(epoch_key);
     }
+    if ((rc != ETCD_OK || !is_done) && change_is_ours(e, o, &c, FLEET_PREPARE, &rev)) {
+        say(o, "prepare: etcd took P/change though its answer was lost\n");
+        rc = ETCD_OK;
+        is_done = true;
+    }
     if (rc != ETCD_OK) {
         rc = cli_fail(o->cmd, "%s", etcd_errmsg(e));
         goto done;
@@ -1214,6 +1248,10 @@ static int do_apply(const fleet_opts *o, etcd *e) {
     /* 2. switch */
     double t1 = now_s();
     rc = put_change_cas(e, o, &c, FLEET_SWITCH, change_mod, &is_done, &rev);
+    if ((rc != ETCD_OK || !is_done) && change_is_ours(e, o, &c, FLEET_SWITCH, &rev)) {
+        rc = ETCD_OK;
+        is_done = true;
+    }
     if (rc != ETCD_OK || !is_done) {
         snprintf(r.reason, sizeof r.reason, "%s",
                  rc != ETCD_OK ? etcd_errmsg(e) : "P/change moved before the switch (an abort)");
@@ -1238,6 +1276,10 @@ static int do_apply(const fleet_opts *o, etcd *e) {
 
     /* 3. commit */
     rc = commit(e, o, &s.pools, &now.pools, epoch, change_mod, 0, &is_done, &rev);
+    if ((rc != ETCD_OK || !is_done) && commit_landed(e, o, epoch, &rev)) {
+        rc = ETCD_OK;
+        is_done = true;
+    }
     if (rc != ETCD_OK || !is_done) {
         snprintf(r.reason, sizeof r.reason, "%s",
                  rc != ETCD_OK ? etcd_errmsg(e) : "P/change moved before the commit (an abort)");

@@ -130,6 +130,12 @@ struct fleet {
     uint64_t hold_since_ms;
     uint64_t next_keepalive_ms;
     bool is_isolated;
+    /* An answer etcd did not take (its put failed: a leader election, an
+     * outage), put again each turn while the change is in that phase. */
+    bool is_answer_due;
+    fleet_phase answer_phase;
+    char answer_err[CONF_ERR_MAX + FLEET_NAME_MAX + 8];
+    bool is_answer_ok;
     char listen[FLEET_TEXT_MAX];
     /* Health decided once: every key under P/health/ (its suffix,
      * "POOL/SERVER/ID"), and the "POOL/SERVER" this proxy has put there. */
@@ -214,8 +220,15 @@ static int tell_ready(struct fleet *f, fleet_phase phase, const char *error) {
     size_t klen = fleet_key(f, FLEET_KEY_READY, f->id, key);
     int rc = etcd_put(f->e, key, klen, json, len, f->lease, NULL);
     free(json);
+    f->is_answer_due = rc != ETCD_OK;
+    if (f->is_answer_due) {
+        f->answer_phase = phase;
+        f->is_answer_ok = error == NULL;
+        if (error != f->answer_err) /* not a retry of itself */
+            snprintf(f->answer_err, sizeof f->answer_err, "%s", error ? error : "");
+    }
     if (rc != ETCD_OK)
-        proxy_log(LOG_WARN, "fleet: cannot answer the change to epoch %llu: %s",
+        proxy_log(LOG_WARN, "fleet: cannot answer the change to epoch %llu (trying again): %s",
                   (unsigned long long)f->change.epoch, etcd_errmsg(f->e));
     else
         proxy_log(LOG_INFO, "fleet: epoch %llu %s: %s", (unsigned long long)f->change.epoch,
@@ -745,6 +758,8 @@ static void *fleet_main(void *arg) {
         uint64_t now = mono_ms();
         if (now >= f->next_keepalive_ms) keepalive(f);
         if (f->is_holding) hold_progress(f);
+        if (f->is_answer_due && f->has_change && f->change.phase == f->answer_phase)
+            tell_ready(f, f->answer_phase, f->is_answer_ok ? NULL : f->answer_err);
         verdicts_report(f);
         if (!f->watch) {
             resync(f);
