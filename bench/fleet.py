@@ -41,6 +41,7 @@ from fleetcheck import table  # noqa: E402
 from harness import Env  # noqa: E402
 
 CASES = {"membership": test_fleet.scenario_membership,
+         "buckets": test_fleet.scenario_buckets,
          "leader_killed": test_fleet.scenario_leader_killed,
          "etcd_down": test_fleet.scenario_etcd_down,
          "proxy_frozen": test_fleet.scenario_proxy_frozen}

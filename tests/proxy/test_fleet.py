@@ -18,6 +18,9 @@ and the proxies' own stats).
 
 - membership: 4 -> 5 -> 4 servers (two applies) under load: 0 lost, 0
   stale, 0 errors.
+- buckets: 100 buckets by the keys' last two digits pinned to 4 units, a
+  cut flow moving half of them (0-24, 50-74) to a fifth under load: the
+  plan exact beforehand, 0 lost, 0 stale, 0 errors, every key on its unit.
 - leader_killed: the etcd leader killed (SIGKILL) as soon as P/change
   appears; the apply commits or aborts (reported, with its reason); a
   change it leaves behind is ended with `chash fleet abort` (reported as
@@ -46,7 +49,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, check_eq, free_ports, run, stats_json, wait_port  # noqa: E402
+from harness import Conn, check, check_eq, free_ports, run, stats_json, wait_port  # noqa: E402
 from etcdfleet import ETCDCTL, EtcdFleet  # noqa: E402
 from fleetcheck import Checker, Router, StatsPoller, fleet_stats, table  # noqa: E402
 
@@ -74,8 +77,11 @@ class ProxyFleet:
     """etcd, redis-servers, the pools bootstrapped, and proxies on them."""
 
     def __init__(self, env, proxy_bin, cli_bin, servers=5, initial=4, proxies=PROXIES,
-                 lease_ttl=LEASE_TTL):
+                 lease_ttl=LEASE_TTL, pools=None):
         self.env, self.proxy_bin, self.cli_bin = env, proxy_bin, cli_bin
+        # pools(self, arg): the pools file apply(arg) stores; by default
+        # pools_yaml, arg the number of servers.
+        self.pools = pools or ProxyFleet.pools_yaml
         self.proxy_help = subprocess.run([proxy_bin, "--help"], stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT).stdout.decode()
         # Without a per-proxy listen option, the proxies share the pool's
@@ -125,7 +131,7 @@ class ProxyFleet:
     def apply(self, n, timeout_s=15):
         """`chash fleet apply --yes --json` of the first n servers; its JSON
         with "rc", "wall_s" and "t0" (monotonic start) added."""
-        path = self.env.write("pools-%d-%d.yml" % (n, time.time_ns()), self.pools_yaml(n))
+        path = self.env.write("pools-%s-%d.yml" % (n, time.time_ns()), self.pools(self, n))
         t0 = time.monotonic()
         rc, out, err = self.cli("apply", path, "--yes", "--json", "--timeout", timeout_s,
                                 timeout=timeout_s + 60)
@@ -347,6 +353,67 @@ def _watch_change(fleet, on_put):
     return p
 
 
+# Units: 100 buckets by the keys' last two digits (fk:N), a quarter on
+# each of r0..r3 and none on r4; the cut flow moves half of them, 0-24 and
+# 50-74, to r4 (as Alipay's LDC moves a city's buckets to another unit).
+BUCKET_TABLES = {"before": ["0-24 r0", "25-49 r1", "50-74 r2", "75-99 r3"],
+                 "cut": ["0-24 r4", "25-49 r1", "50-74 r4", "75-99 r3"]}
+
+
+def bucket_pools(fleet, table):
+    return ("alpha:\n  listen: 127.0.0.1:%d\n  redis: true\n  distribution: buckets\n"
+            "  buckets: 100\n  bucket_by: digits\n  bucket_table: [%s]\n"
+            "  timeout: 2000\n  warmup: 30000\n  server_retry_timeout: 1000\n"
+            "  server_failure_limit: 3\n  servers:\n" % (
+                fleet.pool_listen, ", ".join('"%s"' % r for r in BUCKET_TABLES[table]))
+            + "".join("   - 127.0.0.1:%d:1 r%d\n" % (p, i) for i, p in enumerate(fleet.redis)))
+
+
+def scenario_buckets(env, proxy_bin, cli_bin):
+    fleet = ProxyFleet(env, proxy_bin, cli_bin, initial="before", pools=bucket_pools)
+    try:
+        path = env.write("cut.yml", bucket_pools(fleet, "cut"))
+        rc, out, err = fleet.cli("plan", path, "--json")
+        check_eq(rc, 0, "plan: %s" % err)
+        (plan,) = json.loads(out)["pools"]
+        check_eq((plan["buckets_moved"], plan["bucket_moves"]),
+                 (50, ["buckets 0-24: r0 -> r4", "buckets 50-74: r2 -> r4"]),
+                 "the exact plan of the cut flow")
+        load = Load(fleet)
+        time.sleep(2)
+        cut = fleet.apply("cut")
+        check_eq(cut["result"], "committed", "cut flow: %r" % cut)
+        time.sleep(3)
+        rep = load.finish()
+        # Every key on the unit its bucket now names, by asking the servers.
+        owner = {b: int(r.split()[1][1:]) for r in BUCKET_TABLES["cut"]
+                 for b in range(int(r.split()[0].split("-")[0]),
+                                int(r.split()[0].split("-")[1]) + 1)}
+        misplaced = 0
+        conns = [Conn(port) for port in fleet.redis]
+        via = [Conn(port) for port in fleet.listen]
+        for k in range(KEYS):
+            # Read through a proxy first: warm-up moves a key on first use.
+            via[k % len(via)].call("GET", Checker.key(k))
+            misplaced += conns[owner[k % 100]].call("EXISTS", Checker.key(k)) != 1
+        for c in conns + via:
+            c.s.close()
+        return record("buckets", rep, outcome=cut["result"],
+                      apply_all_on_s=cut.get("all_on_epoch_s"),
+                      stats_all_on_s=load.stats.all_on(cut["epoch"], cut["t0"]),
+                      misplaced=misplaced)
+    finally:
+        fleet.close()
+
+
+def test_buckets(env):
+    row = scenario_buckets(env, *binaries())
+    check_sound(row)
+    check_eq(row["errors"], 0, "buckets: client errors %r" % row["errors_by_message"])
+    check_eq(row["misplaced"], 0, "keys not on the unit their bucket names")
+    check(row["warmup_moved"] > 0, "keys were moved from their previous unit")
+
+
 def scenario_leader_killed(env, proxy_bin, cli_bin):
     fleet = ProxyFleet(env, proxy_bin, cli_bin)
     try:
@@ -548,7 +615,8 @@ def report():
 if __name__ == "__main__":
     binaries()
     only = [n for n in os.environ.get("CHASH_FLEET_ONLY", "").split(",") if n]
-    tests = [test_membership, test_leader_killed, test_etcd_down, test_proxy_frozen]
+    tests = [test_membership, test_buckets, test_leader_killed, test_etcd_down,
+             test_proxy_frozen]
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
     try:
