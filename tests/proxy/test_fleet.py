@@ -21,6 +21,10 @@ and the proxies' own stats).
 - buckets: 100 buckets by the keys' last two digits pinned to 4 units, a
   cut flow moving half of them (0-24, 50-74) to a fifth under load: the
   plan exact beforehand, 0 lost, 0 stale, 0 errors, every key on its unit.
+- health: on_failure: error; a server frozen while only p0's clients use
+  it: every worker of p1 and p2 fails its keys at once (the fleet's
+  verdict, P/health/), the other servers' keys untouched, and all take it
+  back together when it answers.
 - leader_killed: the etcd leader killed (SIGKILL) as soon as P/change
   appears; the apply commits or aborts (reported, with its reason); a
   change it leaves behind is ended with `chash fleet abort` (reported as
@@ -89,7 +93,9 @@ class ProxyFleet:
         # tell them apart (fleetcheck.Router).
         self.shared_listen = "--listen" not in self.proxy_help
         self.etcd = EtcdFleet(env)
-        self.redis = [env.redis()[0] for _ in range(servers)]
+        started = [env.redis() for _ in range(servers)]
+        self.redis = [port for port, _ in started]
+        self.redis_procs = [proc for _, proc in started]
         ports = free_ports(2 * proxies + 1)
         self.pool_listen = ports[0]  # the pool's listen in etcd
         self.listen = [ports[0]] * proxies if self.shared_listen else ports[1:1 + proxies]
@@ -414,6 +420,97 @@ def test_buckets(env):
     check(row["warmup_moved"] > 0, "keys were moved from their previous unit")
 
 
+def health_pools(fleet, n):
+    """on_failure: error, one failure marks a server down, probes every
+    500 ms: what the fleet decides once for every proxy."""
+    return ("alpha:\n  listen: 127.0.0.1:%d\n  redis: true\n  hash: fnv1a_64\n"
+            "  distribution: ketama\n  timeout: 1000\n  on_failure: error\n"
+            "  server_failure_limit: 1\n  server_retry_timeout: 500\n  servers:\n"
+            % fleet.pool_listen
+            + "".join("   - 127.0.0.1:%d:1 r%d\n" % (p, i) for i, p in enumerate(fleet.redis[:n])))
+
+
+def scenario_health(env, proxy_bin, cli_bin):
+    """A server frozen: only proxy p0's clients ask it, so only p0 sees it
+    fail; every worker of p1 and p2 must fail its keys at once too (no 1 s
+    timeout against the frozen server), and all take it back together."""
+    fleet = ProxyFleet(env, proxy_bin, cli_bin, initial=4, pools=health_pools)
+    conns = []
+    try:
+        direct = [Conn(port) for port in fleet.redis[:4]]
+        conns += direct
+        keys = ["hk:%d" % i for i in range(200)]
+        via0 = Conn(fleet.listen[0])
+        conns.append(via0)
+        for k in keys:
+            check_eq(via0.call("SET", k, "v"), b"+OK", "SET through p0")
+        victim = 3
+        mine = [k for k in keys if direct[victim].call("EXISTS", k) == 1]
+        check(len(mine) > 5, "keys on the server to freeze: %d" % len(mine))
+        # Several connections to each of p1 and p2: both workers of each.
+        others = [Conn(fleet.listen[i]) for i in (1, 2) for _ in range(6)]
+        conns += others
+        os.kill(fleet.redis_procs[victim].pid, signal.SIGSTOP)
+        t_stop = time.monotonic()
+        try:
+            first = via0.call("GET", mine[0])  # times out (1 s): p0 marks it down
+            check("down" in str(first) or "timed out" in str(first) or "time" in str(first),
+                  "p0's first request to the frozen server fails: %r" % (first,))
+            # p1 and p2 must not see a failure of their own (that would mark
+            # it down anyway): wait for p0's verdict in etcd, then ask them.
+            t_fail = time.monotonic()
+            seen_at = None
+            while time.monotonic() - t_fail < 5:
+                if fleet.etcd.get_prefix(fleet.prefix + "/health/"):
+                    seen_at = time.monotonic() - t_fail
+                    break
+                time.sleep(0.02)
+            check(seen_at is not None, "p0 publishes its verdict in etcd")
+            time.sleep(0.3)
+            slow, wrong = 0, []
+            for c in others:
+                for k in mine[:5]:
+                    t = time.monotonic()
+                    got = c.call("GET", k)
+                    slow += time.monotonic() - t > 0.5
+                    if "is down" not in str(got):
+                        wrong.append(got)
+            check_eq((slow, wrong), (0, []), "every worker of p1 and p2: the key fails at once")
+            # Keys of the other servers are untouched.
+            other_keys = [k for k in keys if k not in mine][:20]
+            check(all(others[0].call("GET", k) == b"v" for k in other_keys),
+                  "the other servers' keys are served")
+            held = fleet.etcd.get_prefix(fleet.prefix + "/health/")
+            check_eq(sorted(k.decode() for k in held),
+                     [fleet.prefix + "/health/alpha/r%d/p0" % victim],
+                     "P/health names the server and the proxy that saw it fail")
+        finally:
+            os.kill(fleet.redis_procs[victim].pid, signal.SIGCONT)
+        t_cont = time.monotonic()
+        back_at = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if all(c.call("GET", mine[0]) == b"v" for c in others):
+                back_at = time.monotonic() - t_cont
+                break
+            time.sleep(0.1)
+        check(back_at is not None, "every worker of p1 and p2 takes the server back")
+        row = {"case": "health", "outcome": "verdict in etcd %.3f s after p0's failure" % seen_at,
+               "verdict_in_etcd_s": round(seen_at, 3), "up_for_all_s": round(back_at, 3),
+               "lost": 0, "stale": 0, "errors": 0, "examples": []}
+        RESULTS.append(row)
+        print("  health: %s" % json.dumps(row, sort_keys=True))
+        return row
+    finally:
+        for c in conns:
+            c.s.close()
+        fleet.close()
+
+
+def test_health(env):
+    scenario_health(env, *binaries())
+
+
 def scenario_leader_killed(env, proxy_bin, cli_bin):
     fleet = ProxyFleet(env, proxy_bin, cli_bin)
     try:
@@ -615,7 +712,7 @@ def report():
 if __name__ == "__main__":
     binaries()
     only = [n for n in os.environ.get("CHASH_FLEET_ONLY", "").split(",") if n]
-    tests = [test_membership, test_buckets, test_leader_killed, test_etcd_down,
+    tests = [test_membership, test_buckets, test_health, test_leader_killed, test_etcd_down,
              test_proxy_frozen]
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
