@@ -42,11 +42,12 @@ from harness import Env  # noqa: E402
 
 CASES = {"membership": test_fleet.scenario_membership,
          "buckets": test_fleet.scenario_buckets,
+         "health": test_fleet.scenario_health,
          "leader_killed": test_fleet.scenario_leader_killed,
          "etcd_down": test_fleet.scenario_etcd_down,
          "proxy_frozen": test_fleet.scenario_proxy_frozen}
 FIGURES = ["lost", "stale", "errors", "apply_all_on_s", "stats_all_on_s", "writes_acked",
-           "reads", "lost_by_unacked", "stale_by_unacked"]
+           "reads", "lost_by_unacked", "stale_by_unacked", "verdict_in_etcd_s", "up_for_all_s"]
 
 
 def median(values):
