@@ -25,6 +25,9 @@ and the proxies' own stats).
   it: every worker of p1 and p2 fails its keys at once (the fleet's
   verdict, P/health/), the other servers' keys untouched, and all take it
   back together when it answers.
+- secure: etcd over https with client certificates and a user limited to
+  the prefix: the CLI and a proxy get in; a wrong password or no
+  certificate is refused at start; no password in any output.
 - leader_killed: the etcd leader killed (SIGKILL) as soon as P/change
   appears; the apply commits or aborts (reported, with its reason); a
   change it leaves behind is ended with `chash fleet abort` (reported as
@@ -54,7 +57,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Conn, check, check_eq, free_ports, run, stats_json, wait_port  # noqa: E402
-from etcdfleet import ETCDCTL, EtcdFleet  # noqa: E402
+from etcdfleet import ETCDCTL, EtcdFleet, make_certs  # noqa: E402
 from fleetcheck import Checker, Router, StatsPoller, fleet_stats, table  # noqa: E402
 
 KEYS = 2000
@@ -511,6 +514,75 @@ def test_health(env):
     scenario_health(env, *binaries())
 
 
+def test_secure(env):
+    """etcd over https with client certificates and a user whose role only
+    reaches the fleet's prefix: `chash fleet apply` and a proxy get in with
+    the same options; a wrong password is refused at start with a clear
+    message; no password appears in any output."""
+    proxy_bin, cli_bin = binaries()
+    secret, root_secret, wrong = "fleetpw-K3x9", "rootpw-Zq81", "wrongpw-T77"
+    certs = make_certs(env.dir)
+    # etcd 3.4's JSON gateway refuses, once auth is on, a client certificate
+    # that has a CommonName (its fix of CVE-2018-16886): one without.
+    d = os.path.dirname(certs["ca"])
+    for argv in (["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                  "-keyout", d + "/nocn.key", "-out", d + "/nocn.csr", "-subj", "/O=chash-fleet"],
+                 ["x509", "-req", "-in", d + "/nocn.csr", "-CA", certs["ca"], "-CAkey",
+                  d + "/ca.key", "-CAcreateserial", "-out", d + "/nocn.pem", "-days", "1",
+                  "-extfile", d + "/client.ext"]):
+        subprocess.run(["openssl"] + argv, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    etcd = EtcdFleet(env, members=1, tls=certs)
+    prefix = "/secure"
+    try:
+        etcd.enable_auth(root_secret, users=[("fleet", secret, prefix)])
+        good, bad = env.write("pw", secret + "\n"), env.write("pw-wrong", wrong + "\n")
+        common = ["--etcd", etcd.endpoints(), "--etcd-prefix", prefix, "--etcd-user", "fleet",
+                  "--etcd-cacert", certs["ca"], "--etcd-cert", d + "/nocn.pem",
+                  "--etcd-key", d + "/nocn.key"]
+        redis_port = env.redis()[0]
+        listen, stats = free_ports(2)
+        pools = env.write("secure.yml", "alpha:\n  listen: 127.0.0.1:%d\n  redis: true\n"
+                          "  servers:\n   - 127.0.0.1:%d:1 r0\n" % (listen, redis_port))
+        r = subprocess.run([cli_bin, "fleet", "apply", pools, "--yes", "--json"] + common,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                           env=dict(os.environ, CHASH_ETCD_PASSWORD=secret))
+        outputs = [r.stdout.decode(), r.stderr.decode()]
+        check_eq(r.returncode, 0, "apply as the fleet's user over TLS: %s" % r.stderr.decode())
+        check_eq(json.loads(r.stdout)["result"], "committed", "apply's result")
+        p = env.spawn([proxy_bin] + common + ["--etcd-password-file", good, "--workers", "1",
+                                              "-s", str(stats)], None, "proxy-secure.log")
+        env.proxies.append((p, os.path.join(env.dir, "proxy-secure.log")))
+        wait_port(listen, p, timeout=20)
+        c = Conn(listen)
+        check_eq(c.call("SET", "k", "v"), b"+OK", "SET through the proxy")
+        check_eq(c.call("GET", "k"), b"v", "GET through the proxy")
+        c.s.close()
+        wait_port(stats, p, timeout=20)
+        check_eq(int(fleet_stats(stats)["epoch"]), 1, "the proxy serves epoch 1")
+        r = subprocess.run([proxy_bin] + common + ["--etcd-password-file", bad, "--workers",
+                                                   "1", "-s", "0"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        err = r.stderr.decode()
+        outputs += [r.stdout.decode(), err]
+        check(r.returncode != 0, "a wrong password: the proxy does not start")
+        check("auth" in err.lower(), "and says why: %r" % err)
+        r = subprocess.run([proxy_bin, "--etcd", etcd.endpoints(), "--etcd-prefix", prefix,
+                            "--etcd-user", "fleet", "--etcd-password-file", good, "-s", "0"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        outputs += [r.stdout.decode(), r.stderr.decode()]
+        check(r.returncode != 0, "without the CA and client certificate: refused")
+        for name in os.listdir(env.dir):
+            path = os.path.join(env.dir, name)
+            if name.endswith(".log"):
+                outputs.append(open(path, errors="replace").read())
+        for secret_text in (secret, root_secret, wrong):
+            check(not any(secret_text in o for o in outputs),
+                  "no password in any output (%s)" % secret_text[:6])
+    finally:
+        etcd.close()
+
+
 def scenario_leader_killed(env, proxy_bin, cli_bin):
     fleet = ProxyFleet(env, proxy_bin, cli_bin)
     try:
@@ -712,8 +784,8 @@ def report():
 if __name__ == "__main__":
     binaries()
     only = [n for n in os.environ.get("CHASH_FLEET_ONLY", "").split(",") if n]
-    tests = [test_membership, test_buckets, test_health, test_leader_killed, test_etcd_down,
-             test_proxy_frozen]
+    tests = [test_membership, test_buckets, test_health, test_secure, test_leader_killed,
+             test_etcd_down, test_proxy_frozen]
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
     try:
