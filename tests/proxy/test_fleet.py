@@ -56,7 +56,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Conn, check, check_eq, free_ports, run, stats_json, wait_port  # noqa: E402
+from harness import (Conn, check, check_eq, free_ports, raw_stats, run, stats_json,  # noqa: E402
+                     wait_port)
 from etcdfleet import ETCDCTL, EtcdFleet, make_certs  # noqa: E402
 from fleetcheck import Checker, Router, StatsPoller, fleet_stats, table  # noqa: E402
 
@@ -560,6 +561,19 @@ def test_secure(env):
         c.s.close()
         wait_port(stats, p, timeout=20)
         check_eq(int(fleet_stats(stats)["epoch"]), 1, "the proxy serves epoch 1")
+        # /metrics: the same state for Prometheus, each family with its help.
+        text = raw_stats(stats, b"GET /metrics HTTP/1.0\r\n\r\n").decode()
+        got = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+               if line.startswith("chash_proxy_fleet_")}
+        check_eq({k: got.get(k) for k in ("chash_proxy_fleet_epoch", "chash_proxy_fleet_etcd_up",
+                                           "chash_proxy_fleet_isolated",
+                                           "chash_proxy_fleet_holding")},
+                 {"chash_proxy_fleet_epoch": 1.0, "chash_proxy_fleet_etcd_up": 1.0,
+                  "chash_proxy_fleet_isolated": 0.0, "chash_proxy_fleet_holding": 0.0},
+                 "the fleet's metrics")
+        check(0 <= got.get("chash_proxy_fleet_view_age_seconds", -1) < 5, "view age in seconds")
+        check("# HELP chash_proxy_fleet_view_age_seconds " in text and
+              "# TYPE chash_proxy_fleet_changes_total counter" in text, "HELP and TYPE lines")
         r = subprocess.run([proxy_bin] + common + ["--etcd-password-file", bad, "--workers",
                                                    "1", "-s", "0"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
