@@ -826,14 +826,24 @@ static int abort_change(etcd *e, const fleet_opts *o, fleet_change *c, int64_t m
 static int commit(etcd *e, const fleet_opts *o, const fleet_pools *old, const fleet_pools *now,
                   uint64_t epoch, int64_t change_mod, int64_t epoch_mod, bool *is_done,
                   int64_t *revision) {
-    size_t op_cap = now->count + old->count + 2, op_count = 0;
+    size_t op_cap = now->count + old->count + 3, op_count = 0;
     etcd_op *ops = calloc(op_cap, sizeof *ops);
     char **keys = calloc(op_cap, sizeof *keys);
     char epoch_text[24];
     snprintf(epoch_text, sizeof epoch_text, "%llu", (unsigned long long)epoch);
     char *change_key = key_of(o, FLEET_KEY_CHANGE, NULL), *epoch_key = key_of(o, FLEET_KEY_EPOCH, NULL);
+    char *previous_key = key_of(o, FLEET_KEY_PREVIOUS, NULL), *previous = NULL;
+    size_t previous_len = 0;
+    /* The pools replaced, for a proxy that starts during the warm-up window
+     * (it moves keys from their previous owners like the others). */
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    fleet_previous prev = {.epoch = epoch - 1, .pools = *old,
+                           .committed_unix_ms = (int64_t)wall.tv_sec * 1000 +
+                                                wall.tv_nsec / 1000000};
     int rc = ETCD_ENOMEM;
-    if (!ops || !keys || !change_key || !epoch_key) goto done;
+    if (!ops || !keys || !change_key || !epoch_key || !previous_key) goto done;
+    if (old->count && fleet_previous_encode(&prev, &previous, &previous_len) != 0) goto done;
     for (size_t i = 0; i < now->count; i++) {
         keys[op_count] = key_of(o, FLEET_KEY_POOLS, now->pools[i].name);
         if (!keys[op_count]) goto done;
@@ -853,6 +863,10 @@ static int commit(etcd *e, const fleet_opts *o, const fleet_pools *old, const fl
     ops[op_count++] = (etcd_op){.kind = ETCD_OP_PUT, .key = epoch_key,
                                 .key_len = strlen(epoch_key), .value = epoch_text,
                                 .value_len = strlen(epoch_text)};
+    if (previous)
+        ops[op_count++] = (etcd_op){.kind = ETCD_OP_PUT, .key = previous_key,
+                                    .key_len = strlen(previous_key), .value = previous,
+                                    .value_len = previous_len};
     etcd_compare cmp[2];
     size_t cmp_count = 0;
     if (change_mod) {
@@ -875,6 +889,8 @@ done:
     free(ops);
     free(change_key);
     free(epoch_key);
+    free(previous_key);
+    free(previous);
     return rc;
 }
 

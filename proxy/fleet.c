@@ -53,10 +53,6 @@
 #define FLEET_WATCH_PROBE_MS 2000
 #define FLEET_KEY_MAX 512
 
-/* P/health/POOL/SERVER/ID: a live proxy (ID, on its lease) has SERVER of
- * POOL down. The server is down for the fleet while any such key exists. */
-#define FLEET_KEY_HEALTH "/health/"
-
 typedef struct str_list {
     char **items;
     size_t count;
@@ -121,6 +117,12 @@ struct fleet {
     fleet_change change;
     int64_t change_rev;
     conf *prepared; /* built for prepared_epoch, not in use */
+    /* At start during a warm-up window: the epoch's configuration, published
+     * once the workers were built from the previous epoch's (fleet_start),
+     * so they warm up from it like the proxies that took the change. */
+    conf *start_conf;
+    fleet_previous previous; /* P/previous as last read */
+    bool has_previous;
     uint64_t prepared_epoch;
     char prepare_err[CONF_ERR_MAX + FLEET_NAME_MAX + 8];
     /* A switch in progress. */
@@ -300,6 +302,12 @@ static int read_state(struct fleet *f, uint64_t *epoch, fleet_pools *pools, char
             } else {
                 proxy_log(LOG_ERROR, "fleet: %s: %s: ignored", kv->key, why);
             }
+        } else if (strcmp(suffix, FLEET_KEY_PREVIOUS) == 0) {
+            fleet_previous_free(&f->previous);
+            f->has_previous =
+                fleet_previous_decode(kv->value, kv->value_len, &f->previous, &why) == 0;
+            if (!f->has_previous)
+                proxy_log(LOG_ERROR, "fleet: %s: %s: ignored", kv->key, why);
         } else if (slen > strlen(FLEET_KEY_HEALTH) &&
                    memcmp(suffix, FLEET_KEY_HEALTH, strlen(FLEET_KEY_HEALTH)) == 0 &&
                    strlen(suffix) == slen) {
@@ -794,6 +802,45 @@ static void *fleet_main(void *arg) {
     return NULL;
 }
 
+/* A start less than a warm-up window after the last commit: the workers
+ * are built from the previous epoch's pools (*cf becomes those) and take
+ * this epoch's (f->start_conf) at once, warming up from the previous ones,
+ * as the proxies that took the change do. Otherwise nothing changes. */
+static void start_in_window(struct fleet *f, conf **cf) {
+    if (!f->has_previous || f->previous.epoch + 1 != f->epoch) return;
+    int64_t warmup_ms = 0;
+    for (size_t i = 0; i < (*cf)->pool_count; i++)
+        if ((*cf)->pools[i].warmup_ms > warmup_ms) warmup_ms = (*cf)->pools[i].warmup_ms;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t age = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 -
+                  f->previous.committed_unix_ms;
+    if (warmup_ms == 0 || age < 0 || age >= warmup_ms) return;
+    conf *before = NULL;
+    char err[CONF_ERR_MAX];
+    if (build_conf(f, &f->previous.pools, f->previous.epoch, &before, err, sizeof err) != 0) {
+        proxy_log(LOG_WARN, "fleet: epoch %llu's pools do not build here, no warm-up from "
+                  "them: %s", (unsigned long long)f->previous.epoch, err);
+        return;
+    }
+    if (before->pool_count != (*cf)->pool_count) {
+        conf_free(before);
+        return;
+    }
+    for (size_t i = 0; i < before->pool_count; i++)
+        if (strcmp(before->pools[i].name, (*cf)->pools[i].name) != 0 ||
+            strcmp(before->pools[i].listen, (*cf)->pools[i].listen) != 0 ||
+            before->pools[i].redis != (*cf)->pools[i].redis) {
+            conf_free(before);
+            return;
+        }
+    proxy_log(LOG_WARN, "fleet: epoch %llu was committed %lld ms ago: warming up from epoch "
+              "%llu's servers like the rest of the fleet", (unsigned long long)f->epoch,
+              (long long)age, (unsigned long long)f->previous.epoch);
+    f->start_conf = *cf;
+    *cf = before;
+}
+
 static char *read_secret(const char *path, char *err, size_t err_len) {
     FILE *fp = fopen(path, "r");
     if (!fp) {
@@ -815,6 +862,8 @@ static void fleet_free(struct fleet *f) {
     fleet_pools_free(&f->seen);
     fleet_change_free(&f->change);
     conf_free(f->prepared);
+    conf_free(f->start_conf);
+    fleet_previous_free(&f->previous);
     list_free(&f->health);
     list_free(&f->reported);
     for (size_t i = 0; i < f->listen_count; i++) free(f->listens[i]);
@@ -901,6 +950,7 @@ int fleet_open(const fleet_options *opt, struct fleet **out, conf **cf, char *er
         fleet_pools_add(&f->pools, pools.pools[i].name, strlen(pools.pools[i].name),
                         pools.pools[i].yaml, strlen(pools.pools[i].yaml));
     if (build_conf(f, &f->pools, f->epoch, cf, err, err_len) != 0) goto fail;
+    start_in_window(f, cf);
     size_t used = 0;
     for (size_t i = 0; i < (*cf)->pool_count && used < sizeof f->listen; i++) {
         int n = snprintf(f->listen + used, sizeof f->listen - used, "%s%s=%s", i ? "," : "",
@@ -961,6 +1011,21 @@ int fleet_attach(struct fleet *f, proxy *px) {
 int fleet_start(proxy *px, char *err, size_t err_len) {
     struct fleet *f = px->fleet;
     if (!f) return 0;
+    if (f->start_conf) {
+        /* The workers exist, built from the previous epoch; they take this
+         * one at their first turn (the gate holds commands until then). */
+        conf *now = f->start_conf;
+        f->start_conf = NULL;
+        verdicts_carry(px->cf, now);
+        verdicts_apply(f, now, false);
+        char what[96], msg[4096];
+        snprintf(what, sizeof what, "fleet: epoch %llu, warm-up from epoch %llu",
+                 (unsigned long long)f->epoch, (unsigned long long)f->previous.epoch);
+        if (reload_publish(px, now, what, msg, sizeof msg) != 0) {
+            snprintf(err, err_len, "%s", msg);
+            return -1;
+        }
+    }
     tell_member(f, state_name(f));
     if (pthread_create(&f->thread, NULL, fleet_main, f) != 0) {
         snprintf(err, err_len, "cannot start the fleet thread");

@@ -557,12 +557,43 @@ void fleet_change_free(fleet_change *c) {
     *c = (fleet_change){0};
 }
 
+/* {"NAME": "yaml", ...}, or NULL out of memory. */
+static json_t *pools_json(const fleet_pools *p) {
+    json_t *pools = json_object();
+    bool is_ok = pools != NULL;
+    for (size_t i = 0; is_ok && i < p->count; i++)
+        is_ok = set(pools, p->pools[i].name, json_string(p->pools[i].yaml));
+    if (!is_ok) json_decref(pools);
+    return is_ok ? pools : NULL;
+}
+
+/* The pools object of a decoded record into *out: 0, or -1 and *why. */
+static int pools_read(const json_t *pools, fleet_pools *out, const char **why) {
+    if (!json_is_object(pools)) {
+        *why = "no pools object";
+        return -1;
+    }
+    const char *name;
+    const json_t *v;
+    json_object_foreach((json_t *)pools, name, v) {
+        const char *y = json_string_value(v);
+        size_t n = json_is_string(v) ? json_string_length(v) : 0;
+        if (!y || strlen(y) != n || !fleet_name_is_valid(name, strlen(name))) {
+            *why = "a pool with a bad name, or whose YAML is not a text";
+            return -1;
+        }
+        if (fleet_pools_add(out, name, strlen(name), y, n) != 0) {
+            *why = "out of memory";
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int fleet_change_encode(const fleet_change *c, char **json, size_t *len) {
     const char *phase = fleet_phase_name(c->phase);
-    json_t *obj = json_object(), *pools = json_object();
+    json_t *obj = json_object(), *pools = pools_json(&c->pools);
     bool is_ok = obj && pools && phase;
-    for (size_t i = 0; is_ok && i < c->pools.count; i++)
-        is_ok = set(pools, c->pools.pools[i].name, json_string(c->pools.pools[i].yaml));
     is_ok = is_ok && set(obj, "pools", json_incref(pools)) &&
             set(obj, "epoch", u64_json(c->epoch)) && set(obj, "from", u64_json(c->from)) &&
             set(obj, "phase", json_string(phase)) && set(obj, "by", text_json(c->by)) &&
@@ -592,26 +623,8 @@ int fleet_change_decode(const char *json, size_t len, fleet_change *out, const c
         *why = is_oom ? "out of memory" : "a bad 'by' (a text under 1024 bytes)";
     } else if (!get_text(root, "reason", FLEET_TEXT_MAX, true, &c.reason, &is_oom)) {
         *why = is_oom ? "out of memory" : "a bad reason (a text under 1024 bytes)";
-    } else if (!json_is_object(pools)) {
-        *why = "no pools object";
     } else {
-        const char *name;
-        const json_t *v;
-        rc = 0;
-        json_object_foreach((json_t *)pools, name, v) {
-            const char *y = json_string_value(v);
-            size_t n = json_is_string(v) ? json_string_length(v) : 0;
-            if (!y || strlen(y) != n || !fleet_name_is_valid(name, strlen(name))) {
-                *why = "a pool with a bad name, or whose YAML is not a text";
-                rc = -1;
-                break;
-            }
-            if (fleet_pools_add(&c.pools, name, strlen(name), y, n) != 0) {
-                *why = "out of memory";
-                rc = -1;
-                break;
-            }
-        }
+        rc = pools_read(pools, &c.pools, why);
     }
     json_decref(root);
     if (rc != 0) {
@@ -619,6 +632,46 @@ int fleet_change_decode(const char *json, size_t len, fleet_change *out, const c
         return -1;
     }
     *out = c;
+    return 0;
+}
+
+void fleet_previous_free(fleet_previous *p) {
+    if (!p) return;
+    fleet_pools_free(&p->pools);
+    *p = (fleet_previous){0};
+}
+
+int fleet_previous_encode(const fleet_previous *p, char **json, size_t *len) {
+    json_t *obj = json_object(), *pools = pools_json(&p->pools);
+    bool is_ok = obj && pools && p->committed_unix_ms >= 0 &&
+                 set(obj, "pools", json_incref(pools)) && set(obj, "epoch", u64_json(p->epoch)) &&
+                 set(obj, "committed_unix_ms", json_integer((json_int_t)p->committed_unix_ms));
+    json_decref(pools);
+    return dump(obj, is_ok, json, len);
+}
+
+int fleet_previous_decode(const char *json, size_t len, fleet_previous *out, const char **why) {
+    const char *sink;
+    if (!why) why = &sink;
+    *out = (fleet_previous){0};
+    json_t *root = load(json, len, why);
+    if (!root) return -1;
+    fleet_previous p = {0};
+    uint64_t at = 0;
+    int rc = -1;
+    if (!get_u64(root, "epoch", &p.epoch) || !get_u64(root, "committed_unix_ms", &at) ||
+        at > INT64_MAX) {
+        *why = "no epoch or committed_unix_ms (non-negative integers)";
+    } else {
+        p.committed_unix_ms = (int64_t)at;
+        rc = pools_read(json_object_get(root, "pools"), &p.pools, why);
+    }
+    json_decref(root);
+    if (rc != 0) {
+        fleet_previous_free(&p);
+        return -1;
+    }
+    *out = p;
     return 0;
 }
 

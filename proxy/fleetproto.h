@@ -16,6 +16,12 @@
  *                   lease
  *   P/ready/ID      the proxy's answer to the change in progress, on its
  *                   lease (JSON, fleet_ready)
+ *   P/previous      the pools of the epoch before, and when the commit
+ *                   happened (JSON, fleet_previous): warm-up for a proxy that
+ *                   starts during the window
+ *   P/health/POOL/SERVER/ID  proxy ID has SERVER of POOL down, on its
+ *                   lease: the server is down for the whole fleet while any
+ *                   such key exists (fleet.c)
  *
  * A change from epoch N to N+1 (the coordinator is `chash fleet apply`):
  *
@@ -35,7 +41,8 @@
  *   3. commit   Once every live proxy has answered "switch", one txn: if
  *               P/change's mod_revision is the one the coordinator wrote,
  *               put every P/pools/NAME, delete those no longer there, put
- *               P/epoch N+1, delete P/change. Each proxy takes the new pools
+ *               P/epoch N+1 and P/previous (epoch N's pools), delete
+ *               P/change. Each proxy takes the new pools
  *               (warm-up from the old ones where the pool has `warmup`) and
  *               takes commands again.
  *   abort       Anyone may end a change that has not committed by setting
@@ -67,6 +74,8 @@
 #define FLEET_KEY_CHANGE "/change"
 #define FLEET_KEY_PROXIES "/proxies/"
 #define FLEET_KEY_READY "/ready/"
+#define FLEET_KEY_PREVIOUS "/previous"
+#define FLEET_KEY_HEALTH "/health/"
 
 /* The longest pool name, member id, and text field accepted. */
 #define FLEET_NAME_MAX 128
@@ -126,6 +135,20 @@ int fleet_pools_split(const char *text, size_t len, fleet_pools *out, char *err,
  */
 int fleet_pools_add(fleet_pools *p, const char *name, size_t name_len, const char *yaml,
                     size_t yaml_len);
+
+/* The pools of the epoch before P/epoch (P/previous), written by the
+ * commit: a proxy that starts during a warm-up window takes its keys from
+ * their previous owners too, like the proxies that took the change. */
+typedef struct fleet_previous {
+    uint64_t epoch;            /* the epoch these pools were (P/epoch - 1) */
+    int64_t committed_unix_ms; /* when the next one was committed (wall clock) */
+    fleet_pools pools;
+} fleet_previous;
+
+void fleet_previous_free(fleet_previous *p);
+int fleet_previous_encode(const fleet_previous *p, char **json, size_t *len);
+/* Reads untrusted JSON: 0 with *out set (the caller's), or -1 and *why. */
+int fleet_previous_decode(const char *json, size_t len, fleet_previous *out, const char **why);
 
 /* A proposed change (P/change). */
 typedef struct fleet_change {

@@ -180,9 +180,35 @@ static void fuzz_split(const char *body, size_t len) {
     fleet_pools_free(&p);
 }
 
+static void fuzz_previous(const char *body, size_t len) {
+    fleet_previous p, again;
+    const char *why = NULL;
+    if (fleet_previous_decode(body, len, &p, &why) != 0) {
+        FUZZ_CHECK(why != NULL);
+        FUZZ_CHECK(is_zero(&p, sizeof p));
+        return;
+    }
+    FUZZ_CHECK(p.committed_unix_ms >= 0);
+    for (size_t i = 0; i < p.pools.count; i++)
+        FUZZ_CHECK(fleet_name_is_valid(p.pools.pools[i].name, strlen(p.pools.pools[i].name)));
+    char *json;
+    size_t n;
+    if (fleet_previous_encode(&p, &json, &n) == 0) {
+        FUZZ_CHECK_EQ(fleet_previous_decode(json, n, &again, NULL), 0);
+        FUZZ_CHECK_EQ(p.epoch, again.epoch);
+        FUZZ_CHECK_EQ(p.committed_unix_ms, again.committed_unix_ms);
+        FUZZ_CHECK(fleet_pools_equal(&p.pools, &again.pools));
+        fleet_previous_free(&again);
+        free(json);
+    } else {
+        FUZZ_CHECK(p.epoch > (uint64_t)INT64_MAX);
+    }
+    fleet_previous_free(&p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
-    static const char kinds[] = "crmes";
+    static const char kinds[] = "crmesp";
     const char *kind = memchr(kinds, data[0], sizeof kinds - 1);
     size_t which = kind ? (size_t)(kind - kinds) : data[0] % (sizeof kinds - 1);
     /* An exact-size copy of the body, so a read past its end is seen. */
@@ -195,6 +221,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 1: fuzz_ready(body, len); break;
     case 2: fuzz_member(body, len); break;
     case 3: fuzz_epoch(body, len); break;
+    case 5: fuzz_previous(body, len); break;
     default: fuzz_split(body, len); break;
     }
     free(body);

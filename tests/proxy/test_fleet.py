@@ -25,6 +25,8 @@ and the proxies' own stats).
   it: every worker of p1 and p2 fails its keys at once (the fleet's
   verdict, P/health/), the other servers' keys untouched, and all take it
   back together when it answers.
+- late_joiner: a proxy started right after a 4 -> 5 change reads every
+  key written before it (it warms up from P/previous like the others).
 - secure: etcd over https with client certificates and a user limited to
   the prefix: the CLI and a proxy get in; a wrong password or no
   certificate is refused at start; no password in any output.
@@ -515,6 +517,48 @@ def test_health(env):
     scenario_health(env, *binaries())
 
 
+def scenario_late_joiner(env, proxy_bin, cli_bin):
+    """A proxy that starts during a change's warm-up window moves keys from
+    their previous owners too (P/previous): every key written before a
+    4 -> 5 change and not touched since reads back through it."""
+    fleet = ProxyFleet(env, proxy_bin, cli_bin)
+    try:
+        c0 = Conn(fleet.listen[0])
+        values = {}
+        for k in range(KEYS):
+            values[k] = b"late:%d" % k
+            check_eq(c0.call("SET", Checker.key(k), values[k]), b"+OK", "SET through p0")
+        c0.s.close()
+        up = fleet.apply(5)
+        check_eq(up["result"], "committed", "4 -> 5: %r" % up)
+        listen, stats = free_ports(2)
+        argv = [proxy_bin, "--etcd", fleet.etcd.endpoints(), "--etcd-prefix", fleet.prefix,
+                "--etcd-id", "late", "--etcd-lease-ttl", str(fleet.lease_ttl), "--workers", "2",
+                "-s", str(stats), "--listen", "alpha=127.0.0.1:%d" % listen]
+        p = env.spawn(argv, None, "proxy-late.log")
+        env.proxies.append((p, os.path.join(env.dir, "proxy-late.log")))
+        wait_port(listen, p, timeout=20)
+        c = Conn(listen)
+        wrong = [k for k in range(KEYS) if c.call("GET", Checker.key(k)) != values[k]]
+        c.s.close()
+        moved = int(stats_json(stats)["alpha"].get("warmup_moved", 0))
+        row = {"case": "late_joiner", "outcome": "started after the commit",
+               "lost": len(wrong), "stale": 0, "errors": 0, "examples": wrong[:5],
+               "warmup_moved": moved}
+        RESULTS.append(row)
+        print("  late_joiner: %s" % json.dumps(row, sort_keys=True))
+        return row
+    finally:
+        fleet.close()
+
+
+def test_late_joiner(env):
+    row = scenario_late_joiner(env, *binaries())
+    check_eq(row["lost"], 0, "keys a proxy started after the change cannot read: %r"
+             % row["examples"])
+    check(row["warmup_moved"] > 0, "the late proxy moved keys from their previous owners")
+
+
 def test_secure(env):
     """etcd over https with client certificates and a user whose role only
     reaches the fleet's prefix: `chash fleet apply` and a proxy get in with
@@ -798,8 +842,8 @@ def report():
 if __name__ == "__main__":
     binaries()
     only = [n for n in os.environ.get("CHASH_FLEET_ONLY", "").split(",") if n]
-    tests = [test_membership, test_buckets, test_health, test_secure, test_leader_killed,
-             test_etcd_down, test_proxy_frozen]
+    tests = [test_membership, test_buckets, test_health, test_late_joiner, test_secure,
+             test_leader_killed, test_etcd_down, test_proxy_frozen]
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
     try:

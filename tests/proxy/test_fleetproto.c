@@ -392,6 +392,30 @@ static void test_member(void) {
     ASSERT_EQ(fleet_member_encode(&m, &json, &len), -1);
 }
 
+static void test_previous(void) {
+    fleet_previous p = {.epoch = 6, .committed_unix_ms = 1796441667123}, d;
+    ASSERT_EQ(fleet_pools_add(&p.pools, "alpha", 5, "listen: x\n", 10), 0);
+    char *json;
+    size_t len;
+    ASSERT_EQ(fleet_previous_encode(&p, &json, &len), 0);
+    ASSERT_EQ(fleet_previous_decode(json, len, &d, NULL), 0);
+    ASSERT_TRUE(d.epoch == 6 && d.committed_unix_ms == 1796441667123 &&
+                fleet_pools_equal(&d.pools, &p.pools));
+    fleet_previous_free(&d);
+    free(json);
+    const char *why = NULL;
+    ASSERT_EQ(fleet_previous_decode(LIT("{\"epoch\":1,\"pools\":{}}"), &d, &why), -1);
+    ASSERT_TRUE(strstr(why, "committed_unix_ms") != NULL);
+    ASSERT_EQ(fleet_previous_decode(LIT("{\"epoch\":1,\"committed_unix_ms\":-5,\"pools\":{}}"),
+                                    &d, &why), -1);
+    ASSERT_EQ(fleet_previous_decode(
+                  LIT("{\"epoch\":1,\"committed_unix_ms\":5,\"pools\":{\"a/b\":\"x\"}}"), &d,
+                  &why),
+              -1);
+    ASSERT_EQ(fleet_previous_decode(LIT("{\"epoch\":1,\"committed_unix_ms\":5}"), &d, &why), -1);
+    fleet_previous_free(&p);
+}
+
 static void test_epoch(void) {
     uint64_t e = 99;
     ASSERT_EQ(fleet_epoch_parse(LIT("0"), &e), 0);
@@ -441,6 +465,7 @@ int main(void) {
     test_change();
     test_ready();
     test_member();
+    test_previous();
     test_epoch();
     test_plan();
     TEST_DONE();
