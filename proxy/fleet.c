@@ -194,6 +194,15 @@ static const char *state_name(const struct fleet *f) {
     return f->is_holding ? "holding" : "serving";
 }
 
+/* P + suffix + this proxy's id := json (taken and freed), on the lease. */
+static int put_own(struct fleet *f, const char *suffix, char *json, size_t len) {
+    char key[FLEET_KEY_MAX];
+    size_t klen = fleet_key(f, suffix, f->id, key);
+    int rc = etcd_put(f->e, key, klen, json, len, f->lease, NULL);
+    free(json);
+    return rc;
+}
+
 /* P/proxies/ID: who this proxy is and the epoch it serves. */
 static int tell_member(struct fleet *f, const char *state) {
     fleet_member m = {.id = f->id, .host = f->host, .pid = (int64_t)getpid(),
@@ -202,12 +211,10 @@ static int tell_member(struct fleet *f, const char *state) {
     char *json = NULL;
     size_t len = 0;
     if (fleet_member_encode(&m, &json, &len) != 0) return ETCD_ENOMEM;
-    char key[FLEET_KEY_MAX];
-    size_t klen = fleet_key(f, FLEET_KEY_PROXIES, f->id, key);
-    int rc = etcd_put(f->e, key, klen, json, len, f->lease, NULL);
-    free(json);
+    int rc = put_own(f, FLEET_KEY_PROXIES, json, len);
     if (rc != ETCD_OK)
-        proxy_log(LOG_WARN, "fleet: cannot update %s: %s", key, etcd_errmsg(f->e));
+        proxy_log(LOG_WARN, "fleet: cannot update %s%s%s: %s", f->prefix, FLEET_KEY_PROXIES,
+                  f->id, etcd_errmsg(f->e));
     return rc;
 }
 
@@ -218,10 +225,7 @@ static int tell_ready(struct fleet *f, fleet_phase phase, const char *error) {
     char *json = NULL;
     size_t len = 0;
     if (fleet_ready_encode(&r, &json, &len) != 0) return ETCD_ENOMEM;
-    char key[FLEET_KEY_MAX];
-    size_t klen = fleet_key(f, FLEET_KEY_READY, f->id, key);
-    int rc = etcd_put(f->e, key, klen, json, len, f->lease, NULL);
-    free(json);
+    int rc = put_own(f, FLEET_KEY_READY, json, len);
     f->is_answer_due = rc != ETCD_OK;
     if (f->is_answer_due) {
         f->answer_phase = phase;

@@ -22,6 +22,8 @@
 #define _GNU_SOURCE
 #include "proxy.h"
 
+#include "fleetproto.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,17 +31,6 @@
 #include <time.h>
 
 atomic_int proxy_reload_requested;
-
-typedef struct plan_sum {
-    uint64_t ranges, hashes;
-} plan_sum;
-
-static int add_range(void *user, const chash_range *r) {
-    plan_sum *s = user;
-    s->ranges++;
-    s->hashes += (uint64_t)r->last - r->first + 1;
-    return 0;
-}
 
 static void appendf(char *msg, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -52,59 +43,53 @@ static void appendf(char *msg, size_t len, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* distribution: buckets - the moves of conf_pool_bucket_plan, counted, and
- * the first BUCKET_LINES_MAX of them as lines. */
+/* distribution: buckets - the first BUCKET_LINES_MAX moves of
+ * conf_pool_bucket_plan as lines. */
 #define BUCKET_LINES_MAX 16u
-typedef struct bucket_sum {
-    uint64_t buckets, runs, keys;
-    char lines[BUCKET_LINES_MAX * 96];
-} bucket_sum;
+typedef struct bucket_lines {
+    uint64_t count;
+    char text[BUCKET_LINES_MAX * 96];
+} bucket_lines;
 
-static int add_bucket_move(void *user, const conf_bucket_move *m) {
-    bucket_sum *s = user;
+static int add_bucket_line(void *user, const conf_bucket_move *m) {
+    bucket_lines *s = user;
     char text[96];
-    if (m->key) {
-        s->keys++;
-    } else {
-        s->runs++;
-        s->buckets += (uint64_t)m->last - m->first + 1;
-    }
-    if (s->runs + s->keys <= BUCKET_LINES_MAX) {
+    if (++s->count <= BUCKET_LINES_MAX) {
         conf_bucket_move_text(m, text, sizeof text);
-        appendf(s->lines, sizeof s->lines, "  %s\n", text);
+        appendf(s->text, sizeof s->text, "  %s\n", text);
     }
     return 0;
 }
 
-/* One line a pool: servers before and after, and the exact plan. */
+/* One line a pool: servers before and after, and the plan (fleetproto.c's,
+ * which `chash fleet plan` prints too): exact by hash range or by bucket,
+ * else from sampled keys. */
 static void describe_pool(const conf_pool *old, const conf_pool *now, char *msg, size_t len) {
     appendf(msg, len, "pool %s: %zu -> %zu servers", now->name, old->server_count,
             now->server_count);
-    chash *a = NULL, *b = NULL;
-    plan_sum sum = {0, 0};
-    bucket_sum bs;
-    int rc = conf_pool_ring(old, &a);
-    if (rc == CHASH_OK) rc = conf_pool_ring(now, &b);
-    if (rc == CHASH_OK) rc = chash_diff(a, b, add_range, &sum);
-    /* Buckets have no hash ranges: their plan is by bucket. */
-    memset(&bs, 0, sizeof bs);
-    bool is_bucket_plan =
-        rc == CHASH_ENOTSUP && conf_pool_bucket_plan(old, now, add_bucket_move, &bs) == CHASH_OK;
-    if (rc == CHASH_OK)
-        appendf(msg, len, ", %llu hash ranges moved, %.4f%% of the key space\n",
-                (unsigned long long)sum.ranges, 100.0 * (double)sum.hashes / 4294967296.0);
-    else if (is_bucket_plan)
-        appendf(msg, len, ", %llu buckets moved in %llu runs, %llu overridden keys moved\n%s%s",
-                (unsigned long long)bs.buckets, (unsigned long long)bs.runs,
-                (unsigned long long)bs.keys, bs.lines,
-                bs.runs + bs.keys > BUCKET_LINES_MAX ? "  ...\n" : "");
-    else if (rc == CHASH_ENOTSUP)
-        appendf(msg, len, ", no exact plan (distribution %s, or the hash changed)\n",
-                conf_dist_name(now));
-    else
+    fleet_pool_plan plan;
+    int rc = fleet_pool_plan_of(old, now, &plan);
+    if (rc != CHASH_OK) {
         appendf(msg, len, ", no plan: %s\n", chash_strerror(rc));
-    chash_free(a);
-    chash_free(b);
+    } else if (plan.is_buckets) {
+        bucket_lines bl;
+        memset(&bl, 0, sizeof bl);
+        conf_pool_bucket_plan(old, now, add_bucket_line, &bl);
+        appendf(msg, len, ", %llu buckets moved in %llu runs, %llu overridden keys moved\n%s%s",
+                (unsigned long long)plan.buckets_moved, (unsigned long long)plan.range_count,
+                (unsigned long long)plan.keys_moved, bl.text,
+                bl.count > BUCKET_LINES_MAX ? "  ...\n" : "");
+    } else if (plan.is_exact) {
+        appendf(msg, len, ", %llu hash ranges moved, %.4f%% of the key space\n",
+                (unsigned long long)plan.range_count, 100.0 * plan.moved_fraction);
+    } else if (plan.samples) {
+        appendf(msg, len, ", no exact plan (distribution %s, or the hash changed): about "
+                "%.2f%% of %llu sampled keys move\n", conf_dist_name(now),
+                100.0 * plan.moved_fraction, (unsigned long long)plan.samples);
+    } else {
+        appendf(msg, len, ", no plan (distribution %s places keys at random)\n",
+                conf_dist_name(now));
+    }
 }
 
 /* What a reload may not change while listeners and clients stay up. */
