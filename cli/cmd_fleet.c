@@ -1469,9 +1469,9 @@ int cmd_fleet(int argc, char **argv) {
     if (wants_file) o.file = argv[optind];
     if (!o.endpoints) return cli_usage_error(o.cmd, "--etcd URL[,URL...] is required");
     size_t plen = strlen(o.prefix);
-    if (plen == 0 || o.prefix[plen - 1] == '/')
-        return cli_usage_error(o.cmd, "--etcd-prefix '%s': not empty, no trailing '/'",
-                               o.prefix);
+    if (plen < 2 || o.prefix[0] != '/' || o.prefix[plen - 1] == '/')
+        return cli_usage_error(o.cmd, "--etcd-prefix '%s': starts with '/' (as the proxy's "
+                               "must), no trailing '/'", o.prefix);
     if (o.key && !o.cert) return cli_usage_error(o.cmd, "--etcd-key needs --etcd-cert");
     if (o.user) {
         const char *env = getenv("CHASH_ETCD_PASSWORD");

@@ -124,6 +124,7 @@ struct fleet {
     fleet_previous previous; /* P/previous as last read */
     bool has_previous;
     uint64_t prepared_epoch;
+    fleet_pools prepared_pools; /* what `prepared` was built from */
     char prepare_err[CONF_ERR_MAX + FLEET_NAME_MAX + 8];
     /* A switch in progress. */
     bool is_holding;
@@ -132,6 +133,12 @@ struct fleet {
     uint64_t hold_since_ms;
     uint64_t next_keepalive_ms;
     bool is_isolated;
+    /* The lease was lost: no permit until the committed state was read. */
+    bool needs_resync;
+    bool read_has_epoch; /* the last read_state found a good P/epoch */
+    /* Of that read: P/epoch's revision, and the newest of P/pools/ (a commit
+     * writes both in one txn: a newer pool was edited by hand). */
+    int64_t read_epoch_rev, read_pools_rev;
     /* An answer etcd did not take (its put failed: a leader election, an
      * outage), put again each turn while the change is in that phase. */
     bool is_answer_due;
@@ -282,6 +289,8 @@ static int read_state(struct fleet *f, uint64_t *epoch, fleet_pools *pools, char
     }
     size_t plen = strlen(f->prefix);
     bool health_seen = false;
+    f->read_has_epoch = false;
+    f->read_epoch_rev = f->read_pools_rev = 0;
     *epoch = 0;
     *pools = (fleet_pools){0};
     fleet_change_free(&f->change);
@@ -294,9 +303,13 @@ static int read_state(struct fleet *f, uint64_t *epoch, fleet_pools *pools, char
         if (strcmp(suffix, FLEET_KEY_EPOCH) == 0) {
             if (fleet_epoch_parse(kv->value, kv->value_len, epoch) != 0)
                 proxy_log(LOG_ERROR, "fleet: %s is not a number: ignored", kv->key);
+            else
+                f->read_has_epoch = true;
+            f->read_epoch_rev = kv->mod_revision;
         } else if (slen > strlen(FLEET_KEY_POOLS) &&
                    memcmp(suffix, FLEET_KEY_POOLS, strlen(FLEET_KEY_POOLS)) == 0) {
             const char *name = suffix + strlen(FLEET_KEY_POOLS);
+            if (kv->mod_revision > f->read_pools_rev) f->read_pools_rev = kv->mod_revision;
             if (fleet_pools_add(pools, name, strlen(name), kv->value, kv->value_len) != 0)
                 proxy_log(LOG_ERROR, "fleet: %s: not a pool name: ignored", kv->key);
         } else if (strcmp(suffix, FLEET_KEY_CHANGE) == 0) {
@@ -332,6 +345,23 @@ static void drop_prepared(struct fleet *f) {
     conf_free(f->prepared);
     f->prepared = NULL;
     f->prepared_epoch = 0;
+    fleet_pools_free(&f->prepared_pools);
+}
+
+static int pools_copy(const fleet_pools *from, fleet_pools *to) {
+    for (size_t i = 0; i < from->count; i++)
+        if (fleet_pools_add(to, from->pools[i].name, strlen(from->pools[i].name),
+                            from->pools[i].yaml, strlen(from->pools[i].yaml)) != 0)
+            return -1;
+    return 0;
+}
+
+/* Whether what is prepared (or held) is for this very change: the same
+ * epoch and pools. A change aborted and proposed again at the same epoch
+ * with other pools is another change. */
+static bool prepared_for(const struct fleet *f, uint64_t epoch, const fleet_pools *pools) {
+    return f->prepared && f->prepared_epoch == epoch &&
+           fleet_pools_equal(&f->prepared_pools, pools);
 }
 
 /* Lets go of a switch's holds. */
@@ -341,11 +371,12 @@ static void unhold(struct fleet *f) {
     f->is_holding = false;
     set_state(f, f->is_isolated ? FLEET_ISOLATED : FLEET_SERVING);
     wake_workers(f);
+    if (!f->is_isolated) tell_member(f, state_name(f));
 }
 
 /* The change's pools, built, or why not (in prepare_err). */
 static bool ensure_prepared(struct fleet *f) {
-    if (f->prepared && f->prepared_epoch == f->change.epoch) return true;
+    if (prepared_for(f, f->change.epoch, &f->change.pools)) return true;
     drop_prepared(f);
     conf *now = NULL;
     char err[CONF_ERR_MAX];
@@ -353,6 +384,12 @@ static bool ensure_prepared(struct fleet *f) {
         reload_check(f->px, now, err, sizeof err) != 0) {
         conf_free(now);
         snprintf(f->prepare_err, sizeof f->prepare_err, "%s: %s", f->id, err);
+        return false;
+    }
+    if (pools_copy(&f->change.pools, &f->prepared_pools) != 0) {
+        conf_free(now);
+        fleet_pools_free(&f->prepared_pools);
+        snprintf(f->prepare_err, sizeof f->prepare_err, "%s: out of memory", f->id);
         return false;
     }
     f->prepared = now;
@@ -415,6 +452,8 @@ static void on_change(struct fleet *f, bool may_resync) {
         if (may_resync) resync(f);
         return;
     }
+    if ((f->prepared || f->is_holding) && !prepared_for(f, c->epoch, &c->pools))
+        change_ended(f, "another change replaced it");
     bool is_ready = ensure_prepared(f);
     if (c->phase == FLEET_PREPARE) {
         tell_ready(f, FLEET_PREPARE, is_ready ? NULL : f->prepare_err);
@@ -530,8 +569,7 @@ static void verdicts_carry(const conf *from, conf *to) {
 static void take_epoch(struct fleet *f, uint64_t epoch) {
     conf *now = NULL;
     char err[CONF_ERR_MAX];
-    if (f->prepared && f->prepared_epoch == epoch &&
-        fleet_pools_equal(&f->change.pools, &f->seen)) {
+    if (prepared_for(f, epoch, &f->seen)) {
         now = f->prepared;
         f->prepared = NULL;
     } else if (build_conf(f, &f->seen, epoch, &now, err, sizeof err) != 0) {
@@ -590,7 +628,11 @@ static bool resync(struct fleet *f) {
         proxy_log(LOG_ERROR, "fleet: cannot watch %s", key);
     fleet_pools_free(&f->seen);
     f->seen = pools;
-    if (epoch != f->epoch) {
+    if (!f->read_has_epoch && f->epoch > 0) {
+        /* Deleted or garbled by hand: not a commit to epoch 0. */
+        proxy_log(LOG_ERROR, "fleet: %s%s is missing or not a number: staying on epoch %llu",
+                  f->prefix, FLEET_KEY_EPOCH, (unsigned long long)f->epoch);
+    } else if (epoch != f->epoch) {
         take_epoch(f, epoch);
     } else if (!fleet_pools_equal(&f->seen, &f->pools)) {
         proxy_log(LOG_WARN, "fleet: %s%s* changed without a new epoch: ignored until the "
@@ -605,7 +647,7 @@ static bool resync(struct fleet *f) {
 /* One message of the watch: events of whole revisions, in order. */
 static void on_batch(struct fleet *f, const etcd_watch_batch *b) {
     size_t plen = strlen(f->prefix), pools_len = strlen(FLEET_KEY_POOLS);
-    bool is_epoch = false, is_change = false, is_health = false;
+    bool is_epoch = false, is_change = false, is_health = false, is_pools = false;
     uint64_t epoch = f->epoch;
     for (size_t i = 0; i < b->event_count; i++) {
         const etcd_event *ev = &b->events[i];
@@ -616,8 +658,10 @@ static void on_batch(struct fleet *f, const etcd_watch_batch *b) {
         const char *why = NULL;
         if (strcmp(suffix, FLEET_KEY_EPOCH) == 0) {
             uint64_t v = 0;
-            if (is_put && fleet_epoch_parse(kv->value, kv->value_len, &v) != 0) {
-                proxy_log(LOG_ERROR, "fleet: %s is not a number: ignored", kv->key);
+            if (!is_put || fleet_epoch_parse(kv->value, kv->value_len, &v) != 0) {
+                proxy_log(LOG_ERROR, "fleet: %s %s: ignored, staying on epoch %llu", kv->key,
+                          is_put ? "is not a number" : "was deleted",
+                          (unsigned long long)f->epoch);
                 continue;
             }
             epoch = v;
@@ -625,6 +669,7 @@ static void on_batch(struct fleet *f, const etcd_watch_batch *b) {
         } else if (strncmp(suffix, FLEET_KEY_POOLS, pools_len) == 0 &&
                    kv->key_len > plen + pools_len) {
             const char *name = suffix + pools_len;
+            is_pools = true;
             fleet_pools next = {0};
             for (size_t k = 0; k < f->seen.count; k++)
                 if (strcmp(f->seen.pools[k].name, name) != 0)
@@ -643,6 +688,14 @@ static void on_batch(struct fleet *f, const etcd_watch_batch *b) {
                 list_remove(&f->health, what);
             is_health = true;
         } else if (strcmp(suffix, FLEET_KEY_CHANGE) == 0) {
+            /* An end (delete, abort) with a later record in the same
+             * message: the end must be seen, or holds would outlive it. */
+            if (is_change && (!f->has_change || f->change.phase == FLEET_ABORT)) {
+                if (is_epoch && epoch != f->epoch)
+                    take_epoch(f, epoch); /* a commit, before the next change */
+                else
+                    change_ended(f, "ended, and another change began");
+            }
             is_change = true;
             f->has_change = false;
             /* Deleted (a commit, an abort): its pools stay readable, so a
@@ -662,6 +715,10 @@ static void on_batch(struct fleet *f, const etcd_watch_batch *b) {
     else if (is_change)
         on_change(f, true);
     if (is_health) verdicts_apply(f, f->px->cf, true);
+    if (is_pools && !is_epoch)
+        proxy_log(LOG_ERROR, "fleet: %s%s* changed without a new epoch (by hand?): this proxy "
+                  "keeps serving epoch %llu as committed; use `chash fleet apply`", f->prefix,
+                  FLEET_KEY_POOLS, (unsigned long long)f->epoch);
 }
 
 /* etcd did not answer: serve on, as committed. */
@@ -671,7 +728,9 @@ static void unreachable(struct fleet *f, const char *why) {
     f->is_isolated = true;
     proxy_log(LOG_WARN, "fleet: etcd unreachable, serving epoch %llu as committed until it "
               "answers (changes wait): %s", (unsigned long long)f->epoch, why);
-    atomic_store(&f->px->fleet_permit_ms, UINT64_MAX);
+    /* Not after a lost lease: the fleet has moved on without this proxy
+     * (consistency: its clients wait until it has read the commit). */
+    if (!f->needs_resync) atomic_store(&f->px->fleet_permit_ms, UINT64_MAX);
     set_state(f, FLEET_ISOLATED);
     wake_workers(f);
 }
@@ -682,12 +741,17 @@ static bool lease_lost(struct fleet *f) {
     proxy_log(LOG_WARN, "fleet: lease %lld is gone: registering again and reading the "
               "committed state before serving", (long long)f->lease);
     int64_t ttl = 0;
+    f->needs_resync = true;
+    /* Its keys went with it: a switch in progress is answered again. */
+    f->is_hold_told = false;
     if (etcd_lease_grant(f->e, f->ttl_s, &f->lease, &ttl) != ETCD_OK) {
         unreachable(f, etcd_errmsg(f->e));
         return false;
     }
     /* Registered first, then read: see the top of this file. */
-    return tell_member(f, state_name(f)) == ETCD_OK && resync(f);
+    if (tell_member(f, state_name(f)) != ETCD_OK || !resync(f)) return false;
+    f->needs_resync = false;
+    return true;
 }
 
 static void keepalive(struct fleet *f) {
@@ -701,6 +765,15 @@ static void keepalive(struct fleet *f) {
         return;
     }
     confirmed(f);
+    if (f->needs_resync && ttl > 0) {
+        /* A new lease, but the read after it failed: read before serving. */
+        sent = mono_ms();
+        if (tell_member(f, state_name(f)) != ETCD_OK || !resync(f)) {
+            f->next_keepalive_ms = mono_ms() + 300;
+            return;
+        }
+        f->needs_resync = false;
+    }
     if (ttl <= 0) {
         sent = mono_ms();
         if (!lease_lost(f)) {
@@ -758,6 +831,17 @@ static void hold_progress(struct fleet *f) {
                           "answer: still holding (the change may have committed): %s",
                           (unsigned long long)f->change.epoch, etcd_errmsg(f->e));
         return;
+    }
+    if (res.is_swapped) {
+        /* Ended for good: the record goes, if it is still this abort, so
+         * the next `chash fleet apply` finds no change in progress. */
+        etcd_compare cmp = {.kind = ETCD_CMP_MOD_REVISION, .key = key, .key_len = klen,
+                            .mod_revision = res.revision};
+        etcd_op op = {.kind = ETCD_OP_DELETE, .key = key, .key_len = klen};
+        bool is_done = false;
+        etcd_txn(f->e, &cmp, 1, &op, 1, &is_done, NULL);
+        proxy_log(LOG_WARN, "fleet: %s: the change to epoch %llu is aborted", reason,
+                  (unsigned long long)f->change.epoch);
     }
     etcd_cas_result_free(&res);
     f->hold_since_ms = mono_ms(); /* the watch brings the abort or the commit */
@@ -944,6 +1028,17 @@ int fleet_open(const fleet_options *opt, struct fleet **out, conf **cf, char *er
     fleet_pools pools;
     if (read_state(f, &f->epoch, &pools, err, err_len) != ETCD_OK) goto fail;
     f->seen = pools;
+    if (f->read_has_epoch && f->read_pools_rev > f->read_epoch_rev) {
+        /* Serving them would route differently from every proxy that took
+         * the epoch as committed. */
+        snprintf(err, err_len, "%s%s* changed after epoch %llu was committed (by hand, not by "
+                 "`chash fleet apply`): the proxies that run do not serve that; apply the "
+                 "pools you want with `chash fleet apply`", f->prefix, FLEET_KEY_POOLS,
+                 (unsigned long long)f->epoch);
+        fleet_pools_free(&pools);
+        f->seen = (fleet_pools){0};
+        goto fail;
+    }
     if (pools.count == 0) {
         snprintf(err, err_len, "no pools under %s%s in etcd: store them with `chash fleet "
                  "apply FILE --etcd %s --etcd-prefix %s`", f->prefix, FLEET_KEY_POOLS,

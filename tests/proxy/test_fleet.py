@@ -27,6 +27,9 @@ and the proxies' own stats).
   back together when it answers.
 - late_joiner: a proxy started right after a 4 -> 5 change reads every
   key written before it (it warms up from P/previous like the others).
+- orphan_switch: a change left in phase switch by a dead coordinator is
+  aborted and deleted by the proxies after their hold limit; a later apply
+  commits.
 - secure: etcd over https with client certificates and a user limited to
   the prefix: the CLI and a proxy get in; a wrong password or no
   certificate is refused at start; no password in any output.
@@ -559,6 +562,49 @@ def test_late_joiner(env):
     check(row["warmup_moved"] > 0, "the late proxy moved keys from their previous owners")
 
 
+def test_orphan_switch(env):
+    """A coordinator that dies after setting phase switch: the proxies hold
+    the pool, answer, and after their hold limit (2 x TTL + 2 s) abort the
+    change and delete its record themselves, so the fleet can change again
+    without `chash fleet abort`."""
+    proxy_bin, cli_bin = binaries()
+    fleet = ProxyFleet(env, proxy_bin, cli_bin)
+    try:
+        pools = {"alpha": fleet.pools_yaml(5).split("\n", 1)[1].replace("\n  ", "\n")[2:]}
+        change = {"epoch": 2, "from": 1, "phase": "switch", "by": "a dead coordinator",
+                  "pools": pools}
+        fleet.etcd.etcdctl("put", fleet.prefix + "/change", json.dumps(change))
+        t0 = time.monotonic()
+        deadline = t0 + 4 * LEASE_TTL + 10
+        while time.monotonic() < deadline:
+            if not fleet.etcd.get_prefix(fleet.prefix + "/change"):
+                break
+            time.sleep(0.2)
+        gone = time.monotonic() - t0
+        check(not fleet.etcd.get_prefix(fleet.prefix + "/change"),
+              "the proxies ended the orphaned change themselves")
+        check(gone >= 2 * LEASE_TTL, "not before their hold limit (%.1f s)" % gone)
+        fleet.wait_epoch(1)
+        check_eq(fleet.members(), {"p0": 1, "p1": 1, "p2": 1}, "every proxy serving epoch 1")
+        got = fleet.apply(5)
+        check_eq(got["result"], "committed", "a later apply: %r" % got)
+        fleet.wait_epoch(2)
+        print("  orphan_switch: ended by the proxies %.1f s after it appeared" % gone)
+        # Pools edited by hand after the commit: a proxy starting now would
+        # route unlike the others, so it refuses to start and says why.
+        fleet.etcd.etcdctl("put", fleet.prefix + "/pools/alpha", pools["alpha"].replace(
+            "   - 127.0.0.1:%d:1 r4\n" % fleet.redis[4], ""))
+        r = subprocess.run([proxy_bin, "--etcd", fleet.etcd.endpoints(), "--etcd-prefix",
+                            fleet.prefix, "--etcd-id", "late", "-s", "0", "--listen",
+                            "alpha=127.0.0.1:%d" % free_ports(1)[0]],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        check(r.returncode != 0 and b"changed after epoch 2" in r.stderr,
+              "a start on hand-edited pools is refused: %r" % r.stderr[-300:])
+        check_eq(fleet.epochs(), [2, 2, 2], "the running proxies stay on epoch 2")
+    finally:
+        fleet.close()
+
+
 def test_secure(env):
     """etcd over https with client certificates and a user whose role only
     reaches the fleet's prefix: `chash fleet apply` and a proxy get in with
@@ -842,7 +888,8 @@ def report():
 if __name__ == "__main__":
     binaries()
     only = [n for n in os.environ.get("CHASH_FLEET_ONLY", "").split(",") if n]
-    tests = [test_membership, test_buckets, test_health, test_late_joiner, test_secure,
+    tests = [test_membership, test_buckets, test_health, test_late_joiner, test_orphan_switch,
+             test_secure,
              test_leader_killed, test_etcd_down, test_proxy_frozen]
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
