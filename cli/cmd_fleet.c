@@ -1060,6 +1060,18 @@ static int give_up(etcd *e, const fleet_opts *o, fleet_change *c, int64_t change
     return CLI_EXIT_FAILURE;
 }
 
+/* A write of the change failed: an etcd error gives the change up (abort,
+ * then report); a record that moved (is_done false) was someone else's
+ * abort, reported as `moved_why`. Returns the exit status. */
+static int write_failed(etcd *e, const fleet_opts *o, fleet_change *c, int64_t change_mod,
+                        outcome *r, const plan_all *p, int rc, const char *moved_why) {
+    snprintf(r->reason, sizeof r->reason, "%s", rc != ETCD_OK ? etcd_errmsg(e) : moved_why);
+    if (rc != ETCD_OK) return give_up(e, o, c, change_mod, r, p);
+    say(o, "aborted: %s\n", r->reason);
+    outcome_print(o, r, p);
+    return CLI_EXIT_FAILURE;
+}
+
 /*
  * A write whose answer was lost (the member that took it died before
  * replying, and the retry on another found the key moved) may have been
@@ -1269,11 +1281,8 @@ static int do_apply(const fleet_opts *o, etcd *e) {
         is_done = true;
     }
     if (rc != ETCD_OK || !is_done) {
-        snprintf(r.reason, sizeof r.reason, "%s",
-                 rc != ETCD_OK ? etcd_errmsg(e) : "P/change moved before the switch (an abort)");
-        rc = rc != ETCD_OK ? give_up(e, o, &c, change_mod, &r, &p)
-                           : (say(o, "aborted: %s\n", r.reason), outcome_print(o, &r, &p),
-                              CLI_EXIT_FAILURE);
+        rc = write_failed(e, o, &c, change_mod, &r, &p, rc,
+                          "P/change moved before the switch (an abort)");
         goto restore;
     }
     change_mod = rev;
@@ -1297,11 +1306,8 @@ static int do_apply(const fleet_opts *o, etcd *e) {
         is_done = true;
     }
     if (rc != ETCD_OK || !is_done) {
-        snprintf(r.reason, sizeof r.reason, "%s",
-                 rc != ETCD_OK ? etcd_errmsg(e) : "P/change moved before the commit (an abort)");
-        rc = rc != ETCD_OK ? give_up(e, o, &c, change_mod, &r, &p)
-                           : (say(o, "aborted: %s\n", r.reason), outcome_print(o, &r, &p),
-                              CLI_EXIT_FAILURE);
+        rc = write_failed(e, o, &c, change_mod, &r, &p, rc,
+                          "P/change moved before the commit (an abort)");
         goto restore;
     }
     r.result = "committed";
