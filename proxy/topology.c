@@ -590,8 +590,18 @@ static void publish(topology *t, mpool *p, size_t s, const topo_shard *v) {
 
 static void check_pool(topology *t, mpool *p) {
     topo_shard *views = calloc(p->shard_count ? p->shard_count : 1, sizeof *views);
-    if (!views) return;
-    for (size_t s = 0; s < p->shard_count; s++) views[s] = p->shards[s].view;
+    uint64_t *switches = calloc(p->shard_count ? p->shard_count : 1, sizeof *switches);
+    if (!views || !switches) {
+        free(views);
+        free(switches);
+        return;
+    }
+    /* Events are applied while answers are awaited, from the sentinels'
+     * on: the count is taken with the views it guards. */
+    for (size_t s = 0; s < p->shard_count; s++) {
+        views[s] = p->shards[s].view;
+        switches[s] = p->shards[s].switches;
+    }
     if (p->is_sentinel) {
         ask_sentinels(t, p, views);
     } else {
@@ -606,13 +616,13 @@ static void check_pool(topology *t, mpool *p) {
         }
     }
     for (size_t s = 0; s < p->shard_count; s++) {
-        uint64_t switches = p->shards[s].switches;
         measure(t, p, &views[s]);
         /* A +switch-master applied while this check ran is newer than
          * anything the check read: the next check starts from it. */
-        if (p->shards[s].switches == switches) publish(t, p, s, &views[s]);
+        if (p->shards[s].switches == switches[s]) publish(t, p, s, &views[s]);
     }
     free(views);
+    free(switches);
 }
 
 /* ---- events -------------------------------------------------------------- */
@@ -660,17 +670,18 @@ static void on_event(topology *t, mpool *p, const char *channel, size_t clen, co
     if (!sh) return;
     proxy_log(LOG_INFO, "pool %s: sentinel event %.*s %.*s", p->name, (int)clen, channel,
               (int)len, text);
-    if (is_switch && count == 5) {
-        topo_shard v = sh->view;
+    topo_shard v = sh->view;
+    if (is_switch && count == 5 && node_set(&v.primary, words[3], words[4]) &&
+        strcmp(v.primary.addr, sh->view.primary.addr) != 0) {
         sh->is_known = sh->is_named = true;
         /* The failover raised the master's epoch: an answer from before
-         * it is refused from now on. */
+         * it is refused from now on. Only a move raises it: every
+         * sentinel publishes the same switch, and counting each would
+         * refuse the answers of the epoch the failover really took. */
         sh->epoch = sh->epoch < 0 ? 0 : sh->epoch + 1;
-        if (node_set(&v.primary, words[3], words[4])) {
-            v.replica_count = 0; /* the next check says which replicas follow it */
-            publish(t, p, (size_t)(sh - p->shards), &v);
-            sh->switches++;
-        }
+        v.replica_count = 0; /* the next check says which replicas follow it */
+        publish(t, p, (size_t)(sh - p->shards), &v);
+        sh->switches++;
     }
     p->next_ms = 0;
 }
