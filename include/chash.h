@@ -50,9 +50,9 @@ extern "C" {
  * program actually runs with.
  */
 #define CHASH_VERSION_MAJOR 1
-#define CHASH_VERSION_MINOR 1
+#define CHASH_VERSION_MINOR 2
 #define CHASH_VERSION_PATCH 0
-#define CHASH_VERSION_STRING "1.1.0"
+#define CHASH_VERSION_STRING "1.2.0"
 /* major * 10000 + minor * 100 + patch: 10000 for 1.0.0; grows with every
  * release, so `>=` tests for a feature. */
 #define CHASH_VERSION_NUMBER \
@@ -155,7 +155,8 @@ typedef enum chash_algo {
      * moves only the buckets it must). chash_bucket_override sends single
      * keys elsewhere. O(1) lookup; every change costs O(buckets), plus a
      * rendezvous choice, O(nodes), per bucket that must move. Exact plans
-     * between two placements, by bucket: chash_bucket_diff. */
+     * between two placements, by bucket: chash_bucket_diff. The only
+     * algorithm of CHASH_SCHEME_REDIS_CLUSTER, whose buckets are the slots. */
     CHASH_ALGO_BUCKETS
 } chash_algo;
 
@@ -213,7 +214,16 @@ typedef enum chash_scheme {
     /* nginx `hash $key consistent`: node names are the `server` strings;
      * weight * vnodes points chained by CRC-32 from "host\0port"; keys at
      * CRC-32. Equal points: the lower node index first. */
-    CHASH_SCHEME_NGINX
+    CHASH_SCHEME_NGINX,
+    /* Redis Cluster (added in 1.2.0): a key's bucket is its hash slot,
+     * chash_redis_slot(). Only with CHASH_ALGO_BUCKETS; bucket_count 0 or
+     * CHASH_REDIS_SLOTS, bucket_by hash, key_hash and hash_tag left at 0
+     * (or as chash_get_config reports them: crc16 and "{}"); anything else
+     * is CHASH_EINVAL at chash_create. Slots are owned as buckets are: the
+     * node chash_bucket_assign pinned, else by rendezvous. A real cluster
+     * pins every slot (from CLUSTER SHARDS or CLUSTER NODES): the
+     * rendezvous owner of an unpinned slot is no node Redis knows of. */
+    CHASH_SCHEME_REDIS_CLUSTER
 } chash_scheme;
 
 /*
@@ -288,9 +298,10 @@ typedef struct chash_config {
      * 0 = 0.25, else in (0, CHASH_LOAD_EPSILON_MAX]. */
     double load_epsilon;
     /* Buckets (added after 1.0.0): the number of buckets,
-     * 1..CHASH_BUCKETS_MAX; 0 = 100, the last two digits of an id. With
-     * buckets placed by rendezvous, give each node about 100 buckets per
-     * unit of weight for shares within about 10 % of the weights. */
+     * 1..CHASH_BUCKETS_MAX; 0 = 100, the last two digits of an id
+     * (CHASH_SCHEME_REDIS_CLUSTER: 0 = CHASH_REDIS_SLOTS, its only value).
+     * With buckets placed by rendezvous, give each node about 100 buckets
+     * per unit of weight for shares within about 10 % of the weights. */
     uint32_t bucket_count;
     /* How a key finds its bucket; default (0) CHASH_BUCKET_BY_HASH. */
     chash_bucket_by bucket_by;
@@ -327,10 +338,11 @@ CHASH_API const char *chash_strerror(int err);
 /*
  * Names of algorithms and schemes ("ring", "modulo", "jump", "rendezvous",
  * "maglev", "multiprobe", "bounded", "memento", "buckets"; "native", "groupcache",
- * "ketama", "twemproxy", "nginx") and back. The *_name functions return NULL
- * for a value out of range; the *_from_name functions return CHASH_EUNKNOWN
- * for a name they do not know (CHASH_EINVAL for a NULL argument). Values run
- * from 0 without gaps, so this visits every algorithm the library has:
+ * "ketama", "twemproxy", "nginx", "redis-cluster") and back. The *_name
+ * functions return NULL for a value out of range; the *_from_name functions
+ * return CHASH_EUNKNOWN for a name they do not know (CHASH_EINVAL for a NULL
+ * argument). Values run from 0 without gaps, so this visits every algorithm
+ * the library has:
  *
  *     for (int a = 0; chash_algo_name((chash_algo)a); a++) ...
  *
@@ -387,8 +399,10 @@ CHASH_API int chash_bucket_by_from_name(const char *name, chash_bucket_by *out);
  * have), CHASH_EINVAL (out NULL, unknown algo, scheme or key hash, vnodes
  * above CHASH_VNODES_MAX, a hash tag that is not two characters, a scheme
  * the algo cannot use, an algorithm option out of range: maglev_table_size
- * not a prime, probe_count, load_epsilon, bucket_count, bucket_by),
- * CHASH_ENOMEM. Cost: O(1); buckets O(bucket_count).
+ * not a prime, probe_count, load_epsilon, bucket_count, bucket_by; for
+ * CHASH_SCHEME_REDIS_CLUSTER an algo other than buckets, or a bucket_count,
+ * bucket_by, key_hash or hash_tag it does not take), CHASH_ENOMEM. Cost:
+ * O(1); buckets O(bucket_count).
  */
 CHASH_API int chash_create(const chash_config *cfg, chash **out);
 
@@ -472,7 +486,8 @@ CHASH_API int chash_find(const chash *c, const void *name, size_t name_len, size
  * key hash, hash tag and the key bytes (and for buckets, bucket_by). key may
  * be NULL when key_len is 0. Buckets: a value whose remainder mod
  * bucket_count is the key's bucket - the 32-bit key hash, or by digits the
- * number of the key's trailing digits.
+ * number of the key's trailing digits; CHASH_SCHEME_REDIS_CLUSTER: the slot,
+ * chash_redis_slot(key).
  */
 CHASH_API uint64_t chash_key_hash(const chash *c, const void *key, size_t key_len);
 
@@ -763,6 +778,25 @@ typedef int (*chash_bucket_range_fn)(void *user, const chash_bucket_range *range
  */
 CHASH_API int chash_bucket_diff(const chash *from, const chash *to, chash_bucket_range_fn fn,
                                 void *user);
+
+/*
+ * Redis Cluster. A key's hash slot, as the server's CLUSTER KEYSLOT answers:
+ * CRC-16/XMODEM (polynomial 0x1021, initial 0, not reflected; "123456789"
+ * gives 0x31C3) mod 16384, of the whole key or, when the key holds a '{'
+ * and after the first '{' a '}' with at least one byte between them, of
+ * only the bytes between that '{' and the first '}' after it ("{user1}.a"
+ * and "{user1}.b" share a slot; "{}x" and "a{b" hash whole). A placement of
+ * CHASH_SCHEME_REDIS_CLUSTER puts every key in this bucket.
+ */
+#define CHASH_REDIS_SLOTS 16384u
+
+/*
+ * chash_redis_slot - the hash slot of a key, 0 .. CHASH_REDIS_SLOTS - 1.
+ *
+ * Pure: no object, no allocation, thread-safe. key may be NULL when key_len
+ * is 0 (slot 0); a NULL key with key_len > 0 gives 0. Cost: O(key_len).
+ */
+CHASH_API uint32_t chash_redis_slot(const void *key, size_t key_len);
 
 /*
  * Publishing changes (copy-on-write). Readers share one immutable snapshot:

@@ -217,6 +217,8 @@ int chash_create(const chash_config *cfg, chash **out) {
     if ((unsigned)config.scheme >= CHASH_SCHEME_END) return CHASH_EINVAL;
     if ((unsigned)config.key_hash >= CHASH_HASH_END) return CHASH_EINVAL;
     if (!chash_hash_tag_valid(config.hash_tag)) return CHASH_EINVAL;
+    if (config.scheme == CHASH_SCHEME_REDIS_CLUSTER && !chash_redis_cluster_normalise(&config))
+        return CHASH_EINVAL;
     if (config.key_hash == CHASH_HASH_DEFAULT)
         config.key_hash = chash_scheme_default_hash(config.scheme);
     if (config.hash_tag[0] == '\0') memset(config.hash_tag, 0, sizeof config.hash_tag);

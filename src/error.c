@@ -52,6 +52,7 @@ static const char *const scheme_names[CHASH_SCHEME_END] = {
     [CHASH_SCHEME_KETAMA] = "ketama",
     [CHASH_SCHEME_TWEMPROXY] = "twemproxy",
     [CHASH_SCHEME_NGINX] = "nginx",
+    [CHASH_SCHEME_REDIS_CLUSTER] = "redis-cluster",
 };
 
 const char *chash_algo_name(chash_algo algo) {

@@ -5,7 +5,9 @@
  *
  * Invariant: hash_names[] and chash_hash32() cover every chash_hash value
  * below CHASH_HASH_END (the switch has no default, so the compiler flags a
- * missing one).
+ * missing one). chash_redis_slot() and a CHASH_SCHEME_REDIS_CLUSTER
+ * placement go through the same chash_config_key_hash, so they cannot
+ * disagree.
  */
 #include "internal.h"
 
@@ -71,6 +73,7 @@ chash_hash chash_scheme_default_hash(chash_scheme scheme) {
     switch (scheme) {
     case CHASH_SCHEME_KETAMA: return CHASH_HASH_MD5;
     case CHASH_SCHEME_TWEMPROXY: return CHASH_HASH_FNV1A_64;
+    case CHASH_SCHEME_REDIS_CLUSTER: return CHASH_HASH_CRC16;
     case CHASH_SCHEME_NATIVE:
     case CHASH_SCHEME_GROUPCACHE:
     case CHASH_SCHEME_NGINX: break;
@@ -105,6 +108,10 @@ void chash_config_key_part(const chash_config *cfg, const uint8_t **key, size_t 
 uint32_t chash_config_part_hash(const chash_config *cfg, const uint8_t *p, size_t len) {
     /* twemproxy hashes no empty key: it lands at 0 (the lowest point). */
     if (len == 0 && cfg->scheme == CHASH_SCHEME_TWEMPROXY) return 0;
+    /* The slot itself rather than the CRC it comes from, so chash_key_hash
+     * and chash_lookup_hash speak in slots, as Redis does. */
+    if (cfg->scheme == CHASH_SCHEME_REDIS_CLUSTER)
+        return chash_hash_crc16(p, len) & (CHASH_REDIS_SLOTS - 1);
     chash_hash h = cfg->key_hash != CHASH_HASH_DEFAULT ? cfg->key_hash
                                                       : chash_scheme_default_hash(cfg->scheme);
     /* The common cases first, without the switch's indirect jump. */
@@ -117,4 +124,37 @@ uint32_t chash_config_key_hash(const chash_config *cfg, const void *key, size_t 
     const uint8_t *p = key;
     chash_config_key_part(cfg, &p, &len);
     return chash_config_part_hash(cfg, p, len);
+}
+
+/* What chash_create makes of any CHASH_SCHEME_REDIS_CLUSTER config: Redis's
+ * hash tag is twemproxy's rule with "{}" (the first '{', the first '}' after
+ * it, at least one byte between). */
+static const chash_config redis_cluster_config = {
+    .struct_size = sizeof(chash_config),
+    .algo = CHASH_ALGO_BUCKETS,
+    .scheme = CHASH_SCHEME_REDIS_CLUSTER,
+    .key_hash = CHASH_HASH_CRC16,
+    .hash_tag = "{}",
+    .bucket_count = CHASH_REDIS_SLOTS,
+};
+
+uint32_t chash_redis_slot(const void *key, size_t key_len) {
+    if (!key && key_len > 0) return 0;
+    return chash_config_key_hash(&redis_cluster_config, key, key_len);
+}
+
+bool chash_redis_cluster_normalise(chash_config *cfg) {
+    /* Redis fixes all of these. The values chash_get_config reports pass
+     * too, so a config read back creates the same placement. */
+    const chash_config *r = &redis_cluster_config;
+    bool ok = cfg->algo == r->algo && cfg->bucket_by == r->bucket_by &&
+              (cfg->bucket_count == 0 || cfg->bucket_count == r->bucket_count) &&
+              (cfg->key_hash == CHASH_HASH_DEFAULT || cfg->key_hash == r->key_hash) &&
+              (cfg->hash_tag[0] == '\0' || memcmp(cfg->hash_tag, r->hash_tag, 3) == 0);
+    if (ok) {
+        cfg->bucket_count = r->bucket_count;
+        cfg->key_hash = r->key_hash;
+        memcpy(cfg->hash_tag, r->hash_tag, sizeof cfg->hash_tag);
+    }
+    return ok;
 }

@@ -22,7 +22,7 @@
  * these, refuse to compile a name past the end.
  */
 #define CHASH_ALGO_END ((int)CHASH_ALGO_BUCKETS + 1)
-#define CHASH_SCHEME_END ((int)CHASH_SCHEME_NGINX + 1)
+#define CHASH_SCHEME_END ((int)CHASH_SCHEME_REDIS_CLUSTER + 1)
 #define CHASH_HASH_END ((int)CHASH_HASH_CRC16 + 1)
 #define CHASH_BUCKET_BY_END ((int)CHASH_BUCKET_BY_DIGITS + 1)
 
@@ -141,6 +141,9 @@ uint64_t chash_buckets_position(const chash_config *cfg, const uint8_t *part, si
 chash_hash chash_scheme_default_hash(chash_scheme scheme);
 /* "" or exactly two characters. */
 bool chash_hash_tag_valid(const char tag[4]);
+/* Fills in what CHASH_SCHEME_REDIS_CLUSTER fixes (key hash, hash tag, slot
+ * count); false when cfg asks for something else (hash_keys.c). */
+bool chash_redis_cluster_normalise(chash_config *cfg);
 
 /* What the weighted schemes (ketama, twemproxy) need of the whole membership
  * to count one node's points. */

@@ -12,6 +12,8 @@
  *             "11" || "node" == "1" || "1node").
  * ketama, twemproxy: preset_ketama.c, preset_twemproxy.c.
  * nginx:      preset_nginx.c.
+ * redis-cluster: no points; only buckets (chash_create), whose buckets are
+ *             the slots (hash_keys.c).
  *
  * Invariant: chash_scheme_points() writes exactly chash_scheme_point_count()
  * points, and both depend only on the node and `totals`.
@@ -62,5 +64,6 @@ void chash_scheme_points(const algo_ctx *ctx, const scheme_totals *totals,
     case CHASH_SCHEME_KETAMA: chash_preset_ketama_points(rec, count, out); return;
     case CHASH_SCHEME_TWEMPROXY: chash_preset_twemproxy_points(rec, count, out); return;
     case CHASH_SCHEME_NGINX: chash_preset_nginx_points(rec, count, out); return;
+    case CHASH_SCHEME_REDIS_CLUSTER: return; /* never on a ring: chash_create refuses */
     }
 }

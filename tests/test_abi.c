@@ -376,7 +376,7 @@ static void test_enum_ends(void) {
     while (chash_scheme_name((chash_scheme)schemes)) schemes++;
     while (chash_hash_name((chash_hash)hashes)) hashes++;
     ASSERT_EQ(algos, CHASH_ALGO_BUCKETS + 1);
-    ASSERT_EQ(schemes, CHASH_SCHEME_NGINX + 1);
+    ASSERT_EQ(schemes, CHASH_SCHEME_REDIS_CLUSTER + 1);
     ASSERT_EQ(hashes, CHASH_HASH_CRC16 + 1);
     chash_config cfg = {.struct_size = sizeof cfg, .algo = (chash_algo)algos};
     chash *c = NULL;
