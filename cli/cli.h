@@ -34,7 +34,13 @@ typedef struct cli_nodes {
     uint32_t *weights;
     size_t count;
     size_t capacity;
+    /* Buckets pinned by what the nodes came from (a Redis Cluster's slot
+     * table), or NULL: bucket_owner[b] is a node index or CLI_NO_OWNER. */
+    uint32_t *bucket_owner;
+    uint32_t bucket_count;
 } cli_nodes;
+
+#define CLI_NO_OWNER UINT32_MAX
 
 bool cli_nodes_push(cli_nodes *n, const char *name, size_t len, uint32_t weight);
 void cli_nodes_free(cli_nodes *n);
@@ -54,19 +60,25 @@ typedef struct cli_file_settings {
 /* As cli_nodes_read_file, and also the syntax of the scheme's peer (see
  * nodes.c): twemproxy server lines or a nutcracker YAML config (its pool
  * `pool`, which may be NULL when it has one; settings may be NULL), nginx
- * `server` lines. */
+ * `server` lines, Redis CLUSTER NODES text (with its slots as pins). */
 bool cli_nodes_read_file_as(const char *cmd, const char *path, chash_scheme scheme,
                             const char *pool, cli_file_settings *settings, cli_nodes *out);
+
+/* A Redis Cluster's primaries as nodes (weight 1) and its slot table as
+ * bucket pins (slot_table.h); false (after printing why) when out of memory. */
+struct slot_table;
+bool cli_nodes_from_cluster(const char *cmd, const struct slot_table *map, cli_nodes *out);
 
 /* The options that choose a placement, shared by every command. */
 typedef struct cli_placement {
     chash_config config;
     uint64_t node_count; /* --nodes N: node-0 .. node-(N-1) */
+    const char *nodes_arg; /* --nodes as given: N, or with redis-cluster a file */
     const char *names_csv;
     const char *nodes_file;
     int membership_flags; /* how many of the three above were given */
     const char *pool;     /* --pool: the pool of a nutcracker YAML nodes file */
-    bool has_algo, has_hash, has_hash_tag; /* given on the command line */
+    bool has_algo, has_scheme, has_hash, has_hash_tag; /* given on the command line */
 } cli_placement;
 
 enum {
@@ -118,10 +130,13 @@ bool cli_placement_option(const char *cmd, cli_placement *p, int opt, const char
 /* The membership the options name (default_count nodes when none given).
  * Settings of a nutcracker YAML nodes file go to p->config unless the
  * command line gave them; for twemproxy the nodes come in nutcracker's
- * server order (by name, shorter names first). */
+ * server order (by name, shorter names first). The redis-cluster scheme
+ * implies the buckets algorithm, and its --nodes names a CLUSTER NODES
+ * file (as --nodes-file does). */
 bool cli_placement_nodes(const char *cmd, cli_placement *p, uint64_t default_count,
                          cli_nodes *out);
-/* A placement with the options' config and these nodes; prints why not. */
+/* A placement with the options' config and these nodes, their bucket pins
+ * applied; prints why not. */
 bool cli_build(const char *cmd, const chash_config *config, const cli_nodes *nodes,
                chash **out);
 

@@ -13,11 +13,15 @@
  *   nginx      `server ADDRESS [weight=N] [other parameters];` lines, bare or
  *              inside one `upstream NAME { ... }` block (with its `hash`,
  *              `zone` and `keepalive*` lines); the node name is ADDRESS.
+ *   redis-cluster  CLUSTER NODES text or a nodes.conf, and only that
+ *              (slot_table.c): the primaries, named "ip:port", and their slots
+ *              as bucket pins.
  *
  * Errors name the file and line and leave *out empty.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "slot_table.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -58,7 +62,45 @@ void cli_nodes_free(cli_nodes *n) {
     free(n->names);
     free(n->name_lens);
     free(n->weights);
+    free(n->bucket_owner);
     memset(n, 0, sizeof *n);
+}
+
+bool cli_nodes_from_cluster(const char *cmd, const slot_table *map, cli_nodes *out) {
+    memset(out, 0, sizeof *out);
+    out->bucket_owner = malloc(CHASH_REDIS_SLOTS * sizeof *out->bucket_owner);
+    bool ok = out->bucket_owner != NULL;
+    for (size_t i = 0; ok && i < map->node_count; i++)
+        ok = cli_nodes_push(out, map->names[i], strlen(map->names[i]), 1);
+    if (!ok) {
+        cli_nodes_free(out);
+        cli_fail(cmd, "out of memory");
+        return false;
+    }
+    /* Both say "no owner" with UINT32_MAX; spelled out, not assumed. */
+    for (uint32_t s = 0; s < CHASH_REDIS_SLOTS; s++)
+        out->bucket_owner[s] = map->owner[s] == SLOT_TABLE_NO_OWNER ? CLI_NO_OWNER : map->owner[s];
+    out->bucket_count = CHASH_REDIS_SLOTS;
+    return true;
+}
+
+/* CLUSTER NODES text into nodes and pins; errors name the file's line. */
+static bool read_cluster_nodes(const char *cmd, const char *path, const char *text, size_t len,
+                               cli_nodes *out) {
+    slot_table map;
+    slot_table_error err = {0};
+    if (!slot_table_init(&map)) {
+        cli_fail(cmd, "out of memory");
+        return false;
+    }
+    bool ok = slot_table_parse_nodes(&map, text, len, &err);
+    if (!ok && err.line)
+        cli_usage_error(cmd, "%s:%lu: %s", path, err.line, err.why);
+    else if (!ok)
+        cli_usage_error(cmd, "%s: %s", path, err.why);
+    if (ok) ok = cli_nodes_from_cluster(cmd, &map, out);
+    slot_table_free(&map);
+    return ok;
 }
 
 /* ---- reading state ------------------------------------------------------ */
@@ -518,6 +560,13 @@ bool cli_nodes_read_file_as(const char *cmd, const char *path, chash_scheme sche
     if (!text) return false;
     bool ok = true;
     size_t nul = strlen(text);
+    if (scheme == CHASH_SCHEME_REDIS_CLUSTER) {
+        ok = pool ? fail_at(&r, 1, "--pool needs a nutcracker YAML config")
+                  : read_cluster_nodes(cmd, path, text, len, out);
+        free(text);
+        if (!ok) cli_nodes_free(out);
+        return ok;
+    }
     if (nul != len) {
         unsigned long line = 1;
         for (size_t i = 0; i < nul; i++) line += text[i] == '\n';

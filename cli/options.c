@@ -82,10 +82,11 @@ bool cli_placement_option(const char *cmd, cli_placement *p, int opt, const char
         if (chash_scheme_from_name(arg, &p->config.scheme) != CHASH_OK) {
             cli_usage_error(cmd,
                             "--scheme: unknown scheme '%s' (native, groupcache, ketama, "
-                            "twemproxy, nginx)",
+                            "twemproxy, nginx, redis-cluster)",
                             arg);
             return false;
         }
+        p->has_scheme = true;
         return true;
     case CLI_OPT_HASH:
         if (chash_hash_from_name(arg, &p->config.key_hash) != CHASH_OK) {
@@ -151,7 +152,8 @@ bool cli_placement_option(const char *cmd, cli_placement *p, int opt, const char
         p->config.vnodes = (uint32_t)v;
         return true;
     case CLI_OPT_NODES:
-        if (!cli_parse_u64(cmd, "--nodes", arg, 1, 1000000, &p->node_count)) return false;
+        /* Read once the scheme is known: redis-cluster takes a file. */
+        p->nodes_arg = arg;
         p->membership_flags++;
         return true;
     case CLI_OPT_NAMES:
@@ -174,13 +176,22 @@ static bool membership(const char *cmd, cli_placement *p, uint64_t default_count
         cli_usage_error(cmd, "give only one of --nodes, --names and --nodes-file");
         return false;
     }
-    if (p->pool && !p->nodes_file) {
+    bool is_redis = p->config.scheme == CHASH_SCHEME_REDIS_CLUSTER;
+    if (is_redis && !p->has_algo) p->config.algo = CHASH_ALGO_BUCKETS; /* its only one */
+    const char *file = p->nodes_file;
+    if (p->nodes_arg && is_redis) {
+        file = p->nodes_arg;
+    } else if (p->nodes_arg &&
+               !cli_parse_u64(cmd, "--nodes", p->nodes_arg, 1, 1000000, &p->node_count)) {
+        return false;
+    }
+    if (p->pool && !file) {
         cli_usage_error(cmd, "--pool names a pool of a nutcracker config: give --nodes-file");
         return false;
     }
-    if (p->nodes_file) {
+    if (file) {
         cli_file_settings set;
-        if (!cli_nodes_read_file_as(cmd, p->nodes_file, p->config.scheme, p->pool, &set, out))
+        if (!cli_nodes_read_file_as(cmd, file, p->config.scheme, p->pool, &set, out))
             return false;
         /* The command line wins over the file. */
         if (set.has_hash && !p->has_hash) p->config.key_hash = set.hash;
@@ -262,6 +273,12 @@ bool cli_build(const char *cmd, const chash_config *config, const cli_nodes *nod
                chash **out) {
     chash *c = NULL;
     int rc = chash_create(config, &c);
+    if (rc == CHASH_EINVAL && config->scheme == CHASH_SCHEME_REDIS_CLUSTER) {
+        cli_usage_error(cmd, "cannot create the placement: the redis-cluster scheme takes only "
+                             "the buckets algorithm with 16384 buckets by hash, and its own "
+                             "hash and hash tag");
+        return false;
+    }
     if (rc != CHASH_OK) {
         /* Name the pair when the algorithm is fine with the native scheme. */
         chash_config native = *config;
@@ -287,6 +304,13 @@ bool cli_build(const char *cmd, const chash_config *config, const cli_nodes *nod
         specs[i] = (chash_node_spec){nodes->names[i], nodes->name_lens[i], nodes->weights[i]};
     rc = chash_add_many(c, specs, nodes->count);
     free(specs);
+    /* Each run of buckets with one owner in one call. */
+    for (uint32_t b = 0; rc == CHASH_OK && nodes->bucket_owner && b < nodes->bucket_count;) {
+        uint32_t owner = nodes->bucket_owner[b], last = b;
+        while (last + 1 < nodes->bucket_count && nodes->bucket_owner[last + 1] == owner) last++;
+        if (owner != CLI_NO_OWNER) rc = chash_bucket_assign(c, b, last, owner);
+        b = last + 1;
+    }
     if (rc != CHASH_OK) {
         /* Name the offending node where the error is about one. */
         if (rc == CHASH_EEXIST || rc == CHASH_ENAME || rc == CHASH_EWEIGHT) {

@@ -90,6 +90,31 @@ grep -qP '^\{user77\}:cart\tu[1-3],u[1-3],u[1-3]\t77$' "$TMP/out" && ok ||
 usage_error lookup --algo buckets --buckets 0 --nodes 2 k
 usage_error lookup --algo buckets --bucket-by tens --nodes 2 k
 
+# --- lookup --scheme redis-cluster: the slot, the node or '-' (redis_cluster_fresh.sh
+# asks a real server)
+id=07c37dfeb235213a872192d90877d0cd55635b91
+printf '%s 10.0.0.1:7000@17000,h1 myself,master - 0 0 1 connected 0-8000 [8001-<-%s]\n' \
+    "$id" "$id" >"$TMP/cluster"
+printf '%s 10.0.0.2:7000@17000 slave %s 0 0 1 connected\nvars currentEpoch 1\n' \
+    "${id%?}f" "$id" >>"$TMP/cluster"
+expect_exit 0 lookup --scheme redis-cluster --nodes "$TMP/cluster" '{user1000}.following' foo
+printf '{user1000}.following\t10.0.0.1:7000\t3443\nfoo\t-\t12182\n' | cmp -s - "$TMP/out" &&
+    ok || bad "redis-cluster slot and node: $(cat "$TMP/out")"
+expect_exit 0 lookup --scheme redis-cluster --nodes-file "$TMP/cluster" bar
+grep -qP '^bar\t10.0.0.1:7000\t5061$' "$TMP/out" && ok || bad "--nodes-file: $(cat "$TMP/out")"
+printf '%s 10.0.0.3:7000 master - 0 0 1 connected 16384\n' "$id" >>"$TMP/cluster"
+usage_error lookup --scheme redis-cluster --nodes "$TMP/cluster" k
+grep -q "cluster:4: expected a slot" "$TMP/err" && ok || bad "line named: $(cat "$TMP/err")"
+usage_error lookup --scheme redis-cluster --nodes "$TMP/missing" k
+usage_error lookup --scheme redis-cluster --algo ring --names a k
+usage_error lookup --scheme redis-cluster --buckets 100 --names a k
+usage_error lookup --scheme redis-cluster --hash-tag '[]' --names a k
+usage_error lookup --scheme redis-cluster --replicas 2 --names a,b k
+usage_error lookup --cluster 127.0.0.1:1 --names a k
+usage_error lookup --scheme ketama --cluster 127.0.0.1:1 k
+expect_exit 0 lookup --scheme redis-cluster --names a,b foo
+grep -qP '^foo\t[ab]\t12182$' "$TMP/out" && ok || bad "no table: rendezvous: $(cat "$TMP/out")"
+
 # --- nodes files: weights, comments, errors with line numbers
 cat >"$TMP/nodes" <<'EOF'
 # cache fleet
