@@ -47,13 +47,13 @@ test-clang:
 test-asan:
 	$(call run_suite,build-asan,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DCHASH_SANITIZE=ON,)
 test-tsan:
-	$(call run_suite,build-tsan,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHASH_TSAN=ON,-R "test_threads|proxy_(hostile|reload|stats|failure|held|sentinel|fleet)")
+	$(call run_suite,build-tsan,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHASH_TSAN=ON,-R "test_threads|proxy_(hostile|reload|stats|failure|held|sentinel|fleet|cluster)")
 FUZZ_SECONDS ?= 30
 test-fuzz:
 	cmake -S . -B build-fuzz -DCHASH_WERROR=ON -DCMAKE_C_COMPILER=clang \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHASH_FUZZ=ON -DCHASH_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build build-fuzz -j$(JOBS) --target fuzz_resp fuzz_reply fuzz_memcache fuzz_config \
-	  fuzz_etcd fuzz_fleet fuzz_slot_table
+	  fuzz_etcd fuzz_fleet fuzz_slot_table fuzz_clustermap
 	cd build-fuzz && ctest --output-on-failure -j$(JOBS) -L fuzz
 
 bench: build

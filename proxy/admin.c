@@ -31,7 +31,9 @@ static void append_bulk_str(buf *b, const char *s) { buf_append_bulk(b, s, strle
 
 static void append_backend(buf *out, const backend *b) {
     char addr[300];
-    if (b->cf->port)
+    if (b->pool->slots) /* redis-cluster: where the shard's primary is now */
+        snprintf(addr, sizeof addr, "%s", b->addr_text);
+    else if (b->cf->port)
         snprintf(addr, sizeof addr, "%s:%d", b->cf->host, b->cf->port);
     else
         snprintf(addr, sizeof addr, "%s", b->cf->host);
@@ -45,6 +47,13 @@ static void locate(client *c, const resp_arg *key) {
     wpool *p = c->pool;
     buf out = {0};
     size_t nodes[LOCATE_MAX], found = 0;
+    if (p->slots) { /* redis-cluster: the slot's shard */
+        backend *b = pool_pick(p, key->ptr, key->len);
+        buf_append_header(&out, '*', b != NULL);
+        if (b) append_backend(&out, b);
+        client_reply_buf(c, &out);
+        return;
+    }
     if (p->live_count == 0 || !p->ring) {
         client_reply_str(c, "-ERR no server available: all are ejected\r\n");
         return;
@@ -87,6 +96,11 @@ static void ring(client *c) {
     }
     for (size_t i = 0; has_shares && i < live; i++)
         share_of[p->node_backend[i]] = 100.0 * (double)shares[i] / (double)space;
+    if (p->slots) { /* redis-cluster: each shard's slots of the 16384 */
+        has_shares = true;
+        for (size_t k = 0; k < 16384; k++)
+            if (p->slots[k] < n) share_of[p->slots[k]] += 100.0 / 16384.0;
+    }
     char last[sizeof p->w->px->last_reload + 16];
     pthread_mutex_lock(&p->w->px->lock);
     snprintf(last, sizeof last, "last reload: %s",
@@ -100,14 +114,18 @@ static void ring(client *c) {
     size_t up = 0;
     for (size_t i = 0; i < n; i++) up += !backend_is_out(&p->backends[i]);
     snprintf(line, sizeof line, "pool %s distribution %s hash %s servers %zu up %zu", p->cf->name,
-             conf_dist_name(p->cf), chash_hash_name(p->cf->hash), n, up);
+             conf_dist_name(p->cf), p->slots ? "crc16-slot" : chash_hash_name(p->cf->hash), n, up);
     append_bulk_str(&out, line);
     for (size_t i = 0; i < n; i++) {
         const backend *b = &p->backends[i];
         char share[32] = "-";
         if (has_shares && !b->is_ejected) snprintf(share, sizeof share, "%.3f%%", share_of[i]);
-        snprintf(line, sizeof line, "%s %s:%d weight %u %s share %s", b->cf->name, b->cf->host,
-                 b->cf->port, b->cf->weight, backend_state(b), share);
+        if (p->slots)
+            snprintf(line, sizeof line, "%s %s weight %u %s share %s", b->cf->name,
+                     b->addr_text, b->cf->weight, backend_state(b), share);
+        else
+            snprintf(line, sizeof line, "%s %s:%d weight %u %s share %s", b->cf->name,
+                     b->cf->host, b->cf->port, b->cf->weight, backend_state(b), share);
         append_bulk_str(&out, line);
     }
     append_bulk_str(&out, last);

@@ -86,6 +86,11 @@ static bool fleet_gate(const wpool *p) {
  * that a client which does read never comes near the limit; and while a
  * reload's fence, a warm-up move or the fleet holds it. */
 static bool client_is_full(client *c) {
+    if (c->pool->slots && c->cluster_gen != c->pool->map_gen) {
+        /* redis-cluster: the map changed under its commands in flight. */
+        c->cluster_gen = c->pool->map_gen;
+        if (c->head) c->is_fenced = true;
+    }
     if (c->is_fenced) {
         for (const req *r = c->head; r; r = r->next)
             if (!r->is_done) return true;

@@ -29,6 +29,12 @@
 #define NOT_CLUSTER "the proxy's pool is not a Redis Cluster"
 #define REPLICATION "replication and persistence are managed on each server"
 #define TRACKING "client-side caching would track the proxy's connections, not the client"
+/* CLUSTER's: the proxy looks like a cluster of itself (or of its fleet). */
+#define SLOT_KEYS "the pool's servers are not a Redis Cluster and keep no keys by slot"
+#define SLOTS_OWN "the proxy only looks like a Redis Cluster: its slots are its own, or split " \
+                  "among its fleet, not set by CLUSTER commands"
+#define NO_REPLICAS "the proxy describes its fleet's proxies, which have no replicas nor " \
+                    "failure reports"
 
 /* Sorted at start-up (command_init), so the order here is free. */
 static cmd_spec commands[] = {
@@ -165,12 +171,28 @@ static cmd_spec commands[] = {
      * shared (7.0 servers do not know it either) */
     REFUSE("client|no-touch",
            "it is a flag of a server connection, which clients share through the proxy"),
+    /* cluster clients: the proxy describes itself as a Redis Cluster
+     * (clustercmd.c); what would change a cluster is refused */
+    LOCAL("cluster", CK_SUBCMD), LOCAL("cluster|slots", CK_CLUSTER),
+    LOCAL("cluster|shards", CK_CLUSTER), LOCAL("cluster|nodes", CK_CLUSTER),
+    LOCAL("cluster|info", CK_CLUSTER), LOCAL("cluster|myid", CK_CLUSTER),
+    LOCAL("cluster|keyslot", CK_CLUSTER), LOCAL("cluster|links", CK_CLUSTER),
+    LOCAL("cluster|help", CK_CLUSTER), LOCAL("readonly", CK_CLUSTER),
+    LOCAL("readwrite", CK_CLUSTER), LOCAL("asking", CK_CLUSTER),
+    REFUSE("cluster|countkeysinslot", SLOT_KEYS), REFUSE("cluster|getkeysinslot", SLOT_KEYS),
+    REFUSE("cluster|addslots", SLOTS_OWN), REFUSE("cluster|addslotsrange", SLOTS_OWN),
+    REFUSE("cluster|delslots", SLOTS_OWN), REFUSE("cluster|delslotsrange", SLOTS_OWN),
+    REFUSE("cluster|flushslots", SLOTS_OWN), REFUSE("cluster|setslot", SLOTS_OWN),
+    REFUSE("cluster|meet", SLOTS_OWN), REFUSE("cluster|forget", SLOTS_OWN),
+    REFUSE("cluster|replicate", SLOTS_OWN), REFUSE("cluster|failover", SLOTS_OWN),
+    REFUSE("cluster|reset", SLOTS_OWN), REFUSE("cluster|saveconfig", SLOTS_OWN),
+    REFUSE("cluster|bumpepoch", SLOTS_OWN), REFUSE("cluster|set-config-epoch", SLOTS_OWN),
+    REFUSE("cluster|replicas", NO_REPLICAS), REFUSE("cluster|slaves", NO_REPLICAS),
+    REFUSE("cluster|count-failure-reports", NO_REPLICAS),
     /* the servers themselves */
     REFUSE("monitor", "it would watch one server's commands from every client"),
     REFUSE("migrate", "where a key lives is the ring's to decide"),
-    REFUSE("restore-asking", NOT_CLUSTER), REFUSE("asking", NOT_CLUSTER),
-    REFUSE("readonly", NOT_CLUSTER), REFUSE("readwrite", NOT_CLUSTER),
-    REFUSE("cluster", NOT_CLUSTER), REFUSE("bgrewriteaof", REPLICATION),
+    REFUSE("restore-asking", NOT_CLUSTER), REFUSE("bgrewriteaof", REPLICATION),
     REFUSE("bgsave", REPLICATION), REFUSE("save", REPLICATION), REFUSE("failover", REPLICATION),
     REFUSE("replicaof", REPLICATION), REFUSE("slaveof", REPLICATION), REFUSE("psync", REPLICATION),
     REFUSE("sync", REPLICATION), REFUSE("replconf", REPLICATION),

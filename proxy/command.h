@@ -60,6 +60,7 @@
     X(CK_AUTH, "the proxy (the pool's redis_auth)")                                           \
     X(CK_RESET, "the proxy: the connection's state back to a new one")                        \
     X(CK_CLIENT, "the proxy, about the client's connection to it")                            \
+    X(CK_CLUSTER, "the proxy, as a Redis Cluster of itself (or of its fleet's proxies)")      \
     X(CK_PROXY, "the proxy's own command")                                                    \
     X(CK_SUBCMD, "by subcommand")                                                             \
     X(CK_REFUSED, "refused")

@@ -392,8 +392,9 @@ static const conf_key keys[] = {
      .protocols = PROTO_BOTH},
     {.name = "distribution", .kind = KEY_DISTRIBUTION, .field = FIELD_NONE,
      .default_doc = "`ketama`",
-     .doc = "how keys are placed: nutcracker's, or an algorithm of the library in its native "
-            "scheme",
+     .doc = "how keys are placed: nutcracker's, an algorithm of the library in its native "
+            "scheme, or `redis-cluster` (in front of a Redis Cluster: the servers are seed "
+            "nodes, keys go by the cluster's slots)",
      .protocols = PROTO_BOTH},
     {.name = "timeout", INT_KEY(timeout_ms, int64_t, FIELD_I64, 1, INT32_MAX, -1, "ms"),
      .default_doc = "wait forever",
@@ -524,8 +525,14 @@ static const conf_key keys[] = {
     {.name = "failover_wait",
      INT_KEY(failover_wait_ms, int64_t, FIELD_I64, 0, INT32_MAX, 0, "ms"),
      .default_doc = "0 (an error at once)",
-     .doc = "how long a request for a shard whose primary is down waits for Sentinel's new "
-            "one",
+     .doc = "how long a request for a shard whose primary is down waits for the new one "
+            "(Sentinel's, or the cluster's)",
+     .protocols = PROTO_REDIS, .is_ours = true},
+    {.name = "cluster_max_shards",
+     INT_KEY(cluster_max_shards, uint32_t, FIELD_U32, 1, 1024, 16, ""),
+     .doc = "distribution: redis-cluster: the most shards (primaries with their replicas) the "
+            "cluster may have; the pool's servers are named shard-0... in the order the proxy "
+            "meets them",
      .protocols = PROTO_REDIS, .is_ours = true},
     {.name = "topology_check_interval",
      INT_KEY(topology_check_interval_ms, int64_t, FIELD_I64, 100, 3600000, 1000, "ms"),
@@ -655,10 +662,12 @@ static int key_distribution(ctx *c, const conf_key *k, const yaml_node_t *v, con
         p->dist = CONF_DIST_MODULA;
     } else if (strcmp(s, "random") == 0) {
         p->dist = CONF_DIST_RANDOM;
+    } else if (strcmp(s, "redis-cluster") == 0) {
+        p->dist = CONF_DIST_CLUSTER;
     } else if (chash_algo_from_name(s, &p->algo) == CHASH_OK) {
         p->dist = CONF_DIST_ALGO;
     } else {
-        return fail(c, v, "%s: unknown '%s' (ketama, modula, random, or an "
+        return fail(c, v, "%s: unknown '%s' (ketama, modula, random, redis-cluster, or an "
                           "algorithm of the library such as ring)", k->name, s);
     }
     return 0;
@@ -965,7 +974,54 @@ static int pool_key(ctx *c, conf_pool *p, const yaml_node_t *kn, const yaml_node
 }
 
 /* The rules between keys, once a pool's keys are read. */
+/* distribution: redis-cluster - the cluster places keys and keeps its
+ * copies: the keys that place or copy them otherwise are refused. */
+static int cluster_check(ctx *c, const yaml_node_t *name_node, const conf_pool *p) {
+    const char *why = !p->redis                     ? "needs redis: true"
+                      : p->sentinel_count            ? "takes no sentinels (the cluster fails over)"
+                      : p->replica_count             ? "takes no replicas: (the cluster names them)"
+                      : p->min_replicas_ack          ? "takes no min_replicas_ack"
+                      : p->warmup_ms                 ? "takes no warmup (the cluster moves keys)"
+                      : p->hash_tag[0]               ? "takes no hash_tag (the cluster's {} rule applies)"
+                      : p->on_failure == CONF_FAIL_REROUTE ? "takes no on_failure: reroute (a "
+                                                             "slot has one owner)"
+                      : p->redis_db                  ? "takes no redis_db (a cluster has database 0)"
+                                                     : NULL;
+    if (why) return fail(c, name_node, "pool '%s': distribution: redis-cluster %s", p->name, why);
+    for (size_t i = 0; i < p->server_count; i++)
+        if (p->servers[i].host[0] == '/')
+            return fail(c, name_node, "pool '%s': redis-cluster seed '%s': a cluster node has a "
+                        "TCP address", p->name, p->servers[i].text);
+    return 0;
+}
+
+/* The seeds become p->seeds; p->servers the shards' cluster_max_shards
+ * entries, named shard-K, with no address until the topology gives one. */
+static int cluster_shards(ctx *c, const yaml_node_t *name_node, conf_pool *p) {
+    p->seeds = p->servers;
+    p->seed_count = p->server_count;
+    free((void *)p->verdicts);
+    p->server_count = 0;
+    p->servers = calloc(p->cluster_max_shards, sizeof *p->servers);
+    p->verdicts = calloc(p->cluster_max_shards, sizeof *p->verdicts);
+    if (!p->servers || !p->verdicts) return fail(c, name_node, "out of memory");
+    for (uint32_t k = 0; k < p->cluster_max_shards; k++, p->server_count++) {
+        conf_server *s = &p->servers[k];
+        char name[32];
+        snprintf(name, sizeof name, "shard-%u", (unsigned)k);
+        s->name = strdup(name);
+        s->text = strdup(name);
+        s->host = strdup("");
+        s->weight = 1;
+        s->has_name = true;
+        s->line = p->line;
+        if (!s->name || !s->text || !s->host) return fail(c, name_node, "out of memory");
+    }
+    return 0;
+}
+
 static int pool_check(ctx *c, const yaml_node_t *name_node, const conf_pool *p) {
+    if (conf_pool_is_cluster(p)) return cluster_check(c, name_node, p);
     if (p->redis_auth && !p->redis)
         return fail(c, name_node, "pool '%s': redis_auth needs redis: true", p->name);
     bool has_keys_of_redis = conf_pool_has_topology(p) || p->read_from != CONF_READ_PRIMARY ||
@@ -1105,7 +1161,8 @@ static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_po
             return -1;
     }
     if (p->redis_auth) p->redis_auth_len = strlen(p->redis_auth);
-    return pool_check(c, name_node, p);
+    if (pool_check(c, name_node, p) != 0) return -1;
+    return conf_pool_is_cluster(p) ? cluster_shards(c, name_node, p) : 0;
 }
 
 static void servers_free(conf_server *list, size_t count) {
@@ -1119,6 +1176,7 @@ static void servers_free(conf_server *list, size_t count) {
 
 static void pool_free(conf_pool *p) {
     servers_free(p->servers, p->server_count);
+    servers_free(p->seeds, p->seed_count);
     free((void *)p->verdicts);
     servers_free(p->sentinels, p->sentinel_count);
     servers_free(p->replicas, p->replica_count);
@@ -1274,6 +1332,11 @@ void conf_pool_chash_config(const conf_pool *p, chash_config *out) {
         out->algo = p->algo;
         out->scheme = CHASH_SCHEME_NATIVE;
         break;
+    case CONF_DIST_CLUSTER:
+        /* Never used to place a key (the slot map does: topology.c); a
+         * ring over the shard entries keeps every ring builder working. */
+        out->algo = CHASH_ALGO_MODULO;
+        break;
     }
     out->key_hash = p->hash;
     memcpy(out->hash_tag, p->hash_tag, sizeof out->hash_tag);
@@ -1294,6 +1357,7 @@ const char *conf_dist_name(const conf_pool *p) {
     case CONF_DIST_MODULA: return "modula";
     case CONF_DIST_RANDOM: return "random";
     case CONF_DIST_ALGO: return chash_algo_name(p->algo);
+    case CONF_DIST_CLUSTER: return "redis-cluster";
     }
     return "?";
 }

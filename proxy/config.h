@@ -30,6 +30,10 @@ typedef enum conf_dist {
     CONF_DIST_MODULA,  /* nutcracker's modula: CHASH_ALGO_MODULO */
     CONF_DIST_RANDOM,  /* any live server, per request */
     CONF_DIST_ALGO,    /* one of the library's algorithms, native scheme */
+    /* In front of a Redis Cluster: the servers: are seed nodes, and the
+     * pool's servers are the cluster's shards as the topology finds them
+     * (topology.c), keys by slot (the cluster's own placement). */
+    CONF_DIST_CLUSTER,
 } conf_dist;
 
 /* What a pool does with the keys of a server that keeps failing: the
@@ -142,6 +146,13 @@ typedef struct conf_pool {
     size_t bucket_override_count;
     conf_server *servers;
     size_t server_count;
+    /* distribution: redis-cluster - the nodes the proxy first asks for the
+     * slot map (the servers: as written); servers then holds
+     * cluster_max_shards entries "shard-0"... with no address, which the
+     * topology gives the cluster's shards in the order it meets them. */
+    conf_server *seeds;
+    size_t seed_count;
+    uint32_t cluster_max_shards;
     /* Per server, shared by every thread using this configuration, and the
      * one part of it that changes: what this proxy and its fleet say of the
      * server's health (CONF_VERDICT_* bits; health.c and fleet.c). */
@@ -261,8 +272,10 @@ int conf_bucket_move_text(const conf_bucket_move *move, char *buf, size_t len);
 /* True when the pool's shards have replicas the proxy knows of (listed or
  * from Sentinel): topology.c watches them. */
 static inline bool conf_pool_has_topology(const conf_pool *p) {
-    return p->sentinel_count > 0 || p->replica_count > 0;
+    return p->sentinel_count > 0 || p->replica_count > 0 || p->dist == CONF_DIST_CLUSTER;
 }
+
+static inline bool conf_pool_is_cluster(const conf_pool *p) { return p->dist == CONF_DIST_CLUSTER; }
 
 /* Text of a conf_dist / algorithm for messages and stats. */
 const char *conf_dist_name(const conf_pool *p);

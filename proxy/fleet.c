@@ -39,6 +39,7 @@
 #define _GNU_SOURCE
 #include "proxy.h"
 
+#include "clustercmd.h"
 #include "etcd.h"
 #include "fleetproto.h"
 
@@ -153,6 +154,8 @@ struct fleet {
     /* --listen NAME=ADDR, as given. */
     char *listens[16];
     size_t listen_count;
+    /* P/proxies/ as last read, published for CLUSTER SLOTS (clustercmd.c). */
+    cluster_members *members;
     pthread_t thread;
     bool has_thread;
 };
@@ -295,6 +298,7 @@ static int read_state(struct fleet *f, uint64_t *epoch, fleet_pools *pools, char
     *pools = (fleet_pools){0};
     fleet_change_free(&f->change);
     f->has_change = false;
+    cluster_members_clear(f->members);
     for (size_t i = 0; i < kvs.kv_count; i++) {
         const etcd_kv *kv = &kvs.kvs[i];
         const char *suffix = kv->key + plen;
@@ -333,8 +337,12 @@ static int read_state(struct fleet *f, uint64_t *epoch, fleet_pools *pools, char
                 health_seen = true;
             }
             list_add(&f->health, suffix + strlen(FLEET_KEY_HEALTH));
+        } else if (strncmp(suffix, FLEET_KEY_PROXIES, strlen(FLEET_KEY_PROXIES)) == 0) {
+            cluster_members_put(f->members, suffix + strlen(FLEET_KEY_PROXIES),
+                                slen - strlen(FLEET_KEY_PROXIES), kv->value, kv->value_len);
         }
     }
+    cluster_members_publish(f->members);
     if (!health_seen) list_free(&f->health);
     f->revision = kvs.revision;
     etcd_kvs_free(&kvs);
@@ -687,6 +695,13 @@ static void on_batch(struct fleet *f, const etcd_watch_batch *b) {
             else
                 list_remove(&f->health, what);
             is_health = true;
+        } else if (strncmp(suffix, FLEET_KEY_PROXIES, strlen(FLEET_KEY_PROXIES)) == 0) {
+            const char *id = suffix + strlen(FLEET_KEY_PROXIES);
+            size_t id_len = kv->key_len - plen - strlen(FLEET_KEY_PROXIES);
+            if (is_put)
+                cluster_members_put(f->members, id, id_len, kv->value, kv->value_len);
+            else
+                cluster_members_delete(f->members, id, id_len);
         } else if (strcmp(suffix, FLEET_KEY_CHANGE) == 0) {
             /* An end (delete, abort) with a later record in the same
              * message: the end must be seen, or holds would outlive it. */
@@ -715,6 +730,7 @@ static void on_batch(struct fleet *f, const etcd_watch_batch *b) {
     else if (is_change)
         on_change(f, true);
     if (is_health) verdicts_apply(f, f->px->cf, true);
+    cluster_members_publish(f->members); /* when P/proxies/ changed */
     if (is_pools && !is_epoch)
         proxy_log(LOG_ERROR, "fleet: %s%s* changed without a new epoch (by hand?): this proxy "
                   "keeps serving epoch %llu as committed; use `chash fleet apply`", f->prefix,
@@ -954,6 +970,7 @@ static void fleet_free(struct fleet *f) {
     fleet_previous_free(&f->previous);
     list_free(&f->health);
     list_free(&f->reported);
+    cluster_members_free(f->members);
     for (size_t i = 0; i < f->listen_count; i++) free(f->listens[i]);
     free(f->prefix);
     if (f->password) {
@@ -997,6 +1014,10 @@ int fleet_open(const fleet_options *opt, struct fleet **out, conf **cf, char *er
     }
     if (!f->prefix || f->prefix[0] != '/') {
         snprintf(err, err_len, "--etcd-prefix must start with '/'");
+        goto fail;
+    }
+    if (!(f->members = cluster_members_new(f->prefix, f->id))) {
+        snprintf(err, err_len, "out of memory");
         goto fail;
     }
     if (opt->password_file && !(f->password = read_secret(opt->password_file, err, err_len)))

@@ -15,6 +15,11 @@ void reply_oom(client *c) {
 }
 
 void reply_no_server(client *c) {
+    if (c->pool->slots) { /* redis-cluster: Redis's words for it */
+        client_reply_str(c, "-CLUSTERDOWN Hash slot not served (the proxy knows no node "
+                            "serving it: see its log)\r\n");
+        return;
+    }
     client_reply_str(c, c->pool->cf->redis
                             ? "-ERR no server available: all are ejected\r\n"
                             : "SERVER_ERROR no server available: all are ejected\r\n");
@@ -41,6 +46,7 @@ void forward(client *c, backend *b, const char *data, size_t len, bool is_oom,
     else {
         shard_keep_read(&r->one, b, c->last_cmd && (c->last_cmd->flags & CMD_READONLY), data,
                         len);
+        if (conf_pool_is_cluster(c->pool->cf)) cluster_keep(&r->one, data, len);
         frag_send(&r->one, b, c, data, len);
     }
     req_release(r);
@@ -78,12 +84,14 @@ void split_free(split *s) {
     free(s->frag_cost);
     free(s->next_key);
     free(s->frag_of);
+    free(s->group_slot);
+    free(s->group_frag);
 }
 
 /* Returns false when out of memory (s is then freed). */
 bool split_init(split *s, const wpool *p, size_t key_count, size_t budget) {
     size_t n = p->backend_count;
-    size_t frags = budget && key_count > n ? key_count : n; /* at most one a key */
+    size_t frags = (budget || p->slots) && key_count > n ? key_count : n; /* one a key at most */
     *s = (split){.budget = budget};
     s->key_frag = malloc(key_count * sizeof *s->key_frag);
     s->next_key = malloc(key_count * sizeof *s->next_key);
@@ -98,7 +106,36 @@ bool split_init(split *s, const wpool *p, size_t key_count, size_t budget) {
         return false;
     }
     for (size_t i = 0; i < n; i++) s->frag_of[i] = UINT32_MAX;
+    if (p->slots) {
+        s->group_cap = 16;
+        while (s->group_cap < 2 * key_count) s->group_cap *= 2;
+        s->group_slot = calloc(s->group_cap, sizeof *s->group_slot);
+        s->group_frag = malloc(s->group_cap * sizeof *s->group_frag);
+        if (!s->group_slot || !s->group_frag) {
+            split_free(s);
+            return false;
+        }
+    }
     return true;
+}
+
+void split_add_slot(split *s, uint32_t i, const backend *b, uint32_t slot) {
+    size_t at = (slot * 2654435761u) & (s->group_cap - 1);
+    while (s->group_slot[at] && s->group_slot[at] != slot + 1) at = (at + 1) & (s->group_cap - 1);
+    uint32_t f;
+    if (!s->group_slot[at]) {
+        s->group_slot[at] = slot + 1;
+        f = s->group_frag[at] = s->frag_count++;
+        s->frag_backend[f] = b->index;
+        s->frag_first[f] = i;
+        s->frag_cost[f] = 0;
+    } else {
+        f = s->group_frag[at];
+        s->next_key[s->frag_last[f]] = i;
+    }
+    s->frag_last[f] = i;
+    s->next_key[i] = UINT32_MAX;
+    s->key_frag[i] = f;
 }
 
 /* Key i (keys are added in order) belongs to server b; it costs `cost`

@@ -46,6 +46,13 @@ static const char *policy_name(const conf_pool *cf) {
  * probed again: failover takes seconds, not server_retry_timeout. */
 #define SHARD_RETRY_MS 500u
 
+/* A shard that fails over (Sentinel's, a cluster's): its primary is down
+ * at its first failure and comes back as whatever the topology names,
+ * never ejected (its keys stay). */
+static bool fails_over(const conf_pool *cf) {
+    return cf->sentinel_count || conf_pool_is_cluster(cf);
+}
+
 void health_failure(backend *b) {
     wpool *p = b->pool;
     if (b->shard) { /* a replica: its reads go elsewhere until it answers */
@@ -57,25 +64,26 @@ void health_failure(backend *b) {
         return;
     }
     /* A Sentinel group's primary: ask the sentinels now. */
-    if (p->cf->sentinel_count) topology_recheck(p->w->px);
+    if (fails_over(p->cf)) topology_recheck(p->w->px);
     b->failures++;
     /* A Sentinel group's primary is down at its first failure: its
      * requests wait (failover_wait) or fail at once, not one by one. */
     if (backend_is_out(b) ||
-        (b->failures < p->cf->server_failure_limit && !p->cf->sentinel_count))
+        (b->failures < p->cf->server_failure_limit && !fails_over(p->cf)))
         return;
     b->failures = 0;
-    b->retry_at_ms = p->w->now_ms + (p->cf->sentinel_count
+    b->retry_at_ms = p->w->now_ms + (fails_over(p->cf)
                                          ? SHARD_RETRY_MS
                                          : (uint64_t)p->cf->server_retry_timeout_ms);
     stat_add(&p->st.server_ejects, 1);
     atomic_store_explicit(&b->st.server_ejected_at, p->w->now_ms * 1000u, memory_order_relaxed);
     /* A Sentinel group is failed over, never ejected: its keys stay. */
-    if (p->cf->sentinel_count && p->cf->on_failure != CONF_FAIL_REROUTE) {
+    if (fails_over(p->cf) && p->cf->on_failure != CONF_FAIL_REROUTE) {
         b->is_down = true;
         proxy_log(LOG_WARN, "pool %s: shard %s: primary %s is down; its requests %s until "
-                  "Sentinel names a new one or it answers", p->cf->name, b->cf->name,
-                  b->addr_text, p->cf->failover_wait_ms ? "wait (failover_wait)" : "fail");
+                  "%s names a new one or it answers", p->cf->name, b->cf->name,
+                  b->addr_text, p->cf->failover_wait_ms ? "wait (failover_wait)" : "fail",
+                  p->cf->sentinel_count ? "Sentinel" : "the cluster");
         return;
     }
     if (p->cf->on_failure != CONF_FAIL_EJECT || p->cf->sentinel_count) {
@@ -126,7 +134,7 @@ void health_stop(backend *b) {
  * failover). Otherwise each worker judges alone, as without a fleet. */
 static bool fleet_decides(const wpool *p) {
     const proxy *px = p->w->px;
-    return px->fleet && p->cf->on_failure != CONF_FAIL_EJECT && !p->cf->sentinel_count &&
+    return px->fleet && p->cf->on_failure != CONF_FAIL_EJECT && !fails_over(p->cf) &&
            atomic_load(&px->fleet_state) != FLEET_ISOLATED;
 }
 
@@ -193,7 +201,7 @@ static bool probes_role(const backend *b) { return b->replicas && !b->shard; }
 
 static void probe_failed(backend *b) {
     health_stop(b);
-    b->retry_at_ms = b->pool->w->now_ms + (b->shard || b->pool->cf->sentinel_count
+    b->retry_at_ms = b->pool->w->now_ms + (b->shard || fails_over(b->pool->cf)
                                                ? SHARD_RETRY_MS
                                                : (uint64_t)b->pool->cf->server_retry_timeout_ms);
 }

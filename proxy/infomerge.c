@@ -27,6 +27,7 @@ typedef enum info_rule {
     INFO_ALL_OK,   /* "ok" when every server says ok, else the first server's other word */
     INFO_PER_CALL, /* usec / calls of the merged k=v list */
     INFO_TTL_MEAN, /* the servers' avg_ttl weighted by their expires */
+    INFO_PROXY_YES, /* 1, whatever the servers say: the proxy's own answer */
 } info_rule;
 
 static const struct {
@@ -53,6 +54,9 @@ static const struct {
     {"latest_fork_usec", INFO_MAX}, {"*_time_sec", INFO_MAX},
     {"*_status", INFO_ALL_OK}, {"*_human", INFO_HUMAN},
     {"usec_per_call", INFO_PER_CALL}, {"avg_ttl", INFO_TTL_MEAN},
+    /* The proxy answers CLUSTER SLOTS... for every pool (clustercmd.c):
+     * cluster clients check this first. */
+    {"cluster_enabled", INFO_PROXY_YES},
 };
 
 static info_rule info_rule_of(const char *key, size_t len) {
@@ -376,6 +380,9 @@ static bool info_value(info_set *s, size_t i, buf *b, info_val *subs) {
     switch (rule) {
     case INFO_DROP:
         return false;
+    case INFO_PROXY_YES:
+        buf_append(b, "1", 1);
+        return true;
     case INFO_HUMAN: {
         size_t base = info_find(s, f->section, f->key, f->key_len - strlen("_human"), false);
         if (base != SIZE_MAX && info_merged_number(s, base, &n)) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 int pool_build_ring(wpool *p) {
+    if (p->slots) return CHASH_OK; /* redis-cluster: the slot map places keys */
     size_t n = p->server_count; /* former servers are never on the ring */
     bool *is_live = malloc((n ? n : 1) * sizeof *is_live);
     uint32_t *map = malloc((n ? n : 1) * sizeof *map);
@@ -41,7 +42,15 @@ int pool_build_ring(wpool *p) {
  * in a row it gets an error instead. */
 #define REROUTE_WALK_MAX 32
 
+/* redis-cluster: the shard serving the key's slot (the slot map, which
+ * cluster.c keeps). */
+static backend *slot_pick(wpool *p, const void *key, size_t len) {
+    uint16_t k = p->slots[chash_redis_slot(key, len)];
+    return k < p->server_count ? &p->backends[k] : NULL;
+}
+
 backend *pool_pick(wpool *p, const void *key, size_t len) {
+    if (p->slots) return slot_pick(p, key, len);
     if (p->live_count == 0) return NULL;
     size_t node;
     if (p->cf->dist == CONF_DIST_RANDOM) {

@@ -15,7 +15,9 @@
  *      |                  pools, `replication: N`); forward.c puts the commands
  *      |                  on server connections, pool.c picks each key's
  *      |                  server; warmup.c may hold a command while its keys
- *      |                  move; shard.c: a shard's primary or replica
+ *      |                  move; cluster.c: a pool in front of a Redis
+ *      |                  Cluster (slot map, -MOVED/-ASK followed);
+ *      |                  shard.c: a shard's primary or replica
  *      |                  (read_from), requests waiting out a failover
  *      |                              | a req, one frag per server
  *      |                              v
@@ -33,8 +35,9 @@
  *              epoll): the loop turn, the timers, taking a reloaded config
  *   reload.c   re-reading the configuration (config.c); stats.c the
  *              statistics (one list, stats.h) and their port; log.c
- *   topology.c a thread that follows Redis Sentinel and measures the
- *              replicas; workers copy its views (shard.c); main.c
+ *   topology.c a thread that follows Redis Sentinel or a Redis Cluster
+ *              (clustermap.c reads its slot map) and measures the
+ *              replicas; workers copy its views (shard.c, cluster.c); main.c
  *   fleet.c    --etcd: a thread that takes the pools from etcd and changes
  *              them with the rest of the fleet (fleetproto.h); workers read
  *              its holds and permit (client.c's gate)
@@ -42,7 +45,7 @@
  * Calls go one way, down this list, never back up: main -> {fleet ->
  * reload}, main -> worker ->
  * client -> {route -> {admin -> reload}, session, clientcmd, fanout, pubsub,
- * held}, mcroute -> mcrepl -> warmup -> forward -> shard -> server -> health -> pool ->
+ * held}, mcroute -> mcrepl -> warmup -> forward -> cluster -> shard -> server -> health -> pool ->
  * req -> merge -> {infomerge, mcmerge}, and everything -> stats -> topology,
  * log, buf, config, command, loop. Where a lower file must reach a higher one it is handed a
  * callback (warm-up resumes a held command that way).
@@ -122,6 +125,9 @@ struct frag {
     /* A read on a replica (prefer_replica): its bytes, to send to the
      * primary if the replica fails it (server.c calls retry->again). */
     struct parked *retry;
+    /* distribution: redis-cluster: its bytes, to follow a -MOVED or -ASK
+     * (server.c hands an error reply to kept->on_error first). */
+    struct parked *kept;
     /* Replies it takes (SUBSCRIBE a b: one confirmation a channel); an
      * error ends it early. 0 counts as 1. */
     uint32_t replies;
@@ -244,6 +250,12 @@ typedef struct parked {
     /* A kept read: the server it went to, and who sends it again (shard.c). */
     backend *from;
     void (*again)(frag *f, struct parked *pk, const char *reason);
+    /* A kept request's error reply: true when it took f (cluster.c). */
+    bool (*on_error)(frag *f, backend *from, struct parked *pk, const char *data, size_t len);
+    uint64_t retry_ms; /* cluster.c: when to send again (-TRYAGAIN), or 0 */
+    uint64_t map_gen;  /* cluster.c: the pool's map generation it waited at */
+    uint32_t slot;     /* cluster.c: the slot its redirect named */
+    uint8_t hops;      /* cluster.c: redirects followed */
     size_t len;
     char data[];
 } parked;
@@ -300,6 +312,14 @@ struct wpool {
     uint64_t warm_until_ms;
     uint64_t warm_gen; /* generation of the configuration warm-up reads */
     bool is_fleet_held; /* a fleet change's switch: no new commands */
+    /* distribution: redis-cluster (cluster.c): each slot's backend index
+     * (UINT16_MAX: none), the topology's generation of it, a generation
+     * bumped by every change (the topology's or a -MOVED's), and the
+     * redirected requests waiting for the map or for a retry. */
+    uint16_t *slots;
+    uint64_t slots_gen;
+    uint64_t map_gen;
+    parked *cl_wait, *cl_wait_tail;
 };
 
 struct client {
@@ -348,6 +368,9 @@ struct client {
     uint8_t write_ack;
     uint8_t reply_mode;       /* CLIENT REPLY: a reply_mode */
     bool is_no_evict;         /* CLIENT NO-EVICT on: shown, nothing else to do */
+    /* redis-cluster: the pool's map_gen its commands in flight were routed
+     * by; a newer map fences it until they are answered (client.c). */
+    uint64_t cluster_gen;
     bool in_flush;
     client *next_flush;
     client *prev, *next; /* the worker's live clients */
@@ -389,6 +412,11 @@ bool topology_shard(const proxy *px, const char *pool, const char *shard, topo_s
 /* A worker saw a shard's primary fail or answer READONLY: check now
  * rather than at the next interval. Thread-safe, never blocks. */
 void topology_recheck(proxy *px);
+/* distribution: redis-cluster - copies pool `pool`'s slot map (each slot's
+ * shard entry, CLUSTER_NO_SHARD: none; 16384 entries) into out when its
+ * generation is not *gen, and sets *gen; true when it copied. Thread-safe;
+ * takes a lock briefly. */
+bool topology_cluster_slots(const proxy *px, const char *pool, uint16_t *out, uint64_t *gen);
 
 struct worker {
     uint32_t id;
@@ -640,6 +668,18 @@ void shard_keep_read(frag *f, backend *b, bool is_read, const char *data, size_t
 /* Fails what waits on p's shards (the pool is going). */
 void shard_release(wpool *p, const char *why);
 
+/* ---- cluster.c: a pool in front of a Redis Cluster ---------------------- */
+/* Takes the topology's slot map when it changed; waiting redirects go on. */
+void cluster_sync(wpool *p);
+/* f, about to be sent, keeps a copy of its bytes to follow -MOVED and
+ * -ASK with (nothing when out of memory: the error then reaches the
+ * client). */
+void cluster_keep(frag *f, const char *data, size_t len);
+/* Redirects whose wait is over: sent, or failed. */
+void cluster_tick(wpool *p, uint64_t now_ms);
+/* Fails what waits (the pool is going). */
+void cluster_release(wpool *p, const char *why);
+
 /* ---- fanout.c: commands for every server, or any one -------------------- */
 /* Routes m by spec's kind (CK_ALL_*, CK_ONE, CK_RANDOM, CK_SCAN...). */
 void fanout_command(client *c, const cmd_spec *spec, const resp_msg *m);
@@ -715,6 +755,11 @@ typedef struct split {
     size_t *frag_cost;      /* fragment -> bytes so far */
     uint32_t *next_key;     /* key -> the next key of its fragment, or UINT32_MAX */
     uint32_t *frag_of;      /* backend index -> its open fragment, or UINT32_MAX */
+    /* redis-cluster: a node takes a multi-key command only within one
+     * slot, so fragments go by slot: an open-addressing table of slot + 1
+     * -> its fragment (group_cap a power of two). */
+    uint32_t *group_slot, *group_frag;
+    size_t group_cap;
 } split;
 
 /* Returns false when out of memory (s is then freed). */
@@ -723,6 +768,8 @@ void split_free(split *s);
 /* Key i (keys are added in order) belongs to server b; it costs `cost`
  * bytes of its fragment, which starts at `base` bytes. */
 void split_add(split *s, uint32_t i, const backend *b, size_t base, size_t cost);
+/* The same in a redis-cluster pool: key i of slot `slot` on b. */
+void split_add_slot(split *s, uint32_t i, const backend *b, uint32_t slot);
 /* The request that gathers a split's fragments, with the key -> fragment
  * map moved into it; NULL (after replying) when out of memory. */
 req *split_req(client *c, split *s, req_kind kind, size_t key_count);
@@ -800,7 +847,8 @@ static inline bool backend_is_out(const backend *b) { return b->is_ejected || b-
 /* Rebuilds p's ring from its backends that are not ejected. Returns a
  * chash error code; on error the old ring stays. */
 int pool_build_ring(wpool *p);
-/* The live backend that owns a key, or NULL when all are ejected. */
+/* The live backend that owns a key, or NULL when all are ejected; in a
+ * redis-cluster pool the shard serving its slot, or NULL when none does. */
 backend *pool_pick(wpool *p, const void *key, size_t len);
 /* The key's copies: the first `want` (at most CONF_REPLICATION_MAX) distinct
  * servers of its order on p's ring (not ejected; down ones included), as

@@ -222,6 +222,8 @@ static void client_check_held(client *c) {
 }
 
 void frag_deliver(frag *f, const char *data, size_t len) {
+    free(f->kept);
+    f->kept = NULL;
     if (f->on_shared) {
         f->on_shared = false;
         client *owner = f->r ? f->r->c : NULL;

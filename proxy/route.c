@@ -7,7 +7,7 @@
  * into one command per server when their keys span servers and merged back
  * in merge.c; other multi-key commands go through only when every key maps
  * to one server. Commands about the connection are answered by session.c
- * (CLIENT by clientcmd.c),
+ * (CLIENT by clientcmd.c; CLUSTER, READONLY, READWRITE, ASKING by clustercmd.c),
  * PROXY by admin.c, commands for every server go to fanout.c, transactions
  * and blocking commands to held.c, pub/sub to pubsub.c. A command the table
  * refuses gets its reason; one it does not know "-ERR unknown command", in
@@ -15,6 +15,8 @@
  * (warmup.c) a command waits until its keys have moved to their new owner.
  */
 #include "proxy.h"
+
+#include "clustercmd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +127,18 @@ static void forward_to(client *c, const cmd_spec *spec, const resp_msg *m, backe
     forward_resp(c, m, to);
 }
 
+/* Fragment f of split s: the command with its keys (and values). */
+static void put_part(buf *out, const resp_msg *m, const cmd_keys *k, const split *s, uint32_t f,
+                     uint32_t count) {
+    buf_append_header(out, '*', 1 + (uint64_t)count * k->step);
+    buf_append_bulk(out, m->argv[0].ptr, m->argv[0].len);
+    for (uint32_t i = s->frag_first[f]; i != UINT32_MAX; i = s->next_key[i])
+        for (size_t j = 0; j < k->step; j++) {
+            const resp_arg *a = command_key(m, k, i) + j;
+            buf_append_bulk(out, a->ptr, a->len);
+        }
+}
+
 static void route_split(client *c, const cmd_spec *spec, const resp_msg *m, const cmd_keys *k,
                         req_kind kind) {
     wpool *p = c->pool;
@@ -134,13 +148,17 @@ static void route_split(client *c, const cmd_spec *spec, const resp_msg *m, cons
         return;
     }
     for (uint32_t i = 0; i < k->count; i++) {
-        backend *b = pool_pick(p, command_key(m, k, i)->ptr, command_key(m, k, i)->len);
+        const resp_arg *key = command_key(m, k, i);
+        backend *b = pool_pick(p, key->ptr, key->len);
         if (!b) {
             reply_no_server(c);
             split_free(&s);
             return;
         }
-        split_add(&s, i, b, 0, 0);
+        if (p->slots)
+            split_add_slot(&s, i, b, chash_redis_slot(key->ptr, key->len));
+        else
+            split_add(&s, i, b, 0, 0);
     }
     req *r = s.frag_count == 1 ? NULL : split_req(c, &s, kind, k->count);
     if (s.frag_count == 1) forward_to(c, spec, m, &p->backends[s.frag_backend[0]]);
@@ -154,16 +172,22 @@ static void route_split(client *c, const cmd_spec *spec, const resp_msg *m, cons
             continue;
         }
         fr->ack_want = c->write_ack;
+        if (p->slots) { /* redis-cluster: the part's bytes are kept for redirects */
+            buf part = {0};
+            put_part(&part, m, k, &s, f, fr->count);
+            if (part.is_oom) {
+                frag_fail(fr, true, "out of memory");
+            } else {
+                cluster_keep(fr, buf_start(&part), buf_used(&part));
+                frag_send(fr, b, c, buf_start(&part), buf_used(&part));
+            }
+            buf_free(&part);
+            continue;
+        }
         bconn *bc = frag_conn(fr, b, c);
         if (!bc) continue;
         size_t before = buf_used(&bc->out);
-        buf_append_header(&bc->out, '*', 1 + (uint64_t)fr->count * k->step);
-        buf_append_bulk(&bc->out, m->argv[0].ptr, m->argv[0].len);
-        for (uint32_t i = s.frag_first[f]; i != UINT32_MAX; i = s.next_key[i])
-            for (size_t j = 0; j < k->step; j++) {
-                const resp_arg *a = command_key(m, k, i) + j;
-                buf_append_bulk(&bc->out, a->ptr, a->len);
-            }
+        put_part(&bc->out, m, k, &s, f, fr->count);
         bconn_put_wait(bc, fr);
         bconn_push(bc, fr, buf_used(&bc->out) - before);
     }
@@ -305,6 +329,9 @@ static void route_kind(client *c, const cmd_spec *spec, const resp_msg *m, const
         return;
     case CK_CLIENT:
         clientcmd_command(c, spec, m);
+        return;
+    case CK_CLUSTER:
+        clustercmd_command(c, spec, m);
         return;
     default:
         fanout_command(c, spec, m);

@@ -213,6 +213,12 @@ int bconn_ensure(bconn *bc) {
         }
         bc->db = 0;
         if (p->cf->redis_db != 0) bconn_select(bc, p->cf->redis_db);
+        /* A cluster's replica serves reads only to a READONLY connection. */
+        if (b->shard && conf_pool_is_cluster(p->cf)) {
+            const char *argv[1] = {"READONLY"};
+            size_t lens[1] = {8};
+            swallow_command(bc, argv, lens, 1);
+        }
     }
     return 0;
 }
@@ -261,6 +267,15 @@ bconn *frag_conn(frag *f, backend *b, client *c) {
             snprintf(reason, sizeof reason, "%s", strerror(-rc));
             stat_add(&b->st.server_err, 1);
             health_failure(b);
+            /* Never written: a kept request may wait for the shard's next
+             * primary rather than fail (cluster.c). */
+            if (f->kept && f->kept->again && b->is_down) {
+                parked *pk = f->kept;
+                f->kept = NULL;
+                pk->from = b;
+                pk->again(f, pk, reason);
+                return NULL;
+            }
         }
         frag_give_up(f, b->pool->cf->redis, reason);
         return NULL;
@@ -461,6 +476,11 @@ static int bconn_parse(bconn *bc) {
         health_success(b);
         stats_latency(&b->st, b->pool->w->now_us - f->sent_us);
         if (!f->ack_want && is_readonly_reply(b, data, rlen)) health_demoted(b);
+        /* redis-cluster: a -MOVED or -ASK is followed, not answered. */
+        if (f->kept && data[0] == '-' && f->kept->on_error(f, b, f->kept, data, rlen)) {
+            buf_consume(&bc->in, rlen);
+            continue;
+        }
         if (f->ack_want && !f->is_swallowed)
             ack_deliver(f, b, data, rlen);
         else

@@ -125,8 +125,10 @@ static void hello(client *c, const resp_msg *m) {
     buf_append_header(&b, ':', 2);
     buf_append_bulk(&b, "id", 2);
     buf_append_header(&b, ':', c->id);
+    /* As INFO's cluster_enabled:1 and CLUSTER (clustercmd.c) say: the
+     * proxy looks like a cluster to the clients that ask. */
     buf_append_bulk(&b, "mode", 4);
-    buf_append_bulk(&b, "standalone", 10);
+    buf_append_bulk(&b, "cluster", 7);
     buf_append_bulk(&b, "role", 4);
     buf_append_bulk(&b, "master", 6);
     buf_append_bulk(&b, "modules", 7);

@@ -80,10 +80,15 @@ void shard_sync(wpool *p) {
     uint64_t gen = atomic_load(&px->topo_gen);
     if (!conf_pool_has_topology(p->cf) || gen == p->topo_gen) return;
     p->topo_gen = gen;
-    for (size_t k = 0; k < p->server_count; k++) {
+    /* redis-cluster: every shard entry, of which those the topology gave a
+     * shard (the first ones) are the pool's servers. */
+    bool is_cluster = conf_pool_is_cluster(p->cf);
+    size_t count = is_cluster ? p->backend_count : p->server_count, used = 0;
+    for (size_t k = 0; k < count; k++) {
         backend *b = &p->backends[k];
         topo_shard v;
         if (!b->replicas || !topology_shard(px, p->cf->name, b->cf->name, &v)) continue;
+        if (v.primary.addr[0]) used = k + 1;
         if (v.primary.addr[0] && strcmp(v.primary.addr, b->addr_text) != 0) {
             char why[200];
             snprintf(why, sizeof why, "failover: shard %s moved from %s to %s; this command "
@@ -94,6 +99,7 @@ void shard_sync(wpool *p) {
         }
         sync_replicas(b, &v);
     }
+    if (is_cluster && used > p->server_count) p->server_count = used;
 }
 
 /* Whether replica r of primary b takes reads now: usable (linked, within

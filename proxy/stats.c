@@ -105,6 +105,14 @@ static void json_fields(const proxy *px, buf *b, size_t pool, long server) {
     }
 }
 
+/* Whether server s of cp is listed: in a redis-cluster pool, only the
+ * shard entries the cluster has given a shard (the others are spares). */
+static bool server_shown(const proxy *px, const conf_pool *cp, size_t s) {
+    topo_shard v;
+    return !conf_pool_is_cluster(cp) ||
+           (topology_shard(px, cp->name, cp->servers[s].name, &v) && v.primary.addr[0]);
+}
+
 /* A shard's primary and replicas as the topology has them (pools with
  * replicas): "primary", "failovers", "replicas": [{addr, lag, usable}]. */
 static void json_topology(const proxy *px, buf *b, const conf_pool *cp, size_t s) {
@@ -216,6 +224,7 @@ void stats_json(const proxy *px, buf *b) {
         buf_append(b, ":{", 2);
         json_fields(px, b, p, -1);
         for (size_t s = 0; s < cp->server_count; s++) {
+            if (!server_shown(px, cp, s)) continue;
             buf_append(b, ",", 1);
             json_string(b, cp->servers[s].name);
             buf_append(b, ":{", 2);
@@ -361,6 +370,7 @@ static void stats_prometheus(const proxy *px, buf *b) {
         for (size_t p = 0; p < px->cf->pool_count; p++) {
             const conf_pool *cp = &px->cf->pools[p];
             for (size_t s = 0; s < cp->server_count; s++) {
+                if (!server_shown(px, cp, s)) continue;
                 prom_sample(b, f->metric, cp->name, cp->servers[s].name);
                 buf_append_u64(b, over_workers(px, p, (long)s, f->offset, f->how));
                 buf_append_str(b, "\n");
@@ -395,7 +405,9 @@ static void prom_topology(const proxy *px, buf *b) {
             const conf_pool *cp = &px->cf->pools[p];
             for (size_t s = 0; conf_pool_has_topology(cp) && s < cp->server_count; s++) {
                 topo_shard v;
-                if (!topology_shard(px, cp->name, cp->servers[s].name, &v)) continue;
+                if (!topology_shard(px, cp->name, cp->servers[s].name, &v) ||
+                    !server_shown(px, cp, s))
+                    continue;
                 uint32_t rows = m < 2 ? 1 : v.replica_count;
                 for (uint32_t i = 0; i < rows; i++) {
                     buf_printf(b, "%s{pool=\"", names[m][0]);
@@ -425,6 +437,7 @@ static void prom_latency(const proxy *px, buf *b) {
     for (size_t p = 0; p < px->cf->pool_count; p++) {
         const conf_pool *cp = &px->cf->pools[p];
         for (size_t s = 0; s < cp->server_count; s++) {
+            if (!server_shown(px, cp, s)) continue;
             uint64_t cumulative = 0, sum_us = 0;
             for (uint32_t w = 0; w < px->worker_count; w++)
                 if (is_current(px, w))

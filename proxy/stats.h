@@ -45,6 +45,14 @@
       "Previous owners' copies deleted because the new owner had a newer one.")               \
     X(warmup_failed, SUM, 1, 1, "chash_proxy_warmup_failed_total", counter,                   \
       "Warm-up moves that failed (the key then misses).")                                     \
+    X(cluster_moved, SUM, 1, 1, "chash_proxy_cluster_moved_total", counter,                   \
+      "redis-cluster: requests a node answered -MOVED, sent on to the slot's owner.")         \
+    X(cluster_ask, SUM, 1, 1, "chash_proxy_cluster_ask_total", counter,                       \
+      "redis-cluster: requests a node answered -ASK, sent on with ASKING.")                   \
+    X(cluster_retried, SUM, 1, 1, "chash_proxy_cluster_retried_total", counter,               \
+      "redis-cluster: requests answered -TRYAGAIN or -CLUSTERDOWN, sent again later.")        \
+    X(cluster_redirect_failed, SUM, 1, 1, "chash_proxy_cluster_redirect_failed_total",        \
+      counter, "redis-cluster: redirected requests that found no owner in time.")             \
     X(requests, SUM, 1, 0, "chash_proxy_requests_total", counter, "Requests received.")       \
     X(errors_local, SUM, 1, 0, "chash_proxy_local_errors_total", counter,                     \
       "Requests answered with an error by the proxy itself.")

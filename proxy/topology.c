@@ -33,6 +33,8 @@
 #define _GNU_SOURCE
 #include "proxy.h"
 
+#include "clustermap.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +49,8 @@
 #include <unistd.h>
 
 #define CONNECT_TIMEOUT_MS 300
+/* How often a cluster pool is checked while a primary does not answer. */
+#define DEGRADED_CHECK_MS 100
 #define IO_TIMEOUT_MS 500
 /* Largest reply the thread reads from a sentinel or a server. */
 #define REPLY_MAX (4u * 1024u * 1024u)
@@ -81,6 +85,11 @@ typedef struct mshard {
     uint64_t switches; /* +switch-master events applied */
     conf_addr first;     /* the configured address */
     char first_text[TOPO_ADDR_MAX];
+    /* distribution: redis-cluster - the node ids the entry was last given
+     * (a shard is known by them: a failover keeps some), and whether a
+     * shard ever had it. */
+    char ids[CLUSTER_SHARD_NODES_MAX][CLUSTER_ID_MAX + 1];
+    bool is_used;
 } mshard;
 
 typedef struct mpool {
@@ -101,6 +110,18 @@ typedef struct mpool {
     size_t *listed_shard;
     size_t listed_count;
     size_t index;           /* in the configuration */
+    /* distribution: redis-cluster: the seeds (copies: sa and text), the
+     * node that answered last, each slot's shard entry as workers copy it
+     * (under t->lock) and its generation. */
+    bool is_cluster;
+    bool is_slots_cmd; /* the nodes know no CLUSTER SHARDS: CLUSTER SLOTS */
+    conf_server *seeds;
+    size_t seed_count;
+    conf_addr good_node;
+    char good_text[TOPO_ADDR_MAX];
+    uint16_t *slots;
+    uint64_t slots_gen;
+    bool is_degraded; /* a shard's primary did not answer the last check */
 } mpool;
 
 struct topology {
@@ -554,6 +575,187 @@ static void measure(topology *t, const mpool *p, topo_shard *v) {
     }
 }
 
+/* ---- asking a cluster ---------------------------------------------------- */
+
+/* The map as `a` says it: 0, or -1 with why. */
+static int cluster_read(topology *t, mpool *p, const conf_addr *a, cluster_map *m, char *why,
+                        size_t why_len) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        mconn c;
+        int rc = mconn_open(&c, a);
+        if (rc != 0) {
+            snprintf(why, why_len, "%s", strerror(-rc));
+            return -1;
+        }
+        c.t = t;
+        buf out = {0};
+        put_auth(&out, NULL, p->auth);
+        put_command(&out, (const char *[]){"CLUSTER", p->is_slots_cmd ? "SLOTS" : "SHARDS"}, 2);
+        rc = out.is_oom ? -ENOMEM : mconn_send(&c, &out);
+        buf_free(&out);
+        size_t used = 0;
+        resp_cursor cur;
+        resp_item it;
+        if (rc == 0 && p->auth && (rc = next_reply(&c, &used, &cur, &it)) == 0 && it.type == '-') {
+            item_text(&it, why, why_len);
+            mconn_close(&c);
+            return -1;
+        }
+        if (rc == 0) rc = mconn_reply(&c, &cur, &used);
+        if (rc != 0) {
+            snprintf(why, why_len, "%s", strerror(rc < 0 ? -rc : EPROTO));
+            mconn_close(&c);
+            return -1;
+        }
+        rc = cluster_map_parse(cur.p, cur.n, !p->is_slots_cmd, m, why, why_len);
+        mconn_close(&c);
+        /* Before Redis 7: no CLUSTER SHARDS; ask the same node again. */
+        if (rc != 0 && !p->is_slots_cmd && strstr(why, "nknown subcommand")) {
+            cluster_map_free(m);
+            p->is_slots_cmd = true;
+            continue;
+        }
+        return rc;
+    }
+    return -1;
+}
+
+static bool ids_share(const mshard *sh, const cluster_shard *cs) {
+    for (uint32_t i = 0; i < cs->node_count; i++)
+        for (uint32_t j = 0; j < CLUSTER_SHARD_NODES_MAX && sh->ids[j][0]; j++)
+            if (strcmp(sh->ids[j], cs->nodes[i].id) == 0) return true;
+    return false;
+}
+
+/* Shard cs of the map into entry e's view. */
+static void cluster_view(mshard *sh, topo_shard *v, const cluster_shard *cs) {
+    char port[8];
+    if (cs->primary >= 0) {
+        const cluster_node *n = &cs->nodes[cs->primary];
+        snprintf(port, sizeof port, "%d", n->port);
+        topo_node pri = v->primary;
+        if (node_set(&pri, n->ip, port)) v->primary = pri;
+    }
+    v->replica_count = 0;
+    memset(sh->ids, 0, sizeof sh->ids);
+    for (uint32_t i = 0; i < cs->node_count; i++) {
+        const cluster_node *n = &cs->nodes[i];
+        snprintf(sh->ids[i], sizeof sh->ids[i], "%s", n->id);
+        if ((int)i == cs->primary || n->is_failed || v->replica_count == CONF_REPLICAS_MAX)
+            continue;
+        topo_node *r = &v->replicas[v->replica_count];
+        *r = (topo_node){.lag = -1, .is_usable = true, .answers = true};
+        snprintf(port, sizeof port, "%d", n->port);
+        if (node_set(r, n->ip, port)) v->replica_count++;
+    }
+    sh->is_used = sh->is_named = true;
+}
+
+/*
+ * The slot map from the first node that answers: the one that answered
+ * last, the shards' primaries, then the seeds. Each shard of the map
+ * takes the entry that knew one of its nodes (a failover keeps the
+ * replica it promotes), else an entry never used; a shard without slots
+ * that shares its nodes with one that has them (a failed primary whose
+ * replica took over) is left out. Slots' entries into `slots`.
+ */
+static bool ask_cluster(topology *t, mpool *p, topo_shard *views) {
+    size_t cap = 1 + p->shard_count + p->seed_count, n = 0;
+    conf_server *cand = calloc(cap, sizeof *cand);
+    uint16_t *slots = malloc(CLUSTER_SLOT_COUNT * sizeof *slots);
+    cluster_map m = {0};
+    bool is_read = false;
+    char failures[512] = "";
+    size_t flen = 0;
+    if (!cand || !slots) goto done;
+    if (p->good_text[0]) cand[n++] = (conf_server){.addr = p->good_node, .text = p->good_text};
+    for (size_t s = 0; s < p->shard_count; s++)
+        if (views[s].primary.addr[0])
+            cand[n++] = (conf_server){.addr = views[s].primary.sa, .text = views[s].primary.addr};
+    for (size_t i = 0; i < p->seed_count; i++) cand[n++] = p->seeds[i];
+    for (size_t i = 0; i < n && !is_read; i++) {
+        char why[200];
+        if (i && strcmp(cand[i].text, cand[0].text) == 0 && p->good_text[0]) continue;
+        if (cluster_read(t, p, &cand[i].addr, &m, why, sizeof why) == 0) {
+            is_read = true;
+            p->good_node = cand[i].addr;
+            snprintf(p->good_text, sizeof p->good_text, "%s", cand[i].text);
+            break;
+        }
+        cluster_map_free(&m);
+        if (flen < sizeof failures) {
+            int w = snprintf(failures + flen, sizeof failures - flen, "%s%s: %s",
+                             flen ? "; " : "", cand[i].text, why);
+            flen += w > 0 ? (size_t)w : 0;
+        }
+    }
+    if (!is_read) {
+        static log_limit limit;
+        proxy_log_limited(&limit, LOG_WARN, "pool %s: no cluster node answered (%s); keeping "
+                          "the last slot map", p->name, failures);
+        goto done;
+    }
+    bool *is_taken = calloc(p->shard_count + 1, sizeof *is_taken);
+    uint16_t *entry_of = calloc(m.shard_count + 1, sizeof *entry_of);
+    if (!is_taken || !entry_of) {
+        free(is_taken);
+        free(entry_of);
+        is_read = false;
+        goto done;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < m.shard_count; k++) {
+            const cluster_shard *cs = &m.shards[k];
+            if ((pass == 0) != (cs->slot_count > 0)) continue;
+            entry_of[k] = CLUSTER_NO_SHARD;
+            /* A primary that failed and lost its slots to its replica
+             * stays listed on its own until it comes back (as a replica):
+             * not a shard. */
+            bool is_alive = false;
+            for (uint32_t i = 0; i < cs->node_count; i++) is_alive |= !cs->nodes[i].is_failed;
+            if (!cs->slot_count && !is_alive) continue;
+            size_t e = 0;
+            bool is_known = false;
+            for (; e < p->shard_count; e++)
+                if (ids_share(&p->shards[e], cs)) {
+                    is_known = true;
+                    break;
+                }
+            if (is_known && is_taken[e]) continue; /* a failed primary's leftover */
+            if (!is_known)
+                for (e = 0; e < p->shard_count && p->shards[e].is_used; e++) {
+                }
+            if (e == p->shard_count) {
+                static log_limit limit;
+                proxy_log_limited(&limit, LOG_WARN, "pool %s: the cluster has more shards than "
+                                  "cluster_max_shards (%zu): some slots are not served",
+                                  p->name, p->shard_count);
+                continue;
+            }
+            is_taken[e] = true;
+            entry_of[k] = (uint16_t)e;
+            cluster_view(&p->shards[e], &views[e], cs);
+        }
+    }
+    for (size_t k = 0; k < CLUSTER_SLOT_COUNT; k++)
+        slots[k] = m.slot_shard[k] == CLUSTER_NO_SHARD ? CLUSTER_NO_SHARD
+                                                       : entry_of[m.slot_shard[k]];
+    free(is_taken);
+    free(entry_of);
+    if (memcmp(slots, p->slots, CLUSTER_SLOT_COUNT * sizeof *slots) != 0) {
+        pthread_mutex_lock(&t->lock);
+        memcpy(p->slots, slots, CLUSTER_SLOT_COUNT * sizeof *slots);
+        p->slots_gen++;
+        pthread_mutex_unlock(&t->lock);
+        atomic_fetch_add(&t->px->topo_gen, 1);
+    }
+done:
+    cluster_map_free(&m);
+    free(cand);
+    free(slots);
+    return is_read;
+}
+
 /* ---- publishing -------------------------------------------------------- */
 
 static bool node_same(const topo_node *a, const topo_node *b) {
@@ -602,7 +804,9 @@ static void check_pool(topology *t, mpool *p) {
         views[s] = p->shards[s].view;
         switches[s] = p->shards[s].switches;
     }
-    if (p->is_sentinel) {
+    if (p->is_cluster) {
+        ask_cluster(t, p, views);
+    } else if (p->is_sentinel) {
         ask_sentinels(t, p, views);
     } else {
         for (size_t s = 0; s < p->shard_count; s++) {
@@ -615,8 +819,10 @@ static void check_pool(topology *t, mpool *p) {
             }
         }
     }
+    p->is_degraded = false;
     for (size_t s = 0; s < p->shard_count; s++) {
         measure(t, p, &views[s]);
+        p->is_degraded |= views[s].primary.addr[0] && !views[s].primary_answers;
         /* A +switch-master applied while this check ran is newer than
          * anything the check read: the next check starts from it. */
         if (p->shards[s].switches == switches[s]) publish(t, p, s, &views[s]);
@@ -753,6 +959,9 @@ static void mpool_free(mpool *p) {
     free(p->listed);
     free(p->listed_shard);
     for (size_t s = 0; s < p->shard_count; s++) free(p->shards[s].name);
+    for (size_t i = 0; i < p->seed_count; i++) free(p->seeds[i].text);
+    free(p->seeds);
+    free(p->slots);
     free(p->shards);
     free(p->name);
     free(p->user);
@@ -766,6 +975,7 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
  * reload). False when out of memory. */
 static bool mpool_init(mpool *p, const conf_pool *cp, size_t index, const mpool *before) {
     *p = (mpool){.index = index, .is_sentinel = cp->sentinel_count > 0,
+                 .is_cluster = conf_pool_is_cluster(cp),
                  .max_lag = cp->replica_max_lag,
                  .interval_ms = (uint64_t)cp->topology_check_interval_ms};
     p->name = strdup(cp->name);
@@ -781,6 +991,24 @@ static bool mpool_init(mpool *p, const conf_pool *cp, size_t index, const mpool 
         (cp->sentinel_username && !p->user) || (cp->sentinel_password && !p->pass) ||
         (cp->redis_auth && !p->auth))
         return false;
+    if (p->is_cluster) {
+        p->seeds = calloc(cp->seed_count + 1, sizeof *p->seeds);
+        p->slots = malloc(CLUSTER_SLOT_COUNT * sizeof *p->slots);
+        if (!p->seeds || !p->slots) return false;
+        for (size_t k = 0; k < CLUSTER_SLOT_COUNT; k++)
+            p->slots[k] = before && before->slots ? before->slots[k] : CLUSTER_NO_SHARD;
+        if (before) {
+            p->slots_gen = before->slots_gen;
+            p->is_slots_cmd = before->is_slots_cmd;
+            p->good_node = before->good_node;
+            memcpy(p->good_text, before->good_text, sizeof p->good_text);
+        }
+        for (size_t k = 0; k < cp->seed_count; k++, p->seed_count++) {
+            p->seeds[k].addr = cp->seeds[k].addr;
+            p->seeds[k].text = strdup(cp->seeds[k].text);
+            if (!p->seeds[k].text) return false;
+        }
+    }
     for (size_t k = 0; k < cp->sentinel_count; k++, p->sentinel_count++) {
         p->subs[k].fd = -1;
         p->sentinels[k].addr = cp->sentinels[k].addr;
@@ -797,11 +1025,15 @@ static bool mpool_init(mpool *p, const conf_pool *cp, size_t index, const mpool 
         const mshard *old = before ? shard_named((mpool *)before, cs->name, strlen(cs->name))
                                    : NULL;
         sh->epoch = -1;
-        if (old && p->is_sentinel) {
+        if (old && (p->is_sentinel || p->is_cluster)) {
             sh->view = old->view;
             sh->is_known = old->is_known;
             sh->is_named = old->is_named;
             sh->epoch = old->epoch;
+            memcpy(sh->ids, old->ids, sizeof sh->ids);
+            sh->is_used = old->is_used;
+        } else if (p->is_cluster) {
+            sh->view.primary = (topo_node){.lag = -1}; /* none until the map names one */
         } else {
             sh->view.primary = (topo_node){.sa = cs->addr, .lag = -1};
             snprintf(sh->view.primary.addr, sizeof sh->view.primary.addr, "%s", sh->first_text);
@@ -872,6 +1104,10 @@ static void *topology_main(void *arg) {
             /* Before: an event during the check asks for the next at once. */
             p->next_ms = now + p->interval_ms;
             check_pool(t, p);
+            /* A cluster promotes a dead primary's replica on its own, and
+             * tells nobody: ask often until every primary answers. */
+            if (p->is_cluster && p->is_degraded && p->interval_ms > DEGRADED_CHECK_MS)
+                p->next_ms = now + DEGRADED_CHECK_MS;
         }
         for (size_t i = 0; i < t->pool_count; i++)
             for (size_t k = 0; k < t->pools[i].sentinel_count; k++)
@@ -938,6 +1174,24 @@ bool topology_shard(const proxy *px, const char *pool, const char *shard, topo_s
     }
     pthread_mutex_unlock(&t->lock);
     return found;
+}
+
+bool topology_cluster_slots(const proxy *px, const char *pool, uint16_t *out, uint64_t *gen) {
+    topology *t = px->topo;
+    if (!t) return false;
+    bool is_new = false;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->pool_count; i++) {
+        const mpool *p = &t->pools[i];
+        if (!p->is_cluster || strcmp(p->name, pool) != 0) continue;
+        is_new = p->slots_gen != *gen;
+        if (is_new) {
+            memcpy(out, p->slots, CLUSTER_SLOT_COUNT * sizeof *out);
+            *gen = p->slots_gen;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return is_new;
 }
 
 void topology_recheck(proxy *px) {

@@ -73,6 +73,9 @@ static uint32_t same_backend(const wpool *p, const conf_server *s) {
 /* Former servers: closed (what they still owe fails: only moves, and with
  * the window over nobody needs them) and dropped. */
 static void drop_former(wpool *p) {
+    /* redis-cluster (no warm-up): the entries past server_count are shards
+     * the cluster has not named yet, not former servers. */
+    if (p->slots) return;
     for (size_t k = p->server_count; k < p->backend_count; k++) {
         backend *b = &p->backends[k];
         backend_close(b, "warm-up over");

@@ -99,7 +99,15 @@ static int wpool_init(worker *w, wpool *p, const conf_pool *cp, uint32_t index, 
             b->replicas[i].shard = b;
         }
     }
+    if (conf_pool_is_cluster(cp)) {
+        p->server_count = 0; /* the shards the topology names: shard_sync */
+        /* No shard serves a slot until the topology's map says so. */
+        p->slots = malloc(16384 * sizeof *p->slots);
+        if (!p->slots) goto oom;
+        memset(p->slots, 0xff, 16384 * sizeof *p->slots);
+    }
     shard_sync(p);
+    cluster_sync(p);
     if (cp->redis) {
         p->cmd_requests = calloc(command_count(), sizeof *p->cmd_requests);
         if (!p->cmd_requests) goto oom;
@@ -120,6 +128,9 @@ oom:
 static void wpool_free(wpool *p) {
     warmup_stop(p); /* first: it closes the former servers among the backends */
     shard_release(p, "the pool is closing");
+    cluster_release(p, "the pool is closing");
+    free(p->slots);
+    p->slots = NULL;
     for (size_t k = 0; p->backends && k < p->backend_count; k++) {
         backend *b = &p->backends[k];
         if (p->w->loop) health_stop(b);
@@ -145,8 +156,10 @@ static void wpool_free(wpool *p) {
 static void pool_tick(wpool *p, uint64_t now_ms) {
     listener_tick(p, now_ms);
     shard_sync(p);
+    cluster_sync(p);
     health_tick(p, now_ms);
     shard_tick(p, now_ms);
+    cluster_tick(p, now_ms);
     warmup_tick(p, now_ms);
     server_expire(p, now_ms);
 }

@@ -66,26 +66,8 @@ static int fake_resolve(void *user, const char *host, int port, bool is_passive,
 
 /* The proxy's ring for a pool, built as health.c's pool_build_ring does. */
 static void check_ring(const conf_pool *p) {
-    chash_config cc = CHASH_CONFIG_INIT;
-    switch (p->dist) {
-    case CONF_DIST_KETAMA:
-        cc.algo = CHASH_ALGO_RING;
-        cc.scheme = CHASH_SCHEME_TWEMPROXY;
-        break;
-    case CONF_DIST_MODULA:
-        cc.algo = CHASH_ALGO_MODULO;
-        cc.scheme = CHASH_SCHEME_TWEMPROXY;
-        break;
-    case CONF_DIST_RANDOM:
-        cc.algo = CHASH_ALGO_RING;
-        break;
-    case CONF_DIST_ALGO:
-        cc.algo = p->algo;
-        cc.scheme = CHASH_SCHEME_NATIVE;
-        break;
-    }
-    cc.key_hash = p->hash;
-    memcpy(cc.hash_tag, p->hash_tag, sizeof cc.hash_tag);
+    chash_config cc;
+    conf_pool_chash_config(p, &cc);
     /* Heavy pools are legal but slow to build: leave them to the tests. */
     uint64_t total_weight = 0;
     for (size_t i = 0; i < p->server_count; i++) total_weight += p->servers[i].weight;

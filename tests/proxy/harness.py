@@ -394,6 +394,59 @@ class SetGetBystander:
         self.c.close()
 
 
+class FakeServer(threading.Thread):
+    """A server on a free port that answers every request (one per line
+    for memcached; one RESP array for redis) with whatever answer(request)
+    returns: bytes to send, None to close the connection, or ("close",
+    bytes) to send them and close."""
+
+    def __init__(self, is_redis, answer):
+        super().__init__(daemon=True)
+        self.is_redis, self.answer = is_redis, answer
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.requests = []
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        c = Conn.__new__(Conn)
+        c.s, c.buf = conn, b""
+        try:
+            while True:
+                if self.is_redis:
+                    req = c.reply()  # a request is an array of bulk strings
+                else:
+                    req = c.line().split(b" ")
+                    if req[0] in (b"set", b"add", b"replace", b"append", b"prepend", b"cas"):
+                        c.exact(int(req[4]) + 2)
+                self.requests.append(req)
+                out = self.answer(req)
+                if out is None:
+                    conn.close()
+                    return
+                if isinstance(out, tuple):  # ("close", last words)
+                    conn.sendall(out[1])
+                    conn.close()
+                    return
+                conn.sendall(out)
+        except (Closed, OSError, AssertionError):
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
 def raw_stats(port, request=None):
     """Everything the stats port sends (for `request`, if any) until it closes."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -481,6 +534,9 @@ def run(tests):
             env.check_proxies()
         except Exception:
             print("FAIL %s at shutdown (logs in %s)" % (t.__name__, env.dir))
+            for p in env.procs:  # the servers too: nothing outlives a failed test
+                if p.poll() is None:
+                    p.kill()
             raise
         env.close()
         print("ok %s (%.2fs)" % (t.__name__, time.time() - t0))

@@ -340,12 +340,13 @@ def test_redis_corpus(env):
     # rest right.
     CASES["count"] += 1
     c = Conn(std, timeout=CASE_TIMEOUT)
-    cmds = [("SET", "u1", "a"), ("DEBUG", "SLEEP", "0"), ("GET", "u1"), ("CLUSTER", "INFO"),
+    cmds = [("SET", "u1", "a"), ("DEBUG", "SLEEP", "0"), ("GET", "u1"),
+            ("CLUSTER", "MEET", "h", "1"),
             ("APPEND", "u1", "b"), ("SHUTDOWN",), ("MIGRATE", "h", "1", "k", "0", "1"),
             ("GET", "u1"), ("CLIENT", "KILL", "x"), ("MONITOR",), ("MGET", "u1", "nope"),
             ("BGSAVE",), (b"\x00\xff bin",), ("PING",)]
     got = c.pipeline(cmds)
-    want = [b"+OK", "debug", b"a", "cluster", 2, "shutdown", "migrate", b"ab", "client|kill",
+    want = [b"+OK", "debug", b"a", "cluster|meet", 2, "shutdown", "migrate", b"ab", "client|kill",
             "monitor", [b"ab", None], "bgsave", None, b"+PONG"]
     for cmd, g, w in zip(cmds, got, want):
         if w is None:

@@ -100,7 +100,7 @@ FANOUT_KINDS = {"CK_ALL_SUM", "CK_ALL_OK", "CK_ALL_SAME", "CK_ALL_AND", "CK_ALL_
 SPLIT_KINDS = {"CK_MGET", "CK_SUM", "CK_MSET"}
 # Answered by the proxy, about the client's connection to it.
 LOCAL_KINDS = {"CK_PING", "CK_ECHO", "CK_QUIT", "CK_SELECT", "CK_HELLO", "CK_AUTH", "CK_RESET",
-               "CK_CLIENT", "CK_PROXY"}
+               "CK_CLIENT", "CK_CLUSTER", "CK_PROXY"}
 # A client's transaction or subscriptions, on connections of its own.
 HELD_KINDS = {"CK_MULTI", "CK_EXEC", "CK_DISCARD", "CK_WATCH", "CK_UNWATCH", "CK_SUBSCRIBE",
               "CK_PSUBSCRIBE", "CK_UNSUBSCRIBE", "CK_PUNSUBSCRIBE"}

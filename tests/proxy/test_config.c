@@ -159,7 +159,7 @@ static void test_markdown(void) {
         ASSERT_TRUE(strstr(err, "unknown key") == NULL);
     }
     fclose(f);
-    ASSERT_EQ(rows, 41);
+    ASSERT_EQ(rows, 42);
 }
 
 /* replication: memcached pools only, no more copies than servers, and a
@@ -275,6 +275,58 @@ static void test_topology_keys(void) {
     ASSERT_EQ(p->topology_check_interval_ms, 1000);
     ASSERT_UEQ(p->replica_max_lag, 1u << 20);
     conf_free(cf);
+}
+
+/* distribution: redis-cluster - the seeds kept apart, cluster_max_shards
+ * entries named shard-K, and the keys that place or copy keys otherwise
+ * refused. */
+static void test_cluster_keys(void) {
+    static const char base[] = "kappa:\n  listen: 127.0.0.1:22123\n  distribution: redis-cluster\n"
+                               "%s  servers:\n   - 127.0.0.1:7001:1\n   - 127.0.0.1:7002:1\n";
+    static const struct {
+        const char *keys, *err;
+    } cases[] = {
+        {"  redis: true\n  read_from: prefer_replica\n  failover_wait: 5000\n"
+         "  cluster_max_shards: 4\n",
+         NULL},
+        {"", "t.yml:1: pool 'kappa': distribution: redis-cluster needs redis: true"},
+        {"  redis: true\n  sentinels:\n   - 127.0.0.1:26379\n",
+         "t.yml:1: pool 'kappa': distribution: redis-cluster takes no sentinels (the cluster "
+         "fails over)"},
+        {"  redis: true\n  hash_tag: \"{}\"\n",
+         "t.yml:1: pool 'kappa': distribution: redis-cluster takes no hash_tag (the cluster's {} "
+         "rule applies)"},
+        {"  redis: true\n  warmup: 100\n",
+         "t.yml:1: pool 'kappa': distribution: redis-cluster takes no warmup (the cluster moves "
+         "keys)"},
+        {"  redis: true\n  on_failure: reroute\n",
+         "t.yml:1: pool 'kappa': distribution: redis-cluster takes no on_failure: reroute (a "
+         "slot has one owner)"},
+        {"  redis: true\n  redis_db: 2\n",
+         "t.yml:1: pool 'kappa': distribution: redis-cluster takes no redis_db (a cluster has "
+         "database 0)"},
+        {"  redis: true\n  cluster_max_shards: 0\n",
+         "t.yml:5: cluster_max_shards: expected an integer in 1..1024"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[1024], err[CONF_ERR_MAX];
+        snprintf(text, sizeof text, base, cases[i].keys);
+        conf *cf = load(text, err);
+        if (!cases[i].err) {
+            if (!cf) TEST_FAIL_AT("%s: %s", cases[i].keys, err);
+            const conf_pool *p = &cf->pools[0];
+            ASSERT_TRUE(conf_pool_is_cluster(p) && conf_pool_has_topology(p));
+            ASSERT_UEQ(p->seed_count, 2);
+            ASSERT_EQ(p->seeds[1].port, 7002);
+            ASSERT_UEQ(p->server_count, 4);
+            ASSERT_TRUE(strcmp(p->servers[3].name, "shard-3") == 0);
+            ASSERT_TRUE(strcmp(conf_dist_name(p), "redis-cluster") == 0);
+            conf_free(cf);
+            continue;
+        }
+        ASSERT_TRUE(cf == NULL);
+        if (strcmp(err, cases[i].err) != 0) TEST_FAIL_AT("got '%s', want '%s'", err, cases[i].err);
+    }
 }
 
 #define RING_SERVERS 6
@@ -541,6 +593,7 @@ int main(void) {
     test_markdown();
     test_replication();
     test_topology_keys();
+    test_cluster_keys();
     test_ring_live();
     test_bucket_keys();
     test_bucket_errors();

@@ -174,6 +174,11 @@ READ_ELSEWHERE = {
     "chash_proxy_shard_failover_waits_total": "test_sentinel.py (JSON failover_waited)",
     "chash_proxy_shard_failover_wait_expired_total":
         "test_sentinel.py (JSON failover_wait_expired)",
+    "chash_proxy_cluster_moved_total": "test_cluster.py reshard (JSON cluster_moved)",
+    "chash_proxy_cluster_ask_total": "test_cluster.py reshard (JSON cluster_ask)",
+    "chash_proxy_cluster_retried_total": "test_cluster.py tryagain (JSON cluster_retried)",
+    "chash_proxy_cluster_redirect_failed_total":
+        "test_cluster.py hostile_node (JSON cluster_redirect_failed)",
 }
 
 
