@@ -4,9 +4,9 @@
  *
  * Read from what a cluster says about itself, all of it untrusted bytes:
  *   slot_table.c        CLUSTER NODES text (a node's nodes.conf is the same);
- *   slot_table_reply.c  CLUSTER SHARDS and CLUSTER SLOTS replies (RESP), built
- *                       where the proxy's reply reader is
- *                       (CHASH_HAVE_CLUSTER_REPLY);
+ *   slot_table_reply.c  CLUSTER SHARDS and CLUSTER SLOTS replies (RESP), read
+ *                       by the proxy's reader of them (proxy/clustermap.c),
+ *                       built where it is (CHASH_HAVE_CLUSTER_REPLY);
  *   slot_table_query.c  asking a live node over TCP (the only file with I/O).
  * The parsers print nothing: a failure fills a slot_table_error, which the
  * command prints with the file name or the address.

@@ -440,16 +440,16 @@ static void test_replies(void) {
                true, "cluster support disabled");
     decode_bad(slot_table_from_slots, "-ERR unknown subcommand 'SLOTS'\r\n", true,
                "unknown subcommand");
-    decode_bad(slot_table_from_shards, "+OK\r\n", false, "expected an array");
-    decode_bad(slot_table_from_shards, "*1\r\n:1\r\n", false, "not a map");
+    decode_bad(slot_table_from_shards, "+OK\r\n", false, "not a list");
+    decode_bad(slot_table_from_shards, "*1\r\n:1\r\n", false, "not a field list");
     decode_bad(slot_table_from_shards, "*1\r\n*2\r\n$5\r\nslots\r\n*2\r\n:9\r\n:16384\r\n", false,
                "0..16383");
     decode_bad(slot_table_from_slots, "*1\r\n*3\r\n:5\r\n:4\r\n*2\r\n$1\r\na\r\n:1\r\n", false,
-               "0..16383");
+               "backwards");
     decode_bad(slot_table_from_slots,
                "*2\r\n*3\r\n:0\r\n:4\r\n*2\r\n$1\r\na\r\n:1\r\n*3\r\n:4\r\n:4\r\n*2\r\n$1\r\nb\r\n"
                ":1\r\n",
-               false, "slot 4 is served by both a:1 and b:1");
+               false, "slot 4 is served twice");
     decode_bad(slot_table_from_slots, "*1\r\n*3\r\n:0\r\n:4\r\n*1\r\n$1\r\na\r\n", false,
                "not [ip, port");
 }
