@@ -30,6 +30,25 @@
 #              with its GET and SET alone (get=60,set=25, no subscriber), on
 #              every target of the suite, the baseline too, so what the
 #              transactions and messages add is the difference of the two
+#   cluster    (not in the default list: --workload cluster, or add it) the
+#              proxy in front of a Redis Cluster against the same proxy on a
+#              ketama pool of as many plain servers: 3 redis-server in cluster
+#              mode (no replicas, joined by redis-cli --cluster create) and 3
+#              plain ones; every chash-proxy gets two more pools, 'cluster'
+#              (distribution redis-cluster, the 3 nodes as seeds) and
+#              'ketama' (hash fnv1a_64, the 3 plain servers), both filled
+#              with the keys first; redis-benchmark -t set,get as in redis
+#              (-P 1 and -P 16) on both pools, back to back, through
+#              chash-proxy and chash-proxy-w1 (and the baseline). A last
+#              table gives cluster over ketama: the proxy's CPU per request
+#              (and sys/req, ops/s), the ratio of the medians and within each
+#              round, and the cluster pool's counters from each proxy's stats
+#              (errors, MOVED/ASK followed, requests per shard). A --baseline
+#              whose configuration check refuses redis-cluster runs the
+#              ketama pool alone, said so. The nodes' CPU includes their
+#              cluster bus. Not nutcracker (no cluster), not direct (a node
+#              answers -MOVED for the other nodes' slots). Starting the cluster
+#              takes about 3 s.
 # and prints medians over the rounds: ops/s, p50, p99 and chash-proxy's ratios
 # to nutcracker and to direct, then how the issue's bars fare. Every
 # measurement is also a JSON row (one object per line) in the output file.
@@ -53,14 +72,16 @@
 #   --out       JSON rows (default build/bench-proxy.jsonl)
 #   --rounds    rounds of every measurement; medians are reported (default 3)
 #   --requests  redis-benchmark / mcload requests per test, mixload operations (default 200000)
-#   --workload  the suites to run, comma-separated: redis, memcached, mget, mixed
-#               (default all four; e.g. --workload redis for plain SET/GET alone)
+#   --workload  the suites to run, comma-separated: redis, memcached, mget, mixed, cluster
+#               (default the first four; e.g. --workload redis for plain SET/GET
+#               alone, --workload cluster for the proxy in front of a Redis Cluster)
 #   --syscalls  also count system calls per request of the proxy and of the
 #               servers (perf stat, raw_syscalls:sys_enter, attached around each
 #               run; slows every process a little while on, so compare only
 #               runs that both had it)
 # Needs: redis-server, redis-benchmark, redis-cli, memcached, nutcracker,
-# python3, a C compiler; memcaslap is used when present, perf for --syscalls
+# python3, a C compiler; memcaslap is used when present, perf for --syscalls,
+# redis-server 7 or later for the cluster suite (--cluster-port)
 # (Debian: apt-get install redis-server memcached nutcracker
 # libmemcached-tools linux-perf).
 # Every process it starts is stopped by PID on exit, error or Ctrl-C.
@@ -94,8 +115,8 @@ declare -A run_suite=()
 IFS=, read -r -a _suites <<<"$workloads"
 for w in "${_suites[@]}"; do
     case $w in
-    redis | memcached | mget | mixed) run_suite[$w]=1 ;;
-    *) echo "bench/proxy.sh: --workload: unknown suite '$w' (redis, memcached, mget, mixed)" >&2; exit 2 ;;
+    redis | memcached | mget | mixed | cluster) run_suite[$w]=1 ;;
+    *) echo "bench/proxy.sh: --workload: unknown suite '$w' (redis, memcached, mget, mixed, cluster)" >&2; exit 2 ;;
     esac
 done
 [ "${#run_suite[@]}" -gt 0 ] || { echo "bench/proxy.sh: --workload: no suite" >&2; exit 2; }
@@ -113,6 +134,11 @@ if [ "$count_syscalls" = 1 ]; then
         { echo "bench/proxy.sh: --syscalls: perf cannot count raw_syscalls:sys_enter here" >&2; exit 2; }
 fi
 has_memcaslap=$(command -v memcaslap || command -v memaslap || true)
+if wants cluster; then
+    _v=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')
+    [ "${_v:-0}" -ge 7 ] ||
+        { echo "bench/proxy.sh: the cluster suite needs redis-server 7 or later (--cluster-port)" >&2; exit 2; }
+fi
 
 # --- processes: every one we start is recorded and stopped by its PID ------
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-proxy.XXXXXX")
@@ -144,7 +170,7 @@ cpu_ns() { # cpu_ns PID...: CPU time of every thread of the PIDs so far, in ns
     local total=0 pid t ns _
     for pid in "$@"; do
         for t in /proc/"$pid"/task/*/schedstat; do
-            read -r ns _ <"$t" 2>/dev/null || continue
+            read -r ns _ 2>/dev/null <"$t" || continue
             total=$((total + ns))
         done
     done
@@ -164,6 +190,9 @@ wait_port() { # wait_port PORT NAME: until something accepts on 127.0.0.1:PORT
 # between choosing it and binding it.
 nports=20
 [ -n "$base_bin" ] && nports=28
+ncluster=0 # the cluster suite's, after those: 3 nodes, their 3 bus ports, 3 plain redis, 2 pools a proxy
+if wants cluster; then ncluster=$((9 + 4)); [ -z "$base_bin" ] || ncluster=$((ncluster + 4)); fi
+nports=$((nports + ncluster))
 read -r -a ports <<<"$(python3 - "$nports" <<'PY'
 import random, socket, sys
 want, got, socks = int(sys.argv[1]), [], []
@@ -193,6 +222,17 @@ if [ -n "$base_bin" ]; then
     b1_redis=${ports[23]} b1_mc=${ports[24]} b1_stats=${ports[25]}
     b_mix=${ports[26]} b1_mix=${ports[27]}
 fi
+declare -A cl_port_of kp_port_of # the cluster suite: TARGET -> its 'cluster' and 'ketama' pool ports
+if wants cluster; then
+    _o=$((nports - ncluster))
+    cl_ports=("${ports[@]:_o:3}") cl_bus=("${ports[@]:_o+3:3}") kp_ports=("${ports[@]:_o+6:3}")
+    cl_port_of[chash-proxy]=${ports[_o+9]} kp_port_of[chash-proxy]=${ports[_o+10]}
+    cl_port_of[chash-proxy-w1]=${ports[_o+11]} kp_port_of[chash-proxy-w1]=${ports[_o+12]}
+    if [ -n "$base_bin" ]; then
+        cl_port_of[base]=${ports[_o+13]} kp_port_of[base]=${ports[_o+14]}
+        cl_port_of[base-w1]=${ports[_o+15]} kp_port_of[base-w1]=${ports[_o+16]}
+    fi
+fi
 
 mc_user=()
 [ "$(id -u)" = 0 ] && mc_user=(-u nobody)
@@ -208,6 +248,40 @@ for i in 0 1 2 3; do
     wait_port "${redis_ports[$i]}" "redis$i"
     wait_port "${mc_ports[$i]}" "memcached$i"
 done
+
+# The cluster suite: a Redis Cluster of 3 nodes, all primaries, and 3 plain
+# redis-server for the ketama pool it is compared with; the cluster is up
+# (every node says cluster_state:ok) before a proxy asks it for its map.
+if wants cluster; then
+    for i in 0 1 2; do
+        start "clnode$i" redis-server --bind 127.0.0.1 --port "${cl_ports[$i]}" --save '' \
+            --appendonly no --protected-mode yes --dir "$work" --cluster-enabled yes \
+            --cluster-config-file "$work/nodes-$i.conf" --cluster-port "${cl_bus[$i]}"
+        start "plain$i" redis-server --bind 127.0.0.1 --port "${kp_ports[$i]}" --save '' \
+            --appendonly no --protected-mode yes --dir "$work"
+    done
+    cl_pids=("${pid_of[clnode0]}" "${pid_of[clnode1]}" "${pid_of[clnode2]}")
+    kp_pids=("${pid_of[plain0]}" "${pid_of[plain1]}" "${pid_of[plain2]}")
+    for i in 0 1 2; do
+        wait_port "${cl_ports[$i]}" "clnode$i"
+        wait_port "${kp_ports[$i]}" "plain$i"
+    done
+    redis-cli --cluster create "127.0.0.1:${cl_ports[0]}" "127.0.0.1:${cl_ports[1]}" \
+        "127.0.0.1:${cl_ports[2]}" --cluster-replicas 0 --cluster-yes >"$work/cluster-create.log" 2>&1 ||
+        { echo "bench/proxy.sh: redis-cli --cluster create failed:" >&2; cat "$work/cluster-create.log" >&2; exit 1; }
+    for _ in $(seq 300); do
+        n_ok=0
+        for p in "${cl_ports[@]}"; do
+            info=$(redis-cli -h 127.0.0.1 -p "$p" CLUSTER INFO 2>/dev/null || true)
+            case $info in *cluster_state:ok*) n_ok=$((n_ok + 1)) ;; esac
+        done
+        [ "$n_ok" = 3 ] && break
+        sleep 0.1
+    done
+    [ "$n_ok" = 3 ] || { echo "bench/proxy.sh: the Redis Cluster is not ok after 30 s:" >&2
+        for p in "${cl_ports[@]}"; do redis-cli -h 127.0.0.1 -p "$p" CLUSTER INFO | head -2 >&2 || true; done
+        exit 1; }
+fi
 
 # One configuration for both proxies but for the listen ports: nutcracker's
 # format, which chash-proxy reads as is. mixed_pool is the redis pool again
@@ -244,6 +318,49 @@ write_conf "$work/chash1.yml" "$c1_redis" "$c1_mc" "$c1_mix"
 if [ -n "$base_bin" ]; then
     write_conf "$work/base.yml" "$b_redis" "$b_mc" "$b_mix"
     write_conf "$work/base1.yml" "$b1_redis" "$b1_mc" "$b1_mix"
+fi
+# The cluster suite's two pools, in chash-proxy's configurations only
+# (nutcracker has no redis-cluster): 'cluster' in front of the Redis Cluster,
+# its nodes as seeds, and 'ketama' on the 3 plain servers. A --baseline whose
+# configuration check refuses the cluster pool gets the ketama pool alone.
+write_cluster_pools() { # write_cluster_pools FILE TARGET [ketama-only]: appended to FILE
+    local p
+    {
+        if [ "${3:-}" != ketama-only ]; then
+            echo "cluster:"
+            echo "  listen: 127.0.0.1:${cl_port_of[$2]}"
+            echo "  redis: true"
+            echo "  distribution: redis-cluster"
+            echo "  servers:"
+            for p in "${cl_ports[@]}"; do echo "   - 127.0.0.1:$p:1"; done
+        fi
+        echo "ketama:"
+        echo "  listen: 127.0.0.1:${kp_port_of[$2]}"
+        echo "  redis: true"
+        echo "  hash: fnv1a_64"
+        echo "  distribution: ketama"
+        echo "  servers:"
+        for p in 0 1 2; do echo "   - 127.0.0.1:${kp_ports[$p]}:1 plain$p"; done
+    } >>"$1"
+}
+cluster_skipped= # the targets left out of the cluster pool
+if wants cluster; then
+    write_cluster_pools "$work/chash.yml" chash-proxy
+    write_cluster_pools "$work/chash1.yml" chash-proxy-w1
+    if [ -n "$base_bin" ]; then
+        : >"$work/probe.yml"
+        write_cluster_pools "$work/probe.yml" base
+        if "$base_bin" -t -c "$work/probe.yml" >"$work/probe.err" 2>&1; then
+            write_cluster_pools "$work/base.yml" base
+            write_cluster_pools "$work/base1.yml" base-w1
+        else
+            echo "bench/proxy.sh: base does not take a redis-cluster pool, left out of the cluster" \
+                "pool (the ketama pool alone): $(grep -m1 . "$work/probe.err" || echo "its -t failed")" >&2
+            cluster_skipped="base base-w1"
+            write_cluster_pools "$work/base.yml" base ketama-only
+            write_cluster_pools "$work/base1.yml" base-w1 ketama-only
+        fi
+    fi
 fi
 start nutcracker nutcracker -c "$work/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 \
     -p "$work/nutcracker.pid" -o "$work/nutcracker.out"
@@ -290,6 +407,12 @@ fi
 targets_mixed=("direct:${redis_ports[0]}" "chash-proxy:$cp_mix" "chash-proxy-w1:$c1_mix")
 [ -z "$base_bin" ] || targets_mixed=("direct:${redis_ports[0]}" "chash-proxy:$cp_mix" "base:$b_mix"
     "chash-proxy-w1:$c1_mix" "base-w1:$b1_mix")
+# The cluster suite: each chash-proxy, both pools (cluster_port_of, kp_port_of).
+targets_cluster=(chash-proxy chash-proxy-w1)
+[ -z "$base_bin" ] || targets_cluster=(chash-proxy base chash-proxy-w1 base-w1)
+declare -A stats_port_of=([chash-proxy]=$cp_stats [chash-proxy-w1]=$c1_stats)
+[ -z "$base_bin" ] || stats_port_of+=([base]=$b_stats [base-w1]=$b1_stats)
+in_cluster_pool() { case " $cluster_skipped " in *" $1 "*) return 1 ;; esac; }
 mix_weights=get=60,set=25,txn=10,pub=5
 plain_weights=get=60,set=25 # the control: the same GET and SET, nothing else
 workers_of() { case $1 in chash-proxy | base) nproc ;; chash-proxy-w1 | base-w1 | nutcracker | direct) echo 1 ;; esac; }
@@ -310,6 +433,35 @@ for t in "${targets_redis[@]}"; do
     [ "$got" = "vvvvvvvvvvvvvvvv vvvvvvvvvvvvvvvv " ] ||
         { echo "bench/proxy.sh: ${t%%:*}: MGET gave '$got'" >&2; exit 1; }
 done
+
+# The cluster suite: both pools filled through chash-proxy with the same
+# keys (so GETs find them from the first round), which must go in with no
+# error; then every proxy must read two of them back from each pool (an
+# MGET split by slot on the cluster pool). A baseline that fails it on the
+# cluster pool is left out of it; any other failure stops, with the log.
+if wants cluster; then
+    for pool in cluster ketama; do
+        if [ "$pool" = cluster ]; then p=${cl_port_of[chash-proxy]}; else p=${kp_port_of[chash-proxy]}; fi
+        got=$(redis-cli -h 127.0.0.1 -p "$p" --pipe <"$work/keys.resp" 2>&1 | tail -1 || true)
+        [ "$got" = "errors: 0, replies: 100000" ] || {
+            echo "bench/proxy.sh: chash-proxy: filling the $pool pool: '$got'; its log:" >&2
+            tail -20 "$work/chash-proxy.log" >&2; keep_work=1; exit 1; }
+    done
+    for t in "${targets_cluster[@]}"; do
+        for pool in cluster ketama; do
+            if [ "$pool" = cluster ]; then in_cluster_pool "$t" || continue; p=${cl_port_of[$t]}; else p=${kp_port_of[$t]}; fi
+            got=$(redis-cli -h 127.0.0.1 -p "$p" MGET key:000000000001 key:000000099999 2>&1 | tr '\n' ' ')
+            [ "$got" = "vvvvvvvvvvvvvvvv vvvvvvvvvvvvvvvv " ] && continue
+            if [ "$pool" = cluster ] && { [ "$t" = base ] || [ "$t" = base-w1 ]; }; then
+                echo "bench/proxy.sh: $t cannot serve the cluster pool, left out of it: MGET gave '$got'" >&2
+                cluster_skipped+=" $t"
+            else
+                echo "bench/proxy.sh: $t: MGET on the $pool pool gave '$got'; its log:" >&2
+                tail -20 "$work/$t.log" >&2; keep_work=1; exit 1
+            fi
+        done
+    done
+fi
 
 # The mixed suite needs transactions and subscriptions: a short run of it on
 # each target first. A baseline that cannot serve it (a build from before
@@ -353,9 +505,13 @@ failed() { # failed SUITE TARGET WHAT: a run that did not finish is a row too
 # generator's CPU is the shell's reaped children's (bash `times`) between
 # cpu_begin and cpu_end: the load generator alone, so nothing else may be
 # run (no $(...)) between the two marks.
-cpu_begin() { # cpu_begin SUITE TARGET
+cpu_begin() { # cpu_begin SUITE TARGET; SUITE cluster-cluster or cluster-ketama: the cluster suite's pool
     local servers=("${redis_pids[@]}")
-    [ "$1" = memcached ] && servers=("${mc_pids[@]}")
+    case $1 in
+    memcached) servers=("${mc_pids[@]}") ;;
+    cluster-cluster) servers=("${cl_pids[@]}") ;;
+    cluster-ketama) servers=("${kp_pids[@]}") ;;
+    esac
     [ "$2" = direct ] && servers=("${servers[0]}")
     cpu_target_pid=${pid_of[$2]:-}
     cpu_server_pids=("${servers[@]}")
@@ -445,18 +601,34 @@ for r in csv.DictReader(sys.stdin):
 ' "$@" "$(workers_of "$2")"
 }
 
-bench_redis() { # bench_redis TARGET PORT PIPELINE
-    local ok=0 cpu
-    cpu_begin redis "$1"
-    timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$requests" -c 50 \
-        -r 100000 -P "$3" --csv >"$work/run.csv" 2>"$work/run.err" && ok=1
+# redis_benchmark CPU_SUITE SUITE TARGET PORT PIPELINE [FIELDS]: one
+# redis-benchmark set,get run and its rows (FIELDS added to each), the CPU of
+# CPU_SUITE's servers; false when it did not finish.
+redis_benchmark() {
+    local ok=0 cpu extra=${6:+,$6}
+    cpu_begin "$1" "$3"
+    timeout 300 redis-benchmark -h 127.0.0.1 -p "$4" -t set,get -n "$requests" -c 50 \
+        -r 100000 -P "$5" --csv >"$work/run.csv" 2>"$work/run.err" && ok=1
     cpu_end
-    if [ "$ok" = 1 ]; then
-        # One run does SET then GET: the CPU is shared out over both.
-        cpu=$(cpu_fields $((requests * 2)))
-        csv_rows redis "$1" "$3" 50 1 <"$work/run.csv" | while read -r r; do row "$1" "$r,$cpu"; done
-    else
-        failed redis "$1" "set,get -P $3"
+    [ "$ok" = 1 ] || return 1
+    # One run does SET then GET: the CPU is shared out over both.
+    cpu=$(cpu_fields $((requests * 2)))
+    csv_rows "$2" "$3" "$5" 50 1 <"$work/run.csv" | while read -r r; do row "$3" "$r$extra,$cpu"; done
+}
+bench_redis() { # bench_redis TARGET PORT PIPELINE
+    redis_benchmark redis redis "$1" "$2" "$3" || failed redis "$1" "set,get -P $3"
+}
+bench_cluster() { # bench_cluster TARGET POOL PIPELINE: the redis runs on one pool of the cluster suite
+    local port=${kp_port_of[$1]}
+    [ "$2" = ketama ] || port=${cl_port_of[$1]}
+    if ! redis_benchmark "cluster-$2" cluster "$1" "$port" "$3" "\"pool\":\"$2\""; then
+        # redis-benchmark stops at the first error reply, which it prints
+        # on its standard output.
+        failed cluster "$1" "set,get -P $3 $2 pool"
+        grep -v '^"' "$work/run.csv" | tail -3 >&2 || true
+        echo "  $1's log (last lines):" >&2
+        tail -20 "$work/$1.log" >&2 || true
+        keep_work=1
     fi
 }
 bench_mget() { # bench_mget TARGET PORT KEYS CLIENTS
@@ -580,12 +752,58 @@ for ((round = 1; round <= rounds; round++)); do
             bench_mixed "${t%%:*}" "${t#*:}" mixload-plain "$plain_weights" 0
         done < <(rotate "$round" "${mixed_plain_targets[@]}")
     fi
+    if wants cluster; then
+        # A proxy's two pools back to back at each -P, so their ratio within
+        # the round sees the same machine; which goes first alternates.
+        pools=(cluster ketama)
+        [ $((round % 2)) = 1 ] || pools=(ketama cluster)
+        while read -r t; do
+            for P in 1 16; do
+                for pool in "${pools[@]}"; do
+                    if [ "$pool" = cluster ] && ! in_cluster_pool "$t"; then continue; fi
+                    echo "  cluster $t $pool pool -P $P" >&2
+                    bench_cluster "$t" "$pool" "$P"
+                done
+            done
+        done < <(rotate "$round" "${targets_cluster[@]}")
+    fi
 done
 
-python3 - "$out" "$rounds" "$(nproc)" "$base_bin" "$mixed_skipped" <<'PY'
+# The cluster suite: each proxy's counters for both pools at the end (from
+# its stats port): errors, redirects followed, requests per shard or server.
+if wants cluster; then
+    for t in "${targets_cluster[@]}"; do
+        python3 - "$t" "${stats_port_of[$t]}" >>"$out" 2>"$work/stats.err" <<'PY' ||
+import json, socket, sys
+target, port = sys.argv[1], int(sys.argv[2])
+with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+st = json.loads(data)
+for pool in ("cluster", "ketama"):
+    p = st.get(pool)
+    if not isinstance(p, dict):
+        continue
+    servers = {k: v for k, v in p.items() if isinstance(v, dict)}
+    row = dict(bench="proxy-cluster-check", target=target, pool=pool,
+               **{f: p.get(f) for f in ("client_err", "forward_error", "cluster_moved", "cluster_ask",
+                                        "cluster_retried", "cluster_redirect_failed")},
+               **{f: sum(v.get(f) or 0 for v in servers.values())
+                  for f in ("server_err", "server_timedout", "server_eof")},
+               requests={k: v.get("requests") for k, v in servers.items()})
+    print(json.dumps(row))
+PY
+            echo "bench/proxy.sh: $t: could not read its stats: $(tail -1 "$work/stats.err")" >&2
+    done
+fi
+
+python3 - "$out" "$rounds" "$(nproc)" "$base_bin" "$mixed_skipped" "$cluster_skipped" <<'PY'
 import json, statistics, sys
 path, rounds, cores, base_bin, mixed_skipped = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split()
+cluster_skipped = sys.argv[6].split()
 rows = [json.loads(l) for l in open(path) if l.strip()]
+cluster_checks = [r for r in rows if r.get("bench") == "proxy-cluster-check"]
 rows = [r for r in rows if r.get("bench") == "proxy"]  # not the summaries of an earlier pass
 ok = [r for r in rows if not r.get("error")]
 errors = [r for r in rows if r.get("error")]
@@ -593,12 +811,18 @@ order = ["direct", "nutcracker", "chash-proxy", "base", "chash-proxy-w1", "base-
 PAIRS = (("chash-proxy", "base"), ("chash-proxy-w1", "base-w1"))  # with --baseline: new, base
 FIELDS = ("ops_per_sec", "p50_ms", "p99_ms", "avg_ms", "proxy_cpu_us_per_req", "servers_cpu_us_per_req",
           "loadgen_cpu_us_per_req", "proxy_syscalls_per_req", "servers_syscalls_per_req")
-SUITES = ["redis", "memcached", "mget", "mixed"]
+SUITES = ["redis", "memcached", "mget", "mixed", "cluster"]
 has_sys = any(r.get("servers_syscalls_per_req") is not None for r in ok)
 
-def key(r):
+def key(r):  # the cluster suite's rows also say which pool: "cluster" or "ketama"
     return (r["suite"], r.get("tool", "redis-benchmark"), r["test"], r.get("pipeline", 1),
-            r.get("clients", 50), r.get("keys", 1))
+            r.get("clients", 50), r.get("keys", 1), r.get("pool", ""))
+
+def tool_of(k):  # the tool column: the cluster suite's pool in place of its tool (redis-benchmark)
+    return f"{k[6]} pool" if k[6] else k[1]
+
+def order_of(k):
+    return (SUITES.index(k[0]), k[1], k[3], k[5], k[4], k[2], k[6])
 
 groups = {}
 for r in ok:
@@ -620,8 +844,10 @@ def fmt(v, spec):
     width = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
     return format(v, spec) if v is not None else "-".rjust(int(width or 0))
 
+has_cluster = any(r["suite"] == "cluster" for r in rows)
 print(f"\nchash-proxy vs nutcracker vs direct: medians of {rounds} rounds (targets interleaved, "
-      f"order rotated each round) on {cores} shared cores; 4 redis + 4 memcached on loopback")
+      f"order rotated each round) on {cores} shared cores; 4 redis + 4 memcached on loopback"
+      + ("; cluster suite: a Redis Cluster of 3 nodes and 3 plain redis" if has_cluster else ""))
 print("'chash-proxy' runs the default --workers (one per core), 'chash-proxy-w1' --workers 1; "
       "ratios are ops/s (and p50, p99) of each chash-proxy row over nutcracker's and direct's")
 if base_bin:
@@ -641,8 +867,8 @@ head = (f"{'suite':<9} {'tool':<15} {'test':<11} {'P':>2} {'cli':>3} {'keys':>4}
 print(head)
 print("-" * len(head))
 out_rows = []
-for k in sorted(groups, key=lambda k: (SUITES.index(k[0]), k[1], k[3], k[5], k[4], k[2])):
-    suite, tool, test, pipeline, clients, keys = k
+for k in sorted(groups, key=order_of):
+    suite, tool, test, pipeline, clients, keys, pool = k
     nc, di = summary.get(k + ("nutcracker",)), summary.get(k + ("direct",))
     for target in order:
         s = summary.get(k + (target,))
@@ -650,6 +876,8 @@ for k in sorted(groups, key=lambda k: (SUITES.index(k[0]), k[1], k[3], k[5], k[4
             continue
         rs = dict(bench="proxy-summary", suite=suite, tool=tool, test=test, pipeline=pipeline,
                   clients=clients, keys=keys, target=target, rounds=s["n"], **{f: s[f] for f in FIELDS})
+        if pool:
+            rs["pool"] = pool
         cols = ""
         if s["binary"] is not None:
             rs["binary"] = s["binary"]
@@ -660,7 +888,7 @@ for k in sorted(groups, key=lambda k: (SUITES.index(k[0]), k[1], k[3], k[5], k[4
             cols = (f"  {fmt(rs['ops_per_sec_over_nutcracker'], '6.2f')} {fmt(rs['ops_per_sec_over_direct'], '7.2f')} "
                     f"{fmt(rs['p50_ms_over_nutcracker'], '6.2f')} {fmt(rs['p99_ms_over_nutcracker'], '6.2f')} "
                     f"{fmt(rs['p50_ms_over_direct'], '7.2f')} {fmt(rs['p99_ms_over_direct'], '7.2f')}")
-        print(f"{suite:<9} {tool:<15} {test:<11} {pipeline:>2} {clients:>3} {keys:>4}  {target:<14} "
+        print(f"{suite:<9} {tool_of(k):<15} {test:<11} {pipeline:>2} {clients:>3} {keys:>4}  {target:<14} "
               f"{fmt(s['ops_per_sec'], '9.0f')} {fmt(s['avg_ms'], '7.3f')} {fmt(s['p50_ms'], '7.3f')} "
               f"{fmt(s['p99_ms'], '7.3f')} {fmt(s['proxy_cpu_us_per_req'], '14.2f')} "
               f"{fmt(s['servers_cpu_us_per_req'], '7.2f')} {fmt(s['loadgen_cpu_us_per_req'], '7.2f')}"
@@ -693,13 +921,13 @@ if errors:
     for r in errors:
         print(f"  round {r['round']}: {r['suite']} {r['target']} {r['test']}")
 
-def get(suite, tool, test, pipeline, target, clients=50, keys=1):
-    return summary.get((suite, tool, test, pipeline, clients, keys, target))
+def get(suite, tool, test, pipeline, target, clients=50, keys=1, pool=""):
+    return summary.get((suite, tool, test, pipeline, clients, keys, pool, target))
 
 def per_round(suite, tool, test, pipeline, target, base, field="ops_per_sec"):
     """The ratio within each round: slow drifts in the machine's load cancel out."""
     def rows_of(t):
-        return {r["round"]: r[field] for r in ok if key(r) == (suite, tool, test, pipeline, 50, 1)
+        return {r["round"]: r[field] for r in ok if key(r) == (suite, tool, test, pipeline, 50, 1, "")
                 and r["target"] == t and r.get(field) is not None}
     a, b = rows_of(target), rows_of(base)
     return [a[n] / b[n] for n in sorted(a) if n in b and b[n]]
@@ -754,8 +982,8 @@ if base_bin:
     print(head)
     print("-" * len(head))
     by_target = {(rs["suite"], rs["tool"], rs["test"], rs["pipeline"], rs["clients"], rs["keys"],
-                  rs["target"]): rs for rs in out_rows}
-    for k in sorted(groups, key=lambda k: (SUITES.index(k[0]), k[1], k[3], k[5], k[4], k[2])):
+                  rs.get("pool", ""), rs["target"]): rs for rs in out_rows}
+    for k in sorted(groups, key=order_of):
         for new, base in PAIRS:
             n, b = summary.get(k + (new,)), summary.get(k + (base,))
             if not n or not b:
@@ -772,8 +1000,65 @@ if base_bin:
                 if each:
                     rounds_ += f" ({min(each):.2f}-{max(each):.2f})"
                 cols.append(f"{fmt(n[f], spec_new)} {fmt(b[f], spec_base)} {fmt(r, '8.3f')}  {rounds_ or '-':<{pw}}")
-            print(f"{k[0]:<9} {k[1]:<15} {k[2]:<11} {k[3]:>2} {k[4]:>3} {k[5]:>4}  {new:<14} "
+            print(f"{k[0]:<9} {tool_of(k):<15} {k[2]:<11} {k[3]:>2} {k[4]:>3} {k[5]:>4}  {new:<14} "
                   + " ".join(cols).rstrip())
+    print()
+
+def rows_by_round(k, target, field):
+    return {r["round"]: r[field] for r in ok if key(r) == k and r["target"] == target and r.get(field) is not None}
+
+if has_cluster:
+    print(f"\nthe cluster pool over the ketama pool, each proxy: the same redis-benchmark runs in front of a "
+          f"Redis Cluster of 3 nodes (distribution redis-cluster) and on a ketama pool of 3 plain redis-server; "
+          f"the median of each, their ratio (cluster/ketama) and the ratio within each round and its range. "
+          f"cpu/req (and sys/req) is the proxy's own, per request; a set,get run's CPU is shared out over "
+          f"both tests, so its SET and GET rows carry the same CPU figures")
+    pw = 5 * rounds + 12
+    head = (f"{'test':<5} {'P':>2}  {'proxy':<14} "
+            f"{'ops/s cl':>9} {'ketama':>9} {'cl/ket':>7}  {'per round (range)':<{pw}} "
+            f"{'cpu/req cl':>10} {'ketama':>7} {'cl/ket':>7}  {'per round (range)':<{pw}}"
+            + (f" {'sys/req cl':>10} {'ketama':>7} {'cl/ket':>7}  {'per round (range)':<{pw}}" if has_sys else ""))
+    print(head)
+    print("-" * len(head))
+    by_target = {(rs["suite"], rs["tool"], rs["test"], rs["pipeline"], rs["clients"], rs["keys"],
+                  rs.get("pool", ""), rs["target"]): rs for rs in out_rows}
+    for k in sorted((k for k in groups if k[0] == "cluster" and k[6] == "cluster"), key=order_of):
+        kk = k[:6] + ("ketama",)
+        for target in order:
+            c, b = summary.get(k + (target,)), summary.get(kk + (target,))
+            if not c or not b:
+                continue
+            cols = []
+            for f, spec_new, spec_base in (("ops_per_sec", "9.0f", "9.0f"),
+                                           ("proxy_cpu_us_per_req", "10.2f", "7.2f"),
+                                           ("proxy_syscalls_per_req", "10.2f", "7.2f"))[:3 if has_sys else 2]:
+                r = ratio(c[f], b[f])
+                a_, b_ = rows_by_round(k, target, f), rows_by_round(kk, target, f)
+                each = [a_[n] / b_[n] for n in sorted(a_) if n in b_ and b_[n]]
+                by_target[k + (target,)][f"{f}_over_ketama"] = r
+                by_target[k + (target,)][f"{f}_over_ketama_per_round"] = each
+                rounds_ = " ".join(f"{v:.2f}" for v in each)
+                if each:
+                    rounds_ += f" ({min(each):.2f}-{max(each):.2f})"
+                cols.append(f"{fmt(c[f], spec_new)} {fmt(b[f], spec_base)} {fmt(r, '7.3f')}  {rounds_ or '-':<{pw}}")
+            print(f"{k[2]:<5} {k[3]:>2}  {target:<14} " + " ".join(cols).rstrip())
+    for target in cluster_skipped:
+        print(f"  {target:<14} left out of the cluster pool: the --baseline binary does not serve distribution "
+              f"redis-cluster (its ketama pool rows are in the tables)")
+    if cluster_checks:
+        print("each proxy's counters at the end of the run (stats port; the pools were filled through "
+              "chash-proxy first): errors, redirects followed, requests per shard (cluster) or server (ketama)")
+        for c in cluster_checks:
+            errs = sum(c.get(f) or 0 for f in ("client_err", "forward_error", "cluster_redirect_failed",
+                                               "server_err", "server_timedout"))
+            redirects = ("" if c["pool"] != "cluster" else
+                         f", MOVED {c.get('cluster_moved')}, ASK {c.get('cluster_ask')}, "
+                         f"retried {c.get('cluster_retried')}, redirect failed {c.get('cluster_redirect_failed')}")
+            print(f"  {c['target']:<14} {c['pool']:<7} client_err {c.get('client_err')}, forward_error "
+                  f"{c.get('forward_error')}, server_err {c.get('server_err')}, timed out "
+                  f"{c.get('server_timedout')}{redirects}; requests "
+                  + " ".join(f"{n} {v}" for n, v in c["requests"].items())
+                  + ("" if errs == 0 else "  <- ERRORS"))
     print()
 
 with open(path, "a") as f:
