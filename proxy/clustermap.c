@@ -146,7 +146,7 @@ static int shards_one(parse *p) {
     resp_item head, k;
     if (!resp_cursor_next(&p->cur, &head) || !is_aggregate(&head))
         return fail(p, "a shard is not a field list");
-    size_t s;
+    size_t s = 0;
     if (new_shard(p, &s) != 0) return -1;
     cluster_shard *sh = &p->m->shards[s];
     for (int64_t i = 0; i < head.count; i += 2) {
