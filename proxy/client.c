@@ -42,6 +42,7 @@ void client_close(client *c, bool is_error) {
     mc_parser_free(&c->mp);
     buf_free(&c->out);
     buf_free(&c->name);
+    buf_free(&c->user_name);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -74,7 +75,7 @@ void client_drain(client *c) {
  * the loop's: after a SIGSTOP the loop's time is from before. */
 static bool fleet_gate(const wpool *p) {
     const proxy *px = p->w->px;
-    if (p->is_fleet_held || p->w->conf_gen != atomic_load(&px->conf_gen)) return true;
+    if (p->is_fleet_held) return true;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
@@ -84,7 +85,8 @@ static bool fleet_gate(const wpool *p) {
 /* Reading stops at max_pipeline requests in flight, or when the replies
  * held for the client reach half its max_client_buffer (16 MB at most), so
  * that a client which does read never comes near the limit; and while a
- * reload's fence, a warm-up move or the fleet holds it. */
+ * reload's fence, a configuration not yet taken, a warm-up move or the
+ * fleet holds it. */
 static bool client_is_full(client *c) {
     if (c->pool->slots && c->cluster_gen != c->pool->map_gen) {
         /* redis-cluster: the map changed under its commands in flight. */
@@ -98,6 +100,10 @@ static bool client_is_full(client *c) {
     }
     uint64_t pause = c->pool->cf->max_client_buffer / 2;
     if (pause > CLIENT_OUT_PAUSE) pause = CLIENT_OUT_PAUSE;
+    /* A configuration was published that this worker has not taken yet:
+     * the command waits for it (the end of this loop turn, worker_sync),
+     * so whatever is read after a reload runs under its pools and users. */
+    if (c->w->conf_gen != atomic_load(&c->w->px->conf_gen)) return true;
     if (c->w->px->fleet && fleet_gate(c->pool)) return true;
     return c->warm || c->depth >= c->pool->cf->max_pipeline ||
            buf_used(&c->out) + c->held_bytes >= pause;
@@ -274,7 +280,7 @@ static client *client_new(wpool *p, int fd) {
     mc_parser_init(&c->mp);
     c->mp.max_keys = p->cf->max_arguments;
     c->mp.max_value_len = p->cf->max_bulk_length;
-    client_set_authed(c, p->cf->redis_auth == NULL);
+    session_begin(c);
     c->db = p->cf->redis_db;
     if (loop_add(w->loop, &c->io, LOOP_READ) != 0) {
         close(fd);

@@ -106,9 +106,11 @@ static void append_line(buf *b, const client *x, const cmd_spec *spec) {
              x->is_paused || x->is_draining ? "" : "r", out_bytes ? "w" : "");
     buf_append_str(b, text);
     buf_append_str(b, x->last_cmd ? x->last_cmd->name : "NULL");
-    /* The proxy authenticates the default user only, tracks nothing and
-     * speaks RESP2. */
-    buf_append_str(b, " user=default redir=-1 resp=2");
+    /* Its user (users:), else Redis's default; the proxy tracks nothing
+     * and speaks RESP2. */
+    buf_append_str(b, " user=");
+    buf_append_str(b, x->user ? x->user->name : "default");
+    buf_append_str(b, " redir=-1 resp=2");
 }
 
 /* text as one bulk string reply (empty too); text is freed. */

@@ -3,26 +3,29 @@
  *
  * Invariant: after command_init, commands[] is sorted by name and never
  * changes again, so an index into it names a command for the process's life.
+ * Each command's ACL categories come from command_acl.h, which
+ * tools/acl_categories.py writes from a live redis-server's COMMAND.
  */
 #include "command.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define KEY(n) {n, CK_KEY, 1, 1, 1, false, 0, NULL}
-#define KEY_AT(n, i) {n, CK_KEY, i, i, 1, false, 0, NULL}
-#define KEYS(n, f, l, s) {n, CK_KEYS, f, l, s, false, 0, NULL}
-#define NUMKEYS(n, i, d) {n, CK_NUMKEYS, i, 0, 1, d, 0, NULL}
-#define RO_KEY(n) {n, CK_KEY, 1, 1, 1, false, CMD_READONLY, NULL}
-#define RO_KEY_AT(n, i) {n, CK_KEY, i, i, 1, false, CMD_READONLY, NULL}
-#define RO_KEYS(n, f, l, s) {n, CK_KEYS, f, l, s, false, CMD_READONLY, NULL}
-#define RO_NUMKEYS(n, i, d) {n, CK_NUMKEYS, i, 0, 1, d, CMD_READONLY, NULL}
-#define RO_LOCAL(n, k) {n, k, 0, 0, 0, false, CMD_READONLY, NULL}
-#define BLOCKING(n, kind, f, l) {n, kind, f, l, 1, false, CMD_BLOCKING, NULL}
-#define LOCAL(n, k) {n, k, 0, 0, 0, false, 0, NULL}
-#define ADMIN(n, k) {n, k, 0, 0, 0, false, CMD_ADMIN, NULL}
-#define REFUSE(n, why) {n, CK_REFUSED, 0, 0, 0, false, 0, why}
+#define KEY(n) {n, CK_KEY, 1, 1, 1, false, 0, NULL, 0}
+#define KEY_AT(n, i) {n, CK_KEY, i, i, 1, false, 0, NULL, 0}
+#define KEYS(n, f, l, s) {n, CK_KEYS, f, l, s, false, 0, NULL, 0}
+#define NUMKEYS(n, i, d) {n, CK_NUMKEYS, i, 0, 1, d, 0, NULL, 0}
+#define RO_KEY(n) {n, CK_KEY, 1, 1, 1, false, CMD_READONLY, NULL, 0}
+#define RO_KEY_AT(n, i) {n, CK_KEY, i, i, 1, false, CMD_READONLY, NULL, 0}
+#define RO_KEYS(n, f, l, s) {n, CK_KEYS, f, l, s, false, CMD_READONLY, NULL, 0}
+#define RO_NUMKEYS(n, i, d) {n, CK_NUMKEYS, i, 0, 1, d, CMD_READONLY, NULL, 0}
+#define RO_LOCAL(n, k) {n, k, 0, 0, 0, false, CMD_READONLY, NULL, 0}
+#define BLOCKING(n, kind, f, l) {n, kind, f, l, 1, false, CMD_BLOCKING, NULL, 0}
+#define LOCAL(n, k) {n, k, 0, 0, 0, false, 0, NULL, 0}
+#define ADMIN(n, k) {n, k, 0, 0, 0, false, CMD_ADMIN, NULL, 0}
+#define REFUSE(n, why) {n, CK_REFUSED, 0, 0, 0, false, 0, why, 0}
 
 /* Reasons, each said by several commands. */
 #define ONE_SERVER "it is about one server's state: ask the servers directly"
@@ -35,6 +38,8 @@
                   "among its fleet, not set by CLUSTER commands"
 #define NO_REPLICAS "the proxy describes its fleet's proxies, which have no replicas nor " \
                     "failure reports"
+#define USERS "the proxy's users are its configuration (the pool's users:, changed by a " \
+              "reload); the servers' ACLs are theirs"
 
 /* Sorted at start-up (command_init), so the order here is free. */
 static cmd_spec commands[] = {
@@ -45,7 +50,7 @@ static cmd_spec commands[] = {
     RO_KEY("getrange"), KEY("getset"), KEY("incr"), KEY("incrby"), KEY("incrbyfloat"),
     KEY("persist"), KEY("pexpire"), KEY("pexpireat"), RO_KEY("pexpiretime"), KEY("psetex"),
     RO_KEY("pttl"), KEY("restore"), KEY("set"), KEY("setbit"), KEY("setex"), KEY("setnx"),
-    KEY("setrange"), {"sort", CK_KEY, 1, 1, 1, false, CMD_STORE_OPTION, NULL}, RO_KEY("sort_ro"),
+    KEY("setrange"), {"sort", CK_KEY, 1, 1, 1, false, CMD_STORE_OPTION, NULL, 0}, RO_KEY("sort_ro"),
     RO_KEY("strlen"), RO_KEY("substr"), RO_KEY("ttl"), RO_KEY("type"), KEY("move"),
     KEY_AT("pfdebug", 2),
     /* hashes */
@@ -69,13 +74,13 @@ static cmd_spec commands[] = {
     RO_KEY("zscore"),
     /* hyperloglog, geo, streams */
     KEY("pfadd"), KEY("geoadd"), RO_KEY("geodist"), RO_KEY("geohash"), RO_KEY("geopos"),
-    {"georadius", CK_KEY, 1, 6, 1, false, CMD_GEO_STORE, NULL}, RO_KEY("georadius_ro"),
-    {"georadiusbymember", CK_KEY, 1, 5, 1, false, CMD_GEO_STORE, NULL},
+    {"georadius", CK_KEY, 1, 6, 1, false, CMD_GEO_STORE, NULL, 0}, RO_KEY("georadius_ro"),
+    {"georadiusbymember", CK_KEY, 1, 5, 1, false, CMD_GEO_STORE, NULL, 0},
     RO_KEY("georadiusbymember_ro"), RO_KEY("geosearch"), KEY("xack"), KEY("xadd"),
     KEY("xautoclaim"), KEY("xclaim"), KEY("xdel"), RO_KEY("xlen"), RO_KEY("xpending"),
     RO_KEY("xrange"), RO_KEY("xrevrange"), KEY("xsetid"), KEY("xtrim"),
-    {"xread", CK_XREAD, 1, 0, 1, false, CMD_READONLY, NULL},
-    {"xreadgroup", CK_XREAD, 4, 0, 1, false, 0, NULL}, LOCAL("xinfo", CK_SUBCMD),
+    {"xread", CK_XREAD, 1, 0, 1, false, CMD_READONLY, NULL, 0},
+    {"xreadgroup", CK_XREAD, 4, 0, 1, false, 0, NULL, 0}, LOCAL("xinfo", CK_SUBCMD),
     RO_KEY_AT("xinfo|consumers", 2), RO_KEY_AT("xinfo|groups", 2), RO_KEY_AT("xinfo|stream", 2),
     LOCAL("xinfo|help", CK_ONE), LOCAL("xgroup", CK_SUBCMD), KEY_AT("xgroup|create", 2),
     KEY_AT("xgroup|createconsumer", 2), KEY_AT("xgroup|delconsumer", 2),
@@ -87,9 +92,9 @@ static cmd_spec commands[] = {
     RO_KEYS("sdiff", 1, -1, 1), KEYS("sdiffstore", 1, -1, 1), RO_KEYS("sinter", 1, -1, 1),
     KEYS("sinterstore", 1, -1, 1), RO_KEYS("sunion", 1, -1, 1), KEYS("sunionstore", 1, -1, 1),
     RO_KEYS("pfcount", 1, -1, 1), KEYS("pfmerge", 1, -1, 1), KEYS("bitop", 2, -1, 1),
-    KEYS("msetnx", 1, -2, 2), {"eval", CK_NUMKEYS, 2, 0, 1, false, CMD_SCRIPT, NULL},
+    KEYS("msetnx", 1, -2, 2), {"eval", CK_NUMKEYS, 2, 0, 1, false, CMD_SCRIPT, NULL, 0},
     NUMKEYS("evalsha", 2, false),
-    {"eval_ro", CK_NUMKEYS, 2, 0, 1, false, CMD_SCRIPT | CMD_READONLY, NULL},
+    {"eval_ro", CK_NUMKEYS, 2, 0, 1, false, CMD_SCRIPT | CMD_READONLY, NULL, 0},
     RO_NUMKEYS("evalsha_ro", 2, false), NUMKEYS("fcall", 2, false),
     RO_NUMKEYS("fcall_ro", 2, false), RO_NUMKEYS("zunion", 1, false),
     RO_NUMKEYS("zinter", 1, false), RO_NUMKEYS("zdiff", 1, false),
@@ -102,15 +107,15 @@ static cmd_spec commands[] = {
     BLOCKING("brpoplpush", CK_KEYS, 1, 2), BLOCKING("blmove", CK_KEYS, 1, 2),
     BLOCKING("blmpop", CK_NUMKEYS, 2, 0), BLOCKING("bzmpop", CK_NUMKEYS, 2, 0),
     /* split and merged */
-    {"mget", CK_MGET, 1, -1, 1, false, CMD_READONLY, NULL},
-    {"del", CK_SUM, 1, -1, 1, false, 0, NULL}, {"unlink", CK_SUM, 1, -1, 1, false, 0, NULL},
-    {"exists", CK_SUM, 1, -1, 1, false, CMD_READONLY, NULL},
-    {"touch", CK_SUM, 1, -1, 1, false, CMD_READONLY, NULL},
-    {"mset", CK_MSET, 1, -1, 2, false, 0, NULL},
+    {"mget", CK_MGET, 1, -1, 1, false, CMD_READONLY, NULL, 0},
+    {"del", CK_SUM, 1, -1, 1, false, 0, NULL, 0}, {"unlink", CK_SUM, 1, -1, 1, false, 0, NULL, 0},
+    {"exists", CK_SUM, 1, -1, 1, false, CMD_READONLY, NULL, 0},
+    {"touch", CK_SUM, 1, -1, 1, false, CMD_READONLY, NULL, 0},
+    {"mset", CK_MSET, 1, -1, 2, false, 0, NULL, 0},
     /* every server, or any one */
     RO_LOCAL("dbsize", CK_ALL_SUM), ADMIN("flushall", CK_ALL_OK), ADMIN("flushdb", CK_ALL_OK),
     ADMIN("swapdb", CK_ALL_OK), LOCAL("time", CK_ONE), LOCAL("lastsave", CK_ONE),
-    {"keys", CK_ALL_CONCAT, 0, 0, 0, false, CMD_ADMIN | CMD_READONLY, NULL},
+    {"keys", CK_ALL_CONCAT, 0, 0, 0, false, CMD_ADMIN | CMD_READONLY, NULL, 0},
     RO_LOCAL("scan", CK_SCAN), RO_LOCAL("randomkey", CK_RANDOM), LOCAL("info", CK_ALL_INFO),
     LOCAL("wait", CK_WAIT), RO_LOCAL("lolwut", CK_ONE), LOCAL("role", CK_ONE),
     LOCAL("pfselftest", CK_ONE), LOCAL("command", CK_ONE), LOCAL("command|count", CK_ONE),
@@ -134,7 +139,7 @@ static cmd_spec commands[] = {
     RO_KEY_AT("object|freq", 2), RO_KEY_AT("object|idletime", 2), RO_KEY_AT("object|refcount", 2),
     LOCAL("object|help", CK_ONE),
     {"debug", CK_SUBCMD, 0, 0, 0, false, 0,
-     "DEBUG acts on one server (DEBUG OBJECT key is served)"},
+     "DEBUG acts on one server (DEBUG OBJECT key is served)", 0},
     KEY_AT("debug|object", 2), LOCAL("slowlog", CK_SUBCMD), LOCAL("slowlog|get", CK_ALL_NEWEST),
     LOCAL("slowlog|len", CK_ALL_SUM), LOCAL("slowlog|reset", CK_ALL_OK),
     LOCAL("slowlog|help", CK_ONE), LOCAL("latency", CK_SUBCMD), LOCAL("latency|reset", CK_ALL_SUM),
@@ -143,10 +148,10 @@ static cmd_spec commands[] = {
     REFUSE("latency|history", ONE_SERVER), REFUSE("latency|latest", ONE_SERVER),
     /* transactions */
     LOCAL("multi", CK_MULTI), LOCAL("exec", CK_EXEC), LOCAL("discard", CK_DISCARD),
-    {"watch", CK_WATCH, 1, -1, 1, false, 0, NULL}, LOCAL("unwatch", CK_UNWATCH),
+    {"watch", CK_WATCH, 1, -1, 1, false, 0, NULL, 0}, LOCAL("unwatch", CK_UNWATCH),
     /* pub/sub */
-    KEY("publish"), KEY("spublish"), {"subscribe", CK_SUBSCRIBE, 1, -1, 1, false, 0, NULL},
-    {"ssubscribe", CK_SUBSCRIBE, 1, -1, 1, false, 0, NULL}, LOCAL("psubscribe", CK_PSUBSCRIBE),
+    KEY("publish"), KEY("spublish"), {"subscribe", CK_SUBSCRIBE, 1, -1, 1, false, 0, NULL, 0},
+    {"ssubscribe", CK_SUBSCRIBE, 1, -1, 1, false, 0, NULL, 0}, LOCAL("psubscribe", CK_PSUBSCRIBE),
     LOCAL("unsubscribe", CK_UNSUBSCRIBE), LOCAL("sunsubscribe", CK_UNSUBSCRIBE),
     LOCAL("punsubscribe", CK_PUNSUBSCRIBE), LOCAL("pubsub", CK_SUBCMD),
     LOCAL("pubsub|channels", CK_ALL_CONCAT), LOCAL("pubsub|shardchannels", CK_ALL_CONCAT),
@@ -155,7 +160,7 @@ static cmd_spec commands[] = {
     /* the connection */
     LOCAL("ping", CK_PING), LOCAL("echo", CK_ECHO), LOCAL("quit", CK_QUIT),
     LOCAL("select", CK_SELECT), LOCAL("hello", CK_HELLO), LOCAL("auth", CK_AUTH),
-    LOCAL("reset", CK_RESET), LOCAL("proxy", CK_PROXY), LOCAL("client", CK_SUBCMD),
+    LOCAL("reset", CK_RESET), LOCAL("client", CK_SUBCMD),
     LOCAL("client|getname", CK_CLIENT), LOCAL("client|setname", CK_CLIENT),
     LOCAL("client|id", CK_CLIENT), LOCAL("client|info", CK_CLIENT), LOCAL("client|list", CK_CLIENT),
     LOCAL("client|no-evict", CK_CLIENT), LOCAL("client|reply", CK_CLIENT),
@@ -198,7 +203,17 @@ static cmd_spec commands[] = {
     REFUSE("sync", REPLICATION), REFUSE("replconf", REPLICATION),
     REFUSE("shutdown", "it would stop one server of the pool"),
     REFUSE("module", "modules are loaded on each server"),
-    REFUSE("acl", "the proxy authenticates clients itself (redis_auth); ACLs are the servers'"),
+    /* the proxy's users (the pool's users:, session.c): who the client is,
+     * and the categories; the rest would change or show the users, which
+     * are the configuration's (changed by a reload) */
+    LOCAL("acl", CK_SUBCMD), LOCAL("acl|whoami", CK_ACL), LOCAL("acl|cat", CK_ACL),
+    REFUSE("acl|setuser", USERS), REFUSE("acl|deluser", USERS), REFUSE("acl|getuser", USERS),
+    REFUSE("acl|list", USERS), REFUSE("acl|users", USERS), REFUSE("acl|load", USERS),
+    REFUSE("acl|save", USERS), REFUSE("acl|log", USERS), REFUSE("acl|dryrun", USERS),
+    REFUSE("acl|genpass", USERS), REFUSE("acl|help", USERS),
+    /* the proxy's own (admin.c): @admin, each subcommand granted apart */
+    LOCAL("proxy", CK_SUBCMD), LOCAL("proxy|locate", CK_PROXY), LOCAL("proxy|ring", CK_PROXY),
+    LOCAL("proxy|reload", CK_PROXY), LOCAL("proxy|help", CK_PROXY),
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 #define NAME_MAX_LEN 32
@@ -222,7 +237,25 @@ static uint32_t name_hash(const char *p, size_t n) {
     return h;
 }
 
-void command_init(void) {
+/* Each command's ACL categories, by name, sorted (tools/acl_categories.py). */
+typedef struct acl_entry {
+    const char *name;
+    uint32_t acl;
+} acl_entry;
+static const acl_entry acl_table[] = {
+#define CMD_ACL(n, cats) {n, cats},
+#include "command_acl.h"
+#undef CMD_ACL
+};
+#define ACL_TABLE_COUNT (sizeof acl_table / sizeof acl_table[0])
+
+static int acl_order(const void *key, const void *entry) {
+    return strcmp(key, *(const char *const *)entry);
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init(void) {
     qsort(commands, COMMAND_COUNT, sizeof commands[0], spec_order);
     _Static_assert(COMMAND_COUNT < COMMAND_SLOTS / 2, "command table too full");
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
@@ -232,7 +265,33 @@ void command_init(void) {
         command_slot[at] = (uint16_t)(i + 1);
         name_len[i] = (uint8_t)len;
         if (strcmp(commands[i].name, "command") == 0) command_spec = &commands[i];
+        const acl_entry *acl = bsearch(commands[i].name, acl_table, ACL_TABLE_COUNT,
+                                       sizeof acl_table[0], acl_order);
+        /* A command missing there has no category (test_command_table). */
+        commands[i].acl = acl ? acl->acl : 0;
     }
+}
+
+void command_init(void) { pthread_once(&init_once, init); }
+
+const char *command_acl_name(unsigned i) {
+    static const char *const names[] = {
+#define CMD_ACL_NAME(name, text) text,
+        CMD_ACL_CATEGORIES(CMD_ACL_NAME)
+#undef CMD_ACL_NAME
+    };
+    return i < CMD_ACL_CATEGORY_COUNT ? names[i] : NULL;
+}
+
+uint32_t command_acl_find(const char *name, size_t len) {
+    for (unsigned i = 0; i < CMD_ACL_CATEGORY_COUNT; i++) {
+        const char *n = command_acl_name(i);
+        if (strlen(n) != len) continue;
+        size_t j = 0;
+        while (j < len && fold(name[j]) == n[j]) j++;
+        if (j == len) return 1u << i;
+    }
+    return 0;
 }
 
 size_t command_count(void) { return COMMAND_COUNT; }
@@ -273,6 +332,11 @@ static const cmd_spec *find_parts(const resp_arg *a, const resp_arg *b) {
 }
 
 const cmd_spec *command_find(const resp_arg *name) { return find_parts(name, NULL); }
+
+const cmd_spec *command_find_name(const char *name, size_t len) {
+    resp_arg whole = {name, len};
+    return find_parts(&whole, NULL);
+}
 
 const cmd_spec *command_sub(const cmd_spec *spec, const resp_msg *m) {
     if (spec->kind == CK_SUBCMD)
@@ -505,6 +569,17 @@ static void put_routing(FILE *out, const cmd_spec *spec) {
 }
 
 static void put_spec(FILE *out, const cmd_spec *spec, cmd_table_format format) {
+    if (format == CMD_TABLE_ACL) {
+        fputs(spec->name, out);
+        const char *sep = "\t";
+        for (unsigned i = 0; i < CMD_ACL_CATEGORY_COUNT; i++)
+            if (spec->acl & (1u << i)) {
+                fprintf(out, "%s@%s", sep, command_acl_name(i));
+                sep = " ";
+            }
+        fputs(*sep == '\t' ? "\t-\n" : "\n", out);
+        return;
+    }
     if (format == CMD_TABLE_TSV) {
         fprintf(out, "%s\t%s\t%d\t%d\t%d\t", spec->name, kind_name(spec->kind), spec->first,
                 spec->last, spec->step);

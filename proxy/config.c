@@ -301,6 +301,7 @@ typedef enum key_kind {
     KEY_REPLICAS,     /* a list of host:port SHARD */
     KEY_BUCKET_TABLE, /* a list of "FIRST-LAST NAME[:WEIGHT]..." (after all keys) */
     KEY_BUCKET_OVERRIDES, /* a list of "KEY NAME" (after all keys) */
+    KEY_USERS,        /* a list of "NAME rule..." (acl.h) */
 } key_kind;
 
 /* The C type of the conf_pool field a key sets, so one parser serves fields
@@ -407,8 +408,8 @@ static const conf_key keys[] = {
      .doc = "Redis protocol (else memcached ASCII)", .protocols = PROTO_BOTH},
     {.name = "redis_auth", .kind = KEY_STRING, FIELD(redis_auth, char *, FIELD_STRING),
      .min = 1, .max = REDIS_AUTH_MAX, .default_doc = "none",
-     .doc = "password clients must `AUTH` with (compared in constant time); also sent "
-            "upstream on connect",
+     .doc = "the servers' password, sent to each on connect; without `users:`, also the "
+            "password clients must `AUTH` with (compared in constant time)",
      .protocols = PROTO_REDIS},
     {.name = "redis_db", INT_KEY(redis_db, int, FIELD_INT, 0, INT32_MAX, 0, ""),
      .doc = "each client's database until it `SELECT`s another",
@@ -458,6 +459,14 @@ static const conf_key keys[] = {
             "live copy, reads to the first and on to the next on a miss or failure (below); "
             "at most the number of servers",
      .protocols = PROTO_MEMCACHED, .is_ours = true},
+    {.name = "users", .kind = KEY_USERS, .field = FIELD_NONE,
+     .values_doc = "a list of `NAME rule...` strings in Redis's ACL language, e.g. "
+                   "`\"alice on >secret ~app:* +@read\"`",
+     .default_doc = "none (`redis_auth`)",
+     .doc = "the clients' users: who may `AUTH` with which password (kept as SHA-256), and "
+            "run which commands on which keys and channels; `default` is a client that has "
+            "not authenticated; `redis_auth` is then the servers' password only (below)",
+     .protocols = PROTO_REDIS, .is_ours = true},
     {.name = "refuse_admin_commands", BOOL_KEY(refuse_admin_commands),
      .doc = "refuse `FLUSHALL`, `FLUSHDB`, `SWAPDB`, `KEYS`, `CONFIG SET` and `CONFIG "
             "REWRITE` (the default serves them, as redis-server does)",
@@ -729,6 +738,34 @@ static int key_string_list(ctx *c, const conf_key *k, const yaml_node_t *v) {
     return 0;
 }
 
+/* users: one acl_user per rule string, names unique. */
+static int key_users(ctx *c, const conf_key *k, const yaml_node_t *v, conf_pool *p) {
+    if (v->type != YAML_SEQUENCE_NODE) return fail(c, v, "%s: expected a list", k->name);
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (n == 0)
+        return fail(c, v, "pool '%s': %s: the list is empty (no client could AUTH)", p->name,
+                    k->name);
+    p->users = calloc(n, sizeof *p->users);
+    if (!p->users) return fail(c, v, "out of memory");
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+        const char *text = scalar(item);
+        if (!text)
+            return fail(c, item ? item : v, "pool '%s': %s: expected strings \"NAME rule...\"",
+                        p->name, k->name);
+        char why[ACL_ERR_MAX];
+        if (acl_user_parse(text, &p->users[p->user_count], why, sizeof why) != 0)
+            return fail(c, item, "pool '%s': %s: %s", p->name, k->name, why);
+        const acl_user *u = &p->users[p->user_count++];
+        for (size_t j = 0; j + 1 < p->user_count; j++)
+            if (strcmp(p->users[j].name, u->name) == 0)
+                return fail(c, item, "pool '%s': %s: user '%s' is listed twice", p->name,
+                            k->name, u->name);
+    }
+    return 0;
+}
+
 /* ---- distribution: buckets --------------------------------------------- */
 
 static size_t server_named(const conf_pool *p, const char *name, size_t len) {
@@ -951,7 +988,8 @@ static int pool_key(ctx *c, conf_pool *p, const yaml_node_t *kn, const yaml_node
     /* A list or map where one value belongs is reported before an unknown
      * name, at the value's line, as it always was. */
     if ((!k || (k->kind != KEY_SERVERS && k->kind != KEY_SENTINELS && k->kind != KEY_REPLICAS &&
-                k->kind != KEY_BUCKET_TABLE && k->kind != KEY_BUCKET_OVERRIDES)) &&
+                k->kind != KEY_BUCKET_TABLE && k->kind != KEY_BUCKET_OVERRIDES &&
+                k->kind != KEY_USERS)) &&
         !scalar(v))
         return fail(c, v, "%s: expected a single value", scalar(kn));
     if (!k) return fail(c, kn, "pool '%s': unknown key '%s'", p->name, scalar(kn));
@@ -969,6 +1007,7 @@ static int pool_key(ctx *c, conf_pool *p, const yaml_node_t *kn, const yaml_node
     case KEY_REPLICAS: return key_nodes(c, k, v, p);
     case KEY_BUCKET_TABLE:
     case KEY_BUCKET_OVERRIDES: return key_string_list(c, k, v);
+    case KEY_USERS: return key_users(c, k, v, p);
     }
     return fail(c, kn, "%s: no parser", k->name);
 }
@@ -1024,6 +1063,8 @@ static int pool_check(ctx *c, const yaml_node_t *name_node, const conf_pool *p) 
     if (conf_pool_is_cluster(p)) return cluster_check(c, name_node, p);
     if (p->redis_auth && !p->redis)
         return fail(c, name_node, "pool '%s': redis_auth needs redis: true", p->name);
+    if (p->user_count && !p->redis)
+        return fail(c, name_node, "pool '%s': users needs redis: true", p->name);
     bool has_keys_of_redis = conf_pool_has_topology(p) || p->read_from != CONF_READ_PRIMARY ||
                              p->min_replicas_ack > 0 || p->sentinel_username ||
                              p->sentinel_password;
@@ -1185,6 +1226,8 @@ static void pool_free(conf_pool *p) {
     free(p->name);
     free(p->listen);
     free(p->redis_auth);
+    for (size_t i = 0; i < p->user_count; i++) acl_user_free(&p->users[i]);
+    free(p->users);
     free(p->bucket_ranges);
     for (size_t i = 0; i < p->bucket_override_count; i++) free(p->bucket_overrides[i].key);
     free(p->bucket_overrides);
@@ -1429,7 +1472,8 @@ static void put_values(FILE *out, const conf_key *k) {
     case KEY_SENTINELS:
     case KEY_REPLICAS:
     case KEY_BUCKET_TABLE:
-    case KEY_BUCKET_OVERRIDES: fputs(k->values_doc, out); return;
+    case KEY_BUCKET_OVERRIDES:
+    case KEY_USERS: fputs(k->values_doc, out); return;
     }
 }
 

@@ -10,6 +10,8 @@
 #ifndef PROXY_CONFIG_H
 #define PROXY_CONFIG_H
 
+#include "acl.h"
+
 #include <chash.h>
 
 #include <stdatomic.h>
@@ -99,8 +101,14 @@ typedef struct conf_pool {
     int backlog;
     bool preconnect;
     bool redis;
-    char *redis_auth; /* NULL: none */
+    /* The servers' password (AUTH on connect), NULL: none; without users,
+     * also the one clients must AUTH with. */
+    char *redis_auth;
     size_t redis_auth_len;
+    /* ours (Redis): the clients' users (acl.h), names unique; user_count 0:
+     * none (redis_auth, or no password, as nutcracker) */
+    acl_user *users;
+    size_t user_count;
     int redis_db;
     uint32_t server_connections;
     uint32_t client_connections; /* 0: unlimited */

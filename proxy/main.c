@@ -60,8 +60,9 @@ static const char usage[] =
     "  -m, --mbuf-size N        accepted for nutcracker; buffers grow as needed\n"
     "      --config-keys        print the configuration keys as a markdown table\n"
     "                           (docs/proxy.md) and exit\n"
-    "      --commands[=tsv]     print the Redis commands and how each is routed as a\n"
-    "                           markdown table (docs/proxy.md), or tab-separated, and exit\n"
+    "      --commands[=tsv|acl] print the Redis commands and how each is routed as a\n"
+    "                           markdown table (docs/proxy.md), or tab-separated, or each\n"
+    "                           with its ACL categories, and exit\n"
     "  -V, --version            print the version and exit\n"
     "  -h, --help               this text\n"
     "\n"
@@ -144,15 +145,18 @@ static int option_count(const char *name, long min, long max, long *out) {
     return EXIT_USAGE;
 }
 
-/* --commands[=tsv]: the command table, sorted as it is for routing. */
+/* --commands[=tsv|acl]: the command table, sorted as it is for routing. */
 static int option_commands(void) {
     bool is_tsv = optarg && strcmp(optarg, "tsv") == 0;
-    if (optarg && !is_tsv) {
-        fprintf(stderr, "chash-proxy: --commands: expected no value or 'tsv'\n");
+    bool is_acl = optarg && strcmp(optarg, "acl") == 0;
+    if (optarg && !is_tsv && !is_acl) {
+        fprintf(stderr, "chash-proxy: --commands: expected no value, 'tsv' or 'acl'\n");
         return EXIT_USAGE;
     }
     command_init();
-    command_table_print(stdout, is_tsv ? CMD_TABLE_TSV : CMD_TABLE_MARKDOWN);
+    command_table_print(stdout, is_tsv   ? CMD_TABLE_TSV
+                                : is_acl ? CMD_TABLE_ACL
+                                         : CMD_TABLE_MARKDOWN);
     return 0;
 }
 

@@ -6,8 +6,9 @@
  *      |                              | one command
  *      |                              v
  *      |        route.c   command.c: the table of Redis commands and their keys;
- *      |                  session.c (PING, AUTH, HELLO...), clientcmd.c
- *      |                  (CLIENT), admin.c (PROXY)
+ *      |                  session.c (who the client is: AUTH, HELLO, the
+ *      |                  users' rules of acl.c checked for every command;
+ *      |                  PING...), clientcmd.c (CLIENT), admin.c (PROXY)
  *      |                  answer locally; fanout.c: every server or any one;
  *      |                  held.c: transactions and blocking commands on a
  *      |                  connection of the client's own; pubsub.c;
@@ -47,7 +48,7 @@
  * client -> {route -> {admin -> reload}, session, clientcmd, fanout, pubsub,
  * held}, mcroute -> mcrepl -> warmup -> forward -> cluster -> shard -> server -> health -> pool ->
  * req -> merge -> {infomerge, mcmerge}, and everything -> stats -> topology,
- * log, buf, config, command, loop. Where a lower file must reach a higher one it is handed a
+ * log, buf, config -> acl -> command, loop. Where a lower file must reach a higher one it is handed a
  * callback (warm-up resumes a held command that way).
  *
  * Each worker thread owns one event loop and everything reachable from it:
@@ -339,6 +340,12 @@ struct client {
     size_t held_bytes;
     bool is_over_limit;
     bool is_authed;
+    /* A pool with users: (acl.h) - the user its commands are checked as
+     * (an entry of c->pool->cf->users), NULL before AUTH; without users:,
+     * always NULL (nothing is checked). Re-resolved by name at a reload. */
+    const acl_user *user;
+    buf user_name;     /* the name it AUTHenticated as; empty: it did not */
+    bool is_user_lost; /* a reload removed or disabled its user: told at the next command */
     bool is_draining; /* no more input: close once everything is answered */
     bool is_closed;
     bool is_paused;   /* reads stopped for backpressure */
@@ -706,8 +713,22 @@ void clientcmd_command(client *c, const cmd_spec *spec, const resp_msg *m);
 /* ---- admin.c: the PROXY command ---------------------------------------- */
 void admin_command(client *c, const resp_msg *m);
 
-/* ---- session.c: PING, ECHO, QUIT, AUTH, HELLO, RESET -------------------- */
+/* ---- session.c: who the client is; PING, ECHO, QUIT, AUTH, HELLO, RESET,
+ * ACL WHOAMI and CAT ------------------------------------------------------ */
 void session_command(client *c, const cmd_spec *spec, const resp_msg *m);
+/* A new client of c->pool (and RESET): `default` when that user is on and
+ * nopass, else unauthenticated; without users:, authenticated unless the
+ * pool has a redis_auth. */
+void session_begin(client *c);
+/* A reload moved c from pool `before` to c->pool: its user is looked up by
+ * name in the new users (new rules from its next command on); one removed
+ * or switched off is told at the next command and must AUTH again. Between
+ * pools without users nothing changes. */
+void session_rebind(client *c, const conf_pool *before);
+/* Whether c may run m (spec after command_sub): authenticated, or AUTH,
+ * HELLO, QUIT; and allowed by its user's rules (acl_check). Replies (NOAUTH,
+ * NOPERM...) and returns false when not. */
+bool session_check(client *c, const cmd_spec *spec, const resp_msg *m);
 /* "-ERR wrong number of arguments for 'name' command". */
 void session_arity_error(client *c, const resp_arg *name);
 

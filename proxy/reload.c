@@ -92,6 +92,29 @@ static void describe_pool(const conf_pool *old, const conf_pool *now, char *msg,
     }
 }
 
+/* "  users: alice changed, bob removed, dave added": the users whose rules
+ * a reload changes (names only, never a password or a digest). Clients of a
+ * changed user follow its new rules; of a removed or disabled one, must
+ * AUTH again (session_rebind). */
+static void describe_users(const conf_pool *old, const conf_pool *now, char *msg, size_t len) {
+    const char *sep = "  users: ";
+    for (size_t i = 0; i < now->user_count; i++) {
+        const acl_user *u = &now->users[i];
+        const acl_user *was = acl_user_find(old->users, old->user_count, u->name, strlen(u->name));
+        if (was && acl_user_same(was, u)) continue;
+        appendf(msg, len, "%s%s %s", sep, u->name,
+                !was ? "added" : was->is_on && !u->is_on ? "switched off" : "changed");
+        sep = ", ";
+    }
+    for (size_t i = 0; i < old->user_count; i++) {
+        const acl_user *u = &old->users[i];
+        if (acl_user_find(now->users, now->user_count, u->name, strlen(u->name))) continue;
+        appendf(msg, len, "%s%s removed", sep, u->name);
+        sep = ", ";
+    }
+    if (*sep == ',') appendf(msg, len, "\n");
+}
+
 /* What a reload may not change while listeners and clients stay up. */
 static int compatible(const conf *old, const conf *now, char *msg, size_t len) {
     if (old->pool_count != now->pool_count) {
@@ -140,8 +163,10 @@ int reload_publish(proxy *px, conf *now, const char *what, char *msg, size_t msg
     const conf *old = px->cf;
     pthread_mutex_unlock(&px->lock);
     snprintf(msg, msg_len, "%s\n", what);
-    for (size_t i = 0; i < now->pool_count; i++)
+    for (size_t i = 0; i < now->pool_count; i++) {
         describe_pool(&old->pools[i], &now->pools[i], msg, msg_len);
+        describe_users(&old->pools[i], &now->pools[i], msg, msg_len);
+    }
     pthread_mutex_lock(&px->lock);
     node->cf = px->cf;
     node->gen = atomic_load(&px->conf_gen);

@@ -8,7 +8,8 @@
  * in merge.c; other multi-key commands go through only when every key maps
  * to one server. Commands about the connection are answered by session.c
  * (CLIENT by clientcmd.c; CLUSTER, READONLY, READWRITE, ASKING by clustercmd.c),
- * PROXY by admin.c, commands for every server go to fanout.c, transactions
+ * PROXY by admin.c, and every command is first checked against the client's
+ * user (session_check: AUTH, the users' ACL rules), commands for every server go to fanout.c, transactions
  * and blocking commands to held.c, pub/sub to pubsub.c. A command the table
  * refuses gets its reason; one it does not know "-ERR unknown command", in
  * its turn, and the connection stays open. During a warm-up window
@@ -325,6 +326,7 @@ static void route_kind(client *c, const cmd_spec *spec, const resp_msg *m, const
     case CK_QUIT:
     case CK_HELLO:
     case CK_AUTH:
+    case CK_ACL:
         session_command(c, spec, m);
         return;
     case CK_CLIENT:
@@ -409,9 +411,10 @@ void route_redis(client *c, const resp_msg *m) {
     spec = sub;
     c->last_cmd = spec;
     if (c->pool->cmd_requests) stat_add(&c->pool->cmd_requests[command_index(spec)], 1);
-    if (!c->is_authed && spec->kind != CK_AUTH && spec->kind != CK_HELLO &&
-        spec->kind != CK_QUIT) {
-        client_reply_str(c, "-NOAUTH Authentication required.\r\n");
+    /* Before anything moves or is queued: a refused command inside MULTI
+     * makes EXEC fail, as Redis does. */
+    if (!session_check(c, spec, m)) {
+        if (held_in_multi(c, spec)) held_dirty(c);
         return;
     }
     if (warmup_active(c->pool) && warm_keys(c, spec, m)) return;

@@ -332,7 +332,9 @@ static void worker_sync(worker *w) {
         if (!w->is_draining) loop_add(w->loop, &fresh[i].listen_io, fresh[i].listen_mask);
     }
     for (client *c = w->clients; c; c = c->next) {
+        const conf_pool *before = c->pool->cf;
         c->pool = &fresh[c->pool->index];
+        session_rebind(c, before); /* its user, by name, in the new users */
         c->is_fenced = c->head != NULL; /* see client_is_full */
         /* Its channels may have moved: it subscribes again on reconnect. */
         if (pubsub_count(c)) client_drain(c);
@@ -350,7 +352,13 @@ static void worker_sync(worker *w) {
     w->cf_gen = gen;
     pthread_mutex_unlock(&px->lock);
     publish_oldest_gen(w);
-    if (px->fleet) worker_fleet_sync(w, true);
+    if (px->fleet) {
+        worker_fleet_sync(w, true);
+    } else {
+        /* Clients that waited for this configuration (client_is_full). */
+        for (client *c = w->clients; c; c = c->next)
+            if (c->is_paused) client_schedule(c);
+    }
     return;
 fail:
     proxy_log(LOG_ERROR, "worker %u: cannot take the new configuration: %s", w->id,
@@ -358,6 +366,8 @@ fail:
     for (size_t i = 0; fresh && i < built; i++) wpool_free(&fresh[i]);
     free(fresh);
     free(old);
+    for (client *c = w->clients; c; c = c->next) /* they waited for nothing */
+        if (c->is_paused) client_schedule(c);
 }
 
 int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len) {

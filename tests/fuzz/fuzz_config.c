@@ -11,7 +11,8 @@
  * A rejected file must leave *out alone and say "PATH:LINE: message" with a
  * line inside the file. An accepted one must hold every promise config.h
  * makes (each pool listens and has servers, names are unique and fit the
- * ring, weights and ports are in range), and the ring the proxy would build
+ * ring, weights and ports are in range, users' names are unique and their
+ * rules consistent), and the ring the proxy would build
  * from each pool (health.c's pool_build_ring) must build. Leaks are found by
  * the sanitizer's leak checker.
  */
@@ -116,6 +117,15 @@ static void check_conf(const conf *cf) {
         FUZZ_CHECK(p->max_client_buffer >= 1024);
         FUZZ_CHECK(p->redis || !p->redis_auth);
         FUZZ_CHECK(!p->redis_auth || p->redis_auth_len == strlen(p->redis_auth));
+        /* users: (acl.h): a Redis pool's, names unique, invariants kept. */
+        FUZZ_CHECK(p->redis || p->user_count == 0);
+        for (size_t j = 0; j < p->user_count; j++) {
+            const acl_user *u = &p->users[j];
+            FUZZ_CHECK(u->name && u->name[0] && strlen(u->name) <= ACL_NAME_MAX);
+            FUZZ_CHECK(!u->is_all_keys || u->key_count == 0);
+            FUZZ_CHECK(!u->is_nopass || u->hash_count == 0);
+            FUZZ_CHECK(acl_user_find(p->users, p->user_count, u->name, strlen(u->name)) == u);
+        }
         FUZZ_CHECK(strcmp(conf_dist_name(p), "?") != 0 && conf_dist_name(p) != NULL);
         FUZZ_CHECK(p->server_count >= 1 && p->servers != NULL);
         for (size_t j = 0; j < p->server_count; j++) {

@@ -28,7 +28,12 @@ asked COMMAND over raw RESP, and:
      server), each refused entry answers its reason, and each admin entry
      is refused in a pool with refuse_admin_commands, whose documentation
      names exactly them;
-  f. docs/proxy.md's command list is exactly `chash-proxy --commands`.
+  f. docs/proxy.md's command list is exactly `chash-proxy --commands`;
+  g. each entry's ACL categories (`chash-proxy --commands=acl`, which the
+     users' +@category rules read) are COMMAND's, the proxy's own entries
+     have tools/acl_categories.py's PROXY_OWN, and proxy/command_acl.h is
+     what that script writes from this redis-server; what the proxy lets
+     past its users' checks is what COMMAND flags no_auth.
 
 Each check returns its problems as a list; the self-test at the start
 breaks a copy of the table (an entry removed, a flag dropped, a key moved)
@@ -53,6 +58,10 @@ END = "<!-- commands: end -->\n"
 # In the table, not in COMMAND.
 PROXY_ONLY = {
     "proxy": "the proxy's own command (admin.c)",
+    "proxy|locate": "PROXY LOCATE key",
+    "proxy|ring": "PROXY RING",
+    "proxy|reload": "PROXY RELOAD",
+    "proxy|help": "PROXY HELP",
     "debug|object": "redis 7.0 lists DEBUG without subcommands; the proxy serves DEBUG OBJECT "
                     "key on the key's server and refuses every other DEBUG",
     "client|no-touch": "redis 7.2's (the issue asks for it): refused with the reason, where "
@@ -64,6 +73,7 @@ CONTAINER_EXCEPTIONS = {
     "command": "COMMAND alone is a command of its own; command_sub finds COMMAND INFO... "
                "without making COMMAND a container",
     "debug": "see debug|object in PROXY_ONLY",
+    "proxy": "the proxy's own: its subcommands are granted apart (+proxy|locate)",
 }
 # Key positions that differ from COMMAND's first/last/step.
 POSITION_EXCEPTIONS = {
@@ -100,7 +110,9 @@ FANOUT_KINDS = {"CK_ALL_SUM", "CK_ALL_OK", "CK_ALL_SAME", "CK_ALL_AND", "CK_ALL_
 SPLIT_KINDS = {"CK_MGET", "CK_SUM", "CK_MSET"}
 # Answered by the proxy, about the client's connection to it.
 LOCAL_KINDS = {"CK_PING", "CK_ECHO", "CK_QUIT", "CK_SELECT", "CK_HELLO", "CK_AUTH", "CK_RESET",
-               "CK_CLIENT", "CK_CLUSTER", "CK_PROXY"}
+               "CK_CLIENT", "CK_CLUSTER", "CK_PROXY", "CK_ACL"}
+# What acl_check (proxy/acl.c) lets through whatever a user's rules say.
+NO_AUTH_KINDS = {"CK_AUTH", "CK_HELLO", "CK_QUIT", "CK_RESET"}
 # A client's transaction or subscriptions, on connections of its own.
 HELD_KINDS = {"CK_MULTI", "CK_EXEC", "CK_DISCARD", "CK_WATCH", "CK_UNWATCH", "CK_SUBSCRIBE",
               "CK_PSUBSCRIBE", "CK_UNSUBSCRIBE", "CK_PUNSUBSCRIBE"}
@@ -146,6 +158,11 @@ def proxy_table():
         table[name] = {"kind": kind, "first": int(first), "last": int(last),
                        "step": int(step), "flags": fl, "why": None if why == "-" else why}
     check(len(table) > 200, "the table has %d entries" % len(table))
+    for line in run_proxy("--commands=acl").splitlines():
+        name, cats = line.split("\t")
+        check(name in table, "--commands=acl names %s, which --commands=tsv does not" % name)
+        table[name]["acl"] = set() if cats == "-" else set(cats.split(" "))
+    check(all("acl" in t for t in table.values()), "--commands=acl names every entry")
     return table
 
 
@@ -386,8 +403,45 @@ def admin_served(redis, table):
     return out
 
 
+def proxy_own():
+    """tools/acl_categories.py's PROXY_OWN: name -> its categories."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import acl_categories  # noqa: E402
+    return {n: {"@" + c for c in cats} for n, (cats, _) in acl_categories.PROXY_OWN.items()}
+
+
+def check_acl(redis, table):
+    """g: each entry's ACL categories are COMMAND's (the proxy's own:
+    PROXY_OWN's), and only COMMAND's no_auth commands pass every user."""
+    bad = []
+    own = proxy_own()
+    for n, t in sorted(table.items()):
+        want = redis[n]["acl"] if n in redis else own.get(n)
+        if want is None:
+            bad.append("%s: not in COMMAND nor in tools/acl_categories.py's PROXY_OWN" % n)
+        elif t["acl"] != want:
+            bad.append("%s: categories %s, %s says %s" % (
+                n, " ".join(sorted(t["acl"])) or "none",
+                "COMMAND" if n in redis else "PROXY_OWN", " ".join(sorted(want))))
+        if n in redis and ("no_auth" in redis[n]["flags"]) != (t["kind"] in NO_AUTH_KINDS):
+            bad.append("%s: COMMAND %s it no_auth; acl_check %s it to every user" % (
+                n, "flags" if "no_auth" in redis[n]["flags"] else "does not flag",
+                "allows" if t["kind"] in NO_AUTH_KINDS else "does not allow"))
+    return bad
+
+
+def check_acl_header(port):
+    """g: proxy/command_acl.h is what tools/acl_categories.py writes from
+    this redis-server."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "acl_categories.py"),
+                        "--check", "--port", str(port)], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    check(p.returncode == 0, "tools/acl_categories.py --check:\n%s" % p.stdout.decode())
+    print("ok proxy/command_acl.h is tools/acl_categories.py's output for this redis-server")
+
+
 CHECKS = [check_coverage, check_positions, check_blocking, check_readonly,
-          check_connection_state, check_writes, check_policies]
+          check_connection_state, check_writes, check_policies, check_acl]
 
 
 def self_test(redis, table):
@@ -427,6 +481,12 @@ def self_test(redis, table):
         ("DBSIZE from one server", check_policies, set_field("dbsize", "kind", "CK_ONE")),
         ("SCRIPT EXISTS merged as OK", check_policies,
          set_field("script|exists", "kind", "CK_ALL_OK")),
+        ("GET without @read", check_acl, set_field("get", "acl", {"@string", "@fast"})),
+        ("SET in @read too", check_acl,
+         set_field("set", "acl", {"@write", "@string", "@slow", "@read"})),
+        ("PROXY RELOAD not @dangerous", check_acl,
+         set_field("proxy|reload", "acl", {"@admin", "@slow"})),
+        ("PING let past every user", check_acl, set_field("ping", "kind", "CK_AUTH")),
     ]
     for what, fn, change in cases:
         check(fn(redis, broken(change)), "self-test: %s must notice: %s" % (fn.__name__, what))
@@ -542,6 +602,7 @@ def main():
         print("ok COMMAND of %s: %d commands and subcommands; the table: %d" %
               (version, len(redis), len(table)))
         self_test(redis, table)
+        check_acl_header(port)
         failed = []
         for fn in CHECKS:
             bad = fn(redis, table)
