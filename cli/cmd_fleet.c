@@ -29,6 +29,7 @@
 #include "config.h"
 #include "etcd.h"
 #include "fleetproto.h"
+#include "secret.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -136,18 +137,6 @@ static volatile sig_atomic_t is_interrupted;
 static void on_interrupt(int sig) {
     (void)sig;
     is_interrupted = 1;
-}
-
-/* Reads a password file: its first line, without the line break. */
-static char *read_password_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return strdup(buf);
 }
 
 /* Reads a whole file into a NUL-terminated buffer; NULL with errno. */
@@ -1482,10 +1471,9 @@ int cmd_fleet(int argc, char **argv) {
     if (o.user) {
         const char *env = getenv("CHASH_ETCD_PASSWORD");
         if (password_file) {
-            o.password = read_password_file(password_file);
-            if (!o.password)
-                return cli_usage_error(o.cmd, "--etcd-password-file %s: %s", password_file,
-                                       strerror(errno));
+            char why[256];
+            o.password = secret_read_file("--etcd-password-file", password_file, why, sizeof why);
+            if (!o.password) return cli_usage_error(o.cmd, "%s", why);
         } else if (env) {
             o.password = strdup(env);
         } else {
@@ -1508,6 +1496,6 @@ int cmd_fleet(int argc, char **argv) {
             rc = do_abort(&o, e);
     }
     etcd_free(e);
-    free(o.password);
+    secret_free(o.password);
     return rc;
 }

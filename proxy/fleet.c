@@ -42,6 +42,7 @@
 #include "clustercmd.h"
 #include "etcd.h"
 #include "fleetproto.h"
+#include "secret.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -945,19 +946,6 @@ static void start_in_window(struct fleet *f, conf **cf) {
     *cf = before;
 }
 
-static char *read_secret(const char *path, char *err, size_t err_len) {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(err, err_len, "--etcd-password-file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char line[1024];
-    char *s = fgets(line, sizeof line, fp) ? strdup(line) : strdup("");
-    fclose(fp);
-    if (s) s[strcspn(s, "\r\n")] = '\0';
-    return s;
-}
-
 static void fleet_free(struct fleet *f) {
     if (!f) return;
     etcd_watch_close(f->watch);
@@ -974,8 +962,7 @@ static void fleet_free(struct fleet *f) {
     for (size_t i = 0; i < f->listen_count; i++) free(f->listens[i]);
     free(f->prefix);
     if (f->password) {
-        memset(f->password, 0, strlen(f->password));
-        free(f->password);
+        secret_free(f->password);
     }
     free(f);
 }
@@ -1020,7 +1007,9 @@ int fleet_open(const fleet_options *opt, struct fleet **out, conf **cf, char *er
         snprintf(err, err_len, "out of memory");
         goto fail;
     }
-    if (opt->password_file && !(f->password = read_secret(opt->password_file, err, err_len)))
+    if (opt->password_file &&
+        !(f->password = secret_read_file("--etcd-password-file", opt->password_file, err,
+                                         err_len)))
         goto fail;
     etcd_options eo = {.timeout_ms = FLEET_ETCD_TIMEOUT_MS, .username = opt->user,
                        .password = f->password, .ca_file = opt->cacert,

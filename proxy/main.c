@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "proxy.h"
+#include "secret.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -35,6 +36,7 @@
 /* getopt_long's value for an option with no short form. */
 #define OPT_CONFIG_KEYS 256
 #define OPT_COMMANDS 257
+#define OPT_STATS_TOKEN 258
 /* --etcd and its companions: OPT_ETCD + the index in etcd_longs. */
 #define OPT_ETCD 300
 
@@ -51,6 +53,8 @@ static const char usage[] =
     "  -n, --workers N          event-loop threads (default: number of CPUs)\n"
     "  -s, --stats-port PORT    stats port, 0 for none (default 22222)\n"
     "  -a, --stats-addr ADDR    stats address (default 127.0.0.1)\n"
+    "      --stats-token-file FILE  the stats port answers only HTTP requests with\n"
+    "                           `Authorization: Bearer TOKEN`, TOKEN FILE's first line\n"
     "  -v, --verbose LEVEL      nutcracker log level 0..11 (default 5: warnings)\n"
     "  -o, --output FILE        log file (default stderr)\n"
     "  -p, --pid-file FILE      write the process id to FILE\n"
@@ -110,6 +114,7 @@ static void on_signal(int sig) {
 typedef struct options {
     const char *conf_path;
     const char *stats_addr;
+    const char *stats_token_file; /* --stats-token-file, or NULL */
     const char *log_path; /* NULL: stderr */
     const char *pid_path; /* NULL: none */
     bool is_test_only;
@@ -208,6 +213,7 @@ static int option_one(int opt, options *o) {
         if (parse_count(optarg, 0, 1L << 30, &ignored) == 0) return GO_ON;
         fprintf(stderr, "chash-proxy: -%c: expected a number\n", opt);
         return EXIT_USAGE;
+    case OPT_STATS_TOKEN: o->stats_token_file = optarg; return GO_ON;
     case OPT_CONFIG_KEYS: conf_keys_markdown(stdout); return 0;
     case OPT_COMMANDS: return option_commands();
     case 'V': printf("chash-proxy %s\n", chash_version_string()); return 0;
@@ -239,6 +245,7 @@ static int options_parse(int argc, char **argv, options *o) {
         {"etcd-cert", required_argument, NULL, OPT_ETCD + 7},
         {"etcd-key", required_argument, NULL, OPT_ETCD + 8},
         {"listen", required_argument, NULL, OPT_ETCD + 9},
+        {"stats-token-file", required_argument, NULL, OPT_STATS_TOKEN},
         {NULL, 0, NULL, 0},
     };
     *o = (options){.conf_path = "conf/nutcracker.yml", .stats_addr = "127.0.0.1",
@@ -425,11 +432,25 @@ static int threads_start(runtime *rt, const options *o) {
         return EXIT_START;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (o->stats_port > 0 &&
-        stats_start(&rt->px, o->stats_addr, (int)o->stats_port, err, sizeof err) != 0) {
+    char *token = NULL;
+    if (o->stats_token_file &&
+        !(token = secret_read_file("--stats-token-file", o->stats_token_file, err, sizeof err))) {
         fprintf(stderr, "chash-proxy: %s\n", err);
         return EXIT_START;
     }
+    if (token && !token[0]) {
+        fprintf(stderr, "chash-proxy: --stats-token-file %s: the token is empty\n",
+                o->stats_token_file);
+        secret_free(token);
+        return EXIT_START;
+    }
+    /* stats_start takes the token over, also when it fails. */
+    if (o->stats_port > 0 &&
+        stats_start(&rt->px, o->stats_addr, (int)o->stats_port, token, err, sizeof err) != 0) {
+        fprintf(stderr, "chash-proxy: %s\n", err);
+        return EXIT_START;
+    }
+    if (o->stats_port <= 0) secret_free(token);
     return 0;
 }
 

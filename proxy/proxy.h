@@ -976,7 +976,11 @@ void proxy_log_limited(log_limit *lim, int level, const char *fmt, ...)
     ;
 
 /* ---- stats.c: the statistics and their port ---------------------------- */
-int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len);
+/* The stats port on addr:port, served by a thread of its own. `token`
+ * (taken over, wiped when the thread ends; NULL: none) is the bearer token
+ * every request must carry; with one, nutcracker's bare connection gets
+ * nothing. Returns 0, or -1 with err. */
+int stats_start(proxy *px, const char *addr, int port, char *token, char *err, size_t err_len);
 void stats_stop(proxy *px);
 /* The nutcracker-compatible JSON document, into b. */
 void stats_json(const proxy *px, buf *b);

@@ -5,6 +5,10 @@
  * - HTTP: `GET /metrics` gets Prometheus text, `GET /` or `GET /stats` the
  *   JSON, anything else 404.
  * A client that sends nothing within STATS_WAIT_MS is a nutcracker client.
+ * With --stats-token-file, only HTTP requests that carry the token
+ * (`Authorization: Bearer TOKEN`) are answered: anything else gets 401 (a
+ * bare connection, nutcracker's, gets nothing), and the token is compared
+ * in constant time.
  *
  * The numbers are summed over the workers at the moment of the request (no
  * 30 s aggregation interval as in nutcracker). A thread of its own serves the
@@ -14,6 +18,8 @@
 #define _GNU_SOURCE
 #include "proxy.h"
 
+#include "secret.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <stddef.h>
@@ -22,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -539,6 +546,7 @@ typedef struct stats_conn {
 /* The stats thread's own state: made by stats_start, freed by the thread. */
 typedef struct stats_port {
     proxy *px;
+    char *token; /* NULL: none needed */
     uint64_t accept_after_ms; /* accepting paused until then (out of fds) */
     stats_conn conns[STATS_CONN_MAX];
 } stats_port;
@@ -600,15 +608,44 @@ static bool conn_read(stats_conn *c, uint64_t now) {
     return true; /* a full buffer is as much of a head as is kept */
 }
 
+/* Whether the request head carries `Authorization: Bearer TOKEN` (the
+ * header's name in any case). */
+static bool has_token(const char *head, const char *token) {
+    static const char name[] = "authorization:";
+    for (const char *line = strchr(head, '\n'); line; line = strchr(line, '\n')) {
+        line++;
+        if (strncasecmp(line, name, sizeof name - 1) != 0) continue;
+        const char *v = line + sizeof name - 1;
+        while (*v == ' ' || *v == '\t') v++;
+        if (strncasecmp(v, "bearer ", 7) != 0) return false;
+        v += 7;
+        size_t len = strcspn(v, "\r\n");
+        while (len && (v[len - 1] == ' ' || v[len - 1] == '\t')) len--;
+        return secret_equal(v, len, token, strlen(token));
+    }
+    return false;
+}
+
 /* Renders the answer to the request head once, then writes what it can. */
-static void serve(proxy *px, stats_conn *c, uint64_t now) {
+static void serve(stats_port *sp, stats_conn *c, uint64_t now) {
+    proxy *px = sp->px;
     const char *head = c->head;
     size_t n = c->head_len;
     buf body = {0};
     const char *status = "200 OK", *type = "application/json";
     bool is_http = n >= 4 && memcmp(head, "GET ", 4) == 0;
+    if (sp->token && !is_http) { /* no way to carry the token */
+        conn_close(c);
+        return;
+    }
+    bool is_allowed = !sp->token || has_token(head, sp->token);
     pthread_mutex_lock(&px->lock);
-    if (!is_http) {
+    if (!is_allowed) {
+        status = "401 Unauthorized";
+        type = "text/plain";
+        buf_append_str(&body, "the stats need Authorization: Bearer TOKEN "
+                              "(--stats-token-file)\n");
+    } else if (!is_http) {
         stats_json(px, &body);
     } else {
         const char *path = head + 4, *end = path;
@@ -630,8 +667,9 @@ static void serve(proxy *px, stats_conn *c, uint64_t now) {
         char status_line[256];
         int hn = snprintf(status_line, sizeof status_line,
                           "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                          "Connection: close\r\n\r\n",
-                          status, type, buf_used(&body));
+                          "%sConnection: close\r\n\r\n",
+                          status, type, buf_used(&body),
+                          is_allowed ? "" : "WWW-Authenticate: Bearer\r\n");
         buf_append(&c->out, status_line, (size_t)hn);
     }
     buf_append(&c->out, buf_start(&body), buf_used(&body));
@@ -717,7 +755,7 @@ static void *stats_main(void *arg) {
             else if (c->is_writing)
                 conn_write(c);
             else if (conn_read(c, now) && c->fd >= 0)
-                serve(sp->px, c, now);
+                serve(sp, c, now);
         }
         /* After the connections: accepting may reuse a slot polled above. */
         if (is_acceptable) port_accept(sp, now);
@@ -727,16 +765,17 @@ static void *stats_main(void *arg) {
             if (c->is_writing)
                 conn_close(c);
             else
-                serve(sp->px, c, now);
+                serve(sp, c, now);
         }
     }
     for (size_t i = 0; i < STATS_CONN_MAX; i++)
         if (sp->conns[i].fd >= 0) conn_close(&sp->conns[i]);
+    secret_free(sp->token);
     free(sp);
     return NULL;
 }
 
-int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len) {
+int stats_start(proxy *px, const char *addr, int port, char *token, char *err, size_t err_len) {
     char port_text[16];
     snprintf(port_text, sizeof port_text, "%d", port);
     struct addrinfo hints = {0}, *res = NULL;
@@ -746,6 +785,7 @@ int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len
     int rc = getaddrinfo(addr, port_text, &hints, &res);
     if (rc != 0) {
         snprintf(err, err_len, "stats address %s: %s", addr, gai_strerror(rc));
+        secret_free(token);
         return -1;
     }
     /* Non-blocking: a connection reset between poll and accept must not
@@ -757,6 +797,7 @@ int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len
         snprintf(err, err_len, "stats port %s:%d: %s", addr, port, strerror(errno));
         if (fd >= 0) close(fd);
         freeaddrinfo(res);
+        secret_free(token);
         return -1;
     }
     freeaddrinfo(res);
@@ -764,13 +805,16 @@ int stats_start(proxy *px, const char *addr, int port, char *err, size_t err_len
     if (!sp) {
         snprintf(err, err_len, "stats port: out of memory");
         close(fd);
+        secret_free(token);
         return -1;
     }
     sp->px = px;
+    sp->token = token;
     for (size_t i = 0; i < STATS_CONN_MAX; i++) sp->conns[i].fd = -1;
     px->stats_fd = fd;
     if (pthread_create(&px->stats_thread, NULL, stats_main, sp) != 0) {
         snprintf(err, err_len, "cannot start the stats thread");
+        secret_free(sp->token);
         free(sp);
         close(fd);
         px->stats_fd = -1;

@@ -11,29 +11,30 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Conn, check, check_eq, enc, free_port, proxy_binary, raw_stats,  # noqa: E402
-                     run, wait_port)
+from harness import (Conn, SetGetBystander, check, check_eq, enc, free_port, proxy_binary,  # noqa: E402
+                     raw_stats, run, wait_port)
 
 BIN = proxy_binary()
 
 
-def pool(env, servers=3, workers=2):
+def pool(env, servers=3, workers=2, extra=()):
     ports = [env.redis()[0] for _ in range(servers)]
     listen, stats = free_port(), free_port()
     conf = ("gamma:\n  listen: 127.0.0.1:%d\n  redis: true\n  hash: md5\n"
             "  distribution: ketama\n  servers:\n" % listen)
     conf += "".join("   - 127.0.0.1:%d:%d r%d\n" % (p, 1 + i % 2, i) for i, p in enumerate(ports))
-    proc = env.proxy(BIN, conf, [listen], workers=workers, stats_port=stats)
+    proc = env.proxy(BIN, conf, [listen], workers=workers, stats_port=stats, extra=extra)
     wait_port(stats, proc)  # the stats port opens after the listeners
     return ports, listen, stats
 
 
-def http_get(port, path):
-    data = raw_stats(port, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+def http_get(port, path, headers=b""):
+    data = raw_stats(port, b"GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path.encode(), headers))
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     status = int(lines[0].split()[1])
@@ -287,6 +288,43 @@ def test_every_metric(env):
     check_eq(sorted(set(seen) - families), [], "families this test expects are exported")
 
 
+def test_stats_token(env):
+    """--stats-token-file: only requests with the bearer token are answered;
+    nutcracker's bare connection gets nothing; the token never shows."""
+    token = "s3cr3t-stats-%d" % os.getpid()
+    path = env.write("token", token + "\n")
+    _, listen, stats = pool(env, servers=1, extra=["--stats-token-file", path])
+    by = SetGetBystander(listen, "b")
+    for headers in (b"", b"Authorization: Bearer wrong\r\n",
+                    b"Authorization: Basic %s\r\n" % token.encode(),
+                    b"Authorization: Bearer %s\r\n" % token[:-1].encode(),
+                    b"Authorization: Bearer %sx\r\n" % token.encode()):
+        status, head, body = http_get(stats, "/metrics", headers)
+        check_eq(status, 401, "GET /metrics with %r" % headers)
+        check_eq(head.get("WWW-Authenticate"), "Bearer", "401 says how")
+        check(token.encode() not in body, "the 401 does not echo the token")
+    check_eq(raw_stats(stats), b"", "a bare connection (nutcracker's) gets nothing")
+    status, _, body = http_get(stats, "/metrics",
+                               b"authorization:   bearer %s \r\n" % token.encode())
+    check_eq(status, 200, "the token, any case, spaces around")
+    check(b"chash_proxy_requests_total" in body, "the metrics")
+    status, _, body = http_get(stats, "/stats", b"Authorization: Bearer %s\r\n" % token.encode())
+    check_eq(status, 200, "JSON with the token")
+    check(token.encode() not in body, "the stats do not show the token")
+    by.done("(beside the stats port's refusals)")
+    log = open(env.proxies[0][1], errors="replace").read()
+    check(token not in log, "the log does not show the token")
+    # A token file that cannot be read, or is empty, stops the start.
+    for bad, why in ((os.path.join(env.dir, "none"), "No such file"),
+                     (env.write("empty", "\n"), "the token is empty")):
+        p = subprocess.run([BIN, "-c", env.write("c.yml", "a:\n  listen: 127.0.0.1:%d\n"
+                                                  "  servers:\n   - 127.0.0.1:1:1\n"
+                                                  % free_port()),
+                            "-s", str(free_port()), "--stats-token-file", bad],
+                           capture_output=True, text=True, timeout=10)
+        check(p.returncode != 0 and why in p.stderr, "a bad token file: %r" % p.stderr)
+
+
 def test_proxy_command(env):
     ports, listen, _ = pool(env, servers=4, workers=1)
     px = Conn(listen)
@@ -322,4 +360,4 @@ def test_proxy_command(env):
 
 
 if __name__ == "__main__":
-    run([test_stats_port, test_every_metric, test_proxy_command])
+    run([test_stats_port, test_every_metric, test_stats_token, test_proxy_command])
