@@ -444,8 +444,11 @@ const acl_user *acl_authenticate(const acl_user *users, size_t count, const char
 
 /* ---- globs ---------------------------------------------------------------- */
 
-/* stringmatchlen_impl of Redis 7.0 (util.c), nocase left out. Redis reads
- * the pattern's terminating NUL in places; here every read is bounded. */
+/* Redis 7.0's glob rules for keys and channels (its stringmatchlen, case
+ * sensitive), quirks included: an empty string matches only the empty
+ * pattern, ranges compare signed chars, an unclosed '[' steps back onto
+ * its last byte. Where Redis reads the pattern's terminating NUL, every
+ * read here is bounded. fuzz_acl checks it against an oracle of its own. */
 static bool glob(const char *pattern, size_t plen, const char *s, size_t slen, bool *skip) {
     while (plen && slen) {
         switch (pattern[0]) {
