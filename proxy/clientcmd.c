@@ -113,17 +113,6 @@ static void append_line(buf *b, const client *x, const cmd_spec *spec) {
     buf_append_str(b, " redir=-1 resp=2");
 }
 
-/* text as one bulk string reply (empty too); text is freed. */
-static void reply_text(client *c, buf *text) {
-    buf b = {0};
-    buf_append_header(&b, '$', buf_used(text));
-    buf_append(&b, buf_start(text), buf_used(text));
-    buf_append(&b, "\r\n", 2);
-    b.is_oom |= text->is_oom;
-    buf_free(text);
-    client_reply_buf(c, &b);
-}
-
 /* The same pool, seen from one worker: a reload gives every client a new
  * pool of the same index. */
 static bool same_pool(const client *a, const client *b) {
@@ -167,7 +156,7 @@ static void cmd_list(client *c, const cmd_spec *spec, const resp_msg *m) {
                     buf_append(&text, "\n", 1);
                 }
         }
-        reply_text(c, &text);
+        client_reply_text(c, &text);
         return;
     } else if (m->argc != 2) {
         client_reply_str(c, "-ERR syntax error\r\n");
@@ -185,7 +174,7 @@ static void cmd_list(client *c, const cmd_spec *spec, const resp_msg *m) {
         append_line(&text, x, spec);
         buf_append(&text, "\n", 1);
     }
-    reply_text(c, &text);
+    client_reply_text(c, &text);
 }
 
 static void cmd_help(client *c, const cmd_spec *spec, const resp_msg *m) {
@@ -255,7 +244,7 @@ static void cmd_info(client *c, const cmd_spec *spec, const resp_msg *m) {
     buf line = {0};
     append_line(&line, c, spec);
     buf_append(&line, "\n", 1);
-    reply_text(c, &line);
+    client_reply_text(c, &line);
 }
 
 static void cmd_no_evict(client *c, const cmd_spec *spec, const resp_msg *m) {

@@ -505,17 +505,6 @@ static void reply_shards(buf *b, const node *nodes, size_t count) {
     }
 }
 
-/* text as one bulk string reply; text is freed. */
-static void reply_text(client *c, buf *text) {
-    buf b = {0};
-    buf_append_header(&b, '$', buf_used(text));
-    buf_append(&b, buf_start(text), buf_used(text));
-    buf_append(&b, "\r\n", 2);
-    b.is_oom |= text->is_oom;
-    buf_free(text);
-    client_reply_buf(c, &b);
-}
-
 /* CLUSTER NODES: "<id> <ip>:<port>@<cport>[,<hostname>] <flags> <master>
  * <ping-sent> <pong-received> <config-epoch> <link-state> <slots>", a line
  * a node. No cluster bus: cport 0, no pings, epoch 0. */
@@ -537,7 +526,7 @@ static void reply_nodes(client *c, const node *nodes, size_t count) {
                  n->is_self ? "myself,master" : "master", n->first_slot, n->last_slot);
         buf_append_str(&text, line);
     }
-    reply_text(c, &text);
+    client_reply_text(c, &text);
 }
 
 /* CLUSTER INFO: redis-server 7.0's fields for a healthy cluster of `count`

@@ -897,6 +897,8 @@ void client_reply_str(client *c, const char *s);
 void client_push(client *c, const char *data, size_t len);
 /* Replies with b's bytes (or out of memory) and frees b. */
 void client_reply_buf(client *c, buf *b);
+/* Replies with text as one bulk string (empty too), and frees text. */
+void client_reply_text(client *c, buf *text);
 /* Adds c to the worker's list of clients to flush. */
 void client_schedule(client *c);
 /* The client is closing: its requests are freed, or left to finish

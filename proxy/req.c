@@ -192,6 +192,16 @@ void client_reply_buf(client *c, buf *b) {
     buf_free(b);
 }
 
+void client_reply_text(client *c, buf *text) {
+    buf b = {0};
+    buf_append_header(&b, '$', buf_used(text));
+    buf_append(&b, buf_start(text), buf_used(text));
+    buf_append(&b, "\r\n", 2);
+    b.is_oom |= text->is_oom;
+    buf_free(text);
+    client_reply_buf(c, &b);
+}
+
 void client_drop_requests(client *c) {
     req *r = c->head;
     while (r) {
