@@ -47,7 +47,7 @@ test-clang:
 test-asan:
 	$(call run_suite,build-asan,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DCHASH_SANITIZE=ON,)
 test-tsan:
-	$(call run_suite,build-tsan,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHASH_TSAN=ON,-R "test_threads|proxy_(hostile|reload|stats|failure|held|sentinel|fleet|cluster)")
+	$(call run_suite,build-tsan,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHASH_TSAN=ON,-R "test_threads|proxy_(hostile|reload|stats|failure|held|sentinel|fleet|cluster|tls)")
 FUZZ_SECONDS ?= 30
 test-fuzz:
 	cmake -S . -B build-fuzz -DCHASH_WERROR=ON -DCMAKE_C_COMPILER=clang \

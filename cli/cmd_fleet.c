@@ -370,7 +370,9 @@ static int resolve_offline(void *user, const char *host, int port, bool is_passi
 
 static int parse_conf(const char *text, size_t len, const char *path, conf **out, char *err,
                       size_t err_len) {
-    const conf_options opt = {.resolve = resolve_offline};
+    /* The pools run on the proxies' hosts: their names and files are
+     * theirs, not this one's. */
+    const conf_options opt = {.resolve = resolve_offline, .skip_files = true};
     return conf_parse_with(&opt, text, len, path, out, err, err_len);
 }
 

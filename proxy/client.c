@@ -24,6 +24,23 @@
 
 static void client_count_down(wpool *p);
 
+/* client.tls_phase */
+enum { CLIENT_TLS_NONE, CLIENT_TLS_HELLO, CLIENT_TLS_HANDSHAKE, CLIENT_TLS_OPEN };
+
+static void tls_wait_remove(client *c) {
+    worker *w = c->w;
+    if (c->tls_prev)
+        c->tls_prev->tls_next = c->tls_next;
+    else
+        w->tls_wait = c->tls_next;
+    if (c->tls_next)
+        c->tls_next->tls_prev = c->tls_prev;
+    else
+        w->tls_wait_tail = c->tls_prev;
+    c->tls_prev = c->tls_next = NULL;
+    if (c->tls_phase == CLIENT_TLS_HANDSHAKE) w->tls_handshaking--;
+}
+
 void client_close(client *c, bool is_error) {
     if (c->is_closed) return;
     worker *w = c->w;
@@ -31,6 +48,14 @@ void client_close(client *c, bool is_error) {
     c->is_closed = true;
     warmup_detach(c);
     loop_del(w->loop, &c->io);
+    if (c->tls_phase == CLIENT_TLS_HELLO || c->tls_phase == CLIENT_TLS_HANDSHAKE) {
+        tls_wait_remove(c);
+        /* One that connects and leaves without a byte (a port check) is
+         * not an error. */
+        if (is_error) stat_add(&p->st.tls_handshake_errors, 1);
+    }
+    tls_free(c->tls);
+    c->tls = NULL;
     close(c->io.fd);
     c->io.fd = -1;
     /* Requests still waiting for servers live on without the client and are
@@ -59,6 +84,8 @@ static void client_set_mask(client *c) {
     uint32_t mask = 0;
     if (!c->is_paused && !c->is_draining) mask |= LOOP_READ;
     if (buf_used(&c->out)) mask |= LOOP_WRITE;
+    if (c->tls_io_flip == FLIP_READ_WANTS_WRITE) mask |= LOOP_WRITE;
+    if (c->tls_io_flip == FLIP_WRITE_WANTS_READ) mask |= LOOP_READ;
     loop_set(c->w->loop, &c->io, mask);
 }
 
@@ -152,17 +179,61 @@ static bool client_is_blocked(const client *c) {
  * one that sent two bytes and stopped) holds this much, not READ_CHUNK. */
 #define CLIENT_READ_MIN 4096u
 
-static void client_read(client *c) {
+/* read(2), or TLS: errno EAGAIN when it would block (tls_io_flip says
+ * whether TLS waits to write), EPROTO when TLS failed. */
+static ssize_t client_recv(client *c, void *dst, size_t avail) {
+    if (!c->tls) return read(c->io.fd, dst, avail);
+    if (c->tls_io_flip == FLIP_READ_WANTS_WRITE) c->tls_io_flip = FLIP_NONE;
+    ssize_t n = tls_read(c->tls, dst, avail);
+    if (n >= 0) return n;
+    if (n == TLS_AGAIN) {
+        if (!tls_wants_read(c->tls)) c->tls_io_flip = FLIP_READ_WANTS_WRITE;
+        errno = EAGAIN;
+        return -1;
+    }
+    static log_limit limit;
+    proxy_log_limited(&limit, LOG_INFO, "pool %s: client %s", c->pool->cf->name,
+                      tls_why(c->tls));
+    errno = EPROTO;
+    return -1;
+}
+
+/* One read into the parser: bytes read (> 0), 0 at EOF, -1 with errno. */
+static ssize_t client_read_once(client *c) {
     bool is_redis = c->pool->cf->redis;
-    if (c->read_want < CLIENT_READ_MIN) c->read_want = CLIENT_READ_MIN;
     size_t avail = 0;
     char *dst = is_redis ? resp_space(&c->rp, c->read_want, &avail)
                          : mc_space(&c->mp, c->read_want, &avail);
     if (!dst) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t n = client_recv(c, dst, avail);
+    if (n <= 0) return n;
+    /* A full read: the client sends more than this; read more at a time. */
+    if ((size_t)n == avail && c->read_want < READ_CHUNK) c->read_want *= 2;
+    if (is_redis)
+        resp_commit(&c->rp, (size_t)n);
+    else
+        mc_commit(&c->mp, (size_t)n);
+    return n;
+}
+
+static void client_read(client *c) {
+    bool is_redis = c->pool->cf->redis;
+    if (c->read_want < CLIENT_READ_MIN) c->read_want = CLIENT_READ_MIN;
+    ssize_t n = client_read_once(c);
+    /* What TLS took from the socket beyond one read's room is not
+     * announced by the socket again: take it now. */
+    while (n > 0 && c->tls && tls_pending(c->tls)) {
+        ssize_t more = client_read_once(c);
+        if (more < 0 && errno != EAGAIN) n = more;
+        if (more <= 0) break;
+    }
+    if (n < 0 && errno == ENOMEM) {
         client_close(c, true);
         return;
     }
-    ssize_t n = read(c->io.fd, dst, avail);
     if (n == 0 && (pubsub_count(c) || client_is_blocked(c))) {
         /* A blocked command or a subscription would keep it waiting for
          * ever, and the server holding a connection for nobody. */
@@ -179,16 +250,13 @@ static void client_read(client *c) {
         return;
     }
     if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            if (c->tls_io_flip) client_set_mask(c);
+            return;
+        }
         client_close(c, true);
         return;
     }
-    /* A full read: the client sends more than this; read more at a time. */
-    if ((size_t)n == avail && c->read_want < READ_CHUNK) c->read_want *= 2;
-    if (is_redis)
-        resp_commit(&c->rp, (size_t)n);
-    else
-        mc_commit(&c->mp, (size_t)n);
     client_process(c);
     /* Between commands, large buffers go back (not while warm-up holds a
      * command whose arguments point into them). */
@@ -201,6 +269,21 @@ static void client_read(client *c) {
             mc_trim(&c->mp, CLIENT_READ_MIN);
         if (c->read_want > CLIENT_READ_MIN) c->read_want /= 2;
     }
+}
+
+/* write(2), or TLS (see client_recv). */
+static ssize_t client_send(client *c, const void *data, size_t len) {
+    if (!c->tls) return write(c->io.fd, data, len);
+    if (c->tls_io_flip == FLIP_WRITE_WANTS_READ) c->tls_io_flip = FLIP_NONE;
+    ssize_t n = tls_write(c->tls, data, len);
+    if (n >= 0) return n;
+    if (n == TLS_AGAIN) {
+        if (tls_wants_read(c->tls)) c->tls_io_flip = FLIP_WRITE_WANTS_READ;
+        errno = EAGAIN;
+        return -1;
+    }
+    errno = EPROTO;
+    return -1;
 }
 
 void client_flush(client *c) {
@@ -219,7 +302,7 @@ void client_flush(client *c) {
         return;
     }
     while (buf_used(&c->out)) {
-        ssize_t n = write(c->io.fd, buf_start(&c->out), buf_used(&c->out));
+        ssize_t n = client_send(c, buf_start(&c->out), buf_used(&c->out));
         if (n > 0) {
             buf_consume(&c->out, (size_t)n);
             continue;
@@ -245,17 +328,94 @@ void client_flush(client *c) {
     client_set_mask(c);
 }
 
+/* Tells a plaintext client of a TLS listener why it is closed: what the
+ * protocol lets it read. */
+static void client_refuse_plain(client *c) {
+    const char *msg = c->pool->cf->redis
+                          ? "-ERR this port takes TLS connections only\r\n"
+                          : "SERVER_ERROR this port takes TLS connections only\r\n";
+    ssize_t wr = write(c->io.fd, msg, strlen(msg));
+    (void)wr;
+    static log_limit limit;
+    proxy_log_limited(&limit, LOG_INFO, "pool %s: a client spoke plaintext to the TLS listener",
+                      c->pool->cf->name);
+    client_close(c, true);
+}
+
+/* A TLS client before its handshake completes: its first byte, then the
+ * handshake, then (done) whatever it sent with its last flight. */
+static void client_tls_step(client *c) {
+    worker *w = c->w;
+    if (c->tls_phase == CLIENT_TLS_HELLO) {
+        switch (tls_sniff(c->io.fd)) {
+        case TLS_SNIFF_AGAIN: return;
+        case TLS_SNIFF_EOF: client_close(c, false); return;
+        case TLS_SNIFF_PLAIN: client_refuse_plain(c); return;
+        default: break;
+        }
+        if (w->tls_handshaking >= c->pool->cf->tls_max_handshakes) {
+            static log_limit limit;
+            proxy_log_limited(&limit, LOG_WARN, "pool %s: %u TLS handshakes in progress "
+                              "(tls_max_handshakes): closing a new one", c->pool->cf->name,
+                              w->tls_handshaking);
+            client_close(c, true);
+            return;
+        }
+        c->tls = tls_accept(c->pool->cf->tls, c->io.fd);
+        if (!c->tls) {
+            client_close(c, true);
+            return;
+        }
+        c->tls_phase = CLIENT_TLS_HANDSHAKE;
+        w->tls_handshaking++;
+    }
+    int rc = tls_handshake(c->tls);
+    if (rc == TLS_AGAIN) {
+        loop_set(w->loop, &c->io, tls_wants_read(c->tls) ? LOOP_READ : LOOP_WRITE);
+        return;
+    }
+    if (rc != 1) {
+        static log_limit limit;
+        proxy_log_limited(&limit, LOG_INFO, "pool %s: a client's TLS handshake failed: %s",
+                          c->pool->cf->name, tls_why(c->tls));
+        client_close(c, true);
+        return;
+    }
+    tls_wait_remove(c);
+    c->tls_phase = CLIENT_TLS_OPEN;
+    stat_add(&c->pool->st.tls_handshakes, 1);
+    client_set_mask(c);
+    client_read(c); /* it may have sent a command with its Finished */
+}
+
+void client_tls_expire(worker *w, uint64_t now_ms) {
+    while (w->tls_wait && w->tls_wait->tls_deadline_ms <= now_ms) {
+        client *c = w->tls_wait;
+        static log_limit limit;
+        proxy_log_limited(&limit, LOG_INFO, "pool %s: closing a client whose TLS handshake "
+                          "took over %lld ms (tls_handshake_timeout)", c->pool->cf->name,
+                          (long long)c->pool->cf->tls_handshake_timeout_ms);
+        client_close(c, true);
+    }
+}
+
 static void client_on_event(loop_io *io, uint32_t events) {
     client *c = io->owner;
     if (c->is_closed) return;
-    if (events & LOOP_READ) {
+    if (c->tls_phase == CLIENT_TLS_HELLO || c->tls_phase == CLIENT_TLS_HANDSHAKE) {
+        client_tls_step(c);
+        return;
+    }
+    uint8_t flip = c->tls_io_flip;
+    if ((events & LOOP_READ) || (flip == FLIP_READ_WANTS_WRITE && (events & LOOP_WRITE))) {
         client_read(c);
         if (c->is_closed) return;
     } else if (events & LOOP_ERROR) {
         client_close(c, true);
         return;
     }
-    if (events & LOOP_WRITE) client_flush(c);
+    if ((events & LOOP_WRITE) || (flip == FLIP_WRITE_WANTS_READ && (events & LOOP_READ)))
+        client_flush(c);
 }
 
 /* A client on fd, accepted on p's listener, or NULL (fd then closed). */
@@ -287,6 +447,16 @@ static client *client_new(wpool *p, int fd) {
         free(c);
         return NULL;
     }
+    if (p->cf->tls) {
+        c->tls_phase = CLIENT_TLS_HELLO;
+        c->tls_deadline_ms = w->now_ms + (uint64_t)p->cf->tls_handshake_timeout_ms;
+        c->tls_prev = w->tls_wait_tail;
+        if (w->tls_wait_tail)
+            w->tls_wait_tail->tls_next = c;
+        else
+            w->tls_wait = c;
+        w->tls_wait_tail = c;
+    }
     c->next = w->clients;
     if (w->clients) w->clients->prev = c;
     w->clients = c;
@@ -297,7 +467,8 @@ static client *client_new(wpool *p, int fd) {
 static void client_refuse(wpool *p, int fd) {
     const char *msg = p->cf->redis ? "-ERR max number of clients reached\r\n"
                                    : "SERVER_ERROR max number of clients reached\r\n";
-    ssize_t wr = write(fd, msg, strlen(msg));
+    /* A TLS client could not read it: closed without a word. */
+    ssize_t wr = p->cf->tls ? 0 : write(fd, msg, strlen(msg));
     (void)wr;
     close(fd);
     stat_add(&p->st.client_err, 1);

@@ -302,6 +302,7 @@ typedef enum key_kind {
     KEY_BUCKET_TABLE, /* a list of "FIRST-LAST NAME[:WEIGHT]..." (after all keys) */
     KEY_BUCKET_OVERRIDES, /* a list of "KEY NAME" (after all keys) */
     KEY_USERS,        /* a list of "NAME rule..." (acl.h) */
+    KEY_TLS_PROTOCOLS, /* "TLSv1.2 TLSv1.3" (tls.h) */
 } key_kind;
 
 /* The C type of the conf_pool field a key sets, so one parser serves fields
@@ -317,6 +318,7 @@ typedef enum key_field {
     FIELD_READ,    /* conf_read */
     FIELD_HASH,    /* chash_hash */
     FIELD_BUCKET_BY, /* chash_bucket_by */
+    FIELD_TLS_AUTH,  /* tls_auth */
     FIELD_STRING,  /* char *, malloc'd */
 } key_field;
 
@@ -367,6 +369,10 @@ static const key_name bucket_by_names[] = {
     {"hash", CHASH_BUCKET_BY_HASH},
     {"digits", CHASH_BUCKET_BY_DIGITS},
     {NULL, 0},
+};
+
+static const key_name tls_auth_names[] = {
+    {"no", TLS_AUTH_NO}, {"yes", TLS_AUTH_YES}, {"optional", TLS_AUTH_OPTIONAL}, {NULL, 0},
 };
 
 static const key_name read_names[] = {
@@ -568,6 +574,63 @@ static const conf_key keys[] = {
      .doc = "bytes buffered per client, requests and unread replies: reading pauses at half "
             "of it (16 MiB at most), and a client past it is closed",
      .protocols = PROTO_BOTH, .is_ours = true},
+#define FILE_KEY(member) .kind = KEY_STRING, FIELD(member, char *, FIELD_STRING), .min = 1, \
+                         .max = 4096, .values_doc = "a file path"
+    {.name = "tls_cert_file", FILE_KEY(tls_cert_file), .default_doc = "none (plaintext)",
+     .doc = "the listener speaks TLS only, with this certificate (PEM, chain after it); "
+            "re-read by a reload",
+     .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "tls_key_file", FILE_KEY(tls_key_file), .default_doc = "in `tls_cert_file`",
+     .doc = "the listener's private key (PEM)", .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "tls_ca_cert_file", FILE_KEY(tls_ca_cert_file), .default_doc = "none",
+     .doc = "the CAs whose certificates clients may present (`tls_auth_clients`)",
+     .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "tls_auth_clients", .kind = KEY_ENUM,
+     FIELD(tls_auth_clients, tls_auth, FIELD_TLS_AUTH), .names = tls_auth_names,
+     .def = TLS_AUTH_NO,
+     .doc = "clients must present a certificate of `tls_ca_cert_file` (`yes`), may (`optional`: "
+            "a wrong one is refused), or are not asked (`no`; redis-server's default is `yes`)",
+     .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "tls_protocols", .kind = KEY_TLS_PROTOCOLS, .field = FIELD_NONE,
+     .values_doc = "`TLSv1.2` and/or `TLSv1.3`, space separated",
+     .default_doc = "`TLSv1.2 TLSv1.3`",
+     .doc = "the TLS versions offered to clients (and to servers); older ones never",
+     .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "tls_ciphers", .kind = KEY_STRING, FIELD(tls_ciphers, char *, FIELD_STRING),
+     .min = 1, .max = 4096, .values_doc = "an OpenSSL cipher list",
+     .default_doc = "ECDHE with AES-GCM or ChaCha20-Poly1305",
+     .doc = "TLS 1.2 cipher suites, both sides", .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "tls_ciphersuites", .kind = KEY_STRING,
+     FIELD(tls_ciphersuites, char *, FIELD_STRING), .min = 1, .max = 4096,
+     .values_doc = "an OpenSSL ciphersuites list", .default_doc = "OpenSSL's",
+     .doc = "TLS 1.3 cipher suites, both sides", .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "tls_handshake_timeout",
+     INT_KEY(tls_handshake_timeout_ms, int64_t, FIELD_I64, 1, INT32_MAX, 10000, "ms"),
+     .doc = "a client that has not finished its TLS handshake by then is closed",
+     .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "tls_max_handshakes",
+     INT_KEY(tls_max_handshakes, uint32_t, FIELD_U32, 1, INT32_MAX, 1000, ""),
+     .doc = "TLS handshakes in progress per worker; a client past it is closed at once",
+     .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "server_tls", BOOL_KEY(server_tls),
+     .doc = "TLS to the servers, verifying each one's certificate (below)",
+     .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "server_tls_ca_cert_file", FILE_KEY(server_tls_ca_cert_file),
+     .default_doc = "the system's CAs",
+     .doc = "the CAs the servers' certificates must come from", .protocols = PROTO_BOTH,
+     .is_ours = true},
+    {.name = "server_tls_cert_file", FILE_KEY(server_tls_cert_file), .default_doc = "none",
+     .doc = "the proxy's certificate for servers that ask for one (PEM)",
+     .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "server_tls_key_file", FILE_KEY(server_tls_key_file),
+     .default_doc = "in `server_tls_cert_file`",
+     .doc = "its private key (PEM)", .protocols = PROTO_BOTH, .is_ours = true},
+    {.name = "server_tls_name", .kind = KEY_STRING,
+     FIELD(server_tls_name, char *, FIELD_STRING), .min = 1, .max = 253,
+     .values_doc = "a host name or IP address", .default_doc = "each server's host as written",
+     .doc = "the name every server's certificate must carry (and the SNI sent)",
+     .protocols = PROTO_BOTH, .is_ours = true},
+#undef FILE_KEY
 };
 
 #define KEY_COUNT (sizeof keys / sizeof keys[0])
@@ -590,6 +653,7 @@ static void field_store(conf_pool *p, const conf_key *k, int64_t v) {
     case FIELD_READ: *(conf_read *)field = (conf_read)v; break;
     case FIELD_HASH: *(chash_hash *)field = (chash_hash)v; break;
     case FIELD_BUCKET_BY: *(chash_bucket_by *)field = (chash_bucket_by)v; break;
+    case FIELD_TLS_AUTH: *(tls_auth *)field = (tls_auth)v; break;
     case FIELD_NONE:
     case FIELD_STRING: break;
     }
@@ -1008,6 +1072,12 @@ static int pool_key(ctx *c, conf_pool *p, const yaml_node_t *kn, const yaml_node
     case KEY_BUCKET_TABLE:
     case KEY_BUCKET_OVERRIDES: return key_string_list(c, k, v);
     case KEY_USERS: return key_users(c, k, v, p);
+    case KEY_TLS_PROTOCOLS: {
+        const char *why = NULL;
+        if (!tls_parse_protocols(scalar(v), &p->tls_protocols, &why))
+            return fail(c, v, "%s: %s", k->name, why);
+        return 0;
+    }
     }
     return fail(c, kn, "%s: no parser", k->name);
 }
@@ -1166,6 +1236,49 @@ static int pool_check(ctx *c, const yaml_node_t *name_node, const conf_pool *p) 
     return 0;
 }
 
+/* The TLS keys' rules, then the contexts: built here so that `-t` and a
+ * reload find a bad certificate before any client does. */
+static int tls_check(ctx *c, const yaml_node_t *name_node, conf_pool *p) {
+    if (!p->tls_cert_file &&
+        (p->tls_key_file || p->tls_ca_cert_file || p->tls_auth_clients != TLS_AUTH_NO))
+        return fail(c, name_node, "pool '%s': tls_key_file, tls_ca_cert_file and "
+                    "tls_auth_clients need tls_cert_file", p->name);
+    if (!p->server_tls && (p->server_tls_ca_cert_file || p->server_tls_cert_file ||
+                           p->server_tls_key_file || p->server_tls_name))
+        return fail(c, name_node, "pool '%s': server_tls_* keys need server_tls: true", p->name);
+    if (p->server_tls && p->server_tls_key_file && !p->server_tls_cert_file)
+        return fail(c, name_node, "pool '%s': server_tls_key_file needs server_tls_cert_file",
+                    p->name);
+    /* The topology's own connections (sentinels, INFO of the replicas,
+     * the cluster's map) speak plaintext. */
+    if (p->server_tls && (conf_pool_has_topology(p) || conf_pool_is_cluster(p)))
+        return fail(c, name_node, "pool '%s': server_tls does not go with sentinels, replicas "
+                    "or distribution: redis-cluster yet", p->name);
+    for (size_t i = 0; p->server_tls && !p->server_tls_name && i < p->server_count; i++)
+        if (p->servers[i].host[0] == '/')
+            return fail(c, name_node, "pool '%s': server_tls to a unix socket needs "
+                        "server_tls_name (the name its certificate carries)", p->name);
+    if (c->opt->skip_files) return 0;
+    char why[256];
+    if (p->tls_cert_file) {
+        tls_options o = {.cert_file = p->tls_cert_file, .key_file = p->tls_key_file,
+                         .ca_file = p->tls_ca_cert_file, .auth = p->tls_auth_clients,
+                         .protocols = p->tls_protocols, .ciphers = p->tls_ciphers,
+                         .ciphersuites = p->tls_ciphersuites};
+        if (tls_ctx_new(&o, true, &p->tls, why, sizeof why) != 0)
+            return fail(c, name_node, "pool '%s': tls: %s", p->name, why);
+    }
+    if (p->server_tls) {
+        tls_options o = {.cert_file = p->server_tls_cert_file,
+                         .key_file = p->server_tls_key_file,
+                         .ca_file = p->server_tls_ca_cert_file, .protocols = p->tls_protocols,
+                         .ciphers = p->tls_ciphers, .ciphersuites = p->tls_ciphersuites};
+        if (tls_ctx_new(&o, false, &p->server_tls_ctx, why, sizeof why) != 0)
+            return fail(c, name_node, "pool '%s': server_tls: %s", p->name, why);
+    }
+    return 0;
+}
+
 static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_pool *p) {
     pool_defaults(p);
     p->line = (unsigned)name_node->start_mark.line + 1;
@@ -1202,7 +1315,7 @@ static int parse_pool(ctx *c, yaml_node_t *name_node, yaml_node_t *body, conf_po
             return -1;
     }
     if (p->redis_auth) p->redis_auth_len = strlen(p->redis_auth);
-    if (pool_check(c, name_node, p) != 0) return -1;
+    if (pool_check(c, name_node, p) != 0 || tls_check(c, name_node, p) != 0) return -1;
     return conf_pool_is_cluster(p) ? cluster_shards(c, name_node, p) : 0;
 }
 
@@ -1231,6 +1344,24 @@ static void pool_free(conf_pool *p) {
     free(p->bucket_ranges);
     for (size_t i = 0; i < p->bucket_override_count; i++) free(p->bucket_overrides[i].key);
     free(p->bucket_overrides);
+    char **tls_texts[] = {&p->tls_cert_file,           &p->tls_key_file,
+                          &p->tls_ca_cert_file,        &p->tls_ciphers,
+                          &p->tls_ciphersuites,        &p->server_tls_ca_cert_file,
+                          &p->server_tls_cert_file,    &p->server_tls_key_file,
+                          &p->server_tls_name};
+    for (size_t i = 0; i < sizeof tls_texts / sizeof tls_texts[0]; i++) free(*tls_texts[i]);
+    tls_ctx_free(p->tls);
+    tls_ctx_free(p->server_tls_ctx);
+}
+
+size_t conf_pool_files(const conf_pool *p, const char *out[CONF_POOL_FILES_MAX]) {
+    const char *all[CONF_POOL_FILES_MAX] = {p->tls_cert_file,           p->tls_key_file,
+                                            p->tls_ca_cert_file,        p->server_tls_ca_cert_file,
+                                            p->server_tls_cert_file,    p->server_tls_key_file};
+    size_t n = 0;
+    for (size_t i = 0; i < CONF_POOL_FILES_MAX; i++)
+        if (all[i]) out[n++] = all[i];
+    return n;
 }
 
 void conf_free(conf *cf) {
@@ -1452,7 +1583,11 @@ static void put_values(FILE *out, const conf_key *k) {
             fprintf(out, "%s`%s`", n == k->names ? "" : n[1].name ? ", " : " or ", n->name);
         return;
     case KEY_STRING:
-        fprintf(out, "%lld to %lld bytes", (long long)k->min, (long long)k->max);
+        if (k->values_doc)
+            fprintf(out, "%s, %lld to %lld bytes", k->values_doc, (long long)k->min,
+                    (long long)k->max);
+        else
+            fprintf(out, "%lld to %lld bytes", (long long)k->min, (long long)k->max);
         return;
     case KEY_HASH:
         /* The library's names, past "default" (the scheme's own hash); the
@@ -1473,7 +1608,8 @@ static void put_values(FILE *out, const conf_key *k) {
     case KEY_REPLICAS:
     case KEY_BUCKET_TABLE:
     case KEY_BUCKET_OVERRIDES:
-    case KEY_USERS: fputs(k->values_doc, out); return;
+    case KEY_USERS:
+    case KEY_TLS_PROTOCOLS: fputs(k->values_doc, out); return;
     }
 }
 

@@ -11,6 +11,7 @@
 #define PROXY_CONFIG_H
 
 #include "acl.h"
+#include "tls.h"
 
 #include <chash.h>
 
@@ -145,6 +146,19 @@ typedef struct conf_pool {
     uint32_t max_key_length;
     uint32_t max_pipeline;
     uint64_t max_client_buffer;
+    /* ours: TLS towards the clients (tls.h); tls NULL: plaintext */
+    char *tls_cert_file, *tls_key_file, *tls_ca_cert_file;
+    tls_auth tls_auth_clients;
+    unsigned tls_protocols; /* TLS_PROTO_* */
+    char *tls_ciphers, *tls_ciphersuites;
+    int64_t tls_handshake_timeout_ms;
+    uint32_t tls_max_handshakes; /* per worker */
+    tls_ctx *tls;
+    /* ...and towards the servers: server_tls_ctx NULL: plaintext */
+    bool server_tls;
+    char *server_tls_ca_cert_file, *server_tls_cert_file, *server_tls_key_file;
+    char *server_tls_name; /* NULL: each server's host as written */
+    tls_ctx *server_tls_ctx;
     /* ours: distribution: buckets (conf_pool_ring applies them) */
     uint32_t bucket_count;
     chash_bucket_by bucket_by;
@@ -191,6 +205,10 @@ typedef struct conf_options {
      * text of a listen value), or NULL to keep it. NULL: none replaced.
      * A fleet's proxies share the pools' text, but not always a host. */
     const char *(*listen_for)(void *user, const char *pool);
+    /* The TLS files are not read and no context is built (tls and
+     * server_tls_ctx stay NULL): for a coordinator checking pools it does
+     * not run, whose files are on other hosts, and for fuzzers. */
+    bool skip_files;
 } conf_options;
 
 /* Reads and parses a file, as `chash-proxy -t` does: conf_load_with with
@@ -205,6 +223,11 @@ int conf_parse_with(const conf_options *opt, const char *text, size_t len, const
 int conf_load_with(const conf_options *opt, const char *path, conf **out, char *err,
                    size_t err_len);
 void conf_free(conf *c);
+
+/* The files a pool reads besides the configuration (its TLS certificates
+ * and keys): up to CONF_POOL_FILES_MAX paths into out, their count. */
+#define CONF_POOL_FILES_MAX 6
+size_t conf_pool_files(const conf_pool *p, const char *out[CONF_POOL_FILES_MAX]);
 
 /* Prints the pool keys as the markdown table of docs/proxy.md (`chash-proxy
  * --config-keys`): name, values and limits, default, protocol, origin and

@@ -34,6 +34,7 @@ typedef struct health_probe {
     backend *b;
     uint64_t deadline_ms;
     bool is_sent;
+    struct tls_conn *tls; /* server_tls: the probe's own session */
     size_t got;
     char in[64];
 } health_probe;
@@ -124,6 +125,7 @@ void health_stop(backend *b) {
     health_probe *pr = b->probe;
     if (!pr) return;
     loop_del(b->pool->w->loop, &pr->io);
+    tls_free(pr->tls);
     close(pr->io.fd);
     free(pr);
     b->probe = NULL;
@@ -223,20 +225,52 @@ static int probe_answered(const health_probe *pr, bool is_redis, bool is_role) {
     return pr->got >= 8 && memcmp(pr->in, "VERSION ", 8) == 0 ? 1 : -1;
 }
 
+/* server_tls: the probe's handshake. True once done; false while it goes
+ * on or when it failed (the probe is then over: a certificate that does
+ * not verify keeps the server out, and the log says why). */
+static bool probe_tls(health_probe *pr) {
+    backend *b = pr->b;
+    const conf_pool *cf = b->pool->cf;
+    if (!pr->tls) {
+        pr->tls = tls_connect(cf->server_tls_ctx, pr->io.fd,
+                              cf->server_tls_name ? cf->server_tls_name : b->cf->host);
+        if (!pr->tls) {
+            probe_failed(b);
+            return false;
+        }
+    }
+    int rc = tls_handshake(pr->tls);
+    if (rc == 1) return true;
+    if (rc == TLS_AGAIN) {
+        loop_set(b->pool->w->loop, &pr->io, tls_wants_read(pr->tls) ? LOOP_READ : LOOP_WRITE);
+        return false;
+    }
+    static log_limit limit;
+    proxy_log_limited(&limit, LOG_WARN, "pool %s: server %s: probe: TLS to %s: %s", cf->name,
+                      b->cf->name, b->addr_text, tls_why(pr->tls));
+    probe_failed(b);
+    return false;
+}
+
 static void probe_on_event(loop_io *io, uint32_t events) {
     health_probe *pr = io->owner;
     backend *b = pr->b;
     bool is_redis = b->pool->cf->redis;
     if (!pr->is_sent) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-            probe_failed(b);
-            return;
+        if (!pr->tls) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+                probe_failed(b);
+                return;
+            }
         }
+        const conf_pool *cf = b->pool->cf;
+        if (cf->server_tls_ctx && !probe_tls(pr)) return;
         const char *ask = !is_redis ? "version\r\n" : probes_role(b) ? "ROLE\r\n" : "PING\r\n";
-        ssize_t n = send(io->fd, ask, strlen(ask), MSG_NOSIGNAL);
-        if (n != (ssize_t)strlen(ask)) { /* a fresh socket takes 14 bytes or is broken */
+        size_t len = strlen(ask);
+        ssize_t n = pr->tls ? tls_write(pr->tls, ask, len) : send(io->fd, ask, len, MSG_NOSIGNAL);
+        if (n != (ssize_t)len) { /* a fresh connection takes 14 bytes or is broken */
             probe_failed(b);
             return;
         }
@@ -245,8 +279,10 @@ static void probe_on_event(loop_io *io, uint32_t events) {
         return;
     }
     (void)events;
-    ssize_t n = read(io->fd, pr->in + pr->got, sizeof pr->in - 1 - pr->got);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    size_t room = sizeof pr->in - 1 - pr->got;
+    ssize_t n = pr->tls ? tls_read(pr->tls, pr->in + pr->got, room)
+                        : read(io->fd, pr->in + pr->got, room);
+    if (pr->tls ? n == TLS_AGAIN : n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
         probe_failed(b);
         return;

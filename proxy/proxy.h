@@ -210,7 +210,12 @@ struct mc_failover {
     mc_fo_key keys[];
 };
 
-typedef enum bconn_state { BC_IDLE, BC_CONNECTING, BC_READY } bconn_state;
+/* client.tls_io_flip, bconn.tls_flip: TLS may need to write to finish a
+ * read (a key update's reply) or to read to finish a write. */
+enum { FLIP_NONE, FLIP_READ_WANTS_WRITE, FLIP_WRITE_WANTS_READ };
+
+/* BC_HANDSHAKE: connected, TLS handshake in progress (server_tls). */
+typedef enum bconn_state { BC_IDLE, BC_CONNECTING, BC_HANDSHAKE, BC_READY } bconn_state;
 
 struct bconn {
     loop_io io;
@@ -241,6 +246,10 @@ struct bconn {
     /* A message (a push) that arrived on a subscriber connection. */
     void (*on_push)(bconn *bc, const char *data, size_t len);
     bconn *next_dead; /* in its worker's dead_bconns */
+    /* server_tls: the TLS session over io.fd, or NULL; tls_flip as
+     * client.tls_io_flip (a read that waits to write, or the reverse). */
+    struct tls_conn *tls;
+    uint8_t tls_flip;
 };
 
 /* A request for a shard with no primary, waiting for one (failover_wait). */
@@ -378,6 +387,16 @@ struct client {
     /* redis-cluster: the pool's map_gen its commands in flight were routed
      * by; a newer map fences it until they are answered (client.c). */
     uint64_t cluster_gen;
+    /* A TLS listener's client (tls.h): tls is NULL until its first byte
+     * says it speaks TLS; until its handshake completes (tls_phase
+     * CLIENT_TLS_OPEN) it is on the worker's tls_wait list with a deadline.
+     * tls_io_flip: the last TLS read wanted to write, or the last write to
+     * read (the mask follows; the event runs the other half). */
+    struct tls_conn *tls;
+    uint8_t tls_phase;
+    uint8_t tls_io_flip;
+    uint64_t tls_deadline_ms;
+    client *tls_prev, *tls_next;
     bool in_flush;
     client *next_flush;
     client *prev, *next; /* the worker's live clients */
@@ -461,6 +480,10 @@ struct worker {
     uint64_t fleet_seq;
     _Atomic uint64_t fleet_drained;
     loop_io wake_io; /* an eventfd fleet_wake writes; fd -1 without a fleet */
+    /* TLS clients before their handshake completes, oldest first
+     * (client.c), and how many of them have begun one (an SSL object each). */
+    client *tls_wait, *tls_wait_tail;
+    uint32_t tls_handshaking;
 };
 
 typedef struct conf_list {
@@ -569,6 +592,8 @@ void proxy_limit_clients(proxy *px);
 void listener_tick(wpool *p, uint64_t now_ms);
 /* Accepts what is waiting on a pool's listener (io->owner is the wpool). */
 void listener_on_event(loop_io *io, uint32_t events);
+/* Closes TLS clients whose handshake is past its deadline. */
+void client_tls_expire(worker *w, uint64_t now_ms);
 /* Writes c's output; closes c when it is over its limits or done. */
 void client_flush(client *c);
 /* Stops reading c: it is closed once everything it asked is answered. */

@@ -203,8 +203,29 @@ static uint64_t file_digest(const char *path) {
     return is_ok ? h | 1 : 0;
 }
 
+/* The configuration's digest: its file's, mixed with those of the files
+ * its pools read (a renewed certificate is a change to reload), or 0 when
+ * the file cannot be read. */
+static uint64_t conf_digest(const char *path, const conf *cf) {
+    uint64_t h = file_digest(path);
+    for (size_t i = 0; h && cf && i < cf->pool_count; i++) {
+        const char *files[CONF_POOL_FILES_MAX];
+        size_t n = conf_pool_files(&cf->pools[i], files);
+        for (size_t k = 0; k < n; k++) h = (h ^ file_digest(files[k])) * 0x100000001b3u;
+    }
+    return h ? h | 1 : 0;
+}
+
+/* The configuration in force, as the reload thread reads it. */
+static uint64_t digest_in_force(proxy *px) {
+    pthread_mutex_lock(&px->lock);
+    uint64_t d = conf_digest(px->conf_path, px->cf);
+    pthread_mutex_unlock(&px->lock);
+    return d;
+}
+
 void reload_init(proxy *px) {
-    px->conf_digest = px->conf_path ? file_digest(px->conf_path) : 0;
+    px->conf_digest = px->conf_path ? digest_in_force(px) : 0;
 }
 
 void reload_collect(proxy *px) {
@@ -265,7 +286,7 @@ int proxy_reload(proxy *px, char *msg, size_t msg_len) {
         return -2;
     }
     px->last_reload_ms = t;
-    uint64_t digest = file_digest(px->conf_path);
+    uint64_t digest = digest_in_force(px);
     if (digest && digest == px->conf_digest) {
         snprintf(msg, msg_len, "%s is unchanged: nothing to reload", px->conf_path);
         reload_skipped(msg);
@@ -280,7 +301,7 @@ int proxy_reload(proxy *px, char *msg, size_t msg_len) {
     snprintf(what, sizeof what, "reloaded %s", px->conf_path);
     rc = reload_publish(px, now, what, msg, msg_len);
     now = NULL;
-    if (rc == 0) px->conf_digest = digest;
+    if (rc == 0) px->conf_digest = digest_in_force(px);
 done:
     conf_free(now);
     /* The log and PROXY RING tell what the last reload did. */

@@ -279,8 +279,9 @@ void frag_deliver(frag *f, const char *data, size_t len) {
 
 void frag_fail(frag *f, bool is_redis, const char *reason) {
     char text[256];
-    int n = snprintf(text, sizeof text, is_redis ? "-ERR %s\r\n" : "SERVER_ERROR %s\r\n", reason);
-    if (n < 0 || (size_t)n >= sizeof text) n = (int)sizeof text - 1;
+    /* Cut to fit, never the line's end. */
+    int n = snprintf(text, sizeof text, is_redis ? "-ERR %.230s\r\n" : "SERVER_ERROR %.230s\r\n",
+                     reason);
     f->failed = true;
     if (f->r && f->r->c) stat_add(&f->r->c->pool->st.forward_error, 1);
     frag_deliver(f, text, (size_t)n);

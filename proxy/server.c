@@ -73,6 +73,9 @@ static void bconn_reset(bconn *bc) {
     worker *w = bc->b->pool->w;
     if (bc->io.fd >= 0) {
         loop_del(w->loop, &bc->io);
+        tls_free(bc->tls);
+        bc->tls = NULL;
+        bc->tls_flip = 0;
         close(bc->io.fd);
         bc->io.fd = -1;
         stat_sub(&bc->b->st.server_connections, 1);
@@ -193,9 +196,12 @@ int bconn_ensure(bconn *bc) {
     bc->gen++;
     bc->io.fn = bconn_on_event;
     bc->io.owner = bc;
-    bc->state = rc == 0 ? BC_READY : BC_CONNECTING;
+    /* A TLS connection begins its handshake from the first event, even
+     * when connect completed at once. */
+    bool is_ready = rc == 0 && !p->cf->server_tls_ctx;
+    bc->state = is_ready ? BC_READY : BC_CONNECTING;
     bc->since_ms = p->w->now_ms;
-    if (loop_add(p->w->loop, &bc->io, rc == 0 ? LOOP_READ : LOOP_WRITE) != 0) {
+    if (loop_add(p->w->loop, &bc->io, is_ready ? LOOP_READ : LOOP_WRITE) != 0) {
         int e = errno;
         close(fd);
         bc->io.fd = -1;
@@ -346,18 +352,68 @@ static void ack_deliver(frag *f, backend *b, const char *data, size_t len) {
     free(first);
 }
 
+/* write(2), or TLS: -1 with errno EAGAIN when it would block (tls_flip
+ * says whether TLS waits to read), EPROTO when TLS failed. */
+static ssize_t bconn_send(bconn *bc, const void *data, size_t len) {
+    if (!bc->tls) return write(bc->io.fd, data, len);
+    if (bc->tls_flip == FLIP_WRITE_WANTS_READ) bc->tls_flip = FLIP_NONE;
+    ssize_t n = tls_write(bc->tls, data, len);
+    if (n >= 0) return n;
+    if (n == TLS_AGAIN && tls_wants_read(bc->tls)) bc->tls_flip = FLIP_WRITE_WANTS_READ;
+    errno = n == TLS_AGAIN ? EAGAIN : EPROTO;
+    return -1;
+}
+
+static ssize_t bconn_recv(bconn *bc, void *data, size_t len) {
+    if (!bc->tls) return read(bc->io.fd, data, len);
+    if (bc->tls_flip == FLIP_READ_WANTS_WRITE) bc->tls_flip = FLIP_NONE;
+    ssize_t n = tls_read(bc->tls, data, len);
+    if (n >= 0) return n;
+    if (n == TLS_AGAIN && !tls_wants_read(bc->tls)) bc->tls_flip = FLIP_READ_WANTS_WRITE;
+    errno = n == TLS_AGAIN ? EAGAIN : EPROTO;
+    return -1;
+}
+
+/* Why TLS with bc's server failed, into out (copied: the failure frees
+ * the session). Said in the log once as the server goes from serving to
+ * failing; every failure is at the info level (bconn_fail) and in its
+ * requests' errors. */
+static const char *tls_failure(const bconn *bc, char *out, size_t len) {
+    const backend *b = bc->b;
+    snprintf(out, len, "TLS to %s: %s", b->addr_text, tls_why(bc->tls));
+    if (b->failures == 0 && !b->is_down && !b->is_ejected)
+        proxy_log(LOG_WARN, "pool %s: server %s: %s", b->pool->cf->name, b->cf->name, out);
+    return out;
+}
+
+/* The reason a failed read or write gives. */
+static const char *io_reason(const bconn *bc, int err, char *out, size_t len) {
+    if (err == EPROTO && bc->tls) return tls_failure(bc, out, len);
+    snprintf(out, len, "%s", strerror(err));
+    return out;
+}
+
+/* The mask of a ready connection: reads always, writes while output waits
+ * (or TLS waits to write to finish a read). */
+static void bconn_set_mask(bconn *bc, bool has_output) {
+    uint32_t mask = LOOP_READ;
+    if (has_output || bc->tls_flip == FLIP_READ_WANTS_WRITE) mask |= LOOP_WRITE;
+    loop_set(bc->b->pool->w->loop, &bc->io, mask);
+}
+
 int bconn_flush(bconn *bc) {
     worker *w = bc->b->pool->w;
     if (bc->out.is_oom) {
         bconn_fail(bc, "out of memory", FAIL_ERR);
         return -1;
     }
+    (void)w;
     if (bc->is_corked) {
-        loop_set(w->loop, &bc->io, LOOP_READ);
+        bconn_set_mask(bc, false);
         return 0;
     }
     while (buf_used(&bc->out)) {
-        ssize_t n = write(bc->io.fd, buf_start(&bc->out), buf_used(&bc->out));
+        ssize_t n = bconn_send(bc, buf_start(&bc->out), buf_used(&bc->out));
         if (n > 0) {
             stat_sub(&bc->b->st.in_queue_bytes, (uint64_t)n);
             buf_consume(&bc->out, (size_t)n);
@@ -365,13 +421,15 @@ int bconn_flush(bconn *bc) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            loop_set(w->loop, &bc->io, LOOP_READ | LOOP_WRITE);
+            bconn_set_mask(bc, bc->tls_flip != FLIP_WRITE_WANTS_READ);
             return 0;
         }
-        bconn_fail(bc, n < 0 ? strerror(errno) : "write failed", FAIL_ERR);
+        char why[224];
+        bconn_fail(bc, n < 0 ? io_reason(bc, errno, why, sizeof why) : "write failed",
+                   FAIL_ERR);
         return -1;
     }
-    loop_set(w->loop, &bc->io, LOOP_READ);
+    bconn_set_mask(bc, false);
     return 0;
 }
 
@@ -499,29 +557,66 @@ static int bconn_parse(bconn *bc) {
 }
 
 static void bconn_read(bconn *bc) {
-    for (int round = 0; round < 4; round++) {
+    /* Four reads at most, for fairness; but what TLS holds already read
+     * the socket will not announce again. */
+    for (int round = 0; round < 4 || (bc->tls && tls_pending(bc->tls)); round++) {
         if (buf_reserve(&bc->in, READ_CHUNK) != 0) {
             bconn_fail(bc, "out of memory", FAIL_ERR);
             return;
         }
         size_t avail = bc->in.cap - bc->in.len;
-        ssize_t n = read(bc->io.fd, bc->in.data + bc->in.len, avail);
+        ssize_t n = bconn_recv(bc, bc->in.data + bc->in.len, avail);
         if (n == 0) {
             bconn_fail(bc, "Connection closed by server", FAIL_EOF);
             return;
         }
         if (n < 0) {
             if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-            bconn_fail(bc, strerror(errno), errno == ECONNRESET ? FAIL_EOF : FAIL_ERR);
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (bc->tls_flip == FLIP_READ_WANTS_WRITE) bconn_set_mask(bc, true);
+                return;
+            }
+            int err = errno;
+            char why[224];
+            bconn_fail(bc, io_reason(bc, err, why, sizeof why),
+                       err == ECONNRESET ? FAIL_EOF : FAIL_ERR);
             return;
         }
         stat_add(&bc->b->st.response_bytes, (uint64_t)n);
         bc->heard_ms = bc->b->pool->w->now_ms;
         bc->in.len += (size_t)n;
         if (bconn_parse(bc) < 0) return;
-        if ((size_t)n < avail) return;
+        if ((size_t)n < avail && !(bc->tls && tls_pending(bc->tls))) return;
     }
+}
+
+/* server_tls: the handshake, from the connect's completion on. A server
+ * whose certificate does not verify fails like one that refuses, with
+ * the reason in the log and in what its requests are answered. */
+static void bconn_tls_step(bconn *bc) {
+    backend *b = bc->b;
+    const conf_pool *cf = b->pool->cf;
+    if (!bc->tls) {
+        const char *name = cf->server_tls_name ? cf->server_tls_name : b->cf->host;
+        bc->tls = tls_connect(cf->server_tls_ctx, bc->io.fd, name);
+        if (!bc->tls) {
+            bconn_fail(bc, "out of memory", FAIL_ERR);
+            return;
+        }
+        bc->state = BC_HANDSHAKE;
+    }
+    int rc = tls_handshake(bc->tls);
+    if (rc == TLS_AGAIN) {
+        loop_set(b->pool->w->loop, &bc->io, tls_wants_read(bc->tls) ? LOOP_READ : LOOP_WRITE);
+        return;
+    }
+    if (rc != 1) {
+        char reason[224];
+        bconn_fail(bc, tls_failure(bc, reason, sizeof reason), FAIL_ERR);
+        return;
+    }
+    bc->state = BC_READY;
+    bconn_flush(bc);
 }
 
 static void bconn_on_event(loop_io *io, uint32_t events) {
@@ -540,10 +635,21 @@ static void bconn_on_event(loop_io *io, uint32_t events) {
             return;
         }
         if (!(events & (LOOP_WRITE | LOOP_ERROR))) return;
+        if (bc->b->pool->cf->server_tls_ctx) {
+            bconn_tls_step(bc);
+            return;
+        }
         bc->state = BC_READY;
         bconn_flush(bc);
         return;
     }
+    if (bc->state == BC_HANDSHAKE) {
+        bconn_tls_step(bc);
+        return;
+    }
+    uint8_t flip = bc->tls_flip;
+    if (flip == FLIP_READ_WANTS_WRITE && (events & LOOP_WRITE)) events |= LOOP_READ;
+    if (flip == FLIP_WRITE_WANTS_READ && (events & LOOP_READ)) events |= LOOP_WRITE;
     if (events & (LOOP_READ | LOOP_ERROR)) {
         bconn_read(bc);
         if (bc->is_retiring && !bc->head) {
@@ -627,7 +733,8 @@ static void bconn_expire(bconn *bc, uint64_t now_ms, uint64_t timeout) {
 }
 
 static void bconn_tick(bconn *bc, uint64_t now_ms, uint64_t timeout) {
-    if (bc->state == BC_CONNECTING && now_ms - bc->since_ms >= timeout)
+    if ((bc->state == BC_CONNECTING || bc->state == BC_HANDSHAKE) &&
+        now_ms - bc->since_ms >= timeout)
         bconn_fail(bc, "Connection timed out", FAIL_TIMEOUT);
     else if (bc->state == BC_READY && bc->head)
         bconn_expire(bc, now_ms, timeout);

@@ -53,6 +53,11 @@
       "redis-cluster: requests answered -TRYAGAIN or -CLUSTERDOWN, sent again later.")        \
     X(cluster_redirect_failed, SUM, 1, 1, "chash_proxy_cluster_redirect_failed_total",        \
       counter, "redis-cluster: redirected requests that found no owner in time.")             \
+    X(tls_handshakes, SUM, 1, 1, "chash_proxy_tls_handshakes_total", counter,                 \
+      "TLS clients whose handshake completed.")                                               \
+    X(tls_handshake_errors, SUM, 1, 1, "chash_proxy_tls_handshake_errors_total", counter,     \
+      "TLS clients closed before their handshake completed: failed, too slow, plaintext "     \
+      "or past tls_max_handshakes.")                                                          \
     X(requests, SUM, 1, 0, "chash_proxy_requests_total", counter, "Requests received.")       \
     X(errors_local, SUM, 1, 0, "chash_proxy_local_errors_total", counter,                     \
       "Requests answered with an error by the proxy itself.")

@@ -211,9 +211,13 @@ class Closed(Exception):
 class Conn:
     """A raw connection with a reply reader for RESP or memcached."""
 
-    def __init__(self, port, timeout=5.0, host="127.0.0.1"):
+    def __init__(self, port, timeout=5.0, host="127.0.0.1", tls=None):
+        """`tls`: an ssl.SSLContext to speak TLS with (the name checked is
+        "localhost")."""
         self.s = socket.create_connection((host, port), timeout=timeout)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.s = tls.wrap_socket(self.s, server_hostname="localhost")
         self.buf = b""
 
     def send(self, data):
@@ -332,11 +336,12 @@ class SetGetBystander:
     none slower than a second (nothing it asked waited behind another
     client). `tag`: its keys carry this hash tag (one server); `db`: it
     SELECTs that database first; `pause`: seconds between rounds;
-    `max_wait`: the slowest round allowed (None: not checked). hold() keeps
+    `max_wait`: the slowest round allowed (None: not checked); `tls`: an
+    ssl.SSLContext to connect with. hold() keeps
     it still while a case reads counters it would move; go() lets it on."""
 
-    def __init__(self, port, name, tag=None, db=None, pause=0.0, max_wait=1.0):
-        self.c = Conn(port)
+    def __init__(self, port, name, tag=None, db=None, pause=0.0, max_wait=1.0, tls=None):
+        self.c = Conn(port, tls=tls)
         if db is not None:
             check_eq(self.c.call("SELECT", db), b"+OK", "bystander SELECT %d" % db)
         self.name, self.tag, self.pause, self.max_wait = name, tag, pause, max_wait

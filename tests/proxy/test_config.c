@@ -159,7 +159,7 @@ static void test_markdown(void) {
         ASSERT_TRUE(strstr(err, "unknown key") == NULL);
     }
     fclose(f);
-    ASSERT_EQ(rows, 43);
+    ASSERT_EQ(rows, 57);
 }
 
 /* replication: memcached pools only, no more copies than servers, and a

@@ -94,6 +94,19 @@ BAD = [
     ("warmup with random", pool("redis: true", "distribution: random", "warmup: 1000"), "alpha",
      False),
     ("warmup negative", pool("redis: true", "warmup: -5"), "-5", False),
+    ("TLS 1.1", pool("tls_cert_file: /c.pem", "tls_protocols: TLSv1.2 TLSv1.1"), "TLSv1.1",
+     False),
+    ("TLS protocol unknown", pool("tls_protocols: SSLv3"), "SSLv3", False),
+    ("tls_auth_clients unknown", pool("tls_auth_clients: maybe"), "maybe", False),
+    ("TLS key without a certificate", pool("tls_key_file: /k.pem"), "alpha", False),
+    ("TLS certificate missing", pool("tls_cert_file: /nonexistent/c.pem"), "alpha", False),
+    ("TLS certificate not a file", pool("tls_cert_file: /dev/zero"), "alpha", False),
+    ("client certificates without a CA", pool("tls_cert_file: /dev/null",
+                                              "tls_auth_clients: yes"), "alpha", False),
+    ("server_tls_name without server_tls", pool("server_tls_name: db.example"), "alpha", False),
+    ("server_tls with sentinels", pool("redis: true", "server_tls: true",
+                                       "sentinels:", "   - 127.0.0.1:26379",
+                                       servers=("127.0.0.1:6379:1 m1",)), "alpha", False),
 ]
 
 GOOD = [
