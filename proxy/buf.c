@@ -5,8 +5,18 @@
  */
 #include "buf.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The sum of every buffer's cap, across threads. A relaxed add at each
+ * growth and release only: appends that fit cost nothing. */
+static _Atomic uint64_t held_bytes;
+
+uint64_t buf_held_bytes(void) { return atomic_load_explicit(&held_bytes, memory_order_relaxed); }
+
+static void held_add(size_t n) { atomic_fetch_add_explicit(&held_bytes, n, memory_order_relaxed); }
+static void held_sub(size_t n) { atomic_fetch_sub_explicit(&held_bytes, n, memory_order_relaxed); }
 
 int buf_reserve(buf *b, size_t extra) {
     if (b->is_oom) return -1;
@@ -32,6 +42,7 @@ int buf_reserve(buf *b, size_t extra) {
         b->is_oom = true;
         return -1;
     }
+    held_add(cap - b->cap);
     b->data = p;
     b->cap = cap;
     return 0;
@@ -93,6 +104,7 @@ void buf_consume(buf *b, size_t n) {
     if (b->off < b->len) return;
     b->off = b->len = 0;
     if (b->cap > BUF_KEEP) {
+        held_sub(b->cap);
         free(b->data);
         b->data = NULL;
         b->cap = 0;
@@ -102,6 +114,7 @@ void buf_consume(buf *b, size_t n) {
 void buf_clear(buf *b) { buf_consume(b, b->len - b->off); }
 
 void buf_free(buf *b) {
+    held_sub(b->cap);
     free(b->data);
     *b = (buf){0};
 }

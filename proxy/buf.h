@@ -48,4 +48,8 @@ void buf_consume(buf *b, size_t n);
 void buf_clear(buf *b);
 void buf_free(buf *b);
 
+/* Bytes every buffer of the process holds (their capacities): what the
+ * proxy's --max-memory counts. Relaxed; thread-safe. */
+uint64_t buf_held_bytes(void);
+
 #endif

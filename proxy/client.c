@@ -258,6 +258,10 @@ static void client_read(client *c) {
         return;
     }
     client_process(c);
+    if (c->w->px->max_memory && buf_held_bytes() > c->w->px->max_memory) {
+        client_shed(c->w);
+        if (c->is_closed) return;
+    }
     /* Between commands, large buffers go back (not while warm-up holds a
      * command whose arguments point into them). */
     if (c->is_closed || c->warm) return;
@@ -386,6 +390,35 @@ static void client_tls_step(client *c) {
     stat_add(&c->pool->st.tls_handshakes, 1);
     client_set_mask(c);
     client_read(c); /* it may have sent a command with its Finished */
+}
+
+/* What a client makes the proxy hold: its unparsed input, its unsent
+ * replies and the replies waiting in its queued requests. */
+static size_t client_footprint(const client *c) {
+    return c->rp.in.cap + c->rp.scratch.cap + c->mp.in.cap + c->out.cap + c->held_bytes;
+}
+
+void client_shed(worker *w) {
+    uint64_t max = w->px->max_memory;
+    while (max && buf_held_bytes() > max) {
+        client *worst = NULL;
+        size_t most = CLIENT_SHED_FLOOR - 1;
+        for (client *c = w->clients; c; c = c->next) {
+            size_t n = client_footprint(c);
+            if (n > most) {
+                most = n;
+                worst = c;
+            }
+        }
+        if (!worst) return; /* the rest is not this worker's clients' */
+        static log_limit limit;
+        proxy_log_limited(&limit, LOG_WARN, "pool %s: closing client id=%llu holding %zu bytes: "
+                          "the process holds %llu bytes, over --max-memory %llu",
+                          worst->pool->cf->name, (unsigned long long)worst->id, most,
+                          (unsigned long long)buf_held_bytes(), (unsigned long long)max);
+        stat_add(&worst->pool->st.client_memory_shed, 1);
+        client_close(worst, true);
+    }
 }
 
 void client_tls_expire(worker *w, uint64_t now_ms) {

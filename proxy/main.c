@@ -37,6 +37,7 @@
 #define OPT_CONFIG_KEYS 256
 #define OPT_COMMANDS 257
 #define OPT_STATS_TOKEN 258
+#define OPT_MAX_MEMORY 259
 /* --etcd and its companions: OPT_ETCD + the index in etcd_longs. */
 #define OPT_ETCD 300
 
@@ -55,6 +56,8 @@ static const char usage[] =
     "  -a, --stats-addr ADDR    stats address (default 127.0.0.1)\n"
     "      --stats-token-file FILE  the stats port answers only HTTP requests with\n"
     "                           `Authorization: Bearer TOKEN`, TOKEN FILE's first line\n"
+    "      --max-memory MB      past this many MB of buffers, the clients holding the\n"
+    "                           most are closed, largest first (default 0: no cap)\n"
     "  -v, --verbose LEVEL      nutcracker log level 0..11 (default 5: warnings)\n"
     "  -o, --output FILE        log file (default stderr)\n"
     "  -p, --pid-file FILE      write the process id to FILE\n"
@@ -122,6 +125,7 @@ typedef struct options {
     long worker_count;
     long stats_port; /* 0: no stats */
     long verbosity;
+    long max_memory_mb; /* --max-memory, 0: none */
     fleet_options fleet; /* fleet.endpoints NULL: no --etcd */
     bool has_conf_file;
 } options;
@@ -214,6 +218,7 @@ static int option_one(int opt, options *o) {
         fprintf(stderr, "chash-proxy: -%c: expected a number\n", opt);
         return EXIT_USAGE;
     case OPT_STATS_TOKEN: o->stats_token_file = optarg; return GO_ON;
+    case OPT_MAX_MEMORY: return option_count("--max-memory", 0, 1L << 30, &o->max_memory_mb);
     case OPT_CONFIG_KEYS: conf_keys_markdown(stdout); return 0;
     case OPT_COMMANDS: return option_commands();
     case 'V': printf("chash-proxy %s\n", chash_version_string()); return 0;
@@ -246,6 +251,7 @@ static int options_parse(int argc, char **argv, options *o) {
         {"etcd-key", required_argument, NULL, OPT_ETCD + 8},
         {"listen", required_argument, NULL, OPT_ETCD + 9},
         {"stats-token-file", required_argument, NULL, OPT_STATS_TOKEN},
+        {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         {NULL, 0, NULL, 0},
     };
     *o = (options){.conf_path = "conf/nutcracker.yml", .stats_addr = "127.0.0.1",
@@ -344,6 +350,7 @@ static int runtime_init(runtime *rt, conf *cf, struct fleet *fleet, const option
     }
     for (size_t i = 0; i < px->worker_count * cf->pool_count; i++) rt->fds[i] = -1;
     proxy_limit_clients(px);
+    px->max_memory = (uint64_t)o->max_memory_mb << 20;
     reload_init(px);
     return 0;
 }

@@ -511,6 +511,7 @@ struct proxy {
     _Atomic uint32_t client_count;  /* every pool's */
     _Atomic uint32_t held_count;    /* clients' own server connections, every pool's */
     uint32_t max_clients; /* what the descriptor limit leaves for clients, or 0 */
+    uint64_t max_memory;  /* --max-memory in bytes (buf_held_bytes), or 0: none */
     _Atomic uint64_t total_connections;
     uint64_t start_time; /* unix seconds */
     struct topology *topo;       /* topology.c, or NULL */
@@ -594,6 +595,11 @@ void listener_tick(wpool *p, uint64_t now_ms);
 void listener_on_event(loop_io *io, uint32_t events);
 /* Closes TLS clients whose handshake is past its deadline. */
 void client_tls_expire(worker *w, uint64_t now_ms);
+/* Over --max-memory: closes this worker's clients that hold the most, one
+ * at a time, largest first, until the process is under it (never a client
+ * holding less than CLIENT_SHED_FLOOR). O(clients) a client closed. */
+void client_shed(worker *w);
+#define CLIENT_SHED_FLOOR (256u * 1024u)
 /* Writes c's output; closes c when it is over its limits or done. */
 void client_flush(client *c);
 /* Stops reading c: it is closed once everything it asked is answered. */

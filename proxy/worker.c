@@ -495,6 +495,7 @@ void worker_run(worker *w) {
         if (w->now_ms >= w->next_tick_ms) {
             for (size_t i = 0; i < w->pool_count; i++) pool_tick(&w->pools[i], w->now_ms);
             client_tls_expire(w, w->now_ms);
+            client_shed(w);
             publish_oldest_gen(w); /* retired pools and warm-up windows end here */
             w->next_tick_ms = w->now_ms + w->tick_ms;
         }

@@ -166,7 +166,8 @@ class Watch:
         check(log <= log_kb * 1024, "%s: log grew %d bytes" % (case, log))
 
 
-def pool(env, workers, servers=3, extra="", proto="redis", nofile=None, auth=None):
+def pool(env, workers, servers=3, extra="", proto="redis", nofile=None, auth=None,
+         proxy_args=()):
     args = ["--requirepass", auth] if auth else []
     redis = [env.redis(args) if proto == "redis" else env.memcached() for _ in range(servers)]
     if auth:
@@ -180,7 +181,7 @@ def pool(env, workers, servers=3, extra="", proto="redis", nofile=None, auth=Non
             % (listen, "true" if proto == "redis" else "false", extra))
     conf += "".join("   - 127.0.0.1:%d:1 s%d\n" % (p, i) for i, p in enumerate(ports))
     proc = env.proxy(BIN, conf, [listen], workers=workers, stats_port=stats, nofile=nofile,
-                     extra=["-v", "6"])  # info: the descriptor budget is logged
+                     extra=["-v", "6"] + list(proxy_args))  # info: the descriptor budget is logged
     wait_port(stats, proc)
     log = os.path.join(env.dir, "proxy-%d.log" % listen)
     return redis, listen, stats, proc, log, conf
@@ -215,7 +216,7 @@ def case(fn, workers):
         auth = getattr(fn, "auth", None)
         redis, listen, stats, proc, log, conf = pool(env, workers, proto=proto,
                                                      nofile=getattr(fn, "nofile", None),
-                                                     auth=auth)
+                                                     auth=auth, proxy_args=getattr(fn, "proxy_args", ()))
         watch = Watch(proc, log)
         kind = Bystander if proto == "redis" else McBystander
         by = kind(listen, "%s-w%d" % (fn.__name__, workers), auth=auth).start()
@@ -587,8 +588,57 @@ def server_wide(ctx):
     c.close()
 
 
+def memory_cap(ctx):
+    """--max-memory 64 (MB of buffers, the whole process): three clients
+    each send a 200 MB value a megabyte at a time, and five ask for large
+    replies they never read (16 MB each, held for them before reading
+    pauses); the clients holding the most are closed, largest first, until
+    the process is under the cap; the bystander, holding a few KB, never."""
+    hogs = []
+    for i in range(3):
+        c = Conn(ctx.listen, timeout=10)
+        c.send(b"*3\r\n$3\r\nSET\r\n$5\r\nhog:%d\r\n$209715200\r\n" % i)
+        hogs.append(c)
+    chunk = b"x" * (1 << 20)
+    closed = set()
+    for _ in range(200):
+        for i, c in enumerate(hogs):
+            if i in closed:
+                continue
+            try:
+                c.s.sendall(chunk)
+            except OSError:
+                closed.add(i)
+        if len(closed) == len(hogs):
+            break
+    check_eq(sorted(closed), [0, 1, 2], "every 200 MB writer closed past the cap")
+    for c in hogs:
+        c.close()
+    setter = Conn(ctx.listen, timeout=10)
+    check_eq(setter.call("SET", "{mc}big", b"v" * (4 << 20)), b"+OK", "a 4 MB value")
+    setter.close()
+    readers = []
+    for _ in range(5):
+        c = Conn(ctx.listen, timeout=10)
+        c.send(b"".join(enc("GET", "{mc}big") for _ in range(8)))
+        readers.append(c)
+    time.sleep(1.5)
+    shut = sum(1 for c in readers if c.is_closed(timeout=0.5))
+    print("  memory_cap: writers closed 3 of 3, non-reading readers closed %d of 5" % shut)
+    check(shut >= 1, "readers that never read closed past the cap (%d of 5)" % shut)
+    for c in readers:
+        c.close()
+    got = stats_json(ctx.stats)["h"]["client_memory_shed"]
+    check(got >= 4, "stats: client_memory_shed %d" % got)
+    check("over --max-memory" in open(ctx.log, errors="replace").read(), "the log says why")
+    return {"rss_mb": 400, "cpu_share": 1.5}
+
+
+memory_cap.proxy_args = ["--max-memory", "64"]
+
+
 CASES = [deep_reply, reload_order, mc_long_gat, stats_trickle, fd_exhaustion, reload_loop,
-         proxy_stall, idle_two_bytes, unauth_big, server_wide]
+         proxy_stall, idle_two_bytes, unauth_big, server_wide, memory_cap]
 
 if __name__ == "__main__":
     # CHASH_HOSTILE=name,name runs only those cases (to try one on an old build).

@@ -35,7 +35,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Conn, SetGetBystander, check, check_eq, free_port,  # noqa: E402
+from harness import (Conn, SetGetBystander, check, check_eq, enc, free_port,  # noqa: E402
                      free_ports, is_sanitized, proxy_binary, run, stats_json)
 from tlscerts import Certs  # noqa: E402
 
@@ -366,7 +366,8 @@ def test_hostile_handshakes(env):
     lp = free_port()
     stats = free_port()
     conf = pool("hs", lp, ["127.0.0.1:%d:1 r1" % rport], tls_keys(certs) +
-                "  tls_handshake_timeout: 1500\n  tls_max_handshakes: 50\n")
+                "  tls_handshake_timeout: 1500\n  tls_max_handshakes: 50\n"
+                "  max_client_buffer: 4194304\n")
     px = env.proxy(BIN, conf, [lp], workers=2, stats_port=stats)
     ctx = certs.client_context()
     by = SetGetBystander(lp, "hs", tls=ctx, max_wait=MAX_WAIT)
@@ -441,6 +442,13 @@ def test_hostile_handshakes(env):
     after = rss_kb(px.pid)
     print("  RSS after they are gone: %d KB (base %d)" % (after, base))
     check(ping(lp, ctx) == "PONG", "a new TLS client after the storm")
+    # The per-client limits hold under TLS too: one that asks for replies
+    # faster than it reads, past max_client_buffer, is closed.
+    hog = Conn(lp, tls=ctx, timeout=10)
+    check_eq(hog.call("SET", "{hog}v", b"v" * (1 << 20)), b"+OK", "a 1 MB value over TLS")
+    hog.send(b"".join(enc("GET", "{hog}v") for _ in range(64)))
+    check(hog.is_closed(timeout=5.0), "a TLS client past max_client_buffer is closed")
+    hog.close()
     by.done("(hostile handshakes)")
     st = stats_json(stats)["hs"]
     print("  stats: tls_handshakes %d, tls_handshake_errors %d"
