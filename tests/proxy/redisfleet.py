@@ -117,6 +117,18 @@ class Watcher:
                     out.append(e)
         return out
 
+    def story(self, name, after=0.0):
+        """What each sentinel said about shard `name`'s servers from
+        `after` on, as text for a failure message: "HH:MM:SS.mmm @PORT
+        CHANNEL PAYLOAD; ..." (the proxy log's clock; events about the
+        sentinels themselves left out)."""
+        with self.lock:
+            got = [e for e in self.events if e[0] >= after and name in e[3].split(" ")
+                   and not e[3].startswith("sentinel ")]
+        return "; ".join("%s.%03d @%d %s %s" % (time.strftime("%H:%M:%S", time.localtime(t)),
+                                                int(t * 1000) % 1000, port, ch, text)
+                         for t, port, ch, text in got) or "none"
+
     def wait_switch(self, name, after=0.0, timeout=30.0):
         """(time, new primary port) of the first +switch-master for `name`
         published by any sentinel at or after `after`: Sentinel's own
@@ -198,7 +210,10 @@ class Fleet:
     def _auth(self):
         # repl-diskless-sync-delay: redis 7 waits 5 s by default for more
         # replicas before a full sync (every start, every failover).
-        out = ["--repl-diskless-sync-delay", "0"]
+        # loglevel verbose: a server's log then says when a client closed
+        # and why it closed one (a protocol error); Sentinel's CLIENT KILL,
+        # and a SLAVEOF NO ONE to a primary, leave no line at any level.
+        out = ["--repl-diskless-sync-delay", "0", "--loglevel", "verbose"]
         if self.redis_password:
             out += ["--requirepass", self.redis_password, "--masterauth", self.redis_password]
         return out

@@ -110,6 +110,27 @@ def proxy_log(env, listen):
         return f.read()
 
 
+def server_log(env, port, since, most=60):
+    """The last `most` lines a redis-server logged from `since` (a time)
+    on, but for the connections a second's checks open and close: with
+    loglevel verbose, the clients it saw close and those it closed itself
+    (a protocol error). Sentinel's CLIENT KILL leaves no line."""
+    noise = re.compile(r" - (Accepted |DB \d+: |Client closed connection id=\d+ \S+ \S+ \S+ "
+                       r"\S* ?age=0 )")
+    out = []
+    try:
+        with open(os.path.join(env.dir, "redis-%d.log" % port), errors="replace") as f:
+            for line in f:
+                m = re.match(r"\d+:\w (\d+ \w+ \d+ \d+:\d+:\d+)\.(\d+) ", line)
+                if m and not noise.search(line) and (
+                        time.mktime(time.strptime(m.group(1), "%d %b %Y %H:%M:%S"))
+                        + int(m.group(2)) / 1000.0 >= since):
+                    out.append(line.rstrip())
+    except OSError:
+        pass
+    return "\n".join(out[-most:]) or "(no line)"
+
+
 def tag_of(listen, name):
     """A hash tag whose keys the proxy places on shard `name`."""
     c = Conn(listen)
@@ -493,6 +514,18 @@ def listening_sentinels(fleet, watch):
     return out
 
 
+def bystander_done(env, watch, by, since, name, primary, what):
+    """by.done for a bystander on shard `name` (its primary at `primary`)
+    started at `since`; its failure says what Sentinel did to that shard
+    meanwhile (a SLAVEOF to a server goes with a CLIENT KILL of its
+    clients) and what the primary logged."""
+    try:
+        by.done("(%s; Sentinel on %s: %s)" % (what, name, watch.story(name, since)))
+    except AssertionError as e:
+        raise AssertionError("%s\n--- redis-%d.log (%s's primary) from the bystander's start:\n%s"
+                             % (e, primary, name, server_log(env, primary, since))) from None
+
+
 def test_sentinels_down(env):
     # Five sentinels elect; the proxy is told of three, the first dead
     # before it starts and, later, the one it listens to first killed: it
@@ -503,6 +536,7 @@ def test_sentinels_down(env):
     listen, stats = start(env, fleet, only=listed)
     ta, tb = tag_of(listen, "shard-a"), tag_of(listen, "shard-b")
     watch = fleet.watch()
+    t_by = time.time()
     by = SetGetBystander(listen, "b", tag=tb, max_wait=3.0)
     w = Writer(listen, ta, "a")
     time.sleep(0.5)
@@ -511,7 +545,8 @@ def test_sentinels_down(env):
           "down from the start)")
     time.sleep(0.5)
     w.stop()
-    by.done("(shard-a's failover)")
+    bystander_done(env, watch, by, t_by, "shard-b", fleet.first_primary["shard-b"],
+                   "shard-a's failover")
     check_eq(missing_on(fleet, new_a, w.acked(after=t_switch))[:5], [],
              "writes acknowledged after the switch on shard-a's new primary")
 
@@ -521,6 +556,7 @@ def test_sentinels_down(env):
     victims = ([p for p in listed if p in listening] or listed[1:])[:1]
     for sp in victims:
         fleet.kill_sentinel(sp)
+    t_by = time.time()
     by = SetGetBystander(listen, "a", tag=ta, max_wait=3.0)
     w = Writer(listen, tb, "b")
     time.sleep(1.0)
@@ -529,7 +565,7 @@ def test_sentinels_down(env):
           "killed mid-test)" % victims)
     time.sleep(0.5)
     w.stop()
-    by.done("(shard-b's failover)")
+    bystander_done(env, watch, by, t_by, "shard-a", new_a, "shard-b's failover")
     watch.close()
     check_eq(missing_on(fleet, new_b, w.acked(after=t_switch))[:5], [],
              "writes acknowledged after the switch on shard-b's new primary")
