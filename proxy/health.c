@@ -232,8 +232,9 @@ static bool probe_tls(health_probe *pr) {
     backend *b = pr->b;
     const conf_pool *cf = b->pool->cf;
     if (!pr->tls) {
-        pr->tls = tls_connect(cf->server_tls_ctx, pr->io.fd,
-                              cf->server_tls_name ? cf->server_tls_name : b->cf->host);
+        char name[256];
+        tls_peer_name(cf->server_tls_name, b->addr_text, name, sizeof name);
+        pr->tls = tls_connect(cf->server_tls_ctx, pr->io.fd, name);
         if (!pr->tls) {
             probe_failed(b);
             return false;

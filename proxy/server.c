@@ -597,7 +597,9 @@ static void bconn_tls_step(bconn *bc) {
     backend *b = bc->b;
     const conf_pool *cf = b->pool->cf;
     if (!bc->tls) {
-        const char *name = cf->server_tls_name ? cf->server_tls_name : b->cf->host;
+        /* The host as written, or the address the topology found. */
+        char name[256];
+        tls_peer_name(cf->server_tls_name, b->addr_text, name, sizeof name);
         bc->tls = tls_connect(cf->server_tls_ctx, bc->io.fd, name);
         if (!bc->tls) {
             bconn_fail(bc, "out of memory", FAIL_ERR);

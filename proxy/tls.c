@@ -15,6 +15,7 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 
 struct tls_ctx {
     SSL_CTX *ssl;
+    _Atomic int refs;
 };
 
 struct tls_conn {
@@ -142,14 +144,38 @@ int tls_ctx_new(const tls_options *opt, bool is_server, tls_ctx **out, char *err
         return -1;
     }
     c->ssl = ssl;
+    atomic_init(&c->refs, 1);
     *out = c;
     return 0;
 }
 
+tls_ctx *tls_ctx_ref(tls_ctx *ctx) {
+    if (ctx) atomic_fetch_add(&ctx->refs, 1);
+    return ctx;
+}
+
 void tls_ctx_free(tls_ctx *ctx) {
-    if (!ctx) return;
+    if (!ctx || atomic_fetch_sub(&ctx->refs, 1) != 1) return;
     SSL_CTX_free(ctx->ssl);
     free(ctx);
+}
+
+void tls_peer_name(const char *name, const char *addr, char *out, size_t out_len) {
+    if (name) {
+        snprintf(out, out_len, "%s", name);
+        return;
+    }
+    const char *host = addr;
+    size_t n = strlen(addr);
+    const char *colon = strrchr(addr, ':');
+    if (addr[0] == '[') { /* [v6]:port */
+        const char *close = strchr(addr, ']');
+        host = addr + 1;
+        n = close ? (size_t)(close - host) : n - 1;
+    } else if (addr[0] != '/' && colon) {
+        n = (size_t)(colon - addr);
+    }
+    snprintf(out, out_len, "%.*s", (int)n, host);
 }
 
 bool tls_parse_protocols(const char *text, unsigned *out, const char **why) {

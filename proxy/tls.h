@@ -47,8 +47,15 @@ typedef struct tls_options {
  */
 int tls_ctx_new(const tls_options *opt, bool is_server, tls_ctx **out, char *err,
                 size_t err_len);
+/* Another reference to ctx (for a thread that outlives the configuration
+ * that built it), or NULL for NULL; each is dropped by tls_ctx_free. */
+tls_ctx *tls_ctx_ref(tls_ctx *ctx);
 /* Drops the caller's reference; connections keep theirs. NULL is fine. */
 void tls_ctx_free(tls_ctx *ctx);
+/* The name a server's certificate is checked against, for a server at
+ * addr ("host:port", "[v6]:port" or "/path"): `name` when set, else addr's
+ * host, into out. */
+void tls_peer_name(const char *name, const char *addr, char *out, size_t out_len);
 
 /*
  * Parses a tls_protocols value ("TLSv1.2 TLSv1.3", any order, space

@@ -68,6 +68,7 @@ typedef struct topology topology;
  * answer: a frozen server must not hold back a +switch-master. */
 typedef struct mconn {
     int fd;
+    struct tls_conn *tls; /* server_tls: over fd */
     buf in;
     resp_reply_parser rr;
     topology *t;
@@ -101,6 +102,8 @@ typedef struct mpool {
     mconn *subs;            /* a subscription to each sentinel */
     char *user, *pass;      /* the sentinels' credentials, or NULL */
     char *auth;             /* the servers' password (redis_auth), or NULL */
+    tls_ctx *tls;           /* server_tls (a reference of the pool's), or NULL */
+    char *tls_name;         /* server_tls_name, or NULL: each node's IP address */
     uint64_t max_lag;
     uint64_t interval_ms, next_ms;
     mshard *shards;
@@ -144,15 +147,38 @@ static uint64_t mono_ms(void) {
 /* ---- blocking connections ---------------------------------------------- */
 
 static void mconn_close(mconn *c) {
+    tls_free(c->tls);
+    c->tls = NULL;
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     buf_free(&c->in);
     resp_reply_init(&c->rr);
 }
 
-/* Connects within CONNECT_TIMEOUT_MS; reads and writes then time out after
- * IO_TIMEOUT_MS. 0, or -errno. */
-static int mconn_open(mconn *c, const conf_addr *a) {
+/* server_tls: the handshake on c's connected blocking socket (its reads
+ * and writes time out). 0, or -EPROTO (logged, with why). */
+static int mconn_tls(mconn *c, const conf_addr *a, const mpool *p) {
+    char addr[TOPO_ADDR_MAX] = "", name[256];
+    char host[INET6_ADDRSTRLEN] = "";
+    const void *in = a->sa.ss_family == AF_INET6
+                         ? (const void *)&((const struct sockaddr_in6 *)&a->sa)->sin6_addr
+                         : (const void *)&((const struct sockaddr_in *)&a->sa)->sin_addr;
+    inet_ntop(a->sa.ss_family, in, host, sizeof host);
+    snprintf(addr, sizeof addr, "%s", host);
+    tls_peer_name(p->tls_name, addr, name, sizeof name);
+    c->tls = tls_connect(p->tls, c->fd, name);
+    int rc = c->tls ? tls_handshake(c->tls) : TLS_FAILED;
+    if (rc == 1) return 0;
+    static log_limit limit;
+    proxy_log_limited(&limit, LOG_WARN, "pool %s: TLS to %s: %s", p->name, addr,
+                      !c->tls ? "out of memory" : rc == TLS_AGAIN ? "timed out" : tls_why(c->tls));
+    mconn_close(c);
+    return -EPROTO;
+}
+
+/* Connects within CONNECT_TIMEOUT_MS, with TLS when p has it; reads and
+ * writes then time out after IO_TIMEOUT_MS. 0, or -errno. */
+static int mconn_open(mconn *c, const conf_addr *a, const mpool *p) {
     *c = (mconn){.fd = -1};
     int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
@@ -181,13 +207,20 @@ connected:
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     c->fd = fd;
-    return 0;
+    return p && p->tls ? mconn_tls(c, a, p) : 0;
 }
 
 static int mconn_send(mconn *c, const buf *out) {
     size_t at = 0;
     while (at < buf_used(out)) {
-        ssize_t n = send(c->fd, buf_start(out) + at, buf_used(out) - at, MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->tls) {
+            n = tls_write(c->tls, buf_start(out) + at, buf_used(out) - at);
+            if (n == TLS_AGAIN) return -ETIMEDOUT;
+            if (n < 0) return -EPROTO;
+        } else {
+            n = send(c->fd, buf_start(out) + at, buf_used(out) - at, MSG_NOSIGNAL);
+        }
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return n < 0 ? -errno : -EPIPE;
         at += (size_t)n;
@@ -212,11 +245,20 @@ static int mconn_buffered(mconn *c, size_t *len) {
 static int mconn_fill(mconn *c) {
     if (buf_used(&c->in) >= REPLY_MAX) return -EMSGSIZE;
     if (buf_reserve(&c->in, 16384) != 0) return -ENOMEM;
-    if (c->t) {
+    if (c->tls && tls_pending(c->tls)) {
+        /* read already: the socket will not say so */
+    } else if (c->t) {
         uint64_t until = mono_ms() + IO_TIMEOUT_MS, now;
         while ((now = mono_ms()) < until)
             if (poll_events_and(c->t, c->fd, (int)(until - now)) > 0) break;
         if (now >= until) return -ETIMEDOUT;
+    }
+    if (c->tls) {
+        ssize_t n = tls_read(c->tls, c->in.data + c->in.len, c->in.cap - c->in.len);
+        if (n == 0) return -EPIPE;
+        if (n < 0) return n == TLS_AGAIN ? -ETIMEDOUT : -EPROTO;
+        c->in.len += (size_t)n;
+        return 0;
     }
     ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
     if (n == 0) return -EPIPE;
@@ -431,7 +473,7 @@ static bool ask_sentinels(topology *t, mpool *p, topo_shard *views) {
         size_t at = (p->good + k) % p->sentinel_count;
         const conf_server *sn = &p->sentinels[at];
         mconn c;
-        int rc = mconn_open(&c, &sn->addr);
+        int rc = mconn_open(&c, &sn->addr, NULL);
         c.t = t;
         if (rc == 0) rc = mconn_send(&c, &out);
         size_t used = 0;
@@ -520,7 +562,7 @@ static bool info_line(const char *text, size_t len, const char *field, char *out
 
 static bool ask_info(topology *t, const mpool *p, const conf_addr *a, repl_info *ri) {
     mconn c;
-    if (mconn_open(&c, a) != 0) return false;
+    if (mconn_open(&c, a, p) != 0) return false;
     c.t = t;
     buf out = {0};
     put_auth(&out, NULL, p->auth);
@@ -582,7 +624,7 @@ static int cluster_read(topology *t, mpool *p, const conf_addr *a, cluster_map *
                         size_t why_len) {
     for (int attempt = 0; attempt < 2; attempt++) {
         mconn c;
-        int rc = mconn_open(&c, a);
+        int rc = mconn_open(&c, a, p);
         if (rc != 0) {
             snprintf(why, why_len, "%s", strerror(-rc));
             return -1;
@@ -835,7 +877,7 @@ static void check_pool(topology *t, mpool *p) {
 
 static void subscribe(mpool *p, size_t k) {
     mconn *c = &p->subs[k];
-    if (mconn_open(c, &p->sentinels[k].addr) != 0) return;
+    if (mconn_open(c, &p->sentinels[k].addr, NULL) != 0) return;
     buf out = {0};
     put_auth(&out, p->user, p->pass);
     buf_append_header(&out, '*', 1 + EVENT_COUNT);
@@ -967,6 +1009,8 @@ static void mpool_free(mpool *p) {
     free(p->user);
     free(p->pass);
     free(p->auth);
+    tls_ctx_free(p->tls);
+    free(p->tls_name);
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -982,6 +1026,10 @@ static bool mpool_init(mpool *p, const conf_pool *cp, size_t index, const mpool 
     p->user = dup_or_null(cp->sentinel_username);
     p->pass = dup_or_null(cp->sentinel_password);
     p->auth = dup_or_null(cp->redis_auth);
+    /* Sentinels speak plaintext (config.c refuses server_tls with them). */
+    p->tls = tls_ctx_ref(cp->server_tls_ctx);
+    p->tls_name = dup_or_null(cp->server_tls_name);
+    if (cp->server_tls_name && !p->tls_name) return false;
     p->sentinels = calloc(cp->sentinel_count + 1, sizeof *p->sentinels);
     p->subs = calloc(cp->sentinel_count + 1, sizeof *p->subs);
     p->shards = calloc(cp->server_count + 1, sizeof *p->shards);

@@ -312,6 +312,91 @@ def test_servers(env):
     no_key_material(env)
 
 
+def rcli(port, certs, *args):
+    """redis-cli over TLS to a server; its output (stripped)."""
+    r = subprocess.run(["redis-cli", "--tls", "--cacert", certs.crt("ca"), "-p", str(port)] +
+                       [str(a) for a in args], capture_output=True, text=True, timeout=30)
+    return (r.stdout + r.stderr).strip()
+
+
+def wait_for(fn, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_server_topology(env):
+    """server_tls where the proxy finds servers itself: a Redis Cluster
+    whose nodes (and bus) speak TLS only, and a primary with a listed
+    replica, both TLS; the topology's own connections (CLUSTER SHARDS,
+    INFO replication) are TLS too, and every node is checked by its IP
+    address (the certificates carry IP:127.0.0.1)."""
+    certs = Certs(env.dir)
+    common = ["--tls-cert-file", certs.crt("server"), "--tls-key-file", certs.key("server"),
+              "--tls-ca-cert-file", certs.crt("ca"), "--tls-auth-clients", "no",
+              "--tls-replication", "yes"]
+    picked = free_ports(6)
+    nodes = picked[:3]
+    for port, bus in zip(nodes, picked[3:]):  # the bus port chosen too (not port + 10000)
+        env.spawn(["redis-server", "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
+                   "--save", "", "--appendonly", "no", "--dir", env.dir, "--cluster-enabled",
+                   "yes", "--cluster-port", str(bus), "--cluster-config-file",
+                   "nodes-%d.conf" % port, "--tls-cluster", "yes",
+                   "--cluster-node-timeout", "3000"] + common, port, "redis-%d.log" % port)
+    out = rcli(nodes[0], certs, "--cluster", "create",
+               *["127.0.0.1:%d" % n for n in nodes], "--cluster-yes")
+    check("All 16384 slots covered" in out, "a TLS cluster made: %s" % out[-300:])
+    for n in nodes:
+        wait_for(lambda: "cluster_state:ok" in rcli(n, certs, "CLUSTER", "INFO"), 20,
+                 "node %d to say cluster_state:ok" % n)
+    primary, replica = free_port(), free_port()
+    for port, extra in ((primary, []), (replica, ["--replicaof", "127.0.0.1", str(primary)])):
+        env.spawn(["redis-server", "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
+                   "--save", "", "--appendonly", "no", "--dir", env.dir] + common + extra,
+                  port, "redis-%d.log" % port)
+    wait_for(lambda: "master_link_status:up" in rcli(replica, certs, "INFO", "replication"), 20,
+             "the TLS replica's link")
+
+    lc, lr = free_ports(2)
+    stats = free_port()
+    tls = "  server_tls: true\n  server_tls_ca_cert_file: %s\n" % certs.crt("ca")
+    conf = (pool("cl", lc, ["127.0.0.1:%d:1" % n for n in nodes],
+                 "  distribution: redis-cluster\n" + tls) +
+            pool("rp", lr, ["127.0.0.1:%d:1 p1" % primary],
+                 tls + "  read_from: replica\n  replicas:\n   - 127.0.0.1:%d p1\n" % replica))
+    env.proxy(BIN, conf, [lc, lr], stats_port=stats)
+    c = Conn(lc)
+    keys = ["k:%d" % i for i in range(300)]
+    check_eq(c.pipeline([("SET", k, "v-" + k) for k in keys]), [b"+OK"] * len(keys),
+             "300 keys written through the proxy to a TLS cluster")
+    check_eq(c.pipeline([("GET", k) for k in keys]), [("v-" + k).encode() for k in keys],
+             "and read back")
+    c.close()
+    # Each key is where the cluster says, read from its own node.
+    owners = {}
+    for k in keys[:30]:
+        slot = int(rcli(nodes[0], certs, "CLUSTER", "KEYSLOT", k))
+        got = rcli(nodes[0], certs, "-c", "GET", k)
+        owners[slot] = got
+        check_eq(got, "v-" + k, "key %s on the node owning slot %d" % (k, slot))
+    st = stats_json(stats)
+    used = [n for n, v in st["cl"].items() if isinstance(v, dict) and v.get("requests", 0) > 0]
+    check_eq(len(used), 3, "the proxy sent to all 3 TLS nodes (%s)" % used)
+
+    r = Conn(lr)
+    check_eq(r.call("SET", "rk", "1"), b"+OK", "a write to the TLS primary")
+    wait_for(lambda: rcli(replica, certs, "GET", "rk") == "1", 10, "the write on the replica")
+    got = wait_for(lambda: stats_json(stats)["rp"]["p1"].get("reads_replica", 0) > 0 or
+                   (r.call("GET", "rk") and False), 10, "a read served by the TLS replica")
+    check(got, "reads went to the TLS replica, found and measured over TLS")
+    r.close()
+    no_key_material(env)
+
+
 # ---- hostile handshakes ----------------------------------------------------
 
 def client_hello():
@@ -513,4 +598,4 @@ def test_reload(env):
 
 
 if __name__ == "__main__":
-    run([test_clients, test_servers, test_hostile_handshakes, test_reload])
+    run([test_clients, test_servers, test_server_topology, test_hostile_handshakes, test_reload])

@@ -25,7 +25,9 @@ class Certs:
         os.makedirs(self.dir, exist_ok=True)
         self._ca("ca")
         self._ca("ca2")
-        self._leaf("server", "ca", "DNS:localhost,IP:127.0.0.1", days=30)
+        # serverAuth and clientAuth: a cluster node presents it on the bus too.
+        self._leaf("server", "ca", "DNS:localhost,IP:127.0.0.1", days=30,
+                   usage="serverAuth,clientAuth")
         self._leaf("server_b", "ca", "DNS:localhost,IP:127.0.0.1", days=30)
         self._leaf("expired", "ca", "DNS:localhost,IP:127.0.0.1", days=-1)
         self._leaf("wrong_host", "ca", "DNS:other.example", days=30)
