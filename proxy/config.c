@@ -1249,10 +1249,6 @@ static int tls_check(ctx *c, const yaml_node_t *name_node, conf_pool *p) {
     if (p->server_tls && p->server_tls_key_file && !p->server_tls_cert_file)
         return fail(c, name_node, "pool '%s': server_tls_key_file needs server_tls_cert_file",
                     p->name);
-    /* The proxy's connections to sentinels speak plaintext. */
-    if (p->server_tls && p->sentinel_count)
-        return fail(c, name_node, "pool '%s': server_tls does not go with sentinels yet",
-                    p->name);
     for (size_t i = 0; p->server_tls && !p->server_tls_name && i < p->server_count; i++)
         if (p->servers[i].host[0] == '/')
             return fail(c, name_node, "pool '%s': server_tls to a unix socket needs "

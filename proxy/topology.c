@@ -473,7 +473,7 @@ static bool ask_sentinels(topology *t, mpool *p, topo_shard *views) {
         size_t at = (p->good + k) % p->sentinel_count;
         const conf_server *sn = &p->sentinels[at];
         mconn c;
-        int rc = mconn_open(&c, &sn->addr, NULL);
+        int rc = mconn_open(&c, &sn->addr, p);
         c.t = t;
         if (rc == 0) rc = mconn_send(&c, &out);
         size_t used = 0;
@@ -877,7 +877,7 @@ static void check_pool(topology *t, mpool *p) {
 
 static void subscribe(mpool *p, size_t k) {
     mconn *c = &p->subs[k];
-    if (mconn_open(c, &p->sentinels[k].addr, NULL) != 0) return;
+    if (mconn_open(c, &p->sentinels[k].addr, p) != 0) return;
     buf out = {0};
     put_auth(&out, p->user, p->pass);
     buf_append_header(&out, '*', 1 + EVENT_COUNT);
@@ -940,6 +940,13 @@ static void read_events(topology *t, mpool *p, size_t k) {
     if (mconn_fill(c) != 0) {
         mconn_close(c);
         return;
+    }
+    /* TLS may hold more records than one read took: poll will not say. */
+    while (c->tls && tls_pending(c->tls)) {
+        if (mconn_fill(c) != 0) {
+            mconn_close(c);
+            return;
+        }
     }
     size_t len;
     int rc;
@@ -1026,7 +1033,7 @@ static bool mpool_init(mpool *p, const conf_pool *cp, size_t index, const mpool 
     p->user = dup_or_null(cp->sentinel_username);
     p->pass = dup_or_null(cp->sentinel_password);
     p->auth = dup_or_null(cp->redis_auth);
-    /* Sentinels speak plaintext (config.c refuses server_tls with them). */
+    /* Sentinels, servers and cluster nodes alike (server_tls). */
     p->tls = tls_ctx_ref(cp->server_tls_ctx);
     p->tls_name = dup_or_null(cp->server_tls_name);
     if (cp->server_tls_name && !p->tls_name) return false;

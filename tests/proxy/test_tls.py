@@ -397,6 +397,65 @@ def test_server_topology(env):
     no_key_material(env)
 
 
+def test_sentinel(env):
+    """server_tls with Sentinel: a primary and its replica, and three
+    sentinels, all speaking TLS only; the proxy asks and subscribes to the
+    sentinels over TLS, and follows a kill -9 of the primary to the
+    promoted replica."""
+    certs = Certs(env.dir)
+    common = ["--tls-cert-file", certs.crt("server"), "--tls-key-file", certs.key("server"),
+              "--tls-ca-cert-file", certs.crt("ca"), "--tls-auth-clients", "no",
+              "--tls-replication", "yes"]
+    primary, replica = free_ports(2)
+    procs = {}
+    for port, extra in ((primary, []), (replica, ["--replicaof", "127.0.0.1", str(primary)])):
+        procs[port] = env.spawn(["redis-server", "--bind", "127.0.0.1", "--port", "0",
+                                 "--tls-port", str(port), "--save", "", "--appendonly", "no",
+                                 "--dir", env.dir, "--repl-diskless-sync-delay", "0"] + common +
+                                extra, port, "redis-%d.log" % port)
+    wait_for(lambda: "master_link_status:up" in rcli(replica, certs, "INFO", "replication"), 20,
+             "the TLS replica's link")
+    sentinels = free_ports(3)
+    for sp in sentinels:
+        lines = ["port 0", "tls-port %d" % sp, "bind 127.0.0.1", "daemonize no",
+                 "dir %s" % env.dir, 'logfile ""',
+                 "tls-cert-file %s" % certs.crt("server"), "tls-key-file %s" % certs.key("server"),
+                 "tls-ca-cert-file %s" % certs.crt("ca"), "tls-auth-clients no",
+                 "tls-replication yes",
+                 "sentinel monitor m1 127.0.0.1 %d 2" % primary,
+                 "sentinel down-after-milliseconds m1 1000",
+                 "sentinel failover-timeout m1 6000"]
+        path = os.path.join(env.dir, "sentinel-%d.conf" % sp)
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        env.spawn(["redis-sentinel", path], sp, "sentinel-%d.log" % sp)
+    # Every sentinel knows the replica and the other two (hello messages).
+    for sp in sentinels:
+        wait_for(lambda: rcli(sp, certs, "SENTINEL", "master", "m1").count("\n") > 10 and
+                 "num-other-sentinels\n2" in rcli(sp, certs, "SENTINEL", "master", "m1") and
+                 "num-slaves\n1" in rcli(sp, certs, "SENTINEL", "master", "m1"), 30,
+                 "sentinel %d to see the replica and the others" % sp)
+    lp, stats = free_ports(2)
+    conf = pool("se", lp, ["127.0.0.1:%d:1 m1" % primary],
+                "  server_tls: true\n  server_tls_ca_cert_file: %s\n  failover_wait: 15000\n"
+                "  sentinels:\n" % certs.crt("ca") +
+                "".join("   - 127.0.0.1:%d\n" % sp for sp in sentinels))
+    env.proxy(BIN, conf, [lp], stats_port=stats)
+    c = Conn(lp, timeout=20)
+    check_eq(c.call("SET", "s:1", "before"), b"+OK", "a write before the failover")
+    env.stop(procs[primary], force=True)
+    t0 = time.time()
+    check_eq(c.call("SET", "s:2", "after"), b"+OK",
+             "a write during the failover waits for the new primary (failover_wait)")
+    print("  sentinel over TLS: the write waited %.1f s for the promotion" % (time.time() - t0))
+    check_eq(c.call("GET", "s:1"), b"before", "the promoted replica has the earlier write")
+    c.close()
+    check_eq(rcli(replica, certs, "GET", "s:2"), "after", "the write is on the promoted replica")
+    got = stats_json(stats)["se"]["m1"].get("primary")
+    check_eq(got, "127.0.0.1:%d" % replica, "stats: the primary Sentinel named, over TLS")
+    no_key_material(env)
+
+
 # ---- hostile handshakes ----------------------------------------------------
 
 def client_hello():
@@ -598,4 +657,5 @@ def test_reload(env):
 
 
 if __name__ == "__main__":
-    run([test_clients, test_servers, test_server_topology, test_hostile_handshakes, test_reload])
+    run([test_clients, test_servers, test_server_topology, test_sentinel, test_hostile_handshakes,
+         test_reload])
