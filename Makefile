@@ -53,7 +53,7 @@ test-fuzz:
 	cmake -S . -B build-fuzz -DCHASH_WERROR=ON -DCMAKE_C_COMPILER=clang \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHASH_FUZZ=ON -DCHASH_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build build-fuzz -j$(JOBS) --target fuzz_resp fuzz_reply fuzz_memcache fuzz_config \
-	  fuzz_etcd fuzz_fleet fuzz_slot_table fuzz_clustermap fuzz_acl
+	  fuzz_etcd fuzz_fleet fuzz_slot_table fuzz_clustermap fuzz_acl fuzz_tls
 	cd build-fuzz && ctest --output-on-failure -j$(JOBS) -L fuzz
 
 bench: build
