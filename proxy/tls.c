@@ -70,6 +70,14 @@ static int check_file(const char *what, const char *path, char *err, size_t err_
     return 0;
 }
 
+/* An encrypted key: OpenSSL's default would ask for its passphrase on the
+ * terminal, and a daemon would wait for ever. No passphrase, a clear error. */
+static int no_passphrase(char *buf, int size, int rwflag, void *user) {
+    (void)buf, (void)size, (void)rwflag;
+    *(bool *)user = true;
+    return -1;
+}
+
 static int ctx_fail(SSL_CTX *ssl, char *err, size_t err_len, const char *what,
                     const char *path) {
     snprintf(err, err_len, "%s%s%s: %s", what, path ? " " : "", path ? path : "",
@@ -108,11 +116,20 @@ int tls_ctx_new(const tls_options *opt, bool is_server, tls_ctx **out, char *err
         return ctx_fail(ssl, err, err_len, "tls_ciphers", NULL);
     if (opt->ciphersuites && SSL_CTX_set_ciphersuites(ssl, opt->ciphersuites) != 1)
         return ctx_fail(ssl, err, err_len, "tls_ciphersuites", NULL);
+    bool is_encrypted = false;
+    SSL_CTX_set_default_passwd_cb(ssl, no_passphrase);
+    SSL_CTX_set_default_passwd_cb_userdata(ssl, &is_encrypted);
     if (opt->cert_file) {
         if (SSL_CTX_use_certificate_chain_file(ssl, opt->cert_file) != 1)
             return ctx_fail(ssl, err, err_len, "certificate", opt->cert_file);
-        if (SSL_CTX_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1)
-            return ctx_fail(ssl, err, err_len, "key", key);
+        if (SSL_CTX_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1) {
+            if (!is_encrypted) return ctx_fail(ssl, err, err_len, "key", key);
+            snprintf(err, err_len, "key %s is encrypted: a passphrase is not supported "
+                     "(`openssl pkey -in KEY -out PLAIN` decrypts it)", key);
+            SSL_CTX_free(ssl);
+            ERR_clear_error();
+            return -1;
+        }
         if (SSL_CTX_check_private_key(ssl) != 1)
             return ctx_fail(ssl, err, err_len, "key", key);
     }
@@ -137,6 +154,8 @@ int tls_ctx_new(const tls_options *opt, bool is_server, tls_ctx **out, char *err
             return ctx_fail(ssl, err, err_len, "the system's CA certificates", NULL);
         SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
     }
+    SSL_CTX_set_default_passwd_cb_userdata(ssl, NULL); /* is_encrypted goes out of scope */
+    SSL_CTX_set_default_passwd_cb(ssl, NULL);
     tls_ctx *c = malloc(sizeof *c);
     if (!c) {
         SSL_CTX_free(ssl);

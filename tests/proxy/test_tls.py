@@ -650,6 +650,16 @@ def test_reload(env):
     check(isinstance(got, tuple) and "tls" in got[1] and "live.crt" in got[1],
           "a broken certificate refuses the reload, saying which: %r" % (got,))
     check_eq(peer_der(lp, ctx), der_of(certs.crt("server_b")), "the last good one serves")
+    # An encrypted key: OpenSSL would ask a terminal for its passphrase (a
+    # daemon would wait for ever); refused at once, saying so.
+    shutil.copy(certs.crt("server_b"), live_crt)
+    subprocess.run(["openssl", "pkey", "-in", certs.key("server_b"), "-aes256", "-passout",
+                    "pass:enc-pass-77", "-out", live_key], check=True)
+    time.sleep(0.25)
+    got = admin.call("PROXY", "RELOAD")
+    check(isinstance(got, tuple) and "is encrypted" in got[1],
+          "an encrypted key refuses the reload, saying so: %r" % (got,))
+    check_eq(peer_der(lp, ctx), der_of(certs.crt("server_b")), "the last good one serves on")
     admin.close()
     old.close()
     by.done("(certificate reloads)")
