@@ -52,6 +52,16 @@ static bool password_ok(const conf_pool *cf, const resp_arg *pass) {
 static const char wrongpass[] =
     "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
 
+/* A wrong name or password: counted (auth_failed: a guesser shows), logged
+ * at most once a second without what was tried, and answered as Redis. */
+static void auth_failed(client *c) {
+    static log_limit limit;
+    stat_add(&c->pool->st.auth_failed, 1);
+    proxy_log_limited(&limit, LOG_WARN, "pool %s: client id=%llu: AUTH failed",
+                      c->pool->cf->name, (unsigned long long)c->id);
+    client_reply_str(c, wrongpass);
+}
+
 /* The user an unauthenticated client of the pool is: `default` when it is
  * on and nopass, else none (it must AUTH). */
 static const acl_user *implicit_user(const conf_pool *cf) {
@@ -153,7 +163,7 @@ static void auth_redis_auth(client *c, const resp_msg *m) {
     bool user_ok = m->argc == 2 || resp_arg_is(&m->argv[1], "default");
     bool pass_ok = password_ok(cf, &m->argv[m->argc - 1]);
     if (!user_ok || !pass_ok) {
-        client_reply_str(c, wrongpass);
+        auth_failed(c);
         return;
     }
     become(c, NULL, "default", 7);
@@ -185,7 +195,7 @@ static void auth(client *c, const resp_msg *m) {
     const acl_user *u =
         acl_authenticate(cf->users, cf->user_count, name->ptr, name->len, pass->ptr, pass->len);
     if (!u) {
-        client_reply_str(c, wrongpass);
+        auth_failed(c);
         return;
     }
     become(c, u, name->ptr, name->len);
@@ -216,12 +226,12 @@ static void hello(client *c, const resp_msg *m) {
                 u = acl_authenticate(cf->users, cf->user_count, name->ptr, name->len,
                                      pass->ptr, pass->len);
                 if (!u) {
-                    client_reply_str(c, wrongpass);
+                    auth_failed(c);
                     return;
                 }
             } else if (cf->redis_auth &&
                        (!resp_arg_is(name, "default") || !password_ok(cf, pass))) {
-                client_reply_str(c, wrongpass);
+                auth_failed(c);
                 return;
             }
             become(c, u, name->ptr, name->len);

@@ -53,6 +53,8 @@
       "redis-cluster: requests answered -TRYAGAIN or -CLUSTERDOWN, sent again later.")        \
     X(cluster_redirect_failed, SUM, 1, 1, "chash_proxy_cluster_redirect_failed_total",        \
       counter, "redis-cluster: redirected requests that found no owner in time.")             \
+    X(auth_failed, SUM, 1, 1, "chash_proxy_auth_failed_total", counter,                       \
+      "AUTH and HELLO ... AUTH refused: a wrong user name or password.")                     \
     X(client_memory_shed, SUM, 1, 1, "chash_proxy_client_memory_shed_total", counter,         \
       "Clients closed because the process was over --max-memory and they held the most.")   \
     X(tls_handshakes, SUM, 1, 1, "chash_proxy_tls_handshakes_total", counter,                 \

@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Closed, Conn, SetGetBystander, check, check_eq, enc,  # noqa: E402
-                     free_port, free_ports, proxy_binary, raw_stats, run)
+                     free_port, free_ports, proxy_binary, raw_stats, run, stats_json)
 
 BIN = proxy_binary()
 
@@ -315,6 +315,10 @@ def test_proxy_own(env):
     check_eq(c.call("AUTH", "alice", "x" * 16000), ("err", WRONGPASS), "16 KB password: hashed")
     check_eq(c.call("AUTH", "alice", PW["alice"]), b"+OK", "AUTH after a wrong one")
     check_eq(c.call("SET", "app:big", "v" * 100000), b"+OK", "100 KB after AUTH")
+    # Every refused AUTH is counted (a guesser shows in the stats), and the
+    # log says so without what was tried.
+    got = stats_json(s.stats)["nodef"]["auth_failed"]
+    check(got >= 3, "stats: auth_failed %d after 3 wrong passwords" % got)
     # Scripts: only for users with every command, key and channel.
     c = authed(s.cmp, "scr")
     got = c.call("EVAL", "return redis.call('GET', KEYS[1])", 1, "app:1")

@@ -182,6 +182,7 @@ READ_ELSEWHERE = {
         "test_cluster.py hostile_node (JSON cluster_redirect_failed)",
     "chash_proxy_client_memory_shed_total": "test_hostile.py memory_cap (JSON "
                                             "client_memory_shed)",
+    "chash_proxy_auth_failed_total": "test_acl.py (JSON auth_failed)",
     "chash_proxy_tls_handshakes_total": "test_tls.py (JSON tls_handshakes)",
     "chash_proxy_tls_handshake_errors_total": "test_tls.py (JSON tls_handshake_errors)",
 }
