@@ -219,34 +219,44 @@ static ssize_t client_read_once(client *c) {
     return n;
 }
 
+/* The client sent its last byte: a blocked command or a subscription
+ * would keep it waiting for ever, and the server holding a connection for
+ * nobody, so it is closed; else (half-closed) what it asked is answered,
+ * then it is closed. */
+static void client_eof(client *c) {
+    stat_add(&c->pool->st.client_eof, 1);
+    if (pubsub_count(c) || client_is_blocked(c)) {
+        client_close(c, false);
+        return;
+    }
+    c->is_draining = true;
+    client_set_mask(c);
+    client_schedule(c);
+}
+
 static void client_read(client *c) {
     bool is_redis = c->pool->cf->redis;
     if (c->read_want < CLIENT_READ_MIN) c->read_want = CLIENT_READ_MIN;
     ssize_t n = client_read_once(c);
     /* What TLS took from the socket beyond one read's room is not
-     * announced by the socket again: take it now. */
+     * announced by the socket again: take it now (and a close_notify
+     * behind it, which the socket will not announce either). */
+    bool is_eof_after = false;
     while (n > 0 && c->tls && tls_pending(c->tls)) {
         ssize_t more = client_read_once(c);
-        if (more < 0 && errno != EAGAIN) n = more;
-        if (more <= 0) break;
+        if (more > 0) continue;
+        if (more == 0)
+            is_eof_after = true;
+        else if (errno != EAGAIN)
+            n = more;
+        break;
     }
     if (n < 0 && errno == ENOMEM) {
         client_close(c, true);
         return;
     }
-    if (n == 0 && (pubsub_count(c) || client_is_blocked(c))) {
-        /* A blocked command or a subscription would keep it waiting for
-         * ever, and the server holding a connection for nobody. */
-        stat_add(&c->pool->st.client_eof, 1);
-        client_close(c, false);
-        return;
-    }
     if (n == 0) {
-        /* Half-closed: answer what was asked, then close. */
-        stat_add(&c->pool->st.client_eof, 1);
-        c->is_draining = true;
-        client_set_mask(c);
-        client_schedule(c);
+        client_eof(c);
         return;
     }
     if (n < 0) {
@@ -258,6 +268,7 @@ static void client_read(client *c) {
         return;
     }
     client_process(c);
+    if (is_eof_after && !c->is_closed) client_eof(c);
     if (c->w->px->max_memory && buf_held_bytes() > c->w->px->max_memory) {
         client_shed(c->w);
         if (c->is_closed) return;

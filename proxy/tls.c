@@ -36,6 +36,7 @@ struct tls_ctx {
 struct tls_conn {
     SSL *ssl;
     bool wants_read;
+    bool is_broken; /* a fatal error: OpenSSL forbids a shutdown after one */
     char why[160];
 };
 
@@ -275,7 +276,7 @@ tls_conn *tls_connect(tls_ctx *ctx, int fd, const char *name) {
 
 void tls_free(tls_conn *t) {
     if (!t) return;
-    if (SSL_is_init_finished(t->ssl)) {
+    if (SSL_is_init_finished(t->ssl) && !t->is_broken) {
         ERR_clear_error();
         SSL_shutdown(t->ssl); /* close_notify, best effort: never waits */
     }
@@ -284,39 +285,40 @@ void tls_free(tls_conn *t) {
     free(t);
 }
 
-/* The outcome of an SSL call that returned rc <= 0. */
-static int io_result(tls_conn *t, int rc, bool is_handshake) {
-    int saved = errno;
-    switch (SSL_get_error(t->ssl, rc)) {
-    case SSL_ERROR_WANT_READ:
-        t->wants_read = true;
-        return TLS_AGAIN;
-    case SSL_ERROR_WANT_WRITE:
-        t->wants_read = false;
-        return TLS_AGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        if (!is_handshake) return 0;
-        snprintf(t->why, sizeof t->why, "closed during the TLS handshake");
-        return TLS_FAILED;
-    case SSL_ERROR_SYSCALL:
-        if (ERR_peek_error() == 0) {
-            if (saved == 0 && !is_handshake) return 0;
-            snprintf(t->why, sizeof t->why, "%s",
-                     saved ? strerror(saved) : "closed during the TLS handshake");
-            return TLS_FAILED;
-        }
-        break;
-    default:
-        break;
-    }
+/* A fatal error's reason into t->why: a verification's when there was
+ * one, else OpenSSL's. After one, no shutdown (OpenSSL forbids it). */
+static int failed(tls_conn *t, const char *why) {
+    t->is_broken = true;
     long v = SSL_get_verify_result(t->ssl);
-    if (v != X509_V_OK)
+    if (why)
+        snprintf(t->why, sizeof t->why, "%s", why);
+    else if (v != X509_V_OK)
         snprintf(t->why, sizeof t->why, "certificate verify failed: %s",
                  X509_verify_cert_error_string(v));
     else
         snprintf(t->why, sizeof t->why, "TLS: %s", ssl_reason("protocol error"));
     ERR_clear_error();
     return TLS_FAILED;
+}
+
+/* The outcome of an SSL call that returned rc <= 0. */
+static int io_result(tls_conn *t, int rc, bool is_handshake) {
+    int saved = errno;
+    switch (SSL_get_error(t->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        t->wants_read = SSL_want_read(t->ssl);
+        return TLS_AGAIN;
+    case SSL_ERROR_ZERO_RETURN: /* close_notify */
+        return is_handshake ? failed(t, "closed during the TLS handshake") : 0;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() != 0) return failed(t, NULL);
+        /* EOF without close_notify, or a socket error */
+        if (saved == 0 && !is_handshake) return 0;
+        return failed(t, saved ? strerror(saved) : "closed during the TLS handshake");
+    default:
+        return failed(t, NULL);
+    }
 }
 
 int tls_handshake(tls_conn *t) {
