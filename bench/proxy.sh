@@ -49,6 +49,34 @@
 #              cluster bus. Not nutcracker (no cluster), not direct (a node
 #              answers -MOVED for the other nodes' slots). Starting the cluster
 #              takes about 3 s.
+#   tls        (not in the default list: --workload tls, or add it) the cost
+#              of TLS: redis-benchmark -t set,get as in redis (-P 1 and -P 16,
+#              with --tls --cacert on the TLS targets) against chash-proxy and
+#              chash-proxy-w1 on three pools of the same keys and servers
+#              placement (hash fnv1a_64, ketama, the same server names):
+#              their plaintext redis_pool ('none'), tls_pool, whose clients
+#              speak TLS to the proxy and the proxy plaintext to the 4 redis
+#              ('clients'), and tls_both_pool, TLS on both sides, to 4 more
+#              redis-server on their --tls-port alone ('both'); against what a
+#              twemproxy user does today, stunnel (Debian's stunnel4, a
+#              bench-only dependency: the target is left out, said so, when it
+#              is missing) terminating TLS in front of nutcracker
+#              (stunnel+nutcracker, whose cpu/req is stunnel's and
+#              nutcracker's summed, each part in its row too; stunnel runs a
+#              thread per connection, so its CPU is read from /proc/PID/stat,
+#              which keeps the threads gone, to the clock tick), and
+#              nutcracker plaintext; and one redis-server directly, over its
+#              TLS port and its plaintext one. Certificates are made in the
+#              work directory with the openssl CLI: an ECDSA P-256 CA and a
+#              server certificate for DNS:localhost and IP:127.0.0.1, which
+#              every TLS target presents and every TLS client verifies. A
+#              last table gives each target's CPU per request with and
+#              without TLS, what TLS adds (us and ratio, of the medians and
+#              within each round) and chash-proxy with TLS over
+#              stunnel+nutcracker; then each proxy's TLS pools' counters
+#              (handshakes, handshake errors, errors). A --baseline whose
+#              configuration check refuses the tls_* keys is left out of it,
+#              said so.
 # and prints medians over the rounds: ops/s, p50, p99 and chash-proxy's ratios
 # to nutcracker and to direct, then how the issue's bars fare. Every
 # measurement is also a JSON row (one object per line) in the output file.
@@ -72,18 +100,21 @@
 #   --out       JSON rows (default build/bench-proxy.jsonl)
 #   --rounds    rounds of every measurement; medians are reported (default 3)
 #   --requests  redis-benchmark / mcload requests per test, mixload operations (default 200000)
-#   --workload  the suites to run, comma-separated: redis, memcached, mget, mixed, cluster
+#   --workload  the suites to run, comma-separated: redis, memcached, mget, mixed, cluster, tls
 #               (default the first four; e.g. --workload redis for plain SET/GET
-#               alone, --workload cluster for the proxy in front of a Redis Cluster)
+#               alone, --workload cluster for the proxy in front of a Redis Cluster,
+#               --workload tls for the cost of TLS)
 #   --syscalls  also count system calls per request of the proxy and of the
 #               servers (perf stat, raw_syscalls:sys_enter, attached around each
 #               run; slows every process a little while on, so compare only
 #               runs that both had it)
 # Needs: redis-server, redis-benchmark, redis-cli, memcached, nutcracker,
 # python3, a C compiler; memcaslap is used when present, perf for --syscalls,
-# redis-server 7 or later for the cluster suite (--cluster-port)
+# redis-server 7 or later for the cluster suite (--cluster-port), openssl and
+# a redis-server and redis-benchmark built with TLS for the tls suite, and
+# stunnel4 for its stunnel+nutcracker target
 # (Debian: apt-get install redis-server memcached nutcracker
-# libmemcached-tools linux-perf).
+# libmemcached-tools linux-perf openssl stunnel4).
 # Every process it starts is stopped by PID on exit, error or Ctrl-C.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -115,8 +146,8 @@ declare -A run_suite=()
 IFS=, read -r -a _suites <<<"$workloads"
 for w in "${_suites[@]}"; do
     case $w in
-    redis | memcached | mget | mixed | cluster) run_suite[$w]=1 ;;
-    *) echo "bench/proxy.sh: --workload: unknown suite '$w' (redis, memcached, mget, mixed, cluster)" >&2; exit 2 ;;
+    redis | memcached | mget | mixed | cluster | tls) run_suite[$w]=1 ;;
+    *) echo "bench/proxy.sh: --workload: unknown suite '$w' (redis, memcached, mget, mixed, cluster, tls)" >&2; exit 2 ;;
     esac
 done
 [ "${#run_suite[@]}" -gt 0 ] || { echo "bench/proxy.sh: --workload: no suite" >&2; exit 2; }
@@ -138,6 +169,14 @@ if wants cluster; then
     _v=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')
     [ "${_v:-0}" -ge 7 ] ||
         { echo "bench/proxy.sh: the cluster suite needs redis-server 7 or later (--cluster-port)" >&2; exit 2; }
+fi
+stunnel_bin= # the tls suite's stunnel+nutcracker target: a bench-only dependency, skipped without it
+if wants tls; then
+    command -v openssl >/dev/null || { echo "bench/proxy.sh: the tls suite needs the openssl CLI" >&2; exit 2; }
+    stunnel_bin=$(command -v stunnel4 || command -v stunnel || true)
+    [ -n "$stunnel_bin" ] ||
+        echo "bench/proxy.sh: stunnel4 not found (Debian: apt-get install stunnel4; needed by this" \
+            "benchmark alone): the tls suite runs without its stunnel+nutcracker target" >&2
 fi
 
 # --- processes: every one we start is recorded and stopped by its PID ------
@@ -166,9 +205,20 @@ start() { # start NAME CMD...: runs CMD in the background, logs to $work/NAME.lo
     pids+=("$!")
     pid_of[$name]=$!
 }
+clk_tck=$(getconf CLK_TCK)
+stat_cpu_pids= # processes whose threads come and go (stunnel: one a connection)
 cpu_ns() { # cpu_ns PID...: CPU time of every thread of the PIDs so far, in ns
-    local total=0 pid t ns _
+    local total=0 pid t ns _ f
     for pid in "$@"; do
+        case " $stat_cpu_pids " in
+        *" $pid "*)
+            # /proc/PID/stat's utime and stime count the threads gone too,
+            # where task/*/schedstat has the living ones alone; to the tick.
+            read -r f 2>/dev/null <"/proc/$pid/stat" || continue
+            read -r -a f <<<"${f##*) }"
+            total=$((total + (f[11] + f[12]) * 1000000000 / clk_tck))
+            continue ;;
+        esac
         for t in /proc/"$pid"/task/*/schedstat; do
             read -r ns _ 2>/dev/null <"$t" || continue
             total=$((total + ns))
@@ -192,7 +242,9 @@ nports=20
 [ -n "$base_bin" ] && nports=28
 ncluster=0 # the cluster suite's, after those: 3 nodes, their 3 bus ports, 3 plain redis, 2 pools a proxy
 if wants cluster; then ncluster=$((9 + 4)); [ -z "$base_bin" ] || ncluster=$((ncluster + 4)); fi
-nports=$((nports + ncluster))
+ntls=0 # the tls suite's, after those: 4 TLS redis, stunnel, 2 pools a proxy
+if wants tls; then ntls=$((5 + 4)); [ -z "$base_bin" ] || ntls=$((ntls + 4)); fi
+nports=$((nports + ncluster + ntls))
 read -r -a ports <<<"$(python3 - "$nports" <<'PY'
 import random, socket, sys
 want, got, socks = int(sys.argv[1]), [], []
@@ -224,13 +276,24 @@ if [ -n "$base_bin" ]; then
 fi
 declare -A cl_port_of kp_port_of # the cluster suite: TARGET -> its 'cluster' and 'ketama' pool ports
 if wants cluster; then
-    _o=$((nports - ncluster))
+    _o=$((nports - ncluster - ntls))
     cl_ports=("${ports[@]:_o:3}") cl_bus=("${ports[@]:_o+3:3}") kp_ports=("${ports[@]:_o+6:3}")
     cl_port_of[chash-proxy]=${ports[_o+9]} kp_port_of[chash-proxy]=${ports[_o+10]}
     cl_port_of[chash-proxy-w1]=${ports[_o+11]} kp_port_of[chash-proxy-w1]=${ports[_o+12]}
     if [ -n "$base_bin" ]; then
         cl_port_of[base]=${ports[_o+13]} kp_port_of[base]=${ports[_o+14]}
         cl_port_of[base-w1]=${ports[_o+15]} kp_port_of[base-w1]=${ports[_o+16]}
+    fi
+fi
+declare -A tls_port_of tlsb_port_of # the tls suite: TARGET -> its tls_pool and tls_both_pool ports
+if wants tls; then
+    _o=$((nports - ntls))
+    tls_redis_ports=("${ports[@]:_o:4}") st_redis=${ports[_o+4]}
+    tls_port_of[chash-proxy]=${ports[_o+5]} tlsb_port_of[chash-proxy]=${ports[_o+6]}
+    tls_port_of[chash-proxy-w1]=${ports[_o+7]} tlsb_port_of[chash-proxy-w1]=${ports[_o+8]}
+    if [ -n "$base_bin" ]; then
+        tls_port_of[base]=${ports[_o+9]} tlsb_port_of[base]=${ports[_o+10]}
+        tls_port_of[base-w1]=${ports[_o+11]} tlsb_port_of[base-w1]=${ports[_o+12]}
     fi
 fi
 
@@ -281,6 +344,51 @@ if wants cluster; then
     [ "$n_ok" = 3 ] || { echo "bench/proxy.sh: the Redis Cluster is not ok after 30 s:" >&2
         for p in "${cl_ports[@]}"; do redis-cli -h 127.0.0.1 -p "$p" CLUSTER INFO | head -2 >&2 || true; done
         exit 1; }
+fi
+
+# The tls suite: a CA (ECDSA P-256) and a server certificate it signs, for
+# localhost and 127.0.0.1, made here with the openssl CLI; every TLS target
+# presents it, every TLS client checks it against the CA. Then 4 redis-server
+# on their TLS port alone, for tls_both_pool (no client certificate asked:
+# the proxy's pools have none).
+if wants tls; then
+    cat >"$work/cert.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = bench-proxy CA
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+    {
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/ca.key" &&
+            openssl req -x509 -new -key "$work/ca.key" -config "$work/cert.cnf" -extensions ca \
+                -days 2 -sha256 -out "$work/ca.crt" &&
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/server.key" &&
+            openssl req -new -key "$work/server.key" -subj /CN=localhost -out "$work/server.csr" &&
+            openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -set_serial 2 \
+                -days 2 -sha256 -extfile "$work/cert.cnf" -extensions server -out "$work/server.crt" &&
+            openssl verify -CAfile "$work/ca.crt" "$work/server.crt"
+    } >"$work/certs.log" 2>&1 ||
+        { echo "bench/proxy.sh: making the certificates failed:" >&2; cat "$work/certs.log" >&2; exit 1; }
+    for i in 0 1 2 3; do
+        start "tlsredis$i" redis-server --bind 127.0.0.1 --port 0 --tls-port "${tls_redis_ports[$i]}" \
+            --tls-cert-file "$work/server.crt" --tls-key-file "$work/server.key" \
+            --tls-ca-cert-file "$work/ca.crt" --tls-auth-clients no \
+            --save '' --appendonly no --protected-mode yes --dir "$work"
+    done
+    tls_redis_pids=("${pid_of[tlsredis0]}" "${pid_of[tlsredis1]}" "${pid_of[tlsredis2]}" "${pid_of[tlsredis3]}")
+    for i in 0 1 2 3; do wait_port "${tls_redis_ports[$i]}" "tlsredis$i"; done
 fi
 
 # One configuration for both proxies but for the listen ports: nutcracker's
@@ -362,6 +470,68 @@ if wants cluster; then
         fi
     fi
 fi
+# The tls suite's two pools, in chash-proxy's configurations only: tls_pool,
+# redis_pool behind a TLS listener, and tls_both_pool, TLS to the TLS
+# redis-servers too, which must show the certificate for 'localhost'. The
+# same server names as redis_pool (ketama places keys by name), so every key
+# goes to the same server, or its TLS twin, as in redis_pool and nutcracker.
+write_tls_pools() { # write_tls_pools FILE TARGET: appended to FILE
+    local i
+    {
+        echo "tls_pool:"
+        echo "  listen: 127.0.0.1:${tls_port_of[$2]}"
+        echo "  redis: true"
+        echo "  hash: fnv1a_64"
+        echo "  distribution: ketama"
+        echo "  tls_cert_file: $work/server.crt"
+        echo "  tls_key_file: $work/server.key"
+        echo "  servers:"
+        for i in 0 1 2 3; do echo "   - 127.0.0.1:${redis_ports[$i]}:1 redis$i"; done
+        echo "tls_both_pool:"
+        echo "  listen: 127.0.0.1:${tlsb_port_of[$2]}"
+        echo "  redis: true"
+        echo "  hash: fnv1a_64"
+        echo "  distribution: ketama"
+        echo "  tls_cert_file: $work/server.crt"
+        echo "  tls_key_file: $work/server.key"
+        echo "  server_tls: true"
+        echo "  server_tls_ca_cert_file: $work/ca.crt"
+        echo "  server_tls_name: localhost"
+        echo "  servers:"
+        for i in 0 1 2 3; do echo "   - 127.0.0.1:${tls_redis_ports[$i]}:1 redis$i"; done
+    } >>"$1"
+}
+tls_skipped= # the targets left out of the tls suite
+if wants tls; then
+    write_tls_pools "$work/chash.yml" chash-proxy
+    write_tls_pools "$work/chash1.yml" chash-proxy-w1
+    if [ -n "$base_bin" ]; then
+        : >"$work/probe.yml"
+        write_tls_pools "$work/probe.yml" base
+        if "$base_bin" -t -c "$work/probe.yml" >"$work/probe.err" 2>&1; then
+            write_tls_pools "$work/base.yml" base
+            write_tls_pools "$work/base1.yml" base-w1
+        else
+            echo "bench/proxy.sh: base does not take the tls_* keys, left out of the tls suite:" \
+                "$(grep -m1 . "$work/probe.err" || echo "its -t failed")" >&2
+            tls_skipped="base base-w1"
+        fi
+    fi
+    # stunnel in front of nutcracker's redis_pool, as a twemproxy user runs
+    # it: in the foreground (its PID is ours to stop), logging warnings only.
+    if [ -n "$stunnel_bin" ]; then
+        cat >"$work/stunnel.conf" <<EOF
+foreground = yes
+pid =
+debug = 4
+[redis]
+accept = 127.0.0.1:$st_redis
+connect = 127.0.0.1:$nc_redis
+cert = $work/server.crt
+key = $work/server.key
+EOF
+    fi
+fi
 start nutcracker nutcracker -c "$work/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 \
     -p "$work/nutcracker.pid" -o "$work/nutcracker.out"
 start chash-proxy "$proxy_bin" -c "$work/chash.yml" -s "$cp_stats" -a 127.0.0.1
@@ -374,6 +544,11 @@ if [ -n "$base_bin" ]; then
     start base-w1 "$base_bin" -c "$work/base1.yml" -s "$b1_stats" -a 127.0.0.1 --workers 1
     wait_port "$b_redis" base
     wait_port "$b1_redis" base-w1
+fi
+if [ -n "$stunnel_bin" ]; then
+    start stunnel "$stunnel_bin" "$work/stunnel.conf"
+    stat_cpu_pids=${pid_of[stunnel]}
+    wait_port "$st_redis" stunnel
 fi
 
 "${CC:-cc}" -O2 -std=c11 -o "$work/mcload" "$here/proxy/mcload.c"
@@ -391,6 +566,12 @@ with open(sys.argv[1], "wb") as f:
         f.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value))
 PY
 for p in "${redis_ports[@]}"; do redis-cli -h 127.0.0.1 -p "$p" --pipe <"$work/keys.resp" >/dev/null; done
+tls_cli=(--tls --cacert "$work/ca.crt") # redis-cli's and redis-benchmark's, on a TLS target
+if wants tls; then
+    for p in "${tls_redis_ports[@]}"; do
+        redis-cli -h 127.0.0.1 -p "$p" "${tls_cli[@]}" --pipe <"$work/keys.resp" >/dev/null
+    done
+fi
 
 targets_redis=("direct:${redis_ports[0]}" "nutcracker:$nc_redis" "chash-proxy:$cp_redis" "chash-proxy-w1:$c1_redis")
 targets_mc=("direct:${mc_ports[0]}" "nutcracker:$nc_mc" "chash-proxy:$cp_mc" "chash-proxy-w1:$c1_mc")
@@ -413,9 +594,33 @@ targets_cluster=(chash-proxy chash-proxy-w1)
 declare -A stats_port_of=([chash-proxy]=$cp_stats [chash-proxy-w1]=$c1_stats)
 [ -z "$base_bin" ] || stats_port_of+=([base]=$b_stats [base-w1]=$b1_stats)
 in_cluster_pool() { case " $cluster_skipped " in *" $1 "*) return 1 ;; esac; }
+# The tls suite: TARGET:TLS:PORT, TLS saying which legs are TLS: none, clients
+# (the client's connection to the target) or both (the proxy's to the
+# servers too). Each proxy's three pools side by side (with --baseline, each
+# next to base's), so its ratios see the same minutes of the machine.
+targets_tls=("direct:none:${redis_ports[0]}")
+if wants tls; then
+    targets_tls+=("direct:clients:${tls_redis_ports[0]}" "nutcracker:none:$nc_redis")
+    [ -z "$stunnel_bin" ] || targets_tls+=("stunnel+nutcracker:clients:$st_redis")
+    declare -A plain_port_of=([chash-proxy]=$cp_redis [chash-proxy-w1]=$c1_redis)
+    [ -z "$base_bin" ] || plain_port_of+=([base]=$b_redis [base-w1]=$b1_redis)
+    _pairs=("chash-proxy" "chash-proxy-w1")
+    [ -z "$base_bin" ] || [ -n "$tls_skipped" ] || _pairs=("chash-proxy base" "chash-proxy-w1 base-w1")
+    for _pair in "${_pairs[@]}"; do
+        for _m in none clients both; do
+            for t in $_pair; do
+                case $_m in
+                none) targets_tls+=("$t:none:${plain_port_of[$t]}") ;;
+                clients) targets_tls+=("$t:clients:${tls_port_of[$t]}") ;;
+                both) targets_tls+=("$t:both:${tlsb_port_of[$t]}") ;;
+                esac
+            done
+        done
+    done
+fi
 mix_weights=get=60,set=25,txn=10,pub=5
 plain_weights=get=60,set=25 # the control: the same GET and SET, nothing else
-workers_of() { case $1 in chash-proxy | base) nproc ;; chash-proxy-w1 | base-w1 | nutcracker | direct) echo 1 ;; esac; }
+workers_of() { case $1 in chash-proxy | base) nproc ;; chash-proxy-w1 | base-w1 | nutcracker | stunnel+nutcracker | direct) echo 1 ;; esac; }
 # "binary" in a row says which chash-proxy ran it, once there are two.
 json_str() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
 if [ -n "$base_bin" ]; then proxy_json=$(json_str "$proxy_bin") base_json=$(json_str "$base_bin"); fi
@@ -463,6 +668,46 @@ if wants cluster; then
     done
 fi
 
+# The tls suite: every target reads two keys back, over TLS where it takes
+# TLS, and every TLS target's handshake is checked once with openssl
+# s_client against the CA and for 127.0.0.1: the version and suite it
+# negotiates are printed, since they set the cost of what follows. A
+# --baseline that fails it is left out of the suite; any other failure stops.
+declare -A tls_session_of # TARGET:TLS -> "TLSv1.3 TLS_AES_256_GCM_SHA384"
+if wants tls; then
+    kept=()
+    for t in "${targets_tls[@]}"; do
+        IFS=: read -r name mode p <<<"$t"
+        args=()
+        [ "$mode" = none ] || args=("${tls_cli[@]}")
+        got=$(redis-cli -h 127.0.0.1 -p "$p" "${args[@]}" MGET key:000000000001 key:000000099999 2>&1 | tr '\n' ' ')
+        if [ "$got" != "vvvvvvvvvvvvvvvv vvvvvvvvvvvvvvvv " ]; then
+            if [ "$name" = base ] || [ "$name" = base-w1 ]; then
+                echo "bench/proxy.sh: $name cannot serve the tls suite ($mode), left out of it: MGET gave '$got'" >&2
+                tls_skipped+=" $name"
+                continue
+            fi
+            echo "bench/proxy.sh: $name (tls $mode): MGET gave '$got'; its log:" >&2
+            tail -20 "$work/${name%%+*}.log" >&2 || true; keep_work=1; exit 1
+        fi
+        kept+=("$t")
+        [ "$mode" = none ] && continue
+        got=$(openssl s_client -connect "127.0.0.1:$p" -CAfile "$work/ca.crt" -verify_return_error \
+            -verify_ip 127.0.0.1 -brief </dev/null 2>&1 || true)
+        case $got in
+        *"Verification: OK"*)
+            tls_session_of[$name:$mode]="$(sed -n 's/^Protocol version: //p' <<<"$got") $(sed -n 's/^Ciphersuite: //p' <<<"$got")" ;;
+        *) echo "bench/proxy.sh: $name (tls $mode): openssl s_client did not verify:" >&2
+            echo "$got" | head -5 >&2; keep_work=1; exit 1 ;;
+        esac
+    done
+    # A baseline left out of one is left out of all its rows.
+    targets_tls=()
+    for t in "${kept[@]}"; do
+        case " $tls_skipped " in *" ${t%%:*} "*) ;; *) targets_tls+=("$t") ;; esac
+    done
+fi
+
 # The mixed suite needs transactions and subscriptions: a short run of it on
 # each target first. A baseline that cannot serve it (a build from before
 # they came) is left out of that suite, said so; any other failure stops.
@@ -505,25 +750,39 @@ failed() { # failed SUITE TARGET WHAT: a run that did not finish is a row too
 # generator's CPU is the shell's reaped children's (bash `times`) between
 # cpu_begin and cpu_end: the load generator alone, so nothing else may be
 # run (no $(...)) between the two marks.
-cpu_begin() { # cpu_begin SUITE TARGET; SUITE cluster-cluster or cluster-ketama: the cluster suite's pool
-    local servers=("${redis_pids[@]}")
+# A target of two processes (stunnel+nutcracker) counts both as the proxy,
+# and each as a part of it (stunnel_cpu_us_per_req, nutcracker_...).
+cpu_begin() { # cpu_begin SUITE TARGET; SUITE cluster-cluster or cluster-ketama: the cluster suite's pool, tls-servers: the TLS redis
+    local servers=("${redis_pids[@]}") part
     case $1 in
     memcached) servers=("${mc_pids[@]}") ;;
     cluster-cluster) servers=("${cl_pids[@]}") ;;
     cluster-ketama) servers=("${kp_pids[@]}") ;;
+    tls-servers) servers=("${tls_redis_pids[@]}") ;;
     esac
     [ "$2" = direct ] && servers=("${servers[0]}")
-    cpu_target_pid=${pid_of[$2]:-}
+    cpu_parts=()
+    case $2 in stunnel+nutcracker) cpu_parts=(stunnel nutcracker) ;; esac
+    cpu_target_pid=${pid_of[$2]:-} # a comma-separated list for perf -p
+    if [ "${#cpu_parts[@]}" -gt 0 ]; then
+        cpu_target_pid=
+        for part in "${cpu_parts[@]}"; do cpu_target_pid+=${cpu_target_pid:+,}${pid_of[$part]}; done
+    fi
     cpu_server_pids=("${servers[@]}")
     if [ "$count_syscalls" = 1 ]; then syscalls_begin; fi
-    cpu_target0=$(cpu_ns $cpu_target_pid)
+    cpu_parts0=()
+    for part in "${cpu_parts[@]}"; do cpu_parts0+=("$(cpu_ns "${pid_of[$part]}")"); done
+    cpu_target0=$(cpu_ns ${cpu_target_pid//,/ })
     cpu_servers0=$(cpu_ns "${cpu_server_pids[@]}")
     times >"$work/times0"
 }
 cpu_end() { # cpu_end: right after the load generator, finished or failed
+    local part
     times >"$work/times1"
-    cpu_target1=$(cpu_ns $cpu_target_pid)
+    cpu_target1=$(cpu_ns ${cpu_target_pid//,/ })
     cpu_servers1=$(cpu_ns "${cpu_server_pids[@]}")
+    cpu_parts1=()
+    for part in "${cpu_parts[@]}"; do cpu_parts1+=("$(cpu_ns "${pid_of[$part]}")"); done
     if [ "$count_syscalls" = 1 ]; then syscalls_end; fi
 }
 cpu_fields() { # cpu_fields REQUESTS: JSON fields for the run between cpu_begin and cpu_end
@@ -533,11 +792,20 @@ cpu_fields() { # cpu_fields REQUESTS: JSON fields for the run between cpu_begin 
                        v = (u[1] * 60 + u[2] + k[1] * 60 + k[2]) * 1e6
                        if (FILENAME ~ /times1$/) v1 = v; else v0 = v }
              END { printf "%.0f", v1 - v0 }' "$work/times0" "$work/times1")
+    local parts="" i
+    for ((i = 0; i < ${#cpu_parts[@]}; i++)); do
+        parts+=" ${cpu_parts[i]}=$((cpu_parts1[i] - cpu_parts0[i]))"
+    done
     awk -v t="$((cpu_target1 - cpu_target0))" -v s="$((cpu_servers1 - cpu_servers0))" -v g="$g" \
-        -v n="$1" -v has="${cpu_target_pid:+1}" -v sys="$count_syscalls" \
+        -v n="$1" -v has="${cpu_target_pid:+1}" -v sys="$count_syscalls" -v parts="$parts" \
         -v st="${sys_target:-}" -v ss="${sys_servers:-}" 'BEGIN {
         printf "\"proxy_cpu_us_per_req\":%s,\"servers_cpu_us_per_req\":%.3f,\"loadgen_cpu_us_per_req\":%.3f",
             has ? sprintf("%.3f", t / 1000 / n) : "null", s / 1000 / n, g / n
+        np = split(parts, pa, " ")
+        for (i = 1; i <= np; i++) {
+            split(pa[i], kv, "=")
+            printf ",\"%s_cpu_us_per_req\":%.3f", kv[1], kv[2] / 1000 / n
+        }
         if (sys)
             printf ",\"proxy_syscalls_per_req\":%s,\"servers_syscalls_per_req\":%s",
                 has && st != "" ? sprintf("%.3f", st / n) : "null",
@@ -601,14 +869,14 @@ for r in csv.DictReader(sys.stdin):
 ' "$@" "$(workers_of "$2")"
 }
 
-# redis_benchmark CPU_SUITE SUITE TARGET PORT PIPELINE [FIELDS]: one
-# redis-benchmark set,get run and its rows (FIELDS added to each), the CPU of
-# CPU_SUITE's servers; false when it did not finish.
+# redis_benchmark CPU_SUITE SUITE TARGET PORT PIPELINE [FIELDS [ARGS...]]: one
+# redis-benchmark set,get run and its rows (FIELDS added to each; ARGS to
+# redis-benchmark's), the CPU of CPU_SUITE's servers; false when it did not finish.
 redis_benchmark() {
     local ok=0 cpu extra=${6:+,$6}
     cpu_begin "$1" "$3"
     timeout 300 redis-benchmark -h 127.0.0.1 -p "$4" -t set,get -n "$requests" -c 50 \
-        -r 100000 -P "$5" --csv >"$work/run.csv" 2>"$work/run.err" && ok=1
+        -r 100000 -P "$5" "${@:7}" --csv >"$work/run.csv" 2>"$work/run.err" && ok=1
     cpu_end
     [ "$ok" = 1 ] || return 1
     # One run does SET then GET: the CPU is shared out over both.
@@ -629,6 +897,16 @@ bench_cluster() { # bench_cluster TARGET POOL PIPELINE: the redis runs on one po
         echo "  $1's log (last lines):" >&2
         tail -20 "$work/$1.log" >&2 || true
         keep_work=1
+    fi
+}
+bench_tls() { # bench_tls TARGET TLS PORT PIPELINE: the redis runs of the tls suite on one target
+    local servers=tls args=()
+    # Direct over TLS is the TLS redis-server; both sides, the 4 of them.
+    if [ "$2" = both ] || { [ "$1" = direct ] && [ "$2" = clients ]; }; then servers=tls-servers; fi
+    [ "$2" = none ] || args=("${tls_cli[@]}")
+    if ! redis_benchmark "$servers" tls "$1" "$3" "$4" "\"tls\":\"$2\"" "${args[@]}"; then
+        failed tls "$1" "set,get -P $4 tls $2"
+        grep -v '^"' "$work/run.csv" | tail -3 >&2 || true
     fi
 }
 bench_mget() { # bench_mget TARGET PORT KEYS CLIENTS
@@ -703,6 +981,10 @@ bench_mixed() { # bench_mixed TARGET PORT TOOL WEIGHTS SUBSCRIBERS: a mixload ru
     fi
 }
 
+# What stunnel logged before the rounds (that no CA is set for clients, as
+# meant; the end of wait_port's probe connection) is not counted.
+st_log0=0
+[ -z "$stunnel_bin" ] || st_log0=$(grep -c . "$work/stunnel.log" || true)
 echo "== bench/proxy.sh: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg);" \
     "$rounds rounds, target order rotated each round; medians reported" >&2
 echo "   $(redis-server --version | cut -d' ' -f1-3), $(memcached -V), $(nutcracker -V 2>&1 | head -1 | sed 's/^This is //')," \
@@ -767,6 +1049,14 @@ for ((round = 1; round <= rounds; round++)); do
             done
         done < <(rotate "$round" "${targets_cluster[@]}")
     fi
+    if wants tls; then
+        while IFS=: read -r t mode p; do
+            for P in 1 16; do
+                echo "  tls    $t ($mode) -P $P" >&2
+                bench_tls "$t" "$mode" "$p" "$P"
+            done
+        done < <(rotate "$round" "${targets_tls[@]}")
+    fi
 done
 
 # The cluster suite: each proxy's counters for both pools at the end (from
@@ -798,27 +1088,72 @@ PY
     done
 fi
 
-python3 - "$out" "$rounds" "$(nproc)" "$base_bin" "$mixed_skipped" "$cluster_skipped" <<'PY'
+# The tls suite: each proxy's counters for its pools at the end (stats
+# port): TLS handshakes (a redis-benchmark run opens 50 clients a test and
+# one more for its CONFIG GET, the checks 2), handshake errors and errors;
+# and what stunnel logged during the rounds (warnings and errors alone).
+if wants tls; then
+    for t in chash-proxy chash-proxy-w1 base base-w1; do
+        case " ${targets_tls[*]} " in *" $t:clients:"*) ;; *) continue ;; esac
+        python3 - "$t" "${stats_port_of[$t]}" >>"$out" 2>"$work/stats.err" <<'PY' ||
+import json, socket, sys
+target, port = sys.argv[1], int(sys.argv[2])
+with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+st = json.loads(data)
+for pool in ("tls_pool", "tls_both_pool", "redis_pool"):
+    p = st.get(pool)
+    if not isinstance(p, dict):
+        continue
+    servers = {k: v for k, v in p.items() if isinstance(v, dict)}
+    print(json.dumps(dict(bench="proxy-tls-check", target=target, pool=pool,
+        **{f: p.get(f) for f in ("tls_handshakes", "tls_handshake_errors", "client_connections",
+                                 "client_err", "forward_error")},
+        **{f: sum(v.get(f) or 0 for v in servers.values())
+           for f in ("server_err", "server_timedout", "server_eof", "requests")})))
+PY
+            echo "bench/proxy.sh: $t: could not read its stats: $(tail -1 "$work/stats.err")" >&2
+    done
+    if [ -n "$stunnel_bin" ]; then
+        python3 -c 'import json, sys; print(json.dumps(dict(bench="proxy-tls-check", target="stunnel",
+            log_lines=int(sys.argv[1]), log_tail=sys.argv[2])))' \
+            "$(($(grep -c . "$work/stunnel.log" || true) - st_log0))" \
+            "$(tail -n +$((st_log0 + 1)) "$work/stunnel.log" | tail -3)" >>"$out"
+    fi
+    for k in "${!tls_session_of[@]}"; do
+        echo "{\"bench\":\"proxy-tls-session\",\"target\":\"${k%%:*}\",\"tls\":\"${k#*:}\",\"session\":\"${tls_session_of[$k]}\"}" >>"$out"
+    done
+fi
+
+python3 - "$out" "$rounds" "$(nproc)" "$base_bin" "$mixed_skipped" "$cluster_skipped" "$tls_skipped" <<'PY'
 import json, statistics, sys
 path, rounds, cores, base_bin, mixed_skipped = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split()
-cluster_skipped = sys.argv[6].split()
+cluster_skipped, tls_skipped = sys.argv[6].split(), sys.argv[7].split()
 rows = [json.loads(l) for l in open(path) if l.strip()]
 cluster_checks = [r for r in rows if r.get("bench") == "proxy-cluster-check"]
+tls_checks = [r for r in rows if r.get("bench") == "proxy-tls-check"]
+tls_sessions = [r for r in rows if r.get("bench") == "proxy-tls-session"]
 rows = [r for r in rows if r.get("bench") == "proxy"]  # not the summaries of an earlier pass
 ok = [r for r in rows if not r.get("error")]
 errors = [r for r in rows if r.get("error")]
-order = ["direct", "nutcracker", "chash-proxy", "base", "chash-proxy-w1", "base-w1"]
+order = ["direct", "nutcracker", "stunnel+nutcracker", "chash-proxy", "base", "chash-proxy-w1", "base-w1"]
 PAIRS = (("chash-proxy", "base"), ("chash-proxy-w1", "base-w1"))  # with --baseline: new, base
 FIELDS = ("ops_per_sec", "p50_ms", "p99_ms", "avg_ms", "proxy_cpu_us_per_req", "servers_cpu_us_per_req",
-          "loadgen_cpu_us_per_req", "proxy_syscalls_per_req", "servers_syscalls_per_req")
-SUITES = ["redis", "memcached", "mget", "mixed", "cluster"]
+          "loadgen_cpu_us_per_req", "proxy_syscalls_per_req", "servers_syscalls_per_req",
+          "stunnel_cpu_us_per_req", "nutcracker_cpu_us_per_req")  # the last two: stunnel+nutcracker's parts
+SUITES = ["redis", "memcached", "mget", "mixed", "cluster", "tls"]
 has_sys = any(r.get("servers_syscalls_per_req") is not None for r in ok)
 
-def key(r):  # the cluster suite's rows also say which pool: "cluster" or "ketama"
+def key(r):  # the cluster suite's rows also say which pool ("cluster" or "ketama"), the tls
+    # suite's which legs are TLS ("none", "clients", "both"): one slot for either
     return (r["suite"], r.get("tool", "redis-benchmark"), r["test"], r.get("pipeline", 1),
-            r.get("clients", 50), r.get("keys", 1), r.get("pool", ""))
+            r.get("clients", 50), r.get("keys", 1), r.get("pool", r.get("tls", "")))
 
-def tool_of(k):  # the tool column: the cluster suite's pool in place of its tool (redis-benchmark)
+def tool_of(k):  # the tool column: the cluster suite's pool, the tls suite's legs, in place of its tool
+    if k[0] == "tls":
+        return f"tls {k[6]}"
     return f"{k[6]} pool" if k[6] else k[1]
 
 def order_of(k):
@@ -860,7 +1195,8 @@ print("cpu/req: microseconds of CPU per request (per MGET for mget; per command 
 if has_sys:
     print("sys/req: system calls per request of the proxy and of the servers (perf stat, --syscalls)")
 sys_head = f" {'sys/req: proxy':>14} {'servers':>7}" if has_sys else ""
-head = (f"{'suite':<9} {'tool':<15} {'test':<11} {'P':>2} {'cli':>3} {'keys':>4}  {'target':<14} "
+tw = 18 if any(r["target"] == "stunnel+nutcracker" for r in rows) else 14  # the target column
+head = (f"{'suite':<9} {'tool':<15} {'test':<11} {'P':>2} {'cli':>3} {'keys':>4}  {'target':<{tw}} "
         f"{'ops/s':>9} {'avg ms':>7} {'p50 ms':>7} {'p99 ms':>7} {'cpu/req: proxy':>14} {'servers':>7} {'loadgen':>7}"
         f"{sys_head}  {'ops/nc':>6} {'ops/dir':>7} "
         f"{'p50/nc':>6} {'p99/nc':>6} {'p50/dir':>7} {'p99/dir':>7}")
@@ -869,7 +1205,9 @@ print("-" * len(head))
 out_rows = []
 for k in sorted(groups, key=order_of):
     suite, tool, test, pipeline, clients, keys, pool = k
-    nc, di = summary.get(k + ("nutcracker",)), summary.get(k + ("direct",))
+    # Over TLS, nutcracker is stunnel+nutcracker.
+    nc = summary.get(k + ("nutcracker",)) or summary.get(k + ("stunnel+nutcracker",))
+    di = summary.get(k + ("direct",))
     for target in order:
         s = summary.get(k + (target,))
         if not s:
@@ -877,7 +1215,7 @@ for k in sorted(groups, key=order_of):
         rs = dict(bench="proxy-summary", suite=suite, tool=tool, test=test, pipeline=pipeline,
                   clients=clients, keys=keys, target=target, rounds=s["n"], **{f: s[f] for f in FIELDS})
         if pool:
-            rs["pool"] = pool
+            rs["tls" if suite == "tls" else "pool"] = pool
         cols = ""
         if s["binary"] is not None:
             rs["binary"] = s["binary"]
@@ -888,7 +1226,7 @@ for k in sorted(groups, key=order_of):
             cols = (f"  {fmt(rs['ops_per_sec_over_nutcracker'], '6.2f')} {fmt(rs['ops_per_sec_over_direct'], '7.2f')} "
                     f"{fmt(rs['p50_ms_over_nutcracker'], '6.2f')} {fmt(rs['p99_ms_over_nutcracker'], '6.2f')} "
                     f"{fmt(rs['p50_ms_over_direct'], '7.2f')} {fmt(rs['p99_ms_over_direct'], '7.2f')}")
-        print(f"{suite:<9} {tool_of(k):<15} {test:<11} {pipeline:>2} {clients:>3} {keys:>4}  {target:<14} "
+        print(f"{suite:<9} {tool_of(k):<15} {test:<11} {pipeline:>2} {clients:>3} {keys:>4}  {target:<{tw}} "
               f"{fmt(s['ops_per_sec'], '9.0f')} {fmt(s['avg_ms'], '7.3f')} {fmt(s['p50_ms'], '7.3f')} "
               f"{fmt(s['p99_ms'], '7.3f')} {fmt(s['proxy_cpu_us_per_req'], '14.2f')} "
               f"{fmt(s['servers_cpu_us_per_req'], '7.2f')} {fmt(s['loadgen_cpu_us_per_req'], '7.2f')}"
@@ -982,7 +1320,7 @@ if base_bin:
     print(head)
     print("-" * len(head))
     by_target = {(rs["suite"], rs["tool"], rs["test"], rs["pipeline"], rs["clients"], rs["keys"],
-                  rs.get("pool", ""), rs["target"]): rs for rs in out_rows}
+                  rs.get("pool", rs.get("tls", "")), rs["target"]): rs for rs in out_rows}
     for k in sorted(groups, key=order_of):
         for new, base in PAIRS:
             n, b = summary.get(k + (new,)), summary.get(k + (base,))
@@ -1021,7 +1359,7 @@ if has_cluster:
     print(head)
     print("-" * len(head))
     by_target = {(rs["suite"], rs["tool"], rs["test"], rs["pipeline"], rs["clients"], rs["keys"],
-                  rs.get("pool", ""), rs["target"]): rs for rs in out_rows}
+                  rs.get("pool", rs.get("tls", "")), rs["target"]): rs for rs in out_rows}
     for k in sorted((k for k in groups if k[0] == "cluster" and k[6] == "cluster"), key=order_of):
         kk = k[:6] + ("ketama",)
         for target in order:
@@ -1059,6 +1397,126 @@ if has_cluster:
                   f"{c.get('server_timedout')}{redirects}; requests "
                   + " ".join(f"{n} {v}" for n, v in c["requests"].items())
                   + ("" if errs == 0 else "  <- ERRORS"))
+    print()
+
+has_tls = any(r["suite"] == "tls" for r in rows)
+if has_tls:
+    by_target = {(rs["suite"], rs["tool"], rs["test"], rs["pipeline"], rs["clients"], rs["keys"],
+                  rs.get("pool", rs.get("tls", "")), rs["target"]): rs for rs in out_rows}
+    MODES = ("none", "clients", "both")
+    def tk(test, p, mode):
+        return ("tls", "redis-benchmark", test, p, 50, 1, mode)
+    def tsum(test, p, mode, target):
+        return summary.get(tk(test, p, mode) + (target,))
+    def tval(test, p, mode, target, f):
+        s_ = tsum(test, p, mode, target)
+        return s_ and s_[f]
+    print(f"\nthe cost of TLS: redis-benchmark -t set,get -c 50 -r 100000 (-n --requests) as in the redis "
+          f"suite, medians of {rounds} rounds; tls: none (plaintext), clients "
+          f"(the client's connection is TLS: redis-benchmark --tls to the target) or both (the proxy's to "
+          f"the servers too, to redis-server on its --tls-port). cpu/req is microseconds of CPU per request "
+          f"of the set,get run (its SET and GET share it): the proxy's (stunnel+nutcracker: the two summed, "
+          f"then each), the servers' and the load generator's; direct's 'proxy' is none, its TLS is the "
+          f"server's own")
+    for r in sorted(tls_sessions, key=lambda r: (order.index(r["target"]) if r["target"] in order else 99, r["tls"])):
+        print(f"  negotiated with {r['target']} (tls {r['tls']}): {r['session']} (openssl s_client, verified "
+              f"against the CA for 127.0.0.1)")
+    head = (f"{'P':>2}  {'target':<18} {'tls':<7} {'SET ops/s':>9} {'GET ops/s':>9} {'SET p50':>7} {'GET p50':>7}  "
+            f"{'cpu/req: proxy':>14} {'stunnel':>7} {'nutcr.':>7} {'servers':>7} {'loadgen':>7}"
+            + (f" {'sys/req: proxy':>14} {'servers':>7}" if has_sys else ""))
+    print(head)
+    print("-" * len(head))
+    for p in (1, 16):
+        for target in order:
+            for mode in MODES:
+                g, st = tsum("GET", p, mode, target), tsum("SET", p, mode, target)
+                if not g and not st:
+                    continue
+                c = g or st
+                print(f"{p:>2}  {target:<18} {mode:<7} {fmt(st and st['ops_per_sec'], '9.0f')} "
+                      f"{fmt(g and g['ops_per_sec'], '9.0f')} {fmt(st and st['p50_ms'], '7.3f')} "
+                      f"{fmt(g and g['p50_ms'], '7.3f')}  {fmt(c['proxy_cpu_us_per_req'], '14.2f')} "
+                      f"{fmt(c['stunnel_cpu_us_per_req'], '7.2f')} {fmt(c['nutcracker_cpu_us_per_req'], '7.2f')} "
+                      f"{fmt(c['servers_cpu_us_per_req'], '7.2f')} {fmt(c['loadgen_cpu_us_per_req'], '7.2f')}"
+                      + (f" {fmt(c['proxy_syscalls_per_req'], '14.2f')} {fmt(c['servers_syscalls_per_req'], '7.2f')}"
+                         if has_sys else ""))
+        print()
+
+    def per_round_pair(ka, ta, kb, tb, f):
+        a_, b_ = rows_by_round(ka, ta, f), rows_by_round(kb, tb, f)
+        return [a_[n] / b_[n] for n in sorted(a_) if n in b_ and b_[n]]
+    pw = 5 * rounds + 12
+    def compare(title, pairs, label_a, label_b):
+        # pairs: (name, (target, mode) with, (target, mode) without); cpu/req is the proxy's
+        # (direct: the server's), GET ops/s beside it
+        print(title)
+        head = (f"{'P':>2}  {'':<50} {'cpu/req ' + label_a:>14} {label_b:>9} {'+us':>6} {'ratio':>6}  "
+                f"{'per round (range)':<{pw}} {'GET ops/s ' + label_a:>16} {label_b:>9} {'ratio':>6}  "
+                f"{'per round (range)':<{pw}}")
+        print(head)
+        print("-" * len(head))
+        for p in (1, 16):
+            for name, (ta, ma), (tb, mb) in pairs:
+                cpu_f = "servers_cpu_us_per_req" if ta == "direct" else "proxy_cpu_us_per_req"
+                a, b = tsum("GET", p, ma, ta), tsum("GET", p, mb, tb)
+                if not a or not b:
+                    continue
+                cols = []
+                for f in (cpu_f, "ops_per_sec"):
+                    r = ratio(a[f], b[f])
+                    each = per_round_pair(tk("GET", p, ma), ta, tk("GET", p, mb), tb, f)
+                    rounds_ = " ".join(f"{v:.2f}" for v in each)
+                    if each:
+                        rounds_ += f" ({min(each):.2f}-{max(each):.2f})"
+                    rs = by_target.get(tk("GET", p, ma) + (ta,))
+                    if rs is not None:
+                        suffix = "cpu_us_per_req" if f == cpu_f else f
+                        rs[f"{suffix}_over_{tb}_{mb}"] = r
+                        rs[f"{suffix}_over_{tb}_{mb}_per_round"] = each
+                    if f == cpu_f:
+                        plus = a[f] - b[f] if a[f] is not None and b[f] is not None else None
+                        cols.append(f"{fmt(a[f], '14.2f')} {fmt(b[f], '9.2f')} {fmt(plus, '+6.2f')} "
+                                    f"{fmt(r, '6.2f')}  {rounds_ or '-':<{pw}}")
+                    else:
+                        cols.append(f"{fmt(a[f], '16.0f')} {fmt(b[f], '9.0f')} {fmt(r, '6.2f')}  {rounds_ or '-':<{pw}}")
+                print(f"{p:>2}  {name:<50} " + " ".join(cols).rstrip())
+        print()
+    proxies = [t for t in ("chash-proxy", "base", "chash-proxy-w1", "base-w1")
+               if any(r["target"] == t and r["suite"] == "tls" for r in ok)]
+    pairs = []
+    for t in proxies:
+        pairs.append((f"{t}: tls clients / none", (t, "clients"), (t, "none")))
+        pairs.append((f"{t}: tls both / none", (t, "both"), (t, "none")))
+    pairs.append(("stunnel+nutcracker / nutcracker", ("stunnel+nutcracker", "clients"), ("nutcracker", "none")))
+    pairs.append(("direct: redis-server TLS / plaintext (server cpu)", ("direct", "clients"), ("direct", "none")))
+    compare("TLS over plaintext, each target: cpu/req with TLS and without, what TLS adds (us), their ratio "
+            "(of the medians, then within each round); GET ops/s likewise", pairs, "TLS", "plain")
+    pairs = []
+    for t in proxies:
+        pairs.append((f"{t} (tls clients) / stunnel+nutcracker", (t, "clients"), ("stunnel+nutcracker", "clients")))
+    for t in proxies:
+        pairs.append((f"{t} (none) / nutcracker", (t, "none"), ("nutcracker", "none")))
+    compare("chash-proxy with TLS over stunnel in front of nutcracker (what a twemproxy user runs today), and "
+            "plaintext over nutcracker for scale: the proxy's cpu/req (stunnel+nutcracker: both summed)",
+            pairs, "chash", "other")
+    for target in tls_skipped:
+        print(f"  {target:<14} left out of the tls suite: the --baseline binary does not take the tls_* keys")
+    if not any(r["target"] == "stunnel+nutcracker" for r in rows if r["suite"] == "tls"):
+        print("  stunnel+nutcracker: not run (no stunnel4 here: apt-get install stunnel4)")
+    if tls_checks:
+        print(f"counters at the end of the run (stats port; a TLS pool's handshakes should be 2 for the checks "
+              f"+ 101 a redis-benchmark run (50 clients a test, 1 for its CONFIG GET): {2 + 101 * 2 * rounds}; "
+              f"stunnel: its log of warnings and errors during the rounds):")
+        for c in tls_checks:
+            if c["target"] == "stunnel":
+                print(f"  stunnel        {c['log_lines']} log lines during the rounds" + (f"; last: {c['log_tail']!r}" if c["log_lines"] else ""))
+                continue
+            errs = sum(c.get(f) or 0 for f in ("tls_handshake_errors", "client_err", "forward_error",
+                                               "server_err", "server_timedout"))
+            print(f"  {c['target']:<14} {c['pool']:<13} tls_handshakes {c.get('tls_handshakes')}, "
+                  f"tls_handshake_errors {c.get('tls_handshake_errors')}, client_err {c.get('client_err')}, "
+                  f"forward_error {c.get('forward_error')}, server_err {c.get('server_err')}, timed out "
+                  f"{c.get('server_timedout')}, requests {c.get('requests')}" + ("" if errs == 0 else "  <- ERRORS"))
     print()
 
 with open(path, "a") as f:
