@@ -451,24 +451,29 @@ write_cluster_pools() { # write_cluster_pools FILE TARGET [ketama-only]: appende
         for p in 0 1 2; do echo "   - 127.0.0.1:${kp_ports[$p]}:1 plain$p"; done
     } >>"$1"
 }
-cluster_skipped= # the targets left out of the cluster pool
-if wants cluster; then
-    write_cluster_pools "$work/chash.yml" chash-proxy
-    write_cluster_pools "$work/chash1.yml" chash-proxy-w1
-    if [ -n "$base_bin" ]; then
-        : >"$work/probe.yml"
-        write_cluster_pools "$work/probe.yml" base
-        if "$base_bin" -t -c "$work/probe.yml" >"$work/probe.err" 2>&1; then
-            write_cluster_pools "$work/base.yml" base
-            write_cluster_pools "$work/base1.yml" base-w1
-        else
-            echo "bench/proxy.sh: base does not take a redis-cluster pool, left out of the cluster" \
-                "pool (the ketama pool alone): $(grep -m1 . "$work/probe.err" || echo "its -t failed")" >&2
-            cluster_skipped="base base-w1"
-            write_cluster_pools "$work/base.yml" base ketama-only
-            write_cluster_pools "$work/base1.yml" base-w1 ketama-only
-        fi
+# add_pools WRITER WHAT: WRITER's pools appended to every chash-proxy's
+# configuration; false (said so) when a --baseline's -t refuses them, and
+# then the baseline gets none.
+add_pools() {
+    "$1" "$work/chash.yml" chash-proxy
+    "$1" "$work/chash1.yml" chash-proxy-w1
+    [ -n "$base_bin" ] || return 0
+    : >"$work/probe.yml"
+    "$1" "$work/probe.yml" base
+    if "$base_bin" -t -c "$work/probe.yml" >"$work/probe.err" 2>&1; then
+        "$1" "$work/base.yml" base
+        "$1" "$work/base1.yml" base-w1
+        return 0
     fi
+    echo "bench/proxy.sh: base does not take $2, left out of them:" \
+        "$(grep -m1 . "$work/probe.err" || echo "its -t failed")" >&2
+    return 1
+}
+cluster_skipped= # the targets left out of the cluster pool
+if wants cluster && ! add_pools write_cluster_pools "a redis-cluster pool (the ketama pool alone)"; then
+    cluster_skipped="base base-w1"
+    write_cluster_pools "$work/base.yml" base ketama-only
+    write_cluster_pools "$work/base1.yml" base-w1 ketama-only
 fi
 # The tls suite's two pools, in chash-proxy's configurations only: tls_pool,
 # redis_pool behind a TLS listener, and tls_both_pool, TLS to the TLS
@@ -503,20 +508,7 @@ write_tls_pools() { # write_tls_pools FILE TARGET: appended to FILE
 }
 tls_skipped= # the targets left out of the tls suite
 if wants tls; then
-    write_tls_pools "$work/chash.yml" chash-proxy
-    write_tls_pools "$work/chash1.yml" chash-proxy-w1
-    if [ -n "$base_bin" ]; then
-        : >"$work/probe.yml"
-        write_tls_pools "$work/probe.yml" base
-        if "$base_bin" -t -c "$work/probe.yml" >"$work/probe.err" 2>&1; then
-            write_tls_pools "$work/base.yml" base
-            write_tls_pools "$work/base1.yml" base-w1
-        else
-            echo "bench/proxy.sh: base does not take the tls_* keys, left out of the tls suite:" \
-                "$(grep -m1 . "$work/probe.err" || echo "its -t failed")" >&2
-            tls_skipped="base base-w1"
-        fi
-    fi
+    add_pools write_tls_pools "the tls_* keys (the tls suite)" || tls_skipped="base base-w1"
     # stunnel in front of nutcracker's redis_pool, as a twemproxy user runs
     # it: in the foreground (its PID is ours to stop), logging warnings only.
     if [ -n "$stunnel_bin" ]; then
