@@ -6,7 +6,7 @@ DEB_PACKAGES = build-essential cmake clang libclang-rt-14-dev pkg-config zlib1g-
                libmemcached-dev libssl-dev libyaml-dev libhiredis-dev \
                libcurl4-openssl-dev libjansson-dev \
                nutcracker redis-server redis-sentinel memcached nginx etcd-server etcd-client \
-               openssl
+               openssl man-db
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS ?= 2
 CMAKE_FLAGS ?=

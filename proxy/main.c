@@ -76,7 +76,7 @@ static const char usage[] =
     "A fleet of proxies on etcd (instead of -c; docs/proxy.md):\n"
     "      --etcd URL[,URL...]  take the pools from etcd's PREFIX/pools/NAME and change\n"
     "                           them with every other proxy (`chash fleet apply`)\n"
-    "      --etcd-prefix PREFIX the fleet's keys (default /chash)\n"
+    "      --etcd-prefix PREFIX  the fleet's keys (default /chash)\n"
     "      --etcd-id ID         this proxy's name in the fleet (default HOST-PID)\n"
     "      --etcd-lease-ttl S   seconds etcd keeps this proxy listed when it stops\n"
     "                           answering (default 5)\n"
