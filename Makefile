@@ -41,7 +41,8 @@ define run_suite
 endef
 
 test-gcc:
-	$(call run_suite,build-gcc,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo,)
+	$(call run_suite,build-gcc,-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_INSTALL_PREFIX=/usr -DCHASH_TEST_PACKAGES=ON,)
 test-clang:
 	$(call run_suite,build-clang,-DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo,)
 test-asan:
