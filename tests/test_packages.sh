@@ -63,6 +63,12 @@ getent passwd chash-proxy >/dev/null || fail "no chash-proxy user"
 conf=/etc/chash-proxy/chash-proxy.yml
 [ -f "$conf" ] || fail "no $conf"
 [ "$(stat -c %U:%G:%a "$conf")" = root:chash-proxy:640 ] || fail "$conf: $(stat -c %U:%G:%a "$conf")"
+# Under systemd, postinst has started the service: this test runs the
+# unit's commands itself, on the same ports.
+if [ -d /run/systemd/system ]; then
+    systemctl is-active chash-proxy.service || true
+    systemctl stop chash-proxy.service || true
+fi
 pre=$(sed -n 's/^ExecStartPre=//p' "$unit")
 start=$(sed -n 's/^ExecStart=//p' "$unit")
 setpriv --reuid=chash-proxy --regid=chash-proxy --init-groups -- $pre || fail "ExecStartPre: $pre"
