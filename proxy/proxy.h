@@ -295,9 +295,14 @@ struct backend {
     uint64_t retry_at_ms; /* when to probe an ejected or down server next */
     struct health_probe *probe; /* in flight, or NULL */
     bool is_warm_off; /* failed during the warm-up window: not asked again */
+    /* What the status page shows of it (stats thread): BACKEND_SHOWN_*,
+     * copied from is_down / is_ejected at each tick of its worker. */
+    _Atomic uint8_t shown;
     bool is_former;   /* removed by the last reload; asked only by warm-up */
     server_stats st;
 };
+
+enum { BACKEND_SHOWN_UP, BACKEND_SHOWN_DOWN, BACKEND_SHOWN_EJECTED };
 
 struct wpool {
     const conf_pool *cf;
@@ -322,6 +327,7 @@ struct wpool {
     uint64_t warm_until_ms;
     uint64_t warm_gen; /* generation of the configuration warm-up reads */
     bool is_fleet_held; /* a fleet change's switch: no new commands */
+    _Atomic uint64_t shown_warm_left_ms; /* warm-up left, as of the last tick (status page) */
     /* distribution: redis-cluster (cluster.c): each slot's backend index
      * (UINT16_MAX: none), the topology's generation of it, a generation
      * bumped by every change (the topology's or a -MOVED's), and the

@@ -2,8 +2,11 @@
  * stats.c - statistics on a TCP port, two ways:
  * - nutcracker's: a client that connects and says nothing gets one JSON
  *   object and the connection is closed (`nc host 22222`);
- * - HTTP: `GET /metrics` gets Prometheus text, `GET /` or `GET /stats` the
- *   JSON, anything else 404.
+ * - HTTP: `GET /metrics` gets Prometheus text, `GET /stats` the JSON, `GET
+ *   /` the status page (proxy/status.html) when the client takes HTML (a
+ *   browser) and the JSON otherwise, `GET /status.json` what the page draws
+ *   beside the JSON (servers' states and addresses, ownership shares,
+ *   warm-up, the last reload); anything else 404.
  * A client that sends nothing within STATS_WAIT_MS is a nutcracker client.
  * With --stats-token-file, only HTTP requests that carry the token
  * (`Authorization: Bearer TOKEN`) are answered: anything else gets 401 (a
@@ -242,6 +245,113 @@ void stats_json(const proxy *px, buf *b) {
         buf_append(b, "}", 1);
     }
     buf_append_str(b, "}\n");
+}
+
+/* The status page, proxy/status.html embedded at build time (CMake writes
+ * status_html.c). */
+extern const char status_html[];
+extern const size_t status_html_len;
+
+/* Each server's share of the hash space on the ring as configured (every
+ * server on it), into share[] (-1: no exact answer: a redis-cluster pool, or
+ * an algorithm without chash_ownership). Runs in the stats thread: a ring
+ * build, about a millisecond, never on a request's path. */
+static void pool_shares(const conf_pool *cp, double *share) {
+    for (size_t s = 0; s < cp->server_count; s++) share[s] = -1;
+    if (conf_pool_is_cluster(cp)) return;
+    chash *ring = NULL;
+    uint32_t *node_server = calloc(cp->server_count + 1, sizeof *node_server);
+    uint64_t *shares = calloc(cp->server_count + 1, sizeof *shares);
+    uint64_t space = 0;
+    if (node_server && shares && conf_pool_ring_live(cp, NULL, &ring, node_server) == CHASH_OK &&
+        chash_ownership(ring, shares, cp->server_count, &space) == CHASH_OK && space) {
+        for (size_t s = 0; s < cp->server_count; s++) share[s] = 0;
+        for (size_t n = 0; n < chash_node_count(ring); n++)
+            share[node_server[n]] += (double)shares[n] / (double)space;
+    }
+    chash_free(ring);
+    free(node_server);
+    free(shares);
+}
+
+static void status_json(const proxy *px, buf *b) {
+    static const char *const states[] = {"up", "down", "ejected"};
+    buf_append_str(b, "{\"last_reload\":");
+    json_string(b, px->last_reload);
+    buf_append_str(b, ",\"pools\":[");
+    for (size_t p = 0; p < px->cf->pool_count; p++) {
+        const conf_pool *cp = &px->cf->pools[p];
+        uint64_t warm_left = 0;
+        uint32_t workers = 0;
+        for (uint32_t w = 0; w < px->worker_count; w++) {
+            if (!is_current(px, w)) continue;
+            workers++;
+            uint64_t left = atomic_load_explicit(&px->workers[w].pools[p].shown_warm_left_ms,
+                                                 memory_order_relaxed);
+            if (left > warm_left) warm_left = left;
+        }
+        buf_append_str(b, p ? ",{\"name\":" : "{\"name\":");
+        json_string(b, cp->name);
+        buf_append_str(b, ",\"listen\":");
+        json_string(b, cp->listen ? cp->listen : "");
+        buf_printf(b, ",\"protocol\":\"%s\",\"distribution\":", cp->redis ? "redis" : "memcached");
+        json_string(b, conf_dist_name(cp));
+        buf_printf(b, ",\"tls\":%s,\"server_tls\":%s,\"warmup_left_ms\":%llu,\"servers\":[",
+                   cp->tls_cert_file ? "true" : "false", cp->server_tls ? "true" : "false",
+                   (unsigned long long)warm_left);
+        double *share = calloc(cp->server_count + 1, sizeof *share);
+        if (share) pool_shares(cp, share);
+        bool first = true;
+        for (size_t s = 0; s < cp->server_count; s++) {
+            if (!server_shown(px, cp, s)) continue;
+            const conf_server *cs = &cp->servers[s];
+            /* Each worker's view; the worst one shown, with how many. */
+            uint8_t worst = BACKEND_SHOWN_UP;
+            uint32_t out = 0;
+            for (uint32_t w = 0; w < px->worker_count; w++) {
+                if (!is_current(px, w)) continue;
+                uint8_t v = atomic_load_explicit(&px->workers[w].pools[p].backends[s].shown,
+                                                 memory_order_relaxed);
+                out += v != BACKEND_SHOWN_UP;
+                if (v > worst) worst = v;
+            }
+            topo_shard v;
+            char addr[TOPO_ADDR_MAX + 8];
+            if ((conf_pool_has_topology(cp) || conf_pool_is_cluster(cp)) &&
+                topology_shard(px, cp->name, cs->name, &v) && v.primary.addr[0])
+                snprintf(addr, sizeof addr, "%s", v.primary.addr);
+            else
+                snprintf(addr, sizeof addr, cs->port ? "%s:%d" : "%s", cs->host ? cs->host : "",
+                         cs->port);
+            buf_append_str(b, first ? "{\"name\":" : ",{\"name\":");
+            first = false;
+            json_string(b, cs->name);
+            buf_append_str(b, ",\"addr\":");
+            json_string(b, addr);
+            buf_printf(b, ",\"state\":\"%s\",\"workers\":%u,\"workers_out\":%u,\"share\":",
+                       states[worst < 3 ? worst : 0], workers, out);
+            if (share && share[s] >= 0)
+                buf_printf(b, "%.6f}", share[s]);
+            else
+                buf_append_str(b, "null}");
+        }
+        free(share);
+        buf_append_str(b, "]}");
+    }
+    buf_append_str(b, "]}\n");
+}
+
+/* Whether the request head says the client takes HTML: a browser's
+ * Accept names text/html, curl's takes anything and gets the JSON. */
+static bool takes_html(const char *head) {
+    static const char name[] = "accept:";
+    for (const char *line = strchr(head, '\n'); line; line = strchr(line, '\n')) {
+        line++;
+        if (strncasecmp(line, name, sizeof name - 1) != 0) continue;
+        size_t len = strcspn(line, "\r\n");
+        return memmem(line, len, "text/html", 9) != NULL;
+    }
+    return false;
 }
 
 void stats_pool_each(proxy *px, size_t pool, void (*fn)(void *arg, const char *name, uint64_t v),
@@ -651,15 +761,21 @@ static void serve(stats_port *sp, stats_conn *c, uint64_t now) {
         const char *path = head + 4, *end = path;
         while (*end && *end != ' ' && *end != '\r' && *end != '\n' && *end != '?') end++;
         size_t len = (size_t)(end - path);
+        bool is_root = len == 1 && path[0] == '/';
         if (len == 8 && memcmp(path, "/metrics", 8) == 0) {
             type = "text/plain; version=0.0.4";
             stats_prometheus(px, &body);
-        } else if ((len == 1 && path[0] == '/') || (len == 6 && memcmp(path, "/stats", 6) == 0)) {
+        } else if ((is_root && takes_html(head)) || (len == 7 && memcmp(path, "/status", 7) == 0)) {
+            type = "text/html; charset=utf-8";
+            buf_append(&body, status_html, status_html_len);
+        } else if (len == 12 && memcmp(path, "/status.json", 12) == 0) {
+            status_json(px, &body);
+        } else if (is_root || (len == 6 && memcmp(path, "/stats", 6) == 0)) {
             stats_json(px, &body);
         } else {
             status = "404 Not Found";
             type = "text/plain";
-            buf_append_str(&body, "not found: try /metrics or /stats\n");
+            buf_append_str(&body, "not found: try /metrics, /stats or /status\n");
         }
     }
     pthread_mutex_unlock(&px->lock);

@@ -162,6 +162,18 @@ static void pool_tick(wpool *p, uint64_t now_ms) {
     cluster_tick(p, now_ms);
     warmup_tick(p, now_ms);
     server_expire(p, now_ms);
+    /* For the status page, which the stats thread draws. */
+    for (size_t k = 0; k < p->server_count; k++) {
+        const backend *b = &p->backends[k];
+        atomic_store_explicit(&p->backends[k].shown,
+                              b->is_ejected ? BACKEND_SHOWN_EJECTED
+                              : b->is_down  ? BACKEND_SHOWN_DOWN
+                                            : BACKEND_SHOWN_UP,
+                              memory_order_relaxed);
+    }
+    atomic_store_explicit(&p->shown_warm_left_ms,
+                          p->prev_ring && p->warm_until_ms > now_ms ? p->warm_until_ms - now_ms : 0,
+                          memory_order_relaxed);
 }
 
 /* Pools a reload replaced, kept until no request is in flight on them. */
