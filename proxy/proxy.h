@@ -35,7 +35,11 @@
  *   worker.c   one event loop per thread (loop.c, the only file that knows
  *              epoll): the loop turn, the timers, taking a reloaded config
  *   reload.c   re-reading the configuration (config.c); stats.c the
- *              statistics (one list, stats.h) and their port; log.c
+ *              statistics (one list, stats.h) and their port, with the
+ *              status page (status.html); log.c
+ *   tls.c      TLS on clients' and servers' sockets (OpenSSL): contexts
+ *              built with the configuration, handshakes and I/O for
+ *              client.c, server.c, health.c and topology.c
  *   topology.c a thread that follows Redis Sentinel or a Redis Cluster
  *              (clustermap.c reads its slot map) and measures the
  *              replicas; workers copy its views (shard.c, cluster.c); main.c
