@@ -52,8 +52,9 @@
  * client -> {route -> {admin -> reload}, session, clientcmd, fanout, pubsub,
  * held}, mcroute -> mcrepl -> warmup -> forward -> cluster -> shard -> server -> health -> pool ->
  * req -> merge -> {infomerge, mcmerge}, and everything -> stats -> topology,
- * log, buf, config -> acl -> command, loop. Where a lower file must reach a higher one it is handed a
- * callback (warm-up resumes a held command that way).
+ * log, buf, config -> {acl -> command, tls}, loop. Where a lower file must
+ * reach a higher one it is handed a callback (warm-up resumes a held
+ * command that way).
  *
  * Each worker thread owns one event loop and everything reachable from it:
  * its clients, its server connections, its copy of every pool's ring. Only
