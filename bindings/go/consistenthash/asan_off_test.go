@@ -1,0 +1,5 @@
+//go:build !asan
+
+package consistenthash
+
+const asanBuild = false

@@ -1,0 +1,3 @@
+module github.com/chash/chash/bindings/go
+
+go 1.19
