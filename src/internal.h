@@ -211,6 +211,29 @@ static inline size_t chash_mul_size(size_t a, size_t b) {
 }
 
 /*
+ * A counter's decimal text in dec[0 .. *len), stepped by one: what
+ * snprintf("%llu") gives for 0, 1, 2..., without its cost (the schemes that
+ * hash "name-17" or "17name" format every point's index, and snprintf was
+ * most of a groupcache ring's build). dec has room for 20 digits.
+ */
+static inline void chash_dec_start(char *dec, size_t *len) {
+    dec[0] = '0';
+    *len = 1;
+}
+
+static inline void chash_dec_next(char *dec, size_t *len) {
+    size_t i = *len;
+    while (i > 0 && dec[i - 1] == '9') dec[--i] = '0';
+    if (i > 0) {
+        dec[i - 1]++;
+        return;
+    }
+    memmove(dec + 1, dec, *len); /* 9..9 -> 10..0 */
+    dec[0] = '1';
+    (*len)++;
+}
+
+/*
  * A bijective 32-bit finaliser (MurmurHash3 fmix32). CRC32 is linear over
  * GF(2), so CRC32s of structured strings land in structured positions; this
  * mix breaks the linearity while keeping every value distinct.

@@ -48,10 +48,12 @@ void chash_ketama_points_from(const uint8_t *prefix, size_t prefix_len, uint64_t
     uint8_t buf[CHASH_NAME_MAX + 32];
     memcpy(buf, prefix, prefix_len);
     buf[prefix_len] = '-';
-    for (uint64_t k = 0; k < count / 4; k++) {
-        int n = snprintf((char *)buf + prefix_len + 1, 24, "%llu", (unsigned long long)k);
+    char *digits = (char *)buf + prefix_len + 1;
+    size_t n;
+    chash_dec_start(digits, &n);
+    for (uint64_t k = 0; k < count / 4; k++, chash_dec_next(digits, &n)) {
         uint8_t d[16];
-        chash_md5(buf, prefix_len + 1 + (size_t)n, d);
+        chash_md5(buf, prefix_len + 1 + n, d);
         for (int x = 0; x < 4; x++)
             out[4 * k + (uint64_t)x] = (uint32_t)d[4 * x] | (uint32_t)d[4 * x + 1] << 8 |
                                        (uint32_t)d[4 * x + 2] << 16 |

@@ -20,8 +20,6 @@
  */
 #include "preset.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 
 scheme_totals chash_scheme_totals(const algo_nodes *nodes) {
     scheme_totals t = {nodes->count, 0};
@@ -54,13 +52,14 @@ void chash_scheme_points(const algo_ctx *ctx, const scheme_totals *totals,
         }
         return;
     }
-    case CHASH_SCHEME_GROUPCACHE:
-        for (uint64_t i = 0; i < count; i++) {
-            char dec[24];
-            int n = snprintf(dec, sizeof dec, "%" PRIu64, i);
-            out[i] = chash_crc32(chash_crc32(0, dec, (size_t)n), rec->name, rec->name_len);
-        }
+    case CHASH_SCHEME_GROUPCACHE: {
+        char dec[24];
+        size_t n;
+        chash_dec_start(dec, &n);
+        for (uint64_t i = 0; i < count; i++, chash_dec_next(dec, &n))
+            out[i] = chash_crc32(chash_crc32(0, dec, n), rec->name, rec->name_len);
         return;
+    }
     case CHASH_SCHEME_KETAMA: chash_preset_ketama_points(rec, count, out); return;
     case CHASH_SCHEME_TWEMPROXY: chash_preset_twemproxy_points(rec, count, out); return;
     case CHASH_SCHEME_NGINX: chash_preset_nginx_points(rec, count, out); return;
