@@ -376,7 +376,9 @@ static void client_tls_step(client *c) {
             client_close(c, true);
             return;
         }
-        c->tls = tls_accept(c->pool->cf->tls, c->io.fd);
+        /* A reload may have taken TLS off the pool since it connected: it
+         * asked for TLS, and gets no plaintext answer it could read. */
+        c->tls = c->pool->cf->tls ? tls_accept(c->pool->cf->tls, c->io.fd) : NULL;
         if (!c->tls) {
             client_close(c, true);
             return;
