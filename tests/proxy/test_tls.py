@@ -660,6 +660,26 @@ def test_reload(env):
     check(isinstance(got, tuple) and "is encrypted" in got[1],
           "an encrypted key refuses the reload, saying so: %r" % (got,))
     check_eq(peer_der(lp, ctx), der_of(certs.crt("server_b")), "the last good one serves on")
+    # TLS taken off the pool by a reload while a client has connected but
+    # not yet sent its first byte: it is closed (it asked for TLS); new
+    # clients speak plaintext; the TLS clients connected before go on.
+    waiting = socket.create_connection(("127.0.0.1", lp), 5)
+    time.sleep(0.25)
+    with open(os.path.join(env.dir, "proxy-%d.yml" % lp), "w") as f:
+        f.write(pool("rl", lp, ["127.0.0.1:%d:1 r1" % rport]))
+    got = admin.call("PROXY", "RELOAD")
+    check(isinstance(got, list) and got[0].startswith(b"reloaded"), "TLS off: %r" % (got,))
+    waiting.sendall(client_hello())
+    waiting.settimeout(5)
+    try:
+        check_eq(waiting.recv(100), b"", "the client that waited for TLS is closed")
+    except ConnectionResetError:
+        pass
+    waiting.close()
+    plain = Conn(lp)
+    check_eq(plain.call("GET", "r"), b"1", "plaintext once TLS is off")
+    plain.close()
+    check_eq(old.call("GET", "r"), b"1", "a TLS client from before goes on")
     admin.close()
     old.close()
     by.done("(certificate reloads)")
