@@ -283,6 +283,19 @@ def test_servers(env):
         else:
             check(isinstance(got[0], tuple) and re.search(why, got[0][1]),
                   "pool %s: the error says '%s': %r" % (name, why, got[0]))
+    # A client's own server connections (transactions, blocking commands,
+    # pub/sub) are TLS too.
+    good_port = ports[0]
+    c = Conn(good_port)
+    check_eq(c.pipeline([("MULTI",), ("SET", "tx", "1"), ("INCR", "tx"), ("EXEC",)]),
+             [b"+OK", b"+QUEUED", b"+QUEUED", [b"+OK", 2]], "MULTI/EXEC over server TLS")
+    check_eq(c.call("BLPOP", "nolist", "0.2"), None, "BLPOP times out over server TLS")
+    sub = Conn(good_port)
+    check_eq(sub.call("SUBSCRIBE", "ch"), [b"subscribe", b"ch", 1], "SUBSCRIBE over server TLS")
+    check_eq(c.call("PUBLISH", "ch", "hi"), 1, "PUBLISH reaches the subscriber")
+    check_eq(sub.reply(), [b"message", b"ch", b"hi"], "the message, through TLS both ways")
+    sub.close()
+    c.close()
     log = proxy_log(env)
     for name, _, _, why in cases:
         if why:
