@@ -2,6 +2,7 @@
 on free loopback ports in a temporary directory, and talk raw RESP / memcached
 ASCII to them. Servers are stopped by PID; nothing leaves 127.0.0.1.
 """
+import collections
 import json
 import os
 import random
@@ -50,21 +51,38 @@ def _port_range():
 
 
 _rng = random.Random()
+# Ports this process handed out lately: a port picked for one server and
+# not yet bound by it is free again at the next pick, and `listen, stats =
+# free_port(), free_port()` once got the same port twice (one CI run: the
+# proxy's stats port taken by its own listener, exit 1).
+_handed = collections.deque(maxlen=4096)
+_handed_set = set()
+
+
+def _hand_out(port):
+    if len(_handed) == _handed.maxlen:
+        _handed_set.discard(_handed[0])
+    _handed.append(port)
+    _handed_set.add(port)
 
 
 def free_ports(count):
     """count distinct free ports, outside the ephemeral range when there is
     room (each socket stays bound until all are picked, so none is picked
     twice; a port another test holds, or with a connection in TIME_WAIT,
-    fails the bind and is skipped)."""
+    fails the bind and is skipped; nor is one this process handed out
+    lately)."""
     lo, hi = _port_range()
     socks = []
     for _ in range(100 * count):
         if len(socks) == count:
             break
+        port = _rng.randint(lo, hi) if hi else 0
+        if port and port in _handed_set:
+            continue
         s = socket.socket()
         try:
-            s.bind(("127.0.0.1", _rng.randint(lo, hi) if hi else 0))
+            s.bind(("127.0.0.1", port))
         except OSError:
             s.close()
             continue
@@ -76,6 +94,8 @@ def free_ports(count):
     ports = [s.getsockname()[1] for s in socks]
     for s in socks:
         s.close()
+    for port in ports:
+        _hand_out(port)
     return ports
 
 
