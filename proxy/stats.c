@@ -226,6 +226,7 @@ void stats_json(const proxy *px, buf *b) {
     json_num(b, "timestamp", (uint64_t)now, &first);
     json_num(b, "total_connections", atomic_load(&px->total_connections), &first);
     json_num(b, "curr_connections", curr, &first);
+    json_num(b, "buffer_bytes", buf_held_bytes(), &first); /* what --max-memory counts */
     json_fleet(px, b);
     for (size_t p = 0; p < px->cf->pool_count; p++) {
         const conf_pool *cp = &px->cf->pools[p];

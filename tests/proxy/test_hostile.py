@@ -614,6 +614,15 @@ def memory_cap(ctx):
     check_eq(sorted(closed), [0, 1, 2], "every 200 MB writer closed past the cap")
     for c in hogs:
         c.close()
+    # What they held is given back: the count --max-memory reads (the
+    # stats' buffer_bytes) falls under the cap before the next phase.
+    deadline = time.time() + 10
+    held = stats_json(ctx.stats)["buffer_bytes"]
+    while held >= 64 << 20 and time.time() < deadline:
+        time.sleep(0.05)
+        held = stats_json(ctx.stats)["buffer_bytes"]
+    print("  memory_cap: %d bytes of buffers once the writers are gone" % held)
+    check(held < 8 << 20, "the writers' buffers given back (%d bytes held)" % held)
     setter = Conn(ctx.listen, timeout=10)
     check_eq(setter.call("SET", "{mc}big", b"v" * (4 << 20)), b"+OK", "a 4 MB value")
     setter.close()
