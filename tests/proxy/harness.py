@@ -487,6 +487,18 @@ def raw_stats(port, request=None):
     return data
 
 
+def tag_of(listen, name):
+    """A hash tag ("t17") whose keys the proxy on `listen` places on server
+    (or shard) `name`, by PROXY LOCATE (the pool needs hash_tag "{}")."""
+    c = Conn(listen)
+    for i in range(2000):
+        got = c.call("PROXY", "LOCATE", "{t%d}x" % i)
+        if got[0][0].decode() == name:
+            c.close()
+            return "t%d" % i
+    raise AssertionError("no tag lands on %s" % name)
+
+
 def stats_json(port):
     """The nutcracker-style stats document."""
     return json.loads(raw_stats(port))

@@ -49,7 +49,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Closed, Conn, SetGetBystander, check, check_eq, free_port,  # noqa: E402
-                     proxy_binary, run, stats_json, wait_port)
+                     proxy_binary, run, stats_json, tag_of, wait_port)
 from redisfleet import Fleet, info  # noqa: E402
 
 BIN = proxy_binary()
@@ -129,17 +129,6 @@ def server_log(env, port, since, most=60):
     except OSError:
         pass
     return "\n".join(out[-most:]) or "(no line)"
-
-
-def tag_of(listen, name):
-    """A hash tag whose keys the proxy places on shard `name`."""
-    c = Conn(listen)
-    for i in range(2000):
-        got = c.call("PROXY", "LOCATE", "{t%d}x" % i)
-        if got[0][0].decode() == name:
-            c.close()
-            return "t%d" % i
-    raise AssertionError("no tag lands on %s" % name)
 
 
 def until(fn, timeout, what):

@@ -36,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Conn, SetGetBystander, check, check_eq, enc, free_port,  # noqa: E402
-                     free_ports, is_sanitized, proxy_binary, run, stats_json)
+                     free_ports, is_sanitized, proxy_binary, run, stats_json, tag_of)
 from tlscerts import Certs  # noqa: E402
 
 import redis  # noqa: E402  (Debian's python3-redis)
@@ -94,16 +94,6 @@ def s_client(port, certs, version, weak=False):
     r = subprocess.run(argv, input="PING\r\n", capture_output=True, text=True, timeout=20)
     m = re.search(r"Protocol version: (\S+)", r.stdout + r.stderr)
     return m.group(1) if m and r.returncode == 0 else None
-
-
-def tag_of(listen, name):
-    c = Conn(listen)
-    for i in range(2000):
-        got = c.call("PROXY", "LOCATE", "{t%d}x" % i)
-        if got[0][0].decode() == name:
-            c.close()
-            return "t%d" % i
-    raise AssertionError("no tag lands on %s" % name)
 
 
 def no_key_material(env):
