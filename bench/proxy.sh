@@ -9,7 +9,10 @@
 # server). Then, in rounds whose target order rotates, so that noise from
 # the machine's other work falls on every contender alike:
 #   redis      redis-benchmark -t set,get -n 200000 -c 50 -r 100000, -P 1 and -P 16,
-#              against one redis directly, nutcracker, chash-proxy (both modes)
+#              against one redis directly, nutcracker, chash-proxy (both modes);
+#              and at a load that leaves the cores idle part of the time, 5
+#              clients at -P 1 (a quarter of the requests), for the latency a
+#              proxy adds over direct
 #   memcached  memcaslap (libmemcached-tools; 90% get, 10% set) and
 #              bench/proxy/mcload.c (pipelined set,get with p50/p99, -P 1 and -P 16)
 #              against one memcached directly, nutcracker, chash-proxy
@@ -94,9 +97,15 @@
 # Benchmarks never assert a time: the exit status says only whether it ran.
 #
 # Usage: bench/proxy.sh [--proxy PATH] [--baseline PATH] [--out FILE] [--rounds N] [--requests N]
-#                       [--workload LIST] [--syscalls]
+#                       [--workload LIST] [--syscalls] [--proxy-args ARGS] [--base-args ARGS]
 #   --proxy     chash-proxy binary (default build/proxy/chash-proxy; use a Release build)
-#   --baseline  a second chash-proxy binary to compare it with (targets base, base-w1)
+#   --baseline  a second chash-proxy binary to compare it with (targets base, base-w1);
+#               it may be the same binary with other --base-args
+#   --proxy-args, --base-args
+#               more options for chash-proxy (and -w1), and for base (and base-w1),
+#               split at spaces: e.g. the event loops side by side with
+#               --baseline build/proxy/chash-proxy --proxy-args "--event-loop io_uring"
+#               --base-args "--event-loop epoll"
 #   --out       JSON rows (default build/bench-proxy.jsonl)
 #   --rounds    rounds of every measurement; medians are reported (default 3)
 #   --requests  redis-benchmark / mcload requests per test, mixload operations (default 200000)
@@ -126,6 +135,8 @@ rounds=3
 requests=200000
 workloads=redis,memcached,mget,mixed
 count_syscalls=0
+proxy_args=()
+base_args=()
 
 usage() { sed -n '/^# Usage:/,/^# Every process/p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -137,6 +148,8 @@ while [ $# -gt 0 ]; do
     --requests) requests=$2; shift 2 ;;
     --workload) workloads=$2; shift 2 ;;
     --syscalls) count_syscalls=1; shift ;;
+    --proxy-args) read -r -a proxy_args <<<"$2"; shift 2 ;;
+    --base-args) read -r -a base_args <<<"$2"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench/proxy.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -526,14 +539,16 @@ EOF
 fi
 start nutcracker nutcracker -c "$work/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 \
     -p "$work/nutcracker.pid" -o "$work/nutcracker.out"
-start chash-proxy "$proxy_bin" -c "$work/chash.yml" -s "$cp_stats" -a 127.0.0.1
-start chash-proxy-w1 "$proxy_bin" -c "$work/chash1.yml" -s "$c1_stats" -a 127.0.0.1 --workers 1
+start chash-proxy "$proxy_bin" -c "$work/chash.yml" -s "$cp_stats" -a 127.0.0.1 ${proxy_args[@]+"${proxy_args[@]}"}
+start chash-proxy-w1 "$proxy_bin" -c "$work/chash1.yml" -s "$c1_stats" -a 127.0.0.1 --workers 1 \
+    ${proxy_args[@]+"${proxy_args[@]}"}
 wait_port "$nc_redis" nutcracker
 wait_port "$cp_redis" chash-proxy
 wait_port "$c1_redis" chash-proxy-w1
 if [ -n "$base_bin" ]; then
-    start base "$base_bin" -c "$work/base.yml" -s "$b_stats" -a 127.0.0.1
-    start base-w1 "$base_bin" -c "$work/base1.yml" -s "$b1_stats" -a 127.0.0.1 --workers 1
+    start base "$base_bin" -c "$work/base.yml" -s "$b_stats" -a 127.0.0.1 ${base_args[@]+"${base_args[@]}"}
+    start base-w1 "$base_bin" -c "$work/base1.yml" -s "$b1_stats" -a 127.0.0.1 --workers 1 \
+        ${base_args[@]+"${base_args[@]}"}
     wait_port "$b_redis" base
     wait_port "$b1_redis" base-w1
 fi
@@ -615,7 +630,10 @@ plain_weights=get=60,set=25 # the control: the same GET and SET, nothing else
 workers_of() { case $1 in chash-proxy | base) nproc ;; chash-proxy-w1 | base-w1 | nutcracker | stunnel+nutcracker | direct) echo 1 ;; esac; }
 # "binary" in a row says which chash-proxy ran it, once there are two.
 json_str() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
-if [ -n "$base_bin" ]; then proxy_json=$(json_str "$proxy_bin") base_json=$(json_str "$base_bin"); fi
+# What ran as chash-proxy and as base: the binary and its extra options.
+proxy_desc="$proxy_bin${proxy_args[*]:+ ${proxy_args[*]}}"
+base_desc="$base_bin${base_args[*]:+ ${base_args[*]}}"
+if [ -n "$base_bin" ]; then proxy_json=$(json_str "$proxy_desc") base_json=$(json_str "$base_desc"); fi
 binary_field() { # binary_field TARGET: ,"binary":PATH for a chash-proxy with --baseline; else nothing
     [ -n "$base_bin" ] || return 0
     case $1 in
@@ -864,19 +882,21 @@ for r in csv.DictReader(sys.stdin):
 # redis_benchmark CPU_SUITE SUITE TARGET PORT PIPELINE [FIELDS [ARGS...]]: one
 # redis-benchmark set,get run and its rows (FIELDS added to each; ARGS to
 # redis-benchmark's), the CPU of CPU_SUITE's servers; false when it did not finish.
+# CLIENTS and N (the environment) change the 50 clients and --requests.
 redis_benchmark() {
-    local ok=0 cpu extra=${6:+,$6}
+    local ok=0 cpu extra=${6:+,$6} clients=${CLIENTS:-50} n=${N:-$requests}
     cpu_begin "$1" "$3"
-    timeout 300 redis-benchmark -h 127.0.0.1 -p "$4" -t set,get -n "$requests" -c 50 \
+    timeout 300 redis-benchmark -h 127.0.0.1 -p "$4" -t set,get -n "$n" -c "$clients" \
         -r 100000 -P "$5" "${@:7}" --csv >"$work/run.csv" 2>"$work/run.err" && ok=1
     cpu_end
     [ "$ok" = 1 ] || return 1
     # One run does SET then GET: the CPU is shared out over both.
-    cpu=$(cpu_fields $((requests * 2)))
-    csv_rows "$2" "$3" "$5" 50 1 <"$work/run.csv" | while read -r r; do row "$3" "$r$extra,$cpu"; done
+    cpu=$(cpu_fields $((n * 2)))
+    csv_rows "$2" "$3" "$5" "$clients" 1 <"$work/run.csv" | while read -r r; do row "$3" "$r$extra,$cpu"; done
 }
-bench_redis() { # bench_redis TARGET PORT PIPELINE
-    redis_benchmark redis redis "$1" "$2" "$3" || failed redis "$1" "set,get -P $3"
+bench_redis() { # bench_redis TARGET PORT PIPELINE [CLIENTS]
+    CLIENTS=${4:-50} N=$((${4:-50} < 50 ? requests / 4 : requests)) \
+        redis_benchmark redis redis "$1" "$2" "$3" || failed redis "$1" "set,get -P $3 -c ${4:-50}"
 }
 bench_cluster() { # bench_cluster TARGET POOL PIPELINE: the redis runs on one pool of the cluster suite
     local port=${kp_port_of[$1]}
@@ -980,8 +1000,8 @@ st_log0=0
 echo "== bench/proxy.sh: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg);" \
     "$rounds rounds, target order rotated each round; medians reported" >&2
 echo "   $(redis-server --version | cut -d' ' -f1-3), $(memcached -V), $(nutcracker -V 2>&1 | head -1 | sed 's/^This is //')," \
-    "chash-proxy $("$proxy_bin" -V | cut -d' ' -f2) ($proxy_bin)" >&2
-[ -z "$base_bin" ] || echo "   base: chash-proxy $("$base_bin" -V | cut -d' ' -f2) ($base_bin)" >&2
+    "chash-proxy $("$proxy_bin" -V | cut -d' ' -f2) ($proxy_desc)" >&2
+[ -z "$base_bin" ] || echo "   base: chash-proxy $("$base_bin" -V | cut -d' ' -f2) ($base_desc)" >&2
 for ((round = 1; round <= rounds; round++)); do
     echo "== round $round of $rounds" >&2
     if wants redis; then
@@ -990,6 +1010,8 @@ for ((round = 1; round <= rounds; round++)); do
                 echo "  redis  ${t%%:*} -P $P" >&2
                 bench_redis "${t%%:*}" "${t#*:}" "$P"
             done
+            echo "  redis  ${t%%:*} -P 1, 5 clients (light load)" >&2
+            bench_redis "${t%%:*}" "${t#*:}" 1 5
         done < <(rotate "$round" "${targets_redis[@]}")
     fi
     if wants memcached; then
@@ -1119,7 +1141,7 @@ PY
     done
 fi
 
-python3 - "$out" "$rounds" "$(nproc)" "$base_bin" "$mixed_skipped" "$cluster_skipped" "$tls_skipped" <<'PY'
+python3 - "$out" "$rounds" "$(nproc)" "${base_bin:+$base_desc}" "$mixed_skipped" "$cluster_skipped" "$tls_skipped" <<'PY'
 import json, statistics, sys
 path, rounds, cores, base_bin, mixed_skipped = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split()
 cluster_skipped, tls_skipped = sys.argv[6].split(), sys.argv[7].split()
@@ -1178,7 +1200,7 @@ print(f"\nchash-proxy vs nutcracker vs direct: medians of {rounds} rounds (targe
 print("'chash-proxy' runs the default --workers (one per core), 'chash-proxy-w1' --workers 1; "
       "ratios are ops/s (and p50, p99) of each chash-proxy row over nutcracker's and direct's")
 if base_bin:
-    print(f"'base' and 'base-w1' run the --baseline binary ({base_bin}) with the same flags, each next "
+    print(f"'base' and 'base-w1' run the --baseline ({base_bin}) with the same configuration, each next "
           f"to its counterpart in the rotation; ratios for them too, and chash-proxy over base at the end")
 print("cpu/req: microseconds of CPU per request (per MGET for mget; per command for mixed, where a "
       "transaction is 4) spent by the proxy, by the servers behind it and by the load generator; the "
@@ -1254,44 +1276,57 @@ if errors:
 def get(suite, tool, test, pipeline, target, clients=50, keys=1, pool=""):
     return summary.get((suite, tool, test, pipeline, clients, keys, pool, target))
 
-def per_round(suite, tool, test, pipeline, target, base, field="ops_per_sec"):
+def per_round(suite, tool, test, pipeline, target, base, field="ops_per_sec", clients=50):
     """The ratio within each round: slow drifts in the machine's load cancel out."""
     def rows_of(t):
-        return {r["round"]: r[field] for r in ok if key(r) == (suite, tool, test, pipeline, 50, 1, "")
+        return {r["round"]: r[field] for r in ok if key(r) == (suite, tool, test, pipeline, clients, 1, "")
                 and r["target"] == t and r.get(field) is not None}
     a, b = rows_of(target), rows_of(base)
     return [a[n] / b[n] for n in sorted(a) if n in b and b[n]]
 
-def bar(name, value, rounds_, need, ok_if):
+def bar(name, value, rounds_, need, ok_if, unit=""):
     if value is None:
         print(f"  {name}: no data")
         return
     each = " ".join(f"{v:.2f}" for v in rounds_)
-    print(f"  {name}: {value:.3f} (bar {need}) -> {'met' if ok_if(value) else 'MISSED'}; "
-          f"per round: {each}")
-if any(r["suite"] in ("redis", "memcached") for r in ok):
-    print("The issue's bars: ratio of the medians, then the ratio within each round")
-for t in ("chash-proxy", "chash-proxy-w1"):
-    if not any(r["suite"] in ("redis", "memcached") for r in ok):
-        break
-    c = get("redis", "redis-benchmark", "GET", 16, t)
-    n = get("redis", "redis-benchmark", "GET", 16, "nutcracker")
-    bar(f"GET -P16 {t} / nutcracker ops/s", ratio(c and c["ops_per_sec"], n and n["ops_per_sec"]),
-        per_round("redis", "redis-benchmark", "GET", 16, t, "nutcracker"), ">= 2.5", lambda v: v >= 2.5)
+    print(f"  {name}: {value:.3f}{unit} (bar {need}) -> {'met' if ok_if(value) else 'MISSED'}"
+          + (f"; per round: {each}" if each else ""))
+
+def added_us(t, field, clients=5):
+    """Latency a target adds over direct (GET -P1), in us: medians."""
+    c = get("redis", "redis-benchmark", "GET", 1, t, clients=clients)
+    d = get("redis", "redis-benchmark", "GET", 1, "direct", clients=clients)
+    return (c[field] - d[field]) * 1000 if c and d and c[field] is not None else None
+
+# Issue 18's goals, for every chash-proxy (and base) row: CPU per request
+# against nutcracker's, ops/s against nutcracker's, system calls per request,
+# and the latency added at light load.
+if any(r["suite"] == "redis" for r in ok):
+    print("The issue's bars (issue 18): ratio of the medians, then the ratio within each round")
+for t in ("chash-proxy", "base", "chash-proxy-w1", "base-w1"):
+    if not any(r["suite"] == "redis" and r["target"] == t for r in ok):
+        continue
+    for p, need in ((1, 0.5), (16, 0.3)):
+        c = get("redis", "redis-benchmark", "GET", p, t)
+        n = get("redis", "redis-benchmark", "GET", p, "nutcracker")
+        bar(f"GET -P{p} {t} / nutcracker CPU us/req", ratio(c and c["proxy_cpu_us_per_req"],
+            n and n["proxy_cpu_us_per_req"]), per_round("redis", "redis-benchmark", "GET", p, t,
+            "nutcracker", "proxy_cpu_us_per_req"), f"<= {need}", lambda v, need=need: v <= need)
+    for p, need in ((1, 1.25), (16, 2.0)):
+        c = get("redis", "redis-benchmark", "GET", p, t)
+        n = get("redis", "redis-benchmark", "GET", p, "nutcracker")
+        bar(f"GET -P{p} {t} / nutcracker ops/s", ratio(c and c["ops_per_sec"], n and n["ops_per_sec"]),
+            per_round("redis", "redis-benchmark", "GET", p, t, "nutcracker"), f">= {need}",
+            lambda v, need=need: v >= need)
     c = get("redis", "redis-benchmark", "GET", 1, t)
-    d = get("redis", "redis-benchmark", "GET", 1, "direct")
-    n = get("redis", "redis-benchmark", "GET", 1, "nutcracker")
-    bar(f"GET -P1 {t} / direct ops/s", ratio(c and c["ops_per_sec"], d and d["ops_per_sec"]),
-        per_round("redis", "redis-benchmark", "GET", 1, t, "direct"), ">= 0.9", lambda v: v >= 0.9)
-    bar(f"GET -P1 {t} p99 / nutcracker p99", ratio(c and c["p99_ms"], n and n["p99_ms"]),
-        per_round("redis", "redis-benchmark", "GET", 1, t, "nutcracker", "p99_ms"), "<= 1.0",
-        lambda v: v <= 1.0)
-    for tool, test, p in (("memcaslap", "GET90/SET10", 1), ("mcload", "GET", 1), ("mcload", "GET", 16)):
-        c = get("memcached", tool, test, p, t)
-        d = get("memcached", tool, test, p, "direct")
-        bar(f"memcached {tool} {test} -P{p} {t} / direct ops/s",
-            ratio(c and c["ops_per_sec"], d and d["ops_per_sec"]),
-            per_round("memcached", tool, test, p, t, "direct"), ">= 0.9", lambda v: v >= 0.9)
+    if has_sys:
+        bar(f"GET -P1 {t} system calls/req", c and c["proxy_syscalls_per_req"], [], "<= 1.0",
+            lambda v: v <= 1.0)
+    for field, name in (("p50_ms", "p50"), ("p99_ms", "p99")):
+        mine, nut = added_us(t, field), added_us("nutcracker", field)
+        if mine is not None and nut is not None:
+            bar(f"GET -P1 5 clients {t} {name} added over direct, us (nutcracker {nut:.0f})", mine, [],
+                "<= nutcracker's" if name == "p50" else "reported", lambda v, nut=nut: v <= nut)
 
 def per_round_of(k, target, base, field):
     """per_round for any row key: the ratio within each round."""

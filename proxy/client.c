@@ -47,7 +47,6 @@ void client_close(client *c, bool is_error) {
     wpool *p = c->pool;
     c->is_closed = true;
     warmup_detach(c);
-    loop_del(w->loop, &c->io);
     if (c->tls_phase == CLIENT_TLS_HELLO || c->tls_phase == CLIENT_TLS_HANDSHAKE) {
         tls_wait_remove(c);
         /* One that connects and leaves without a byte (a port check) is
@@ -56,8 +55,8 @@ void client_close(client *c, bool is_error) {
     }
     tls_free(c->tls);
     c->tls = NULL;
-    close(c->io.fd);
-    c->io.fd = -1;
+    /* After what was written: on io_uring the loop may still hold replies. */
+    loop_close(w->loop, &c->io);
     /* Requests still waiting for servers live on without the client and are
      * freed when their last fragment is answered. */
     client_drop_requests(c);
@@ -182,7 +181,7 @@ static bool client_is_blocked(const client *c) {
 /* read(2), or TLS: errno EAGAIN when it would block (tls_io_flip says
  * whether TLS waits to write), EPROTO when TLS failed. */
 static ssize_t client_recv(client *c, void *dst, size_t avail) {
-    if (!c->tls) return read(c->io.fd, dst, avail);
+    if (!c->tls) return loop_recv(c->w->loop, &c->io, dst, avail);
     if (c->tls_io_flip == FLIP_READ_WANTS_WRITE) c->tls_io_flip = FLIP_NONE;
     ssize_t n = tls_read(c->tls, dst, avail);
     if (n >= 0) return n;
@@ -288,7 +287,7 @@ static void client_read(client *c) {
 
 /* write(2), or TLS (see client_recv). */
 static ssize_t client_send(client *c, const void *data, size_t len) {
-    if (!c->tls) return write(c->io.fd, data, len);
+    if (!c->tls) return loop_send(c->w->loop, &c->io, data, len);
     if (c->tls_io_flip == FLIP_WRITE_WANTS_READ) c->tls_io_flip = FLIP_NONE;
     ssize_t n = tls_write(c->tls, data, len);
     if (n >= 0) return n;
@@ -488,7 +487,8 @@ static client *client_new(wpool *p, int fd) {
     c->mp.max_value_len = p->cf->max_bulk_length;
     session_begin(c);
     c->db = p->cf->redis_db;
-    if (loop_add(w->loop, &c->io, LOOP_READ) != 0) {
+    /* A TLS pool's clients do their own I/O (OpenSSL on the fd). */
+    if (loop_add(w->loop, &c->io, LOOP_READ | (p->cf->tls ? 0 : LOOP_STREAM)) != 0) {
         close(fd);
         free(c);
         return NULL;

@@ -124,9 +124,8 @@ void health_demoted(backend *b) {
 void health_stop(backend *b) {
     health_probe *pr = b->probe;
     if (!pr) return;
-    loop_del(b->pool->w->loop, &pr->io);
     tls_free(pr->tls);
-    close(pr->io.fd);
+    loop_close(b->pool->w->loop, &pr->io);
     free(pr);
     b->probe = NULL;
 }

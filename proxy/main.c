@@ -38,6 +38,7 @@
 #define OPT_COMMANDS 257
 #define OPT_STATS_TOKEN 258
 #define OPT_MAX_MEMORY 259
+#define OPT_EVENT_LOOP 260
 /* --etcd and its companions: OPT_ETCD + the index in etcd_longs. */
 #define OPT_ETCD 300
 
@@ -58,6 +59,9 @@ static const char usage[] =
     "                           `Authorization: Bearer TOKEN`, TOKEN FILE's first line\n"
     "      --max-memory MB      past this many MB of buffers, the clients holding the\n"
     "                           most are closed, largest first (default 0: no cap)\n"
+    "      --event-loop KIND    auto, io_uring or epoll (default: the environment's\n"
+    "                           CHASH_PROXY_EVENT_LOOP, else auto: io_uring where the\n"
+    "                           kernel allows it, else epoll)\n"
     "  -v, --verbose LEVEL      nutcracker log level 0..11 (default 5: warnings)\n"
     "  -o, --output FILE        log file (default stderr)\n"
     "  -p, --pid-file FILE      write the process id to FILE\n"
@@ -126,6 +130,7 @@ typedef struct options {
     long stats_port; /* 0: no stats */
     long verbosity;
     long max_memory_mb; /* --max-memory, 0: none */
+    int loop_kind;      /* --event-loop: a loop_kind */
     fleet_options fleet; /* fleet.endpoints NULL: no --etcd */
     bool has_conf_file;
 } options;
@@ -219,9 +224,16 @@ static int option_one(int opt, options *o) {
         return EXIT_USAGE;
     case OPT_STATS_TOKEN: o->stats_token_file = optarg; return GO_ON;
     case OPT_MAX_MEMORY: return option_count("--max-memory", 0, 1L << 30, &o->max_memory_mb);
+    case OPT_EVENT_LOOP:
+        o->loop_kind = loop_kind_parse(optarg);
+        if (o->loop_kind >= 0) return GO_ON;
+        fprintf(stderr, "chash-proxy: --event-loop: expected auto, io_uring or epoll\n");
+        return EXIT_USAGE;
     case OPT_CONFIG_KEYS: conf_keys_markdown(stdout); return 0;
     case OPT_COMMANDS: return option_commands();
-    case 'V': printf("chash-proxy %s\n", chash_version_string()); return 0;
+    case 'V':
+        printf("chash-proxy %s (event loops: %s)\n", chash_version_string(), loop_kinds_built());
+        return 0;
     case 'h': fputs(usage, stdout); return 0;
     default: fputs(usage, stderr); return EXIT_USAGE;
     }
@@ -252,6 +264,7 @@ static int options_parse(int argc, char **argv, options *o) {
         {"listen", required_argument, NULL, OPT_ETCD + 9},
         {"stats-token-file", required_argument, NULL, OPT_STATS_TOKEN},
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+        {"event-loop", required_argument, NULL, OPT_EVENT_LOOP},
         {NULL, 0, NULL, 0},
     };
     *o = (options){.conf_path = "conf/nutcracker.yml", .stats_addr = "127.0.0.1",
@@ -259,6 +272,15 @@ static int options_parse(int argc, char **argv, options *o) {
                    .verbosity = 5,
                    .fleet = {.prefix = "/chash", .lease_ttl_s = 5}};
     if (o->worker_count < 1) o->worker_count = 1;
+    const char *loop_env = getenv("CHASH_PROXY_EVENT_LOOP");
+    if (loop_env && *loop_env) {
+        o->loop_kind = loop_kind_parse(loop_env);
+        if (o->loop_kind < 0) {
+            fprintf(stderr, "chash-proxy: CHASH_PROXY_EVENT_LOOP: expected auto, io_uring or "
+                    "epoll\n");
+            return EXIT_USAGE;
+        }
+    }
     int opt;
     while ((opt = getopt_long(argc, argv, "c:tn:s:a:v:o:p:dDi:m:Vh", longs, NULL)) != -1) {
         int rc = option_one(opt, o);
@@ -351,6 +373,7 @@ static int runtime_init(runtime *rt, conf *cf, struct fleet *fleet, const option
     for (size_t i = 0; i < px->worker_count * cf->pool_count; i++) rt->fds[i] = -1;
     proxy_limit_clients(px);
     px->max_memory = (uint64_t)o->max_memory_mb << 20;
+    px->loop_kind = o->loop_kind;
     reload_init(px);
     return 0;
 }
@@ -486,9 +509,10 @@ static int run(runtime *rt) {
     proxy *px = &rt->px;
     const conf *cf = px->cf;
     for (size_t p = 0; p < cf->pool_count; p++)
-        proxy_log(LOG_INFO, "pool %s: %s on %s, %zu servers, %s, %u workers", cf->pools[p].name,
-                  cf->pools[p].redis ? "redis" : "memcached", cf->pools[p].listen,
-                  cf->pools[p].server_count, conf_dist_name(&cf->pools[p]), px->worker_count);
+        proxy_log(LOG_INFO, "pool %s: %s on %s, %zu servers, %s, %u workers (%s)",
+                  cf->pools[p].name, cf->pools[p].redis ? "redis" : "memcached",
+                  cf->pools[p].listen, cf->pools[p].server_count, conf_dist_name(&cf->pools[p]),
+                  px->worker_count, loop_name(px->workers[0].loop));
     /* Signals go to the main thread only: the others block them. */
     sigset_t all, old;
     sigfillset(&all);

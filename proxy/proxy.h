@@ -523,6 +523,7 @@ struct proxy {
     _Atomic uint32_t held_count;    /* clients' own server connections, every pool's */
     uint32_t max_clients; /* what the descriptor limit leaves for clients, or 0 */
     uint64_t max_memory;  /* --max-memory in bytes (buf_held_bytes), or 0: none */
+    int loop_kind;        /* --event-loop: a loop_kind (loop.h) */
     _Atomic uint64_t total_connections;
     uint64_t start_time; /* unix seconds */
     struct topology *topo;       /* topology.c, or NULL */

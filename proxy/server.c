@@ -72,12 +72,10 @@ static void bconn_schedule(bconn *bc) {
 static void bconn_reset(bconn *bc) {
     worker *w = bc->b->pool->w;
     if (bc->io.fd >= 0) {
-        loop_del(w->loop, &bc->io);
         tls_free(bc->tls);
         bc->tls = NULL;
         bc->tls_flip = 0;
-        close(bc->io.fd);
-        bc->io.fd = -1;
+        loop_close(w->loop, &bc->io);
         stat_sub(&bc->b->st.server_connections, 1);
     }
     bc->state = BC_IDLE;
@@ -201,7 +199,8 @@ int bconn_ensure(bconn *bc) {
     bool is_ready = rc == 0 && !p->cf->server_tls_ctx;
     bc->state = is_ready ? BC_READY : BC_CONNECTING;
     bc->since_ms = p->w->now_ms;
-    if (loop_add(p->w->loop, &bc->io, is_ready ? LOOP_READ : LOOP_WRITE) != 0) {
+    uint32_t stream = p->cf->server_tls_ctx ? 0 : LOOP_STREAM; /* TLS: OpenSSL's I/O */
+    if (loop_add(p->w->loop, &bc->io, (is_ready ? LOOP_READ : LOOP_WRITE) | stream) != 0) {
         int e = errno;
         close(fd);
         bc->io.fd = -1;
@@ -355,7 +354,7 @@ static void ack_deliver(frag *f, backend *b, const char *data, size_t len) {
 /* write(2), or TLS: -1 with errno EAGAIN when it would block (tls_flip
  * says whether TLS waits to read), EPROTO when TLS failed. */
 static ssize_t bconn_send(bconn *bc, const void *data, size_t len) {
-    if (!bc->tls) return write(bc->io.fd, data, len);
+    if (!bc->tls) return loop_send(bc->b->pool->w->loop, &bc->io, data, len);
     if (bc->tls_flip == FLIP_WRITE_WANTS_READ) bc->tls_flip = FLIP_NONE;
     ssize_t n = tls_write(bc->tls, data, len);
     if (n >= 0) return n;
@@ -365,7 +364,7 @@ static ssize_t bconn_send(bconn *bc, const void *data, size_t len) {
 }
 
 static ssize_t bconn_recv(bconn *bc, void *data, size_t len) {
-    if (!bc->tls) return read(bc->io.fd, data, len);
+    if (!bc->tls) return loop_recv(bc->b->pool->w->loop, &bc->io, data, len);
     if (bc->tls_flip == FLIP_READ_WANTS_WRITE) bc->tls_flip = FLIP_NONE;
     ssize_t n = tls_read(bc->tls, data, len);
     if (n >= 0) return n;

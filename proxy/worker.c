@@ -393,8 +393,10 @@ int worker_init(worker *w, proxy *px, uint32_t id, char *err, size_t err_len) {
     w->tick_ms = 100;
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->wake_io = (loop_io){.fd = -1, .fn = worker_on_wake, .owner = w};
-    if (loop_create(&w->loop) != 0) {
-        snprintf(err, err_len, "cannot create an event loop");
+    int rc = loop_create(&w->loop, (loop_kind)px->loop_kind);
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot create an event loop (%s): %s",
+                 px->loop_kind == LOOP_URING ? "io_uring" : "epoll", strerror(-rc));
         return -1;
     }
     w->cf = px->cf;
@@ -513,6 +515,9 @@ void worker_run(worker *w) {
         }
         worker_before_sleep(w);
     }
+    /* The clients' closes done (their replies written first); a forced stop
+     * does not wait for slow readers. */
+    loop_flush(w->loop, proxy_stop ? 0 : 1000);
 }
 
 void worker_destroy(worker *w) {
