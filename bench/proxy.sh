@@ -3,8 +3,9 @@
 # servers themselves, in one run, side by side, on loopback only.
 #
 # Starts 4 redis-server and 4 memcached on free 127.0.0.1 ports, then
-# nutcracker and chash-proxy (default --workers, and --workers 1 for a
-# single-core comparison: nutcracker is single-threaded) from one YAML config
+# nutcracker and chash-proxy (--workers one per core, and --workers 1 for a
+# single-core comparison: nutcracker is single-threaded; the default is half
+# the cores) from one YAML config
 # (distribution ketama, hash fnv1a_64, so both put every key on the same
 # server). Then, in rounds whose target order rotates, so that noise from
 # the machine's other work falls on every contender alike:
@@ -539,14 +540,16 @@ EOF
 fi
 start nutcracker nutcracker -c "$work/nutcracker.yml" -s "$nc_stats" -a 127.0.0.1 \
     -p "$work/nutcracker.pid" -o "$work/nutcracker.out"
-start chash-proxy "$proxy_bin" -c "$work/chash.yml" -s "$cp_stats" -a 127.0.0.1 ${proxy_args[@]+"${proxy_args[@]}"}
+start chash-proxy "$proxy_bin" -c "$work/chash.yml" -s "$cp_stats" -a 127.0.0.1 --workers "$(nproc)" \
+    ${proxy_args[@]+"${proxy_args[@]}"}
 start chash-proxy-w1 "$proxy_bin" -c "$work/chash1.yml" -s "$c1_stats" -a 127.0.0.1 --workers 1 \
     ${proxy_args[@]+"${proxy_args[@]}"}
 wait_port "$nc_redis" nutcracker
 wait_port "$cp_redis" chash-proxy
 wait_port "$c1_redis" chash-proxy-w1
 if [ -n "$base_bin" ]; then
-    start base "$base_bin" -c "$work/base.yml" -s "$b_stats" -a 127.0.0.1 ${base_args[@]+"${base_args[@]}"}
+    start base "$base_bin" -c "$work/base.yml" -s "$b_stats" -a 127.0.0.1 --workers "$(nproc)" \
+        ${base_args[@]+"${base_args[@]}"}
     start base-w1 "$base_bin" -c "$work/base1.yml" -s "$b1_stats" -a 127.0.0.1 --workers 1 \
         ${base_args[@]+"${base_args[@]}"}
     wait_port "$b_redis" base
@@ -1197,7 +1200,8 @@ has_cluster = any(r["suite"] == "cluster" for r in rows)
 print(f"\nchash-proxy vs nutcracker vs direct: medians of {rounds} rounds (targets interleaved, "
       f"order rotated each round) on {cores} shared cores; 4 redis + 4 memcached on loopback"
       + ("; cluster suite: a Redis Cluster of 3 nodes and 3 plain redis" if has_cluster else ""))
-print("'chash-proxy' runs the default --workers (one per core), 'chash-proxy-w1' --workers 1; "
+print(f"'chash-proxy' runs --workers {cores} (one per core), 'chash-proxy-w1' --workers 1 (the default is half the "
+      f"cores: {max(1, int(cores) // 2)} here); "
       "ratios are ops/s (and p50, p99) of each chash-proxy row over nutcracker's and direct's")
 if base_bin:
     print(f"'base' and 'base-w1' run the --baseline ({base_bin}) with the same configuration, each next "
