@@ -1326,11 +1326,12 @@ for t in ("chash-proxy", "base", "chash-proxy-w1", "base-w1"):
     if has_sys:
         bar(f"GET -P1 {t} system calls/req", c and c["proxy_syscalls_per_req"], [], "<= 1.0",
             lambda v: v <= 1.0)
-    for field, name in (("p50_ms", "p50"), ("p99_ms", "p99")):
-        mine, nut = added_us(t, field), added_us("nutcracker", field)
-        if mine is not None and nut is not None:
-            bar(f"GET -P1 5 clients {t} {name} added over direct, us (nutcracker {nut:.0f})", mine, [],
-                "<= nutcracker's" if name == "p50" else "reported", lambda v, nut=nut: v <= nut)
+    mine, nut = added_us(t, "p50_ms"), added_us("nutcracker", "p50_ms")
+    if mine is not None and nut is not None:
+        bar(f"GET -P1 5 clients {t} p50 added over direct, us (nutcracker {nut:.0f})", mine, [],
+            "<= nutcracker's", lambda v, nut=nut: v <= nut)
+        mine, nut = added_us(t, "p99_ms"), added_us("nutcracker", "p99_ms")
+        print(f"  GET -P1 5 clients {t} p99 added over direct: {mine:.0f} us (nutcracker {nut:.0f})")
 
 def per_round_of(k, target, base, field):
     """per_round for any row key: the ratio within each round."""

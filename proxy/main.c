@@ -241,7 +241,7 @@ static int option_one(int opt, options *o) {
 
 /* Half the CPUs: the kernel's TCP work (a send runs the receiver's stack,
  * and the wake-ups) is most of a request's cost and needs the other half;
- * on 2 cores one worker spends 25 % less CPU a request than two and
+ * on 2 cores one worker spends 20-25 % less CPU a request than two and
  * answers more (docs/proxy.md, the event loop). */
 static long default_workers(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN) / 2;
