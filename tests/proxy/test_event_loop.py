@@ -17,6 +17,7 @@ refuses io_uring (io_uring_disabled), asking for it fails to start with the
 reason and auto falls back to epoll.
 """
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -37,8 +38,12 @@ def uring_built():
 
 
 def uring_allowed():
-    """Whether io_uring can run here: built in, and the kernel lets us."""
+    """Whether io_uring can run here: built in, a kernel with provided
+    buffer rings (5.19), and no io_uring_disabled."""
     if not uring_built():
+        return False
+    release = tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
+    if release < (5, 19):
         return False
     try:
         with open("/proc/sys/kernel/io_uring_disabled") as f:
