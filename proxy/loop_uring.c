@@ -158,6 +158,13 @@ static void reg_unlink_free(uring *u, loop_reg *r) {
     free(r);
 }
 
+/* Frees r once nothing refers to it: no owner, no completion to come, on
+ * no list. */
+static void reg_free_if_done(uring *u, loop_reg *r) {
+    if (!r->io && !r->inflight && !r->is_closing && !r->is_dirty && !r->is_ready)
+        reg_unlink_free(u, r);
+}
+
 void uring_free(uring *u) {
     if (!u) return;
     /* Lingering closes end now; the owners' own fds are theirs. */
@@ -535,7 +542,7 @@ static void closing_sweep(uring *u) {
         *at = r->next_closing;
         r->is_closing = false;
         fd_close_later(u, r);
-        if (!r->inflight && !r->is_dirty && !r->is_ready) reg_unlink_free(u, r);
+        reg_free_if_done(u, r);
     }
 }
 
@@ -576,11 +583,10 @@ static int reap(uring *u) {
             default:
                 break;
             }
-            if (r->io || r->is_closing) {
+            if (r->io || r->is_closing)
                 mark_dirty(u, r);
-            } else if (!r->inflight && !r->is_dirty && !r->is_ready) {
-                reg_unlink_free(u, r);
-            }
+            else
+                reg_free_if_done(u, r);
         }
         if (n < CQE_BATCH) break;
     }
@@ -595,7 +601,7 @@ int uring_poll(uring *u, int timeout_ms) {
         u->dirty = r->next_dirty;
         r->is_dirty = false;
         arm(u, r);
-        if (!r->io && !r->inflight && !r->is_closing && !r->is_ready) reg_unlink_free(u, r);
+        reg_free_if_done(u, r);
     }
     if (u->closing) closing_sweep(u);
     if (u->ring.flags & IORING_SETUP_R_DISABLED) {
@@ -636,11 +642,10 @@ int uring_poll(uring *u, int timeout_ms) {
             r->io->fn(r->io, ev);
             told++;
         }
-        if (r->io || r->is_closing) {
+        if (r->io || r->is_closing)
             mark_dirty(u, r);
-        } else if (!r->inflight && !r->is_dirty) {
-            reg_unlink_free(u, r);
-        }
+        else
+            reg_free_if_done(u, r);
     }
     return told;
 }
