@@ -1076,31 +1076,39 @@ for ((round = 1; round <= rounds; round++)); do
     fi
 done
 
-# The cluster suite: each proxy's counters for both pools at the end (from
-# its stats port): errors, redirects followed, requests per shard or server.
-if wants cluster; then
-    for t in "${targets_cluster[@]}"; do
-        python3 - "$t" "${stats_port_of[$t]}" >>"$out" 2>"$work/stats.err" <<'PY' ||
+# pool_counters BENCH TARGET PORT POOLS FIELDS SUMS [PER_SERVER]: one JSON row a
+# pool of POOLS (comma-separated) from the proxy's stats port: the pool's
+# FIELDS, each of SUMS summed over its servers, and PER_SERVER by server.
+pool_counters() {
+    python3 - "$@" <<'PY'
 import json, socket, sys
-target, port = sys.argv[1], int(sys.argv[2])
-with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+bench, target, port, pools, fields, sums = sys.argv[1:7]
+per_server = sys.argv[7] if len(sys.argv) > 7 else ""
+with socket.create_connection(("127.0.0.1", int(port)), timeout=5) as s:
     data = b""
     while chunk := s.recv(65536):
         data += chunk
 st = json.loads(data)
-for pool in ("cluster", "ketama"):
+for pool in pools.split(","):
     p = st.get(pool)
     if not isinstance(p, dict):
         continue
     servers = {k: v for k, v in p.items() if isinstance(v, dict)}
-    row = dict(bench="proxy-cluster-check", target=target, pool=pool,
-               **{f: p.get(f) for f in ("client_err", "forward_error", "cluster_moved", "cluster_ask",
-                                        "cluster_retried", "cluster_redirect_failed")},
-               **{f: sum(v.get(f) or 0 for v in servers.values())
-                  for f in ("server_err", "server_timedout", "server_eof")},
-               requests={k: v.get("requests") for k, v in servers.items()})
+    row = dict(bench=bench, target=target, pool=pool, **{f: p.get(f) for f in fields.split(",")},
+               **{f: sum(v.get(f) or 0 for v in servers.values()) for f in sums.split(",")})
+    if per_server:
+        row[per_server] = {k: v.get(per_server) for k, v in servers.items()}
     print(json.dumps(row))
 PY
+}
+
+# The cluster suite: each proxy's counters for both pools at the end (from
+# its stats port): errors, redirects followed, requests per shard or server.
+if wants cluster; then
+    for t in "${targets_cluster[@]}"; do
+        pool_counters proxy-cluster-check "$t" "${stats_port_of[$t]}" cluster,ketama \
+            client_err,forward_error,cluster_moved,cluster_ask,cluster_retried,cluster_redirect_failed \
+            server_err,server_timedout,server_eof requests >>"$out" 2>"$work/stats.err" ||
             echo "bench/proxy.sh: $t: could not read its stats: $(tail -1 "$work/stats.err")" >&2
     done
 fi
@@ -1112,25 +1120,9 @@ fi
 if wants tls; then
     for t in chash-proxy chash-proxy-w1 base base-w1; do
         case " ${targets_tls[*]} " in *" $t:clients:"*) ;; *) continue ;; esac
-        python3 - "$t" "${stats_port_of[$t]}" >>"$out" 2>"$work/stats.err" <<'PY' ||
-import json, socket, sys
-target, port = sys.argv[1], int(sys.argv[2])
-with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-st = json.loads(data)
-for pool in ("tls_pool", "tls_both_pool", "redis_pool"):
-    p = st.get(pool)
-    if not isinstance(p, dict):
-        continue
-    servers = {k: v for k, v in p.items() if isinstance(v, dict)}
-    print(json.dumps(dict(bench="proxy-tls-check", target=target, pool=pool,
-        **{f: p.get(f) for f in ("tls_handshakes", "tls_handshake_errors", "client_connections",
-                                 "client_err", "forward_error")},
-        **{f: sum(v.get(f) or 0 for v in servers.values())
-           for f in ("server_err", "server_timedout", "server_eof", "requests")})))
-PY
+        pool_counters proxy-tls-check "$t" "${stats_port_of[$t]}" tls_pool,tls_both_pool,redis_pool \
+            tls_handshakes,tls_handshake_errors,client_connections,client_err,forward_error \
+            server_err,server_timedout,server_eof,requests >>"$out" 2>"$work/stats.err" ||
             echo "bench/proxy.sh: $t: could not read its stats: $(tail -1 "$work/stats.err")" >&2
     done
     if [ -n "$stunnel_bin" ]; then
