@@ -76,6 +76,11 @@ class Counting:
             self.live[kind] += 1
         return rc
 
+    def _freed(self, kind: str, fn: Any, obj: Any) -> None:
+        if obj:
+            self.live[kind] -= 1
+        fn(obj)
+
     def chash_create(self, *a: Any) -> int:
         return self._made("chash", self.real.chash_create, *a)
 
@@ -83,17 +88,13 @@ class Counting:
         return self._made("chash", self.real.chash_clone, *a)
 
     def chash_free(self, c: Any) -> None:
-        if c:
-            self.live["chash"] -= 1
-        self.real.chash_free(c)
+        self._freed("chash", self.real.chash_free, c)
 
     def chash_loads_create(self, *a: Any) -> int:
         return self._made("loads", self.real.chash_loads_create, *a)
 
     def chash_loads_free(self, p: Any) -> None:
-        if p:
-            self.live["loads"] -= 1
-        self.real.chash_loads_free(p)
+        self._freed("loads", self.real.chash_loads_free, p)
 
 
 class TestRing(unittest.TestCase):
